@@ -1,0 +1,1 @@
+"""Developer environment helpers: a real Kubernetes control plane and a LiteLLM testbed."""

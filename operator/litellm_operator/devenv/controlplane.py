@@ -1,0 +1,576 @@
+"""A real Kubernetes control plane (etcd + kube-apiserver) on loopback, run the way envtest does.
+
+No controllers, scheduler or kubelet run: objects are stored, validated, admitted and served, but
+nothing reconciles them (no garbage collection, no namespace finalization, no token controller).
+TokenRequest works, so ``kubectl create token`` yields tokens that authenticate, and RBAC is
+enforced. The admin credential is a client certificate in ``system:masters``.
+
+Everything lives in one state directory: ``pki/`` (CA, serving and admin certificates,
+service-account key pair), ``etcd/`` (data), ``*.log``, ``*.pid``, ``state.json`` (ports) and
+``kubeconfig``. Processes run in their own session and are stopped by the PIDs recorded there.
+
+CLI::
+
+    python -m litellm_operator.devenv.controlplane up --dir DIR [--assets DIR]
+    python -m litellm_operator.devenv.controlplane status --dir DIR
+    python -m litellm_operator.devenv.controlplane down --dir DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+import yaml
+
+ASSETS_ENV = "KUBEBUILDER_ASSETS"
+LOOPBACK = "127.0.0.1"
+ETCD = "etcd"
+APISERVER = "kube-apiserver"
+COMPONENTS = (ETCD, APISERVER)
+REPO_ROOT = Path(__file__).resolve().parents[3]
+ASSETS_SCRIPT = REPO_ROOT / "hack" / "envtest-assets.sh"
+GO_FALLBACK_DIRS = (Path("/usr/local/go/bin"), Path("/usr/lib/go/bin"))
+
+# Only the processes this module started are children of this interpreter; keep their Popen
+# objects so they are reaped (no zombies, no "still running" ResourceWarning).
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+
+
+class ControlPlaneError(RuntimeError):
+    """The control plane could not be found, started or stopped."""
+
+
+# --------------------------------------------------------------------------------- assets
+
+
+def go_available() -> bool:
+    """Whether a Go toolchain exists (on PATH or in the usual install locations)."""
+    return shutil.which("go") is not None or any((d / "go").exists() for d in GO_FALLBACK_DIRS)
+
+
+def _valid_assets(path: Path) -> bool:
+    return all(os.access(path / name, os.X_OK) for name in COMPONENTS)
+
+
+def find_assets(explicit: str | os.PathLike[str] | None = None, *, build: bool = True) -> Path:
+    """Locate the directory holding kube-apiserver and etcd.
+
+    Order: ``explicit``, then ``$KUBEBUILDER_ASSETS``, then (when ``build`` is true, the repo's
+    ``hack/envtest-assets.sh`` exists and a Go toolchain is available) the script's cached or
+    freshly built directory. Raises ControlPlaneError when none applies.
+    """
+    given = explicit or os.environ.get(ASSETS_ENV)
+    if given:
+        path = Path(given)
+        if not _valid_assets(path):
+            raise ControlPlaneError(f"{path} does not hold executable kube-apiserver and etcd")
+        return path
+    if not build or not ASSETS_SCRIPT.exists() or not go_available():
+        raise ControlPlaneError(
+            f"no envtest binaries: set {ASSETS_ENV} or install Go (for {ASSETS_SCRIPT})"
+        )
+    result = subprocess.run(
+        [str(ASSETS_SCRIPT)], stdout=subprocess.PIPE, text=True, check=False, env=os.environ
+    )
+    if result.returncode != 0:
+        raise ControlPlaneError(f"{ASSETS_SCRIPT} failed (exit {result.returncode})")
+    return Path(result.stdout.strip())
+
+
+def find_kubectl(assets: Path | None = None) -> str:
+    """The kubectl to use: the one in the assets directory, else the one on PATH."""
+    if assets is not None and os.access(assets / "kubectl", os.X_OK):
+        return str(assets / "kubectl")
+    found = shutil.which("kubectl")
+    if found is None:
+        raise ControlPlaneError("kubectl not found (neither in the assets directory nor on PATH)")
+    return found
+
+
+# ------------------------------------------------------------------------------------ PKI
+
+
+@dataclass(frozen=True)
+class Pki:
+    """Paths of the certificates and keys in a state directory's ``pki/``."""
+
+    root: Path
+
+    @property
+    def ca_crt(self) -> Path:
+        return self.root / "ca.crt"
+
+    @property
+    def ca_key(self) -> Path:
+        return self.root / "ca.key"
+
+    @property
+    def serving_crt(self) -> Path:
+        return self.root / "serving.crt"
+
+    @property
+    def serving_key(self) -> Path:
+        return self.root / "serving.key"
+
+    @property
+    def admin_crt(self) -> Path:
+        return self.root / "admin.crt"
+
+    @property
+    def admin_key(self) -> Path:
+        return self.root / "admin.key"
+
+    @property
+    def sa_key(self) -> Path:
+        return self.root / "sa.key"
+
+    @property
+    def sa_pub(self) -> Path:
+        return self.root / "sa.pub"
+
+    @property
+    def complete(self) -> bool:
+        names = ("ca.crt", "ca.key", "serving.crt", "serving.key", "admin.crt", "admin.key")
+        return all((self.root / name).exists() for name in (*names, "sa.key", "sa.pub"))
+
+
+def _openssl(*args: str) -> None:
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        raise ControlPlaneError("the openssl CLI is needed to generate the control plane's PKI")
+    result = subprocess.run([openssl, *args], capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise ControlPlaneError(f"openssl {args[0]} failed: {result.stderr.strip()}")
+
+
+def _ec_key(path: Path) -> None:
+    _openssl(
+        "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", str(path)
+    )
+
+
+def _signed_cert(pki: Pki, name: str, subject: str, extensions: str) -> None:
+    """Create ``name.key`` and ``name.crt`` signed by the CA, with the given v3 extensions."""
+    key, csr, crt, ext = (pki.root / f"{name}.{e}" for e in ("key", "csr", "crt", "ext"))
+    _ec_key(key)
+    _openssl("req", "-new", "-key", str(key), "-subj", subject, "-out", str(csr))
+    ext.write_text(extensions)
+    _openssl(
+        "x509", "-req", "-in", str(csr), "-CA", str(pki.ca_crt), "-CAkey", str(pki.ca_key),
+        "-CAcreateserial", "-days", "3650", "-sha256", "-extfile", str(ext), "-out", str(crt),
+    )  # fmt: skip
+    csr.unlink()
+    ext.unlink()
+
+
+def generate_pki(root: Path) -> Pki:
+    """Generate (once) a CA, the apiserver's serving cert, an admin client cert and SA keys."""
+    pki = Pki(root)
+    if pki.complete:
+        return pki
+    root.mkdir(parents=True, exist_ok=True)
+    _ec_key(pki.ca_key)
+    _openssl(
+        "req", "-x509", "-new", "-key", str(pki.ca_key), "-subj", "/CN=litellm-operator-envtest-ca",
+        "-days", "3650", "-sha256", "-out", str(pki.ca_crt),
+    )  # fmt: skip
+    _signed_cert(
+        pki, "serving", "/CN=kube-apiserver",
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
+    )  # fmt: skip
+    _signed_cert(
+        pki, "admin", "/O=system:masters/CN=envtest-admin", "extendedKeyUsage=clientAuth\n"
+    )
+    _openssl(
+        "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", str(pki.sa_key)
+    )
+    _openssl("pkey", "-in", str(pki.sa_key), "-pubout", "-out", str(pki.sa_pub))
+    for key in root.glob("*.key"):
+        key.chmod(0o600)
+    return pki
+
+
+# ------------------------------------------------------------------------------ processes
+
+
+def free_port() -> int:
+    """A TCP port on loopback that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOOPBACK, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _is_component(pid: int, component: str) -> bool:
+    """Whether ``pid`` is a live (non-zombie) process running ``component``."""
+    try:
+        argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0", 1)[0]
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z" and os.path.basename(argv0.decode(errors="replace")) == component
+
+
+def _reap(pid: int) -> None:
+    child = _CHILDREN.pop(pid, None)
+    if child is not None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.wait(timeout=0.1)
+
+
+def terminate(pid: int, component: str, timeout: float = 15.0) -> None:
+    """Stop the process group led by ``pid`` (TERM, then KILL) if it still runs ``component``."""
+    if not _is_component(pid, component):
+        _reap(pid)
+        return
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, sig) if os.getpgid(pid) == pid else os.kill(pid, sig)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            _reap(pid)
+            if not _is_component(pid, component):
+                return
+            time.sleep(0.1)
+    raise ControlPlaneError(f"{component} (pid {pid}) did not stop")
+
+
+def _spawn(args: Sequence[str], log: Path) -> int:
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            args, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+    _CHILDREN[proc.pid] = proc
+    return proc.pid
+
+
+def _log_tail(log: Path, lines: int = 25) -> str:
+    try:
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+# ---------------------------------------------------------------------------- the plane
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Ports chosen for one run, persisted in ``state.json``."""
+
+    etcd_client: int
+    etcd_peer: int
+    apiserver: int
+
+    @property
+    def server(self) -> str:
+        return f"https://{LOOPBACK}:{self.apiserver}"
+
+    @property
+    def etcd(self) -> str:
+        return f"http://{LOOPBACK}:{self.etcd_client}"
+
+
+class ControlPlane:
+    """etcd + kube-apiserver for one state directory.
+
+    ``start()`` is idempotent (reuses a healthy running plane), ``stop()`` stops by recorded PID.
+    Usable as a context manager that starts on entry and stops on exit.
+    """
+
+    def __init__(self, state_dir: str | os.PathLike[str], assets: Path | None = None) -> None:
+        self.state_dir = Path(state_dir).resolve()
+        self._assets = assets
+
+    # -- paths
+    @property
+    def kubeconfig(self) -> Path:
+        return self.state_dir / "kubeconfig"
+
+    @property
+    def pki(self) -> Pki:
+        return Pki(self.state_dir / "pki")
+
+    def _pid_file(self, component: str) -> Path:
+        return self.state_dir / f"{component}.pid"
+
+    def _log(self, component: str) -> Path:
+        return self.state_dir / f"{component}.log"
+
+    @property
+    def _state_file(self) -> Path:
+        return self.state_dir / "state.json"
+
+    @property
+    def assets(self) -> Path:
+        if self._assets is None:
+            self._assets = find_assets()
+        return self._assets
+
+    # -- inspection
+    def pid(self, component: str) -> int | None:
+        """The recorded PID of ``component`` if that process is still running it."""
+        try:
+            pid = int(self._pid_file(component).read_text().strip())
+        except (OSError, ValueError):
+            return None
+        return pid if _is_component(pid, component) else None
+
+    def endpoints(self) -> Endpoints | None:
+        try:
+            return Endpoints(**json.loads(self._state_file.read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+
+    def running(self) -> bool:
+        """Both processes alive and the apiserver answers /readyz."""
+        if any(self.pid(c) is None for c in COMPONENTS):
+            return False
+        endpoints = self.endpoints()
+        return endpoints is not None and self._ready(endpoints)
+
+    def status(self) -> dict[str, object]:
+        endpoints = self.endpoints()
+        return {
+            "running": self.running(),
+            "server": endpoints.server if endpoints else None,
+            "kubeconfig": str(self.kubeconfig),
+            "pids": {c: self.pid(c) for c in COMPONENTS},
+        }
+
+    # -- lifecycle
+    def start(self, timeout: float = 90.0) -> None:
+        """Start etcd and kube-apiserver (or reuse healthy running ones); write the kubeconfig."""
+        if self.running():
+            return
+        self.stop()  # remnants of a half-dead run
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        pki = generate_pki(self.pki.root)
+        endpoints = Endpoints(free_port(), free_port(), free_port())
+        self._state_file.write_text(json.dumps(endpoints.__dict__))
+        deadline = time.monotonic() + timeout
+        try:
+            self._start_etcd(endpoints, deadline)
+            self._start_apiserver(endpoints, pki, deadline)
+        except BaseException:
+            self.stop()
+            raise
+        self._write_kubeconfig(endpoints, pki)
+
+    def stop(self) -> None:
+        """Stop both processes (apiserver first) by their recorded PIDs."""
+        for component in reversed(COMPONENTS):
+            pid_file = self._pid_file(component)
+            with contextlib.suppress(OSError, ValueError):
+                terminate(int(pid_file.read_text().strip()), component)
+            pid_file.unlink(missing_ok=True)
+
+    def __enter__(self) -> ControlPlane:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- internals
+    def _launch(self, component: str, args: list[str]) -> int:
+        pid = _spawn([str(self.assets / component), *args], self._log(component))
+        self._pid_file(component).write_text(f"{pid}\n")
+        return pid
+
+    def _wait(self, component: str, probe: str, deadline: float) -> None:
+        while time.monotonic() < deadline:
+            if self.pid(component) is None:
+                tail = _log_tail(self._log(component))
+                raise ControlPlaneError(f"{component} exited during startup; log tail:\n{tail}")
+            if self._probe(probe):
+                return
+            time.sleep(0.2)
+        raise ControlPlaneError(
+            f"{component} not ready in time; log tail:\n{_log_tail(self._log(component))}"
+        )
+
+    def _probe(self, what: str) -> bool:
+        endpoints = self.endpoints()
+        if endpoints is None:
+            return False
+        if what == ETCD:
+            return _http_ok(LOOPBACK, endpoints.etcd_client, "/health", None)
+        return self._ready(endpoints)
+
+    def _ready(self, endpoints: Endpoints) -> bool:
+        return _http_ok(LOOPBACK, endpoints.apiserver, "/readyz", self._tls_context())
+
+    def _tls_context(self) -> ssl.SSLContext:
+        pki = self.pki
+        context = ssl.create_default_context(cafile=str(pki.ca_crt))
+        context.load_cert_chain(str(pki.admin_crt), str(pki.admin_key))
+        return context
+
+    def _start_etcd(self, endpoints: Endpoints, deadline: float) -> None:
+        data = self.state_dir / "etcd"
+        shutil.rmtree(data, ignore_errors=True)  # each run starts from an empty store
+        self._launch(ETCD, etcd_args(endpoints, data))
+        self._wait(ETCD, ETCD, deadline)
+
+    def _start_apiserver(self, endpoints: Endpoints, pki: Pki, deadline: float) -> None:
+        cert_dir = self.state_dir / "apiserver-certs"
+        cert_dir.mkdir(exist_ok=True)
+        self._launch(APISERVER, apiserver_args(endpoints, pki, cert_dir))
+        self._wait(APISERVER, APISERVER, deadline)
+
+    def _write_kubeconfig(self, endpoints: Endpoints, pki: Pki) -> None:
+        config = kubeconfig_document(endpoints.server, pki)
+        tmp = self.kubeconfig.with_suffix(".tmp")
+        tmp.write_text(yaml.safe_dump(config, sort_keys=False))
+        tmp.chmod(0o600)
+        tmp.replace(self.kubeconfig)
+
+
+def _http_ok(host: str, port: int, path: str, context: ssl.SSLContext | None) -> bool:
+    conn: http.client.HTTPConnection
+    if context is None:
+        conn = http.client.HTTPConnection(host, port, timeout=2)
+    else:
+        conn = http.client.HTTPSConnection(host, port, timeout=2, context=context)
+    try:
+        conn.request("GET", path)
+        return conn.getresponse().status == 200
+    except (OSError, http.client.HTTPException):
+        return False
+    finally:
+        conn.close()
+
+
+def etcd_args(endpoints: Endpoints, data_dir: Path) -> list[str]:
+    """etcd's flags, as envtest passes them (single member, loopback only, no fsync)."""
+    peer = f"http://{LOOPBACK}:{endpoints.etcd_peer}"
+    return [
+        f"--data-dir={data_dir}",
+        f"--listen-client-urls={endpoints.etcd}",
+        f"--advertise-client-urls={endpoints.etcd}",
+        f"--listen-peer-urls={peer}",
+        f"--initial-advertise-peer-urls={peer}",
+        f"--initial-cluster=default={peer}",
+        "--unsafe-no-fsync=true",
+        "--log-level=warn",
+    ]
+
+
+def apiserver_args(endpoints: Endpoints, pki: Pki, cert_dir: Path) -> list[str]:
+    """kube-apiserver's flags, as envtest passes them, with RBAC and TokenRequest enabled."""
+    return [
+        f"--etcd-servers={endpoints.etcd}",
+        f"--secure-port={endpoints.apiserver}",
+        f"--bind-address={LOOPBACK}",
+        f"--advertise-address={LOOPBACK}",
+        f"--cert-dir={cert_dir}",
+        f"--tls-cert-file={pki.serving_crt}",
+        f"--tls-private-key-file={pki.serving_key}",
+        f"--client-ca-file={pki.ca_crt}",
+        f"--service-account-issuer={endpoints.server}",
+        f"--service-account-key-file={pki.sa_pub}",
+        f"--service-account-signing-key-file={pki.sa_key}",
+        "--service-cluster-ip-range=10.0.0.0/24",
+        "--authorization-mode=RBAC",
+        "--endpoint-reconciler-type=none",
+        "--disable-admission-plugins=ServiceAccount",
+        "--allow-privileged=true",
+    ]
+
+
+def _b64(path: Path) -> str:
+    return base64.b64encode(path.read_bytes()).decode()
+
+
+def kubeconfig_document(server: str, pki: Pki) -> dict[str, object]:
+    """A kubeconfig (as a dict) for the admin client certificate, with the PKI embedded."""
+    name = "envtest"
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": name,
+                "cluster": {"server": server, "certificate-authority-data": _b64(pki.ca_crt)},
+            }
+        ],
+        "users": [
+            {
+                "name": f"{name}-admin",
+                "user": {
+                    "client-certificate-data": _b64(pki.admin_crt),
+                    "client-key-data": _b64(pki.admin_key),
+                },
+            }
+        ],
+        "contexts": [{"name": name, "context": {"cluster": name, "user": f"{name}-admin"}}],
+        "current-context": name,
+    }
+
+
+# ------------------------------------------------------------------------------------ CLI
+
+
+def _cmd_up(plane: ControlPlane) -> int:
+    reused = plane.running()
+    plane.start()
+    verb = "reusing" if reused else "started"
+    print(f"control plane {verb}: {plane.status()['server']}", file=sys.stderr)
+    print(f"export KUBECONFIG={plane.kubeconfig}")
+    return 0
+
+
+def _cmd_down(plane: ControlPlane) -> int:
+    plane.stop()
+    print(f"control plane in {plane.state_dir} stopped", file=sys.stderr)
+    return 0
+
+
+def _cmd_status(plane: ControlPlane) -> int:
+    status = plane.status()
+    print(json.dumps(status, indent=2))
+    return 0 if status["running"] else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m litellm_operator.devenv.controlplane", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("command", choices=("up", "down", "status"))
+    parser.add_argument("--dir", required=True, type=Path, help="state directory")
+    parser.add_argument("--assets", type=Path, help=f"envtest binaries (default: ${ASSETS_ENV})")
+    args = parser.parse_args(argv)
+    plane = ControlPlane(args.dir, assets=args.assets)
+    commands = {"up": _cmd_up, "down": _cmd_down, "status": _cmd_status}
+    try:
+        return commands[args.command](plane)
+    except ControlPlaneError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
