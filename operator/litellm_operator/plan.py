@@ -308,7 +308,9 @@ def ownership_markers(desired: Desired, policy_metadata: Mapping[str, str]) -> d
         OWNER_NAME: desired.owner.name,
         OWNER_UID: desired.owner.uid,
         POLICY_NAME: desired.policy_name,
-        POLICY_GENERATION: "" if desired.policy_generation is None else str(desired.policy_generation),
+        POLICY_GENERATION: ""
+        if desired.policy_generation is None
+        else str(desired.policy_generation),
     }
     if policy_metadata:
         markers[MANAGED_KEYS] = ",".join(sorted(policy_metadata))
@@ -352,7 +354,9 @@ def key_actions(desired: Desired, observed: ObservedUser) -> list[Action]:
         return []
     if desired.suspend:
         return [BlockKey(k.token) for k in observed.keys if not k.blocked]
-    return [UnblockKey(k.token) for k in observed.keys if k.blocked and k.token in desired.blocked_keys]
+    return [
+        UnblockKey(k.token) for k in observed.keys if k.blocked and k.token in desired.blocked_keys
+    ]
 
 
 DeletionPolicy = Literal["Delete", "Retain"]

@@ -106,11 +106,12 @@ def build_status(
     status["conditions"] = merge_conditions(
         previous.get("conditions") or [], conditions_for(outcome, generation), now
     )
-    return pruned(status)
+    result: dict[str, Any] = pruned(status)
+    return result
 
 
 def pruned(value: Any) -> Any:
-    """Drop ``None`` everywhere: a merge patch deletes null keys, so stored status never has them."""
+    """Drop ``None`` everywhere: a merge patch deletes null keys, so status never holds them."""
     if isinstance(value, Mapping):
         return {k: pruned(v) for k, v in value.items() if v is not None}
     if isinstance(value, list):
@@ -129,7 +130,9 @@ def applied_fields(applied: Applied) -> dict[str, Any]:
 
 
 def synced_fields(outcome: Synced, previous: Mapping[str, Any], now: str) -> dict[str, Any]:
-    last_synced = now if outcome.wrote or "lastSyncedAt" not in previous else previous["lastSyncedAt"]
+    last_synced = (
+        now if outcome.wrote or "lastSyncedAt" not in previous else previous["lastSyncedAt"]
+    )
     return {
         "lastSyncedAt": last_synced,
         "spend": outcome.spend,
@@ -172,7 +175,11 @@ def kstatus(
             "observedGeneration": generation,
         }
 
-    return [condition(READY, ready), condition(RECONCILING, reconciling), condition(STALLED, stalled)]
+    return [
+        condition(READY, ready),
+        condition(RECONCILING, reconciling),
+        condition(STALLED, stalled),
+    ]
 
 
 def merge_conditions(
