@@ -24,9 +24,15 @@ USERS = "litellmusers"
 
 
 @pytest.fixture
-def api(kube_env: KubeEnv) -> Iterator[Any]:
+def api(kube_env: KubeEnv) -> Iterator[client.ApiClient]:
     with kube_env.api_client() as api_client:
         yield api_client
+
+
+def _obj(value: object) -> dict[str, Any]:
+    """The custom objects API returns plain JSON objects, typed as ``object``."""
+    assert isinstance(value, dict)
+    return value
 
 
 def _user(name: str) -> dict[str, Any]:
@@ -62,25 +68,28 @@ def test_crds_are_established(crds_installed: list[str]) -> None:
 
 
 @pytest.mark.usefixtures("crds_installed")
-def test_user_roundtrip_status_and_event(api: Any, namespace: str) -> None:
+def test_user_roundtrip_status_and_event(api: client.ApiClient, namespace: str) -> None:
     custom = client.CustomObjectsApi(api)
     core = client.CoreV1Api(api)
     name = f"alice-{uuid.uuid4().hex[:6]}"
 
-    created = custom.create_namespaced_custom_object(GROUP, VERSION, namespace, USERS, _user(name))
-    read = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, USERS, name)
+    created = _obj(
+        custom.create_namespaced_custom_object(GROUP, VERSION, namespace, USERS, _user(name))
+    )
+    read = _obj(custom.get_namespaced_custom_object(GROUP, VERSION, namespace, USERS, name))
     assert read["metadata"]["uid"] == created["metadata"]["uid"]
     assert read["spec"]["email"] == f"{name}@example.com"
 
     status = {"status": {"userId": name, "observedGeneration": read["metadata"]["generation"]}}
     custom.patch_namespaced_custom_object_status(GROUP, VERSION, namespace, USERS, name, status)
-    read = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, USERS, name)
+    read = _obj(custom.get_namespaced_custom_object(GROUP, VERSION, namespace, USERS, name))
     assert read["status"]["userId"] == name
 
     selector = f"involvedObject.name={name}"
-    since = core.list_namespaced_event(namespace, field_selector=selector).metadata.resource_version
+    before = core.list_namespaced_event(namespace, field_selector=selector)
+    since = before.metadata.resource_version if before.metadata else None
     core.create_namespaced_event(namespace, _event_for(read, f"{name}.smoke"))
-    stream = watch.Watch().stream(
+    stream = watch.Watch().stream(  # type: ignore[no-untyped-call]
         core.list_namespaced_event,
         namespace,
         field_selector=selector,

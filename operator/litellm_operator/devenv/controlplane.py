@@ -228,26 +228,38 @@ def _is_component(pid: int, component: str) -> bool:
 
 
 def _reap(pid: int) -> None:
-    child = _CHILDREN.pop(pid, None)
-    if child is not None:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            child.wait(timeout=0.1)
+    """Collect the exit status of ``pid`` if it is a child of ours that has exited."""
+    child = _CHILDREN.get(pid)
+    if child is not None and child.poll() is not None:
+        del _CHILDREN[pid]
+
+
+def _signal(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        if os.getpgid(pid) == pid:
+            os.killpg(pid, sig)
+        else:
+            os.kill(pid, sig)
+
+
+def _gone(pid: int, component: str, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while _is_component(pid, component):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    _reap(pid)
+    return True
 
 
 def terminate(pid: int, component: str, timeout: float = 15.0) -> None:
     """Stop the process group led by ``pid`` (TERM, then KILL) if it still runs ``component``."""
-    if not _is_component(pid, component):
-        _reap(pid)
-        return
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, sig) if os.getpgid(pid) == pid else os.kill(pid, sig)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            _reap(pid)
-            if not _is_component(pid, component):
-                return
-            time.sleep(0.1)
+        if _gone(pid, component, 0):
+            return
+        _signal(pid, sig)
+        if _gone(pid, component, timeout):
+            return
     raise ControlPlaneError(f"{component} (pid {pid}) did not stop")
 
 
