@@ -1,0 +1,485 @@
+"""`litellm-operator explain`: show what a policy does to users, before it merges.
+
+Owns reading manifests from files, turning every kind of bad input into one clear line (file,
+document, field path; never a traceback), running the pure engine (policy.resolve) on each
+user, and formatting the result as a table, JSON or YAML, or as a diff against an old policy.
+
+Input rules:
+- --policy files hold ProvisioningPolicy documents only; --user files hold LiteLLMUser
+  documents only (`kind: List` documents are expanded). Any other kind is an error, except
+  that a directory given to --user may contain ProvisioningPolicy documents, which are skipped
+  (so `--user examples/` works when the policy lives next to the users).
+- Directories are scanned for *.yaml and *.yml (not recursively), in sorted order.
+- A user without metadata.namespace is in namespace `default`, as with kubectl.
+- Documents are numbered from 1 within their file.
+- With any problem: nothing on stdout, one line per problem on stderr, exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from litellm_operator.models import (
+    API_VERSION,
+    POLICY_KIND,
+    USER_KIND,
+    LiteLLMUser,
+    ProvisioningPolicy,
+)
+from litellm_operator.policy import PolicyViolation, Resolution, resolve
+
+EXIT_OK = 0
+EXIT_BAD_INPUT = 2
+YAML_SUFFIXES = (".yaml", ".yml")
+OUTPUTS = ("table", "json", "yaml")
+M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
+
+
+# --- problems ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Location:
+    """A document in an input file."""
+
+    file: str
+    index: int | None = None
+    name: str | None = None
+
+    def __str__(self) -> str:
+        text = self.file
+        if self.index is not None:
+            text += f": document {self.index}"
+        if self.name:
+            text += f" ({self.name})"
+        return text
+
+
+@dataclass(frozen=True)
+class InputProblem:
+    """One line of the error report."""
+
+    location: Location
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        path = f"{self.path}: " if self.path else ""
+        return f"{self.location}: {path}{self.message}"
+
+
+class InputError(Exception):
+    """The input is bad; every problem found is in `problems`."""
+
+    def __init__(self, problems: list[InputProblem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(map(str, problems)))
+
+
+# --- reading documents -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Document:
+    location: Location
+    body: dict[str, Any]
+    from_directory: bool
+
+    @property
+    def kind(self) -> Any:
+        return self.body.get("kind")
+
+
+@dataclass
+class _Collected:
+    documents: list[Document] = field(default_factory=list)
+    problems: list[InputProblem] = field(default_factory=list)
+
+
+def expand_paths(paths: Iterable[str]) -> Iterator[tuple[Path, bool]]:
+    """Each file, and each *.yaml/*.yml of each directory (sorted); bool: came from a dir."""
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            for child in sorted(path.iterdir()):
+                if child.is_file() and child.suffix in YAML_SUFFIXES:
+                    yield child, True
+        else:
+            yield path, False
+
+
+def read_documents(paths: Iterable[str]) -> _Collected:
+    collected = _Collected()
+    for path, from_directory in expand_paths(paths):
+        _read_file(path, from_directory, collected)
+    return collected
+
+
+def _read_file(path: Path, from_directory: bool, into: _Collected) -> None:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        into.problems.append(InputProblem(Location(str(path)), "", f"cannot read: {reason}"))
+        return
+    index = 0
+    try:
+        for index, body in enumerate(yaml.safe_load_all(text), start=1):
+            _add_document(Location(str(path), index), body, from_directory, into)
+    except yaml.YAMLError as exc:
+        where = Location(str(path), index + 1)
+        into.problems.append(InputProblem(where, "", f"invalid YAML: {_yaml_reason(exc)}"))
+
+
+def _yaml_reason(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    return f"{problem} (line {mark.line + 1})" if mark is not None else str(problem)
+
+
+def _add_document(location: Location, body: Any, from_directory: bool, into: _Collected) -> None:
+    if body is None:
+        return
+    if not isinstance(body, dict):
+        message = f"expected a mapping (a Kubernetes object), got {type(body).__name__}"
+        into.problems.append(InputProblem(location, "", message))
+        return
+    location = Location(location.file, location.index, _name_of(body))
+    if body.get("kind") == "List" and isinstance(body.get("items"), list):
+        for item in body["items"]:
+            _add_document(location, item, from_directory, into)
+        return
+    into.documents.append(Document(location, body, from_directory))
+
+
+def _name_of(body: dict[str, Any]) -> str | None:
+    metadata = body.get("metadata")
+    name = metadata.get("name") if isinstance(metadata, dict) else None
+    return name if isinstance(name, str) else None
+
+
+# --- validating objects ------------------------------------------------------------------------
+
+
+def error_path(loc: tuple[int | str, ...]) -> str:
+    """A pydantic error location as a field path: spec.roles[0].maxBudget."""
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def validation_problems(location: Location, exc: ValidationError) -> list[InputProblem]:
+    problems = []
+    for error in exc.errors(include_url=False):
+        message = error["msg"]
+        if error["type"] not in ("missing", "extra_forbidden"):
+            message += f" (got {error['input']!r})"
+        problems.append(InputProblem(location, error_path(error["loc"]), message))
+    return problems
+
+
+def _check_kind(document: Document, expected: str) -> InputProblem | None:
+    if document.kind == expected and document.body.get("apiVersion") == API_VERSION:
+        return None
+    if document.kind == expected:
+        return InputProblem(
+            document.location,
+            "apiVersion",
+            f"expected {API_VERSION!r}, got {document.body.get('apiVersion')!r}",
+        )
+    return InputProblem(document.location, "kind", f"expected {expected}, got {document.kind!r}")
+
+
+def load_policies(paths: Iterable[str]) -> dict[str, tuple[Location, ProvisioningPolicy]]:
+    """Policies by name; raises InputError with every problem found."""
+    collected = read_documents(paths)
+    problems = collected.problems
+    policies: dict[str, tuple[Location, ProvisioningPolicy]] = {}
+    for document in collected.documents:
+        policy = _validate(document, POLICY_KIND, ProvisioningPolicy, problems)
+        if policy is None:
+            continue
+        name = policy.metadata.name
+        if name in policies:
+            message = f"duplicate policy {name!r} (first in {policies[name][0]})"
+            problems.append(InputProblem(document.location, "metadata.name", message))
+        else:
+            policies[name] = (document.location, policy)
+    if problems:
+        raise InputError(problems)
+    return policies
+
+
+def load_users(paths: list[str]) -> list[tuple[Location, LiteLLMUser]]:
+    """Users in input order; raises InputError with every problem found (or if there are none)."""
+    collected = read_documents(paths)
+    problems = collected.problems
+    users = []
+    for document in collected.documents:
+        if document.from_directory and document.kind == POLICY_KIND:
+            continue
+        user = _validate(document, USER_KIND, LiteLLMUser, problems, with_namespace=True)
+        if user is not None:
+            users.append((document.location, user))
+    if not users and not problems:
+        where = ", ".join(paths)
+        problems.append(InputProblem(Location(where), "", "no LiteLLMUser documents found"))
+    if problems:
+        raise InputError(problems)
+    return users
+
+
+def _validate(
+    document: Document,
+    kind: str,
+    model: type[M],
+    problems: list[InputProblem],
+    *,
+    with_namespace: bool = False,
+) -> M | None:
+    wrong_kind = _check_kind(document, kind)
+    if wrong_kind is not None:
+        problems.append(wrong_kind)
+        return None
+    body = document.body
+    if with_namespace and isinstance(body.get("metadata"), dict):
+        body = {**body, "metadata": {"namespace": "default", **body["metadata"]}}
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        problems.extend(validation_problems(document.location, exc))
+        return None
+
+
+# --- resolving ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Explained:
+    """One user and what the policy makes of it."""
+
+    location: Location
+    user: LiteLLMUser
+    resolution: Resolution
+
+
+Policies = dict[str, tuple[Location, ProvisioningPolicy]]
+
+
+def explain_user(
+    location: Location, user: LiteLLMUser, policies: Policies
+) -> Explained | list[InputProblem]:
+    """The user's resolution, or the problems that prevent it."""
+    ref = user.spec.policy_ref
+    if ref not in policies:
+        known = ", ".join(sorted(policies)) or "none"
+        return [
+            InputProblem(location, "spec.policyRef", f"policy {ref!r} not found (have: {known})")
+        ]
+    try:
+        return Explained(location, user, resolve(policies[ref][1], user))
+    except PolicyViolation as violation:
+        return [
+            InputProblem(location, p.path, f"{p.message} [{p.reason}]") for p in violation.problems
+        ]
+
+
+def explain_all(users: list[tuple[Location, LiteLLMUser]], policies: Policies) -> list[Explained]:
+    """Every user's resolution; raises InputError with every problem of every user."""
+    results: list[Explained] = []
+    problems: list[InputProblem] = []
+    for location, user in users:
+        outcome = explain_user(location, user, policies)
+        if isinstance(outcome, Explained):
+            results.append(outcome)
+        else:
+            problems.extend(outcome)
+    if problems:
+        raise InputError(problems)
+    return results
+
+
+# --- formatting --------------------------------------------------------------------------------
+
+
+def to_record(result: Explained) -> dict[str, Any]:
+    """The JSON object of one user: exactly the documented keys."""
+    resolution = result.resolution
+    return {
+        "name": result.user.metadata.name,
+        "namespace": result.user.metadata.namespace,
+        "userId": resolution.user_id,
+        "policy": resolution.policy_name,
+        "matchedRole": resolution.matched_role,
+        "effective": resolution.effective.model_dump(by_alias=True, mode="json"),
+        "sources": dict(resolution.sources),
+    }
+
+
+def show_value(name: str, value: Any) -> str:
+    """A setting as a person reads it."""
+    if value is None:
+        return "no limit" if name in ("maxBudget", "tpmLimit", "rpmLimit") else "none"
+    if isinstance(value, list):
+        if not value:
+            return "all models" if name == "models" else "none"
+        return ", ".join(map(str, value))
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in value.items()) or "none"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def format_table(results: list[Explained]) -> str:
+    blocks = []
+    for result in results:
+        record = to_record(result)
+        role = record["matchedRole"] or "(no role matched)"
+        lines = [
+            f"{record['namespace']}/{record['name']}: userId {record['userId']}, "
+            f"policy {record['policy']}, role {role}"
+        ]
+        shown = {key: show_value(key, value) for key, value in record["effective"].items()}
+        key_width = max(map(len, shown))
+        value_width = max(map(len, shown.values()))
+        for key, text in shown.items():
+            source = record["sources"][key]
+            lines.append(f"  {key:<{key_width}}  {text:<{value_width}}  {source}".rstrip())
+        lines.extend(f"  note: {note}" for note in result.resolution.notes)
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks) + "\n" if blocks else "no users\n"
+
+
+def format_results(results: list[Explained], output: str) -> str:
+    records = [to_record(result) for result in results]
+    if output == "json":
+        return json.dumps(records, indent=2) + "\n"
+    if output == "yaml":
+        return yaml.safe_dump(records, sort_keys=False)
+    return format_table(results)
+
+
+# --- compare -----------------------------------------------------------------------------------
+
+
+def diff_records(old: dict[str, Any], new: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Field → {old, new} for userId, matchedRole and every effective setting that changed."""
+    changes = {
+        key: {"old": old[key], "new": new[key]}
+        for key in ("userId", "matchedRole")
+        if old[key] != new[key]
+    }
+    for key, value in new["effective"].items():
+        if old["effective"][key] != value:
+            changes[key] = {"old": old["effective"][key], "new": value}
+    return changes
+
+
+def compare(
+    users: list[tuple[Location, LiteLLMUser]], old_policies: Policies, new_results: list[Explained]
+) -> dict[str, Any]:
+    """Per changed user, what changes; users the old policy could not resolve are reported too."""
+    changed = []
+    unchanged = 0
+    for (location, user), result in zip(users, new_results, strict=True):
+        new = to_record(result)
+        before = explain_user(location, user, old_policies)
+        entry = {key: new[key] for key in ("name", "namespace", "userId", "policy")}
+        if isinstance(before, Explained):
+            changes = diff_records(to_record(before), new)
+            if not changes:
+                unchanged += 1
+                continue
+            changed.append({**entry, "changes": changes, "oldError": None})
+        else:
+            old_error = "; ".join(f"{p.path}: {p.message}" for p in before)
+            changed.append({**entry, "changes": {}, "oldError": old_error})
+    return {"changed": changed, "unchanged": unchanged}
+
+
+def format_compare(report: dict[str, Any], output: str) -> str:
+    if output == "json":
+        return json.dumps(report, indent=2) + "\n"
+    if output == "yaml":
+        return yaml.safe_dump(report, sort_keys=False)
+    lines = []
+    for entry in report["changed"]:
+        lines.append(f"{entry['namespace']}/{entry['name']} ({entry['userId']}):")
+        if entry["oldError"]:
+            lines.append(f"  was not resolvable: {entry['oldError']}; now resolves")
+        for key, change in entry["changes"].items():
+            old, new = show_value(key, change["old"]), show_value(key, change["new"])
+            lines.append(f"  {key}: {old} -> {new}")
+    count = report["unchanged"]
+    lines.append(f"{count} user{'' if count == 1 else 's'} unchanged")
+    if not report["changed"]:
+        lines.insert(0, "no user's effective settings change")
+    return "\n".join(lines) + "\n"
+
+
+# --- the command -------------------------------------------------------------------------------
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "explain",
+        help="show the effective LiteLLM settings of users under a policy",
+        description="Resolve LiteLLMUser manifests against ProvisioningPolicy manifests.",
+    )
+    parser.add_argument("--policy", required=True, action="append", metavar="FILE")
+    parser.add_argument("--user", required=True, action="append", metavar="FILE_OR_DIR")
+    parser.add_argument("-o", "--output", choices=OUTPUTS, default="table")
+    parser.add_argument("--compare", metavar="OLD_POLICY_FILE", action="append")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    err = err or sys.stderr
+    try:
+        text = explain_text(args.policy, args.user, args.output, args.compare)
+    except InputError as exc:
+        for problem in exc.problems:
+            print(problem, file=err)
+        return EXIT_BAD_INPUT
+    out.write(text)
+    return EXIT_OK
+
+
+def explain_text(
+    policy_paths: list[str], user_paths: list[str], output: str, compare_paths: list[str] | None
+) -> str:
+    """The command's output; raises InputError with every problem of every input."""
+    problems: list[InputProblem] = []
+    policies = _collect(load_policies, policy_paths, problems)
+    old_policies = _collect(load_policies, compare_paths, problems) if compare_paths else None
+    users = _collect(load_users, user_paths, problems)
+    if problems or policies is None or users is None:
+        raise InputError(problems)
+    results = explain_all(users, policies)
+    if old_policies is None:
+        return format_results(results, output)
+    return format_compare(compare(users, old_policies, results), output)
+
+
+def _collect(
+    load: Callable[[list[str]], T], paths: list[str], problems: list[InputProblem]
+) -> T | None:
+    try:
+        loaded = load(paths)
+    except InputError as exc:
+        problems.extend(exc.problems)
+        return None
+    return loaded

@@ -1,0 +1,314 @@
+"""The effective-settings engine: what a LiteLLMUser must be in LiteLLM, given its policy.
+
+Pure: no I/O, no clock, no Kubernetes. The reconciler and `litellm-operator explain` both call
+`resolve`, so what a reviewer sees in a pull request is what the operator will do.
+
+    effective = built-in defaults ⊕ policy.spec.defaults ⊕ first matching role ⊕ allowed overrides
+
+Merge rules (every field records its source: builtin, default, role or override):
+- policy.spec.defaults: a field that is present wins, even an explicit null for the nullable
+  scalars (maxBudget, budgetDuration, tpmLimit, rpmLimit): `maxBudget: null` means "no cap".
+  A null list, map or userRole is ignored (there is no "no role").
+- role, override: an omitted or null field falls back to the layer below.
+- lists (models, teams) replace; metadata merges key by key over the layer below.
+- roles match by Backstage group ref, case-insensitively; the first match wins.
+
+Overrides are checked, never silently dropped:
+- a field not in spec.overrides.allowedFields is an error (OverrideForbidden);
+- maxBudget/tpmLimit/rpmLimit above the policy's ceiling are clamped, with a note;
+- a models override must be a subset of spec.overrides.allowedModels, or, when that is absent,
+  of the models the user would get without the override (ModelNotAllowed); [] means "all
+  models", so it is only allowed when the bound is "all models" too.
+Errors are collected and raised together as PolicyViolation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+from pydantic.alias_generators import to_camel
+
+from litellm_operator.models import (
+    EffectiveSettings,
+    LiteLLMUser,
+    OverridePolicy,
+    ProvisioningPolicy,
+    RoleSpec,
+    SettingsPatch,
+    Source,
+)
+
+BUILTIN = EffectiveSettings(
+    max_budget=10.0,
+    budget_duration="30d",
+    models=[],
+    teams=[],
+    tpm_limit=None,
+    rpm_limit=None,
+    user_role="internal_user",
+    metadata={},
+)
+"""The settings of a user whose policy says nothing."""
+
+FIELDS: tuple[str, ...] = tuple(EffectiveSettings.model_fields)
+"""The effective settings' python field names, in output order."""
+NULLABLE_IN_DEFAULTS = frozenset({"max_budget", "budget_duration", "tpm_limit", "rpm_limit"})
+CEILINGED = ("max_budget", "tpm_limit", "rpm_limit")
+DEFAULT_GROUP_NAMESPACE = "default"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One reason a user cannot be resolved; path is a dotted path into the object."""
+
+    path: str
+    message: str
+    reason: str = "InvalidSpec"
+
+
+class PolicyViolation(Exception):
+    """The user (or its policy) is invalid; `problems` lists every reason found."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(f"{p.path}: {p.message}" for p in problems))
+
+
+class Resolution(BaseModel):
+    """The outcome of `resolve`; `model_dump(by_alias=True)` gives the status/explain shape."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
+
+    user_id: str
+    policy_name: str
+    policy_generation: int | None
+    matched_role: str | None
+    effective: EffectiveSettings
+    sources: dict[str, Source]
+    notes: list[str]
+
+
+def camel(name: str) -> str:
+    """The wire (camelCase) name of an effective-settings field."""
+    return to_camel(name)
+
+
+# --- groups ------------------------------------------------------------------------------------
+
+
+def normalize_group(ref: str) -> str:
+    """Canonical Backstage entity ref `kind:namespace/name`, lower-case.
+
+    `ai-power-users`, `group:ai-power-users` and `Group:default/AI-Power-Users` all become
+    `group:default/ai-power-users`. A ref of another kind keeps its kind (`user:default/x`) so it
+    never equals a group. Idempotent.
+    """
+    text = ref.strip().lower()
+    kind, sep, rest = text.partition(":")
+    if not sep:
+        kind, rest = "group", text
+    namespace, sep, name = rest.partition("/")
+    if not sep:
+        namespace, name = DEFAULT_GROUP_NAMESPACE, rest
+    return f"{kind}:{namespace}/{name}"
+
+
+def is_group_ref(ref: str) -> bool:
+    """True when the ref names a group (and not, say, a user)."""
+    return normalize_group(ref).startswith("group:")
+
+
+def match_role(roles: list[RoleSpec], groups: list[str]) -> RoleSpec | None:
+    """The first role whose group is one of the user's groups, or None."""
+    member_of = {normalize_group(g) for g in groups if is_group_ref(g)}
+    for role in roles:
+        if is_group_ref(role.group) and normalize_group(role.group) in member_of:
+            return role
+    return None
+
+
+# --- identity ----------------------------------------------------------------------------------
+
+
+def derive_user_id(policy: ProvisioningPolicy, user: LiteLLMUser) -> str:
+    """spec.userId verbatim if set, else metadata.name + `@userIdDomain`."""
+    if user.spec.user_id is not None:
+        return user.spec.user_id
+    domain = policy.spec.user_id_domain
+    return f"{user.metadata.name}@{domain}" if domain else user.metadata.name
+
+
+# --- merge -------------------------------------------------------------------------------------
+
+
+class _Layers:
+    """The values and sources being merged, field by field."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = BUILTIN.model_dump()
+        self.sources: dict[str, Source] = dict.fromkeys(FIELDS, "builtin")
+
+    def put(self, name: str, value: Any, source: Source) -> None:
+        if name == "metadata":
+            value = {**self.values["metadata"], **value}
+        self.values[name] = value
+        self.sources[name] = source
+
+    def effective(self) -> EffectiveSettings:
+        return EffectiveSettings.model_validate(self.values)
+
+
+def defaults_layer(defaults: SettingsPatch) -> dict[str, Any]:
+    """The fields policy.spec.defaults sets, explicit nulls of the nullable scalars included."""
+    return {
+        name: getattr(defaults, name)
+        for name in defaults.model_fields_set
+        if name in FIELDS and (getattr(defaults, name) is not None or name in NULLABLE_IN_DEFAULTS)
+    }
+
+
+def patch_layer(patch: SettingsPatch) -> dict[str, Any]:
+    """The non-null settings fields of a role or override patch."""
+    return {name: getattr(patch, name) for name in FIELDS if getattr(patch, name) is not None}
+
+
+def apply(layers: _Layers, fields: dict[str, Any], source: Source) -> None:
+    for name, value in fields.items():
+        layers.put(name, value, source)
+
+
+# --- overrides ---------------------------------------------------------------------------------
+
+
+@dataclass
+class _OverrideCheck:
+    accepted: dict[str, Any] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def check_overrides(
+    rules: OverridePolicy, requested: dict[str, Any], current_models: list[str], policy_name: str
+) -> _OverrideCheck:
+    """Accept, clamp or reject each requested override against the policy's rules."""
+    check = _OverrideCheck()
+    allowed = set(rules.allowed_fields)
+    for name, value in requested.items():
+        path = f"spec.overrides.{camel(name)}"
+        if camel(name) not in allowed:
+            check.problems.append(forbidden(path, name, rules, policy_name))
+        elif name == "models":
+            problem = check_models(path, value, rules.allowed_models, current_models)
+            if problem:
+                check.problems.append(problem)
+            else:
+                check.accepted[name] = value
+        else:
+            check.accepted[name] = clamp(name, value, rules, check.notes)
+    return check
+
+
+def forbidden(path: str, name: str, rules: OverridePolicy, policy_name: str) -> Problem:
+    allowed = ", ".join(rules.allowed_fields) or "none"
+    return Problem(
+        path,
+        f"policy {policy_name!r} does not allow overriding {camel(name)} (allowed: {allowed})",
+        "OverrideForbidden",
+    )
+
+
+def clamp(name: str, value: Any, rules: OverridePolicy, notes: list[str]) -> Any:
+    """The override value, lowered to the policy's ceiling for it (if any)."""
+    if name not in CEILINGED:
+        return value
+    ceiling = getattr(rules, name)
+    if ceiling is None or value <= ceiling:
+        return value
+    notes.append(
+        f"spec.overrides.{camel(name)}: {value:g} exceeds the policy ceiling {ceiling:g}; "
+        f"clamped to {ceiling:g}"
+    )
+    return ceiling
+
+
+def check_models(
+    path: str, requested: list[str], allow_list: list[str] | None, current: list[str]
+) -> Problem | None:
+    """None if the models override stays within the bound; [] means all models on both sides."""
+    bound = current if allow_list is None else allow_list
+    if not bound:
+        return None
+    bound_name = "spec.overrides.allowedModels" if allow_list is not None else "the policy"
+    if not requested:
+        return Problem(
+            path, f"[] means all models, but {bound_name} allows only {bound}", "ModelNotAllowed"
+        )
+    extra = [m for m in requested if m not in set(bound)]
+    if extra:
+        return Problem(path, f"models {extra} are not allowed by {bound_name}", "ModelNotAllowed")
+    return None
+
+
+# --- checks on the pair ------------------------------------------------------------------------
+
+
+def check_namespace(policy: ProvisioningPolicy, user: LiteLLMUser) -> list[Problem]:
+    patterns = policy.spec.allowed_namespaces
+    namespace = user.metadata.namespace or ""
+    if not patterns or any(fnmatchcase(namespace, p) for p in patterns):
+        return []
+    return [
+        Problem(
+            "metadata.namespace",
+            f"namespace {namespace!r} may not use policy {policy.metadata.name!r} "
+            f"(allowed: {', '.join(patterns)})",
+            "NamespaceNotAllowed",
+        )
+    ]
+
+
+def check_policy_ref(policy: ProvisioningPolicy, user: LiteLLMUser) -> list[Problem]:
+    if user.spec.policy_ref == policy.metadata.name:
+        return []
+    return [
+        Problem(
+            "spec.policyRef",
+            f"refers to policy {user.spec.policy_ref!r}, not {policy.metadata.name!r}",
+            "PolicyMismatch",
+        )
+    ]
+
+
+# --- the engine --------------------------------------------------------------------------------
+
+
+def resolve(policy: ProvisioningPolicy, user: LiteLLMUser) -> Resolution:
+    """The effective settings of `user` under `policy`; raises PolicyViolation if invalid."""
+    problems = check_policy_ref(policy, user) + check_namespace(policy, user)
+    layers = _Layers()
+    apply(layers, defaults_layer(policy.spec.defaults), "default")
+    role = match_role(policy.spec.roles, user.spec.groups)
+    if role is not None:
+        apply(layers, patch_layer(role), "role")
+    overrides = check_overrides(
+        policy.spec.overrides,
+        patch_layer(user.spec.overrides),
+        layers.values["models"],
+        policy.metadata.name,
+    )
+    problems += overrides.problems
+    if problems:
+        raise PolicyViolation(problems)
+    apply(layers, overrides.accepted, "override")
+    return Resolution(
+        user_id=derive_user_id(policy, user),
+        policy_name=policy.metadata.name,
+        policy_generation=policy.metadata.generation,
+        matched_role=role.group if role else None,
+        effective=layers.effective(),
+        sources={camel(name): layers.sources[name] for name in FIELDS},
+        notes=overrides.notes,
+    )
