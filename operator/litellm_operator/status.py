@@ -85,6 +85,9 @@ class Failed:
     transient: bool
     applied: Applied | None = None
     user_id: str | None = None
+    managed_teams: Sequence[str] | None = None
+    """Memberships as they stand after a partial apply; ``None`` keeps the previous record."""
+    blocked_keys: Sequence[str] | None = None
 
 
 Outcome = Synced | Failed
@@ -103,6 +106,11 @@ def build_status(
         status["userId"] = outcome.user_id
     if isinstance(outcome, Synced):
         status.update(synced_fields(outcome, previous, now))
+    else:
+        if outcome.managed_teams is not None:
+            status["managedTeams"] = sorted(outcome.managed_teams)
+        if outcome.blocked_keys is not None:
+            status["blockedKeys"] = sorted(outcome.blocked_keys)
     status["conditions"] = merge_conditions(
         previous.get("conditions") or [], conditions_for(outcome, generation), now
     )

@@ -1,0 +1,65 @@
+"""Prometheus metrics of the operator, served on ``/metrics``.
+
+One registry per process (not the global default, so tests can build their own). The LiteLLM
+client reports each request through :meth:`Metrics.observe_request`; the reconciler reports
+reconciles, drift corrections and readiness.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+NAMESPACE = "litellm_operator"
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self.reconciles = Counter(
+            "reconciles",
+            "Reconciles of LiteLLMUsers by result (in_sync, changed, failed).",
+            ["result", "reason"],
+            namespace=NAMESPACE,
+            registry=self.registry,
+        )
+        self.reconcile_seconds = Histogram(
+            "reconcile_duration_seconds",
+            "Wall time of one LiteLLMUser reconcile.",
+            namespace=NAMESPACE,
+            registry=self.registry,
+        )
+        self.requests = Counter(
+            "litellm_requests",
+            "Requests to LiteLLM's admin API by endpoint and outcome.",
+            ["endpoint", "outcome"],
+            namespace=NAMESPACE,
+            registry=self.registry,
+        )
+        self.request_seconds = Histogram(
+            "litellm_request_duration_seconds",
+            "Latency of requests to LiteLLM's admin API.",
+            ["endpoint"],
+            namespace=NAMESPACE,
+            registry=self.registry,
+        )
+        self.drift_corrections = Counter(
+            "drift_corrections",
+            "Changes made in LiteLLM behind the operator's back that it reverted, by field.",
+            ["field"],
+            namespace=NAMESPACE,
+            registry=self.registry,
+        )
+        self.users = Gauge(
+            "users",
+            "LiteLLMUsers by the status of their Ready condition.",
+            ["ready"],
+            namespace=NAMESPACE,
+            registry=self.registry,
+        )
+
+    def observe_request(self, endpoint: str, outcome: str, seconds: float) -> None:
+        self.requests.labels(endpoint=endpoint, outcome=outcome).inc()
+        self.request_seconds.labels(endpoint=endpoint).observe(seconds)
+
+    def serve(self, port: int) -> None:
+        start_http_server(port, registry=self.registry)
