@@ -144,7 +144,7 @@ def _may_retry(err: LiteLLMError, idempotent: bool) -> bool:
 
 
 def backoff(attempt: int, base: float, cap: float) -> float:
-    """Exponential backoff with jitter: uniform in [base * 2^attempt / 2, base * 2^attempt], capped."""
+    """Exponential backoff with jitter: uniform in [d/2, d], d = min(cap, base * 2^attempt)."""
     ceiling: float = min(cap, base * 2.0**attempt)
     return ceiling * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not crypto
 
