@@ -54,8 +54,7 @@ def _convert(node: Any, defs: Mapping[str, Schema]) -> Any:
         return [_convert(item, defs) for item in node]
     if not isinstance(node, dict):
         return node
-    node = _inline_ref(node, defs)
-    node = _collapse_nullable(node)
+    node = _inline_ref(_collapse_nullable(_inline_ref(node, defs)), defs)
     out: Schema = {}
     for key, value in node.items():
         if key in DROPPED_KEYS or (key == "default" and value is None):
