@@ -233,7 +233,9 @@ class UserStatus(_Status):
         default=None, description="Team memberships the operator added."
     )
     adopted: bool | None = None
-    keys_blocked: bool | None = None
+    blocked_keys: list[str] | None = Field(
+        default=None, description="Hashes of the keys the operator blocked for a suspension."
+    )
 
 
 class PolicyStatus(_Status):

@@ -64,9 +64,14 @@ from litellm_operator.status import (
     Failed,
     Outcome,
     Synced,
+    applied_fields,
+    pruned,
+    ready_condition,
 )
 
 log = logging.getLogger(__name__)
+
+APPLIED_KEYS = ("userId", "effective", "sources", "matchedRole", "policy")
 
 REASON_UNAUTHORIZED = "Unauthorized"
 MSG_POLICY_NOT_FOUND = "ProvisioningPolicy {name!r} does not exist; no change was made in LiteLLM"
@@ -105,6 +110,8 @@ class Result:
 
 
 RecordUserId = Callable[[str], Awaitable[None]]
+ClaimsOf = Callable[[str], Sequence[Claim]]
+"""The resources that recorded a given user id in their status (from a kopf index)."""
 
 
 @dataclass
@@ -127,7 +134,7 @@ class Reconciler:
         self,
         body: Mapping[str, Any],
         policy_body: Mapping[str, Any] | None,
-        claims: Sequence[Claim] = (),
+        claims: ClaimsOf = lambda _user_id: (),
         *,
         record_user_id: RecordUserId | None = None,
         observed_hint: LiteLLMUserRecord | None = None,
@@ -152,7 +159,7 @@ class Reconciler:
         pinned = user.status.user_id if user.status and user.status.user_id else None
         user_id = pinned or resolution.user_id
         applied = applied_from(resolution, user_id)
-        rival = older_claim(claims, user_id, user)
+        rival = older_claim(claims(user_id), user)
         if rival is not None:
             message = MSG_CLAIMED.format(user_id=user_id, owner=f"{rival.namespace}/{rival.name}")
             return failure(REASON_CONFLICT, message, transient=False, applied=applied)
@@ -295,6 +302,44 @@ class Reconciler:
             case DeleteUser() | Refuse():
                 raise AssertionError(f"{action!r} is not applied by reconcile")
 
+    async def check(
+        self,
+        body: Mapping[str, Any],
+        policy_body: Mapping[str, Any],
+        claims: ClaimsOf,
+        record: LiteLLMUserRecord | None,
+    ) -> bool:
+        """Whether a Ready user still matches, judged from a ``/user/list`` record; no writes.
+
+        ``False`` means "reconcile it": it drifted, its status is stale, it is not Ready (so
+        stalled users are retried once per resync), or the snapshot does not have it.
+        """
+        status = body.get("status") or {}
+        ready = ready_condition(status) or {}
+        generation = (body.get("metadata") or {}).get("generation")
+        if record is None or ready.get("status") != "True":
+            return False
+        if status.get("observedGeneration") != generation:
+            return False
+        try:
+            user = LiteLLMUser.model_validate(body)
+            policy = ProvisioningPolicy.model_validate(policy_body)
+            resolution = resolve(policy, user)
+        except (ValidationError, PolicyViolation):
+            return False
+        if older_claim(claims(record.user_id), user) is not None:
+            return False
+        expected = pruned(applied_fields(applied_from(resolution, record.user_id)))
+        if any(status.get(k) != expected.get(k) for k in APPLIED_KEYS):
+            return False
+        desired = desired_for(user, policy, resolution, record.user_id)
+        observed = await self.observe_record(desired, record)
+        if not plan_user(desired, observed).in_sync:
+            return False
+        return status.get("spend") == record.spend and status.get("budgetResetAt") == iso(
+            record.budget_reset_at
+        )
+
     async def finalize(self, body: Mapping[str, Any]) -> list[Event]:
         """Deletion: delete or release the LiteLLM user; safe to run twice. Raises on outage."""
         meta = body.get("metadata") or {}
@@ -378,9 +423,8 @@ def observed_from(record: LiteLLMUserRecord, keys: tuple[ObservedKey, ...] | Non
     )
 
 
-def older_claim(claims: Sequence[Claim], user_id: str, user: LiteLLMUser) -> Claim | None:
-    """The earliest other resource claiming ``user_id``, if it was created before this one."""
-    del user_id  # the caller already selected the claims of this id
+def older_claim(claims: Sequence[Claim], user: LiteLLMUser) -> Claim | None:
+    """The earliest other resource among ``claims``, if it was created before this one."""
     meta = user.metadata
     created = str(meta.model_extra.get("creationTimestamp", "")) if meta.model_extra else ""
     mine = Claim(created, meta.namespace or "", meta.name, meta.uid or "")

@@ -1,0 +1,271 @@
+"""The kopf wiring: indices, handlers and the periodic resync, registered on a given registry.
+
+Handlers are thin: they read kopf's kwargs and indices, call :class:`Reconciler`, turn its
+result into a status patch (only when something changed), events and metrics, and map
+transient failures to :class:`kopf.TemporaryError` (kopf retries with back-off). Permanent
+failures end the handler normally: the status says why, and nothing retries in a hot loop.
+
+Triggers, and what each costs:
+
+* a LiteLLMUser is created or changed → one ``/user/info`` plus the writes that are needed;
+* the operator starts → users are checked against one paged ``/user/list`` snapshot;
+* a ProvisioningPolicy is created, edited or deleted → every user that references it is nudged
+  (annotation) and reconciled through the same update handler;
+* every resync interval, each policy's timer compares its users with a ``/user/list``
+  snapshot (100 users per call) and nudges only the users that drifted. In steady state it
+  makes no LiteLLM write and no Kubernetes write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import kopf
+
+from litellm_operator.config import OperatorConfig
+from litellm_operator.kube import Kube
+from litellm_operator.litellm import LiteLLMClient, LiteLLMUserRecord
+from litellm_operator.metrics import Metrics
+from litellm_operator.models import GROUP, POLICY_PLURAL, USER_PLURAL, VERSION
+from litellm_operator.reconciler import Claim, ClaimsOf, Event, Reconciler, Result
+from litellm_operator.status import Failed, build_status, ready_condition, status_patch
+
+log = logging.getLogger(__name__)
+
+FINALIZER = f"{GROUP}/finalizer"
+MAX_RETRY_DELAY = 300.0
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Directory:
+    """A snapshot of every LiteLLM user from ``/user/list``, refreshed at most once per ``max_age``.
+
+    Concurrent callers share one refresh. A user missing from the snapshot is unknown, not
+    absent: callers then ask ``/user/info`` (the snapshot may predate the user).
+    """
+
+    def __init__(self, client: LiteLLMClient, max_age: float) -> None:
+        self.client = client
+        self.max_age = max_age
+        self._users: dict[str, LiteLLMUserRecord] = {}
+        self._taken = float("-inf")
+        self._lock = asyncio.Lock()
+
+    async def snapshot(self) -> Mapping[str, LiteLLMUserRecord]:
+        async with self._lock:
+            if time.monotonic() - self._taken >= self.max_age:
+                self._users = {u.user_id: u async for u in self.client.list_users()}
+                self._taken = time.monotonic()
+            return self._users
+
+
+@dataclass
+class Runtime:
+    """What the handlers share, built at start-up from the validated configuration."""
+
+    config: OperatorConfig
+    client: LiteLLMClient
+    reconciler: Reconciler
+    kube: Kube
+    metrics: Metrics
+    directory: Directory
+
+
+def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
+    """Register every index, handler and timer of the operator on ``registry``."""
+    users = (GROUP, VERSION, USER_PLURAL)
+    policies = (GROUP, VERSION, POLICY_PLURAL)
+
+    @kopf.index(*policies, registry=registry)
+    def policy_bodies(*, name: str, body: kopf.Body, **_: Any) -> dict[str, Any]:
+        return {name: plain(body)}
+
+    @kopf.index(*users, registry=registry)
+    def users_by_policy(
+        *, namespace: str | None, name: str, spec: kopf.Spec, **_: Any
+    ) -> dict[str, Any]:
+        return {spec.get("policyRef") or "default": (namespace, name)}
+
+    @kopf.index(*users, registry=registry)
+    def user_bodies(
+        *, namespace: str | None, name: str, body: kopf.Body, **_: Any
+    ) -> dict[Any, Any]:
+        return {(namespace, name): plain(body)}
+
+    @kopf.index(*users, registry=registry)
+    def user_id_claims(
+        *,
+        namespace: str | None,
+        name: str,
+        uid: str,
+        meta: kopf.Meta,
+        status: kopf.Status,
+        **_: Any,
+    ) -> dict[str, Claim] | None:
+        user_id = status.get("userId")
+        if not user_id:
+            return None
+        created = str(meta.get("creationTimestamp", ""))
+        return {user_id: Claim(created, namespace or "", name, uid)}
+
+    async def reconcile(
+        body: kopf.Body,
+        patch: kopf.Patch,
+        retry: int,
+        policy_bodies: kopf.Index[str, Any],
+        user_id_claims: kopf.Index[str, Claim],
+        hint: LiteLLMUserRecord | None = None,
+    ) -> None:
+        policy_ref = body.get("spec", {}).get("policyRef") or "default"
+        policy = first(policy_bodies.get(policy_ref))
+        started = time.monotonic()
+
+        async def record_user_id(user_id: str) -> None:
+            meta = body.metadata
+            await runtime.kube.record_user_id(meta.namespace or "", meta.name or "", user_id)
+
+        result = await runtime.reconciler.reconcile(
+            body,
+            policy,
+            claims_from(user_id_claims),
+            record_user_id=record_user_id,
+            observed_hint=hint,
+        )
+        runtime.metrics.reconcile_seconds.observe(time.monotonic() - started)
+        publish(body, patch, result, runtime.metrics)
+        outcome = result.outcome
+        if isinstance(outcome, Failed) and outcome.transient:
+            delay = result.retry_after or min(5.0 * 2**retry, MAX_RETRY_DELAY)
+            raise kopf.TemporaryError(outcome.message, delay=delay)
+
+    @kopf.on.create(*users, registry=registry)
+    @kopf.on.update(*users, registry=registry)
+    async def user_changed(*, body: kopf.Body, patch: kopf.Patch, retry: int, **kw: Any) -> None:
+        await reconcile(body, patch, retry, kw["policy_bodies"], kw["user_id_claims"])
+
+    @kopf.on.resume(*users, registry=registry)
+    async def user_resumed(*, body: kopf.Body, patch: kopf.Patch, retry: int, **kw: Any) -> None:
+        user_id = body.get("status", {}).get("userId")
+        snapshot = await runtime.directory.snapshot() if user_id else {}
+        hint = snapshot.get(user_id) if user_id else None
+        await reconcile(body, patch, retry, kw["policy_bodies"], kw["user_id_claims"], hint=hint)
+
+    @kopf.on.delete(*users, registry=registry)
+    async def user_deleted(*, body: kopf.Body, retry: int, **_: Any) -> None:
+        try:
+            events = await runtime.reconciler.finalize(body)
+        except Exception as exc:
+            delay = min(5.0 * 2**retry, MAX_RETRY_DELAY)
+            kopf.warn(body, reason="DeleteFailed", message=str(exc))
+            raise kopf.TemporaryError(f"deletion not finished: {exc}", delay=delay) from exc
+        for event in events:
+            post(body, event)
+
+    @kopf.on.create(*policies, registry=registry)
+    @kopf.on.update(*policies, registry=registry)
+    @kopf.on.delete(*policies, registry=registry, optional=True)
+    async def policy_changed(*, name: str, body: kopf.Body, reason: str, **kw: Any) -> None:
+        users_by_policy: kopf.Index[str, Any] = kw["users_by_policy"]
+        generation = body.get("metadata", {}).get("generation")
+        why = f"policy {name} {reason} (generation {generation}) at {now_iso()}"
+        targets = list(users_by_policy.get(name, []))
+        await asyncio.gather(*(runtime.kube.nudge(ns, n, why) for ns, n in targets))
+        log.info("policy %s %s: %d user(s) to reconcile", name, reason, len(targets))
+
+    @kopf.timer(
+        *policies,
+        registry=registry,
+        interval=runtime.config.resync_seconds,
+        initial_delay=runtime.config.resync_seconds,
+    )
+    async def resync(*, name: str, body: kopf.Body, **kw: Any) -> None:
+        users_by_policy: kopf.Index[str, Any] = kw["users_by_policy"]
+        user_bodies: kopf.Index[Any, Any] = kw["user_bodies"]
+        user_id_claims: kopf.Index[str, Claim] = kw["user_id_claims"]
+        snapshot = await runtime.directory.snapshot()
+        drifted = 0
+        for ns, user_name in list(users_by_policy.get(name, [])):
+            user = first(user_bodies.get((ns, user_name)))
+            if user is None:
+                continue
+            user_id = user.get("status", {}).get("userId")
+            record = snapshot.get(user_id) if user_id else None
+            check = await runtime.reconciler.check(
+                user, plain(body), claims_from(user_id_claims), record
+            )
+            if not check:
+                drifted += 1
+                await runtime.kube.nudge(ns, user_name, f"resync found drift at {now_iso()}")
+        count_ready(user_bodies, runtime.metrics)
+        if drifted:
+            log.info("resync of policy %s: %d user(s) drifted", name, drifted)
+
+
+def publish(body: kopf.Body, patch: kopf.Patch, result: Result, metrics: Metrics) -> None:
+    """Status patch (only what changed), events and metrics for one reconcile."""
+    previous = dict(body.get("status") or {})
+    generation = body.get("metadata", {}).get("generation")
+    status = build_status(previous, generation, result.outcome, now_iso())
+    changes = status_patch(previous, status)
+    if changes:
+        for key, value in changes.items():
+            patch.status[key] = value
+    before = ready_condition(previous) or {}
+    after = ready_condition(status) or {}
+    condition_changed = (before.get("status"), before.get("reason")) != (
+        after.get("status"),
+        after.get("reason"),
+    )
+    for event in result.events:
+        if event.type == "Normal" or condition_changed:
+            post(body, event)
+    outcome = result.outcome
+    reason = str(after.get("reason", ""))
+    if isinstance(outcome, Failed) or after.get("status") != "True":
+        kind = "failed"
+    else:
+        kind = "changed" if outcome.wrote else "in_sync"
+    metrics.reconciles.labels(result=kind, reason=reason).inc()
+    for field in result.drift:
+        metrics.drift_corrections.labels(field=field).inc()
+
+
+def post(body: kopf.Body, event: Event) -> None:
+    kopf.event(body, type=event.type, reason=event.reason, message=event.message)
+
+
+def count_ready(user_bodies: kopf.Index[Any, Any], metrics: Metrics) -> None:
+    counts = {"True": 0, "False": 0, "Unknown": 0}
+    for key in list(user_bodies):
+        user = first(user_bodies.get(key))
+        condition = ready_condition((user or {}).get("status") or {}) or {}
+        state = str(condition.get("status", "Unknown"))
+        counts[state if state in counts else "Unknown"] += 1
+    for state, count in counts.items():
+        metrics.users.labels(ready=state).set(count)
+
+
+def claims_from(index: kopf.Index[str, Claim]) -> ClaimsOf:
+    return lambda user_id: list(index.get(user_id, []))
+
+
+def first(store: Any) -> Any:
+    """The single value an index keeps for a key (names are unique), or ``None``."""
+    if store is None:
+        return None
+    return next(iter(store), None)
+
+
+def plain(body: Mapping[str, Any]) -> dict[str, Any]:
+    """A detached copy of a kopf body, safe to keep in an index."""
+    return copy.deepcopy(dict(body))
