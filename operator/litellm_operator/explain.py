@@ -20,7 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
@@ -42,7 +42,6 @@ EXIT_BAD_INPUT = 2
 YAML_SUFFIXES = (".yaml", ".yml")
 OUTPUTS = ("table", "json", "yaml")
 M = TypeVar("M", bound=BaseModel)
-T = TypeVar("T")
 
 
 # --- problems ----------------------------------------------------------------------------------
@@ -168,6 +167,9 @@ def _name_of(body: dict[str, Any]) -> str | None:
     return name if isinstance(name, str) else None
 
 
+Policies = dict[str, tuple[Location, ProvisioningPolicy]]
+
+
 # --- validating objects ------------------------------------------------------------------------
 
 
@@ -201,8 +203,8 @@ def _check_kind(document: Document, expected: str) -> InputProblem | None:
     return InputProblem(document.location, "kind", f"expected {expected}, got {document.kind!r}")
 
 
-def load_policies(paths: Iterable[str]) -> dict[str, tuple[Location, ProvisioningPolicy]]:
-    """Policies by name; raises InputError with every problem found."""
+def load_policies(paths: Iterable[str]) -> tuple[Policies, list[InputProblem]]:
+    """Policies by name, and every problem found reading them."""
     collected = read_documents(paths)
     problems = collected.problems
     policies: dict[str, tuple[Location, ProvisioningPolicy]] = {}
@@ -216,13 +218,11 @@ def load_policies(paths: Iterable[str]) -> dict[str, tuple[Location, Provisionin
             problems.append(InputProblem(document.location, "metadata.name", message))
         else:
             policies[name] = (document.location, policy)
-    if problems:
-        raise InputError(problems)
-    return policies
+    return policies, problems
 
 
-def load_users(paths: list[str]) -> list[tuple[Location, LiteLLMUser]]:
-    """Users in input order; raises InputError with every problem found (or if there are none)."""
+def load_users(paths: list[str]) -> tuple[list[tuple[Location, LiteLLMUser]], list[InputProblem]]:
+    """Users in input order, and every problem found reading them (no users is a problem)."""
     collected = read_documents(paths)
     problems = collected.problems
     users = []
@@ -235,9 +235,7 @@ def load_users(paths: list[str]) -> list[tuple[Location, LiteLLMUser]]:
     if not users and not problems:
         where = ", ".join(paths)
         problems.append(InputProblem(Location(where), "", "no LiteLLMUser documents found"))
-    if problems:
-        raise InputError(problems)
-    return users
+    return users, problems
 
 
 def _validate(
@@ -272,9 +270,6 @@ class Explained:
     location: Location
     user: LiteLLMUser
     resolution: Resolution
-
-
-Policies = dict[str, tuple[Location, ProvisioningPolicy]]
 
 
 def explain_user(
@@ -461,25 +456,23 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
 def explain_text(
     policy_paths: list[str], user_paths: list[str], output: str, compare_paths: list[str] | None
 ) -> str:
-    """The command's output; raises InputError with every problem of every input."""
-    problems: list[InputProblem] = []
-    policies = _collect(load_policies, policy_paths, problems)
-    old_policies = _collect(load_policies, compare_paths, problems) if compare_paths else None
-    users = _collect(load_users, user_paths, problems)
-    if problems or policies is None or users is None:
+    """The command's output; raises InputError with every problem of every input.
+
+    Users that validate are resolved even when other documents do not, so one run reports every
+    problem; they are not resolved when a policy file is broken (that would only add noise).
+    """
+    policies, policy_problems = load_policies(policy_paths)
+    old_policies, old_problems = load_policies(compare_paths) if compare_paths else ({}, [])
+    users, user_problems = load_users(user_paths)
+    problems = policy_problems + old_problems + user_problems
+    if policy_problems or old_problems:
         raise InputError(problems)
-    results = explain_all(users, policies)
-    if old_policies is None:
+    try:
+        results = explain_all(users, policies)
+    except InputError as exc:
+        problems += exc.problems
+    if problems:
+        raise InputError(problems)
+    if not compare_paths:
         return format_results(results, output)
     return format_compare(compare(users, old_policies, results), output)
-
-
-def _collect(
-    load: Callable[[list[str]], T], paths: list[str], problems: list[InputProblem]
-) -> T | None:
-    try:
-        loaded = load(paths)
-    except InputError as exc:
-        problems.extend(exc.problems)
-        return None
-    return loaded

@@ -170,7 +170,7 @@ def test_user_crd() -> None:
         ("budgetResetAt", "string"),
         ("managedTeams", "array"),
         ("adopted", "boolean"),
-        ("keysBlocked", "boolean"),
+        ("blockedKeys", "array"),
     ],
 )
 def test_user_status_has_room_for(path: str, type_: str) -> None:
