@@ -167,7 +167,8 @@ async def test_sending_budget_duration_recomputes_budget_reset_at_from_now(
     daily = await _reset_at(litellm_client, unique_id)
     tomorrow = (datetime.now(UTC) + timedelta(days=1)).date()
     assert (daily.date(), daily.time()) == (tomorrow, time(0, 0))
-    assert monthly.day == 1 and monthly >= daily
+    assert monthly.day == 1
+    assert monthly >= daily
     await litellm_client.update_user(unique_id, {"budget_duration": "30d"})
     assert await _reset_at(litellm_client, unique_id) == monthly  # recomputed again
     await litellm_client.update_user(unique_id, {"max_budget": 2.0})
@@ -176,7 +177,8 @@ async def test_sending_budget_duration_recomputes_budget_reset_at_from_now(
 
 async def _reset_at(client: LiteLLMClient, user_id: str) -> datetime:
     user = await client.get_user(user_id)
-    assert user is not None and user.budget_reset_at is not None
+    assert user is not None
+    assert user.budget_reset_at is not None
     return user.budget_reset_at
 
 

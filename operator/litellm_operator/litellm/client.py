@@ -17,6 +17,9 @@ LiteLLM 1.108 quirks the reconciler must know (verified against a real proxy by
   so :meth:`add_team_member` / :meth:`remove_team_member` hold :meth:`team_lock`.
 * ``/team/member_add`` for an unknown user creates that user.
 * ``/user/delete`` fails as a whole (404) if any id is missing; it deletes the users' keys too.
+* ``/team/member_update`` without a ``role`` succeeds for non-members (even unknown users):
+  :meth:`update_team_member` always sends the role so a non-member raises :class:`NotAMember`.
+* ``/key/info`` answers 200 for deleted keys (``status="deleted"``); :meth:`key_info` hides them.
 """
 
 from __future__ import annotations
@@ -395,19 +398,21 @@ class LiteLLMClient:
         team_id: str,
         user_id: str,
         *,
-        role: TeamRole | None = None,
+        role: TeamRole = "user",
         max_budget_in_team: float | None = None,
         serialise: bool = True,
     ) -> TeamMember:
         """``/team/member_update``. Raises :class:`NotAMember` for a non-member and
-        :class:`NotFound` for a missing team."""
-        payload: dict[str, Any] = {"team_id": team_id, "user_id": user_id}
-        if role is not None:
-            payload["role"] = role
+        :class:`NotFound` for a missing team.
+
+        ``role`` is always sent: LiteLLM checks membership only when a role is given; with just
+        ``max_budget_in_team`` it answers 200 for any user and creates a dangling budget row.
+        """
+        payload: dict[str, Any] = {"team_id": team_id, "user_id": user_id, "role": role}
         if max_budget_in_team is not None:
             payload["max_budget_in_team"] = max_budget_in_team
         body = await self._locked(team_id, serialise, "/team/member_update", payload)
-        return TeamMember.model_validate({"role": role or "user", **body})
+        return TeamMember.model_validate({"role": role, **body})
 
     async def _locked(
         self, team_id: str, serialise: bool, path: str, payload: dict[str, Any]
@@ -463,15 +468,23 @@ class LiteLLMClient:
             await self._backoff_sleep(attempt)
             attempt += 1
 
-    async def key_info(self, key: str | SecretStr) -> KeyRecord | None:
-        """``/key/info`` by key value or token hash (sent as the hash); ``None`` if unknown."""
+    async def key_info(
+        self, key: str | SecretStr, *, include_deleted: bool = False
+    ) -> KeyRecord | None:
+        """``/key/info`` by key value or token hash (always sent as the hash, so no secret lands
+        in a URL or access log); ``None`` if unknown.
+
+        LiteLLM answers 200 for a *deleted* key too (from its archive, ``status="deleted"``);
+        such a record is treated as absent unless ``include_deleted``.
+        """
         try:
             body = await self._call(
                 "GET", "/key/info", params={"key": key_token(key)}, idempotent=True
             )
         except NotFound:
             return None
-        return KeyRecord.model_validate({"token": body.get("key"), **body["info"]})
+        record = KeyRecord.model_validate({"token": key_token(key), **body["info"]})
+        return None if record.deleted and not include_deleted else record
 
     async def find_key_by_alias(self, key_alias: str) -> KeyRecord | None:
         """``/key/list?key_alias=`` (exact match): the key with this alias, or ``None``."""
@@ -499,8 +512,8 @@ class LiteLLMClient:
         *,
         key_aliases: Iterable[str] = (),
     ) -> list[str]:
-        """``/key/delete`` by value/hash and/or alias; returns the deleted hashes.
-        Raises :class:`NotFound` when none of them exists (e.g. deleting twice)."""
+        """``/key/delete`` by value/hash and/or alias; returns what LiteLLM echoes as deleted
+        (the hashes sent, or the aliases). :class:`NotFound` when none exists (e.g. twice)."""
         payload: dict[str, Any] = {}
         tokens = [key_token(k) for k in keys]
         aliases = list(key_aliases)

@@ -171,6 +171,12 @@ class KeyRecord(_Response):
     metadata: AnyMap = Field(default_factory=dict)
     blocked: bool = False
     expires: datetime | None = None
+    status: str | None = None  # /key/info only: "active" | "expired" | "revoked" | "deleted"
+
+    @property
+    def deleted(self) -> bool:
+        """Whether this record comes from LiteLLM's archive of deleted keys."""
+        return self.status == "deleted"
 
     @field_validator("blocked", mode="before")
     @classmethod

@@ -1,0 +1,103 @@
+"""Keys against a real LiteLLM: /key/generate, /key/info, /key/update, /key/block, /key/unblock,
+/key/delete, and a user's keys."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from pydantic import SecretStr
+
+from litellm_operator.litellm import (
+    KeyAliasInUse,
+    LiteLLMClient,
+    NewUserRequest,
+    NotFound,
+    key_token,
+)
+
+pytestmark = pytest.mark.integration
+
+
+async def test_key_lifecycle(litellm_client: LiteLLMClient, make_id: Callable[[str], str]) -> None:
+    user_id, alias = make_id("user"), make_id("alias")
+    await litellm_client.create_user(NewUserRequest(user_id=user_id))
+    generated = await litellm_client.generate_key(
+        user_id=user_id, key_alias=alias, models=["gpt-4o"], max_budget=2.0, metadata={"o": 1}
+    )
+    assert isinstance(generated.key, SecretStr)
+    secret = generated.key.get_secret_value()
+    assert secret.startswith("sk-")
+    assert secret not in repr(generated)
+    assert generated.token == key_token(secret)
+
+    by_value = await litellm_client.key_info(generated.key)
+    by_hash = await litellm_client.key_info(generated.token or "")
+    assert by_value == by_hash
+    assert by_value is not None
+    assert (by_value.key_alias, by_value.user_id, by_value.models) == (alias, user_id, ["gpt-4o"])
+    assert (by_value.max_budget, by_value.metadata, by_value.blocked) == (2.0, {"o": 1}, False)
+    assert [k.token for k in await litellm_client.list_user_keys(user_id)] == [generated.token]
+    found = await litellm_client.find_key_by_alias(alias)
+    assert found is not None
+    assert found.token == generated.token
+
+    updated = await litellm_client.update_key(
+        generated.key, {"max_budget": 3.0, "metadata": {"n": 2}}
+    )
+    assert (updated.max_budget, updated.metadata) == (3.0, {"n": 2})
+
+    assert (await litellm_client.block_key(generated.key)).blocked is True
+    assert (await litellm_client.block_key(generated.key)).blocked is True  # idempotent
+    info = await litellm_client.key_info(generated.key)
+    assert info is not None
+    assert info.blocked is True
+    assert (await litellm_client.unblock_key(generated.key)).blocked is False
+
+    assert await litellm_client.delete_keys([generated.key]) == [generated.token]
+    assert await litellm_client.key_info(generated.key) is None
+    archived = await litellm_client.key_info(generated.key, include_deleted=True)
+    assert archived is not None
+    assert archived.deleted  # LiteLLM answers 200 for a deleted key, from its archive
+    assert await litellm_client.find_key_by_alias(alias) is None
+    with pytest.raises(NotFound):
+        await litellm_client.delete_keys([generated.key])  # twice: 404
+
+
+async def test_duplicate_alias_is_key_alias_in_use(
+    litellm_client: LiteLLMClient, make_id: Callable[[str], str]
+) -> None:
+    alias = make_id("alias")
+    await litellm_client.generate_key(key_alias=alias)
+    with pytest.raises(KeyAliasInUse) as info:
+        await litellm_client.generate_key(key_alias=alias)
+    assert info.value.status_code == 400
+    assert alias in info.value.message
+
+
+async def test_unknown_key_answers(litellm_client: LiteLLMClient) -> None:
+    unknown = "sk-" + "0" * 22
+    assert await litellm_client.key_info(unknown) is None
+    assert await litellm_client.find_key_by_alias("no-such-alias-" + "0" * 8) is None
+    for call in (litellm_client.block_key, litellm_client.unblock_key):
+        with pytest.raises(NotFound):
+            await call(unknown)
+    with pytest.raises(NotFound):
+        await litellm_client.update_key(unknown, {"max_budget": 1.0})
+    with pytest.raises(NotFound):
+        await litellm_client.delete_keys([unknown])
+
+
+async def test_delete_by_alias_and_user_delete_removes_keys(
+    litellm_client: LiteLLMClient, make_id: Callable[[str], str]
+) -> None:
+    user_id, a1, a2 = make_id("user"), make_id("alias"), make_id("alias")
+    await litellm_client.create_user(NewUserRequest(user_id=user_id))
+    first = await litellm_client.generate_key(user_id=user_id, key_alias=a1)
+    second = await litellm_client.generate_key(user_id=user_id, key_alias=a2)
+    assert await litellm_client.delete_keys(key_aliases=[a1]) == [a1]
+    assert await litellm_client.key_info(first.key) is None
+    await litellm_client.delete_users([user_id])
+    assert await litellm_client.key_info(second.key) is None
+    with pytest.raises(NotFound):
+        await litellm_client.list_user_keys(user_id)

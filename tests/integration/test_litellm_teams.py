@@ -1,0 +1,114 @@
+"""Teams and membership against a real LiteLLM: /team/new, /team/info, /team/member_*, /team/delete."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import pytest
+
+from litellm_operator.litellm import (
+    BadRequest,
+    LiteLLMClient,
+    NewUserRequest,
+    NotAMember,
+    NotFound,
+    TeamExists,
+)
+
+pytestmark = pytest.mark.integration
+
+
+async def test_new_team_info_and_delete(litellm_client: LiteLLMClient, unique_id: str) -> None:
+    created = await litellm_client.new_team(unique_id, team_alias="Team A", metadata={"x": 1})
+    assert created.team_id == unique_id
+    team = await litellm_client.get_team(unique_id)
+    assert team is not None
+    assert (team.team_alias, team.metadata) == ("Team A", {"x": 1})
+    with pytest.raises(TeamExists):
+        await litellm_client.new_team(unique_id)
+    assert await litellm_client.delete_team(unique_id) == [unique_id]
+    assert await litellm_client.get_team(unique_id) is None
+    with pytest.raises(NotFound):
+        await litellm_client.delete_team(unique_id)
+
+
+async def test_member_add_update_delete_and_their_idempotent_answers(
+    litellm_client: LiteLLMClient, make_id: Callable[[str], str]
+) -> None:
+    team_id, user_id = make_id("team"), make_id("user")
+    await litellm_client.new_team(team_id)
+    await litellm_client.create_user(NewUserRequest(user_id=user_id))
+
+    assert await litellm_client.add_team_member(team_id, user_id) is True
+    assert await litellm_client.add_team_member(team_id, user_id) is False  # already a member
+    team = await litellm_client.get_team(team_id)
+    assert team is not None
+    assert user_id in team.member_ids
+    user = await litellm_client.get_user(user_id)
+    assert user is not None
+    assert user.teams == [team_id]
+
+    member = await litellm_client.update_team_member(team_id, user_id, max_budget_in_team=3.0)
+    assert member.user_id == user_id
+
+    assert await litellm_client.remove_team_member(team_id, user_id) is True
+    assert await litellm_client.remove_team_member(team_id, user_id) is False  # not a member
+    with pytest.raises(NotAMember):
+        await litellm_client.update_team_member(team_id, user_id, max_budget_in_team=1.0)
+    user = await litellm_client.get_user(user_id)
+    assert user is not None
+    assert user.teams == []
+
+
+async def test_membership_calls_on_a_missing_team_raise_not_found(
+    litellm_client: LiteLLMClient, make_id: Callable[[str], str]
+) -> None:
+    team_id, user_id = make_id("team"), make_id("user")
+    assert await litellm_client.get_team(team_id) is None
+    with pytest.raises(NotFound) as add:
+        await litellm_client.add_team_member(team_id, user_id)
+    with pytest.raises(NotFound) as remove:
+        await litellm_client.remove_team_member(team_id, user_id)
+    with pytest.raises(NotFound) as update:
+        await litellm_client.update_team_member(team_id, user_id, max_budget_in_team=1.0)
+    for info in (add, remove, update):
+        assert not isinstance(info.value, NotAMember)
+    assert await litellm_client.get_user(user_id) is None
+
+
+async def test_member_add_creates_an_unknown_user(
+    litellm_client: LiteLLMClient, make_id: Callable[[str], str]
+) -> None:
+    team_id, user_id = make_id("team"), make_id("user")
+    await litellm_client.new_team(team_id)
+    assert await litellm_client.add_team_member(team_id, user_id) is True
+    assert await litellm_client.get_user(user_id) is not None
+
+
+async def test_team_admin_role_is_an_enterprise_bad_request(
+    litellm_client: LiteLLMClient, make_id: Callable[[str], str]
+) -> None:
+    team_id, user_id = make_id("team"), make_id("user")
+    await litellm_client.new_team(team_id)
+    with pytest.raises(BadRequest, match="premium feature"):
+        await litellm_client.add_team_member(team_id, user_id, role="admin")
+
+
+async def test_concurrent_adds_to_one_team_are_serialised_and_none_is_lost(
+    litellm_client: LiteLLMClient, make_id: Callable[[str], str]
+) -> None:
+    team_id = make_id("team")
+    users = [make_id("user") for _ in range(10)]
+    await litellm_client.new_team(team_id)
+    await asyncio.gather(*(litellm_client.create_user(NewUserRequest(user_id=u)) for u in users))
+    added = await asyncio.gather(*(litellm_client.add_team_member(team_id, u) for u in users))
+    assert all(added)
+    team = await litellm_client.get_team(team_id)
+    assert team is not None
+    assert set(users) <= team.member_ids
+
+
+async def test_team_lock_is_one_lock_per_team(litellm_client: LiteLLMClient) -> None:
+    assert litellm_client.team_lock("a") is litellm_client.team_lock("a")
+    assert litellm_client.team_lock("a") is not litellm_client.team_lock("b")
