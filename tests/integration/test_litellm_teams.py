@@ -1,4 +1,4 @@
-"""Teams and membership against a real LiteLLM: /team/new, /team/info, /team/member_*, /team/delete."""
+"""Teams and membership against a real LiteLLM: /team/new, /team/info, /team/member_*."""
 
 from __future__ import annotations
 
