@@ -49,7 +49,7 @@ GO_FALLBACK_DIRS = (Path("/usr/local/go/bin"), Path("/usr/lib/go/bin"))
 
 # Only the processes this module started are children of this interpreter; keep their Popen
 # objects so they are reaped (no zombies, no "still running" ResourceWarning).
-_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+_CHILDREN: dict[int, tuple[str, subprocess.Popen[bytes]]] = {}
 
 
 class ControlPlaneError(RuntimeError):
@@ -218,7 +218,13 @@ def free_port() -> int:
 
 
 def _is_component(pid: int, component: str) -> bool:
-    """Whether ``pid`` is a live (non-zombie) process running ``component``."""
+    """Whether ``pid`` is a live (non-zombie) process running ``component``.
+
+    A child of ours is judged by its Popen: right after exec, /proc/PID/cmdline can still be empty.
+    """
+    if pid in _CHILDREN:
+        name, child = _CHILDREN[pid]
+        return name == component and child.poll() is None
     try:
         argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0", 1)[0]
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -229,8 +235,7 @@ def _is_component(pid: int, component: str) -> bool:
 
 def _reap(pid: int) -> None:
     """Collect the exit status of ``pid`` if it is a child of ours that has exited."""
-    child = _CHILDREN.get(pid)
-    if child is not None and child.poll() is not None:
+    if pid in _CHILDREN and _CHILDREN[pid][1].poll() is not None:
         del _CHILDREN[pid]
 
 
@@ -269,7 +274,7 @@ def _spawn(args: Sequence[str], log: Path) -> int:
             args, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
-    _CHILDREN[proc.pid] = proc
+    _CHILDREN[proc.pid] = (Path(args[0]).name, proc)
     return proc.pid
 
 
