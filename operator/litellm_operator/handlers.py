@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 
 FINALIZER = f"{GROUP}/finalizer"
 MAX_RETRY_DELAY = 300.0
+NOT_DRIFT = frozenset({"not-ready", "status"})
+"""Resync findings that are not changes made in LiteLLM behind the operator's back."""
 
 
 def now_iso() -> str:
@@ -200,12 +202,17 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
                 continue
             user_id = user.get("status", {}).get("userId")
             record = snapshot.get(user_id) if user_id else None
-            check = await runtime.reconciler.check(
+            differences = await runtime.reconciler.check(
                 user, plain(body), claims_from(user_id_claims), record
             )
-            if not check:
-                drifted += 1
-                await runtime.kube.nudge(ns, user_name, f"resync found drift at {now_iso()}")
+            if not differences:
+                continue
+            drifted += 1
+            for field in differences:
+                if field not in NOT_DRIFT:
+                    runtime.metrics.drift_corrections.labels(field=field).inc()
+            why = f"resync at {now_iso()}: {', '.join(differences)}"
+            await runtime.kube.nudge(ns, user_name, why)
         count_ready(user_bodies, runtime.metrics)
         if drifted:
             log.info("resync of policy %s: %d user(s) drifted", name, drifted)
@@ -236,8 +243,6 @@ def publish(body: kopf.Body, patch: kopf.Patch, result: Result, metrics: Metrics
     else:
         kind = "changed" if outcome.wrote else "in_sync"
     metrics.reconciles.labels(result=kind, reason=reason).inc()
-    for field in result.drift:
-        metrics.drift_corrections.labels(field=field).inc()
 
 
 def post(body: kopf.Body, event: Event) -> None:

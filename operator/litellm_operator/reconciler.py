@@ -105,8 +105,6 @@ class Result:
     events: list[Event] = field(default_factory=list)
     retry_after: float | None = None
     """Set for transient failures: when to try again (LiteLLM's Retry-After when it sent one)."""
-    drift: tuple[str, ...] = ()
-    """Fields LiteLLM had changed behind the operator's back (only when ``expect_in_sync``)."""
 
 
 RecordUserId = Callable[[str], Awaitable[None]]
@@ -138,7 +136,6 @@ class Reconciler:
         *,
         record_user_id: RecordUserId | None = None,
         observed_hint: LiteLLMUserRecord | None = None,
-        expect_in_sync: bool = False,
     ) -> Result:
         """Make LiteLLM hold the user's effective settings; never raises a LiteLLM error."""
         try:
@@ -171,7 +168,6 @@ class Reconciler:
                 applied,
                 record_user_id,
                 observed_hint,
-                expect_in_sync=expect_in_sync,
                 pinned=bool(pinned),
                 adopted_before=adopted_before,
             )
@@ -185,7 +181,6 @@ class Reconciler:
         record_user_id: RecordUserId | None,
         hint: LiteLLMUserRecord | None,
         *,
-        expect_in_sync: bool,
         pinned: bool,
         adopted_before: bool,
     ) -> Result:
@@ -227,7 +222,6 @@ class Reconciler:
         return Result(
             outcome,
             events=events_for(plan, progress, desired),
-            drift=tuple(progress.changed) if expect_in_sync else (),
         )
 
     async def observe(self, desired: Desired) -> ObservedUser | None:
@@ -308,37 +302,39 @@ class Reconciler:
         policy_body: Mapping[str, Any],
         claims: ClaimsOf,
         record: LiteLLMUserRecord | None,
-    ) -> bool:
-        """Whether a Ready user still matches, judged from a ``/user/list`` record; no writes.
+    ) -> tuple[str, ...]:
+        """What differs for a user, judged from a ``/user/list`` record; no writes.
 
-        ``False`` means "reconcile it": it drifted, its status is stale, it is not Ready (so
-        stalled users are retried once per resync), or the snapshot does not have it.
+        Empty means in sync. Otherwise the user needs a reconcile: the LiteLLM fields that
+        drifted (``max_budget``, ``team:x``, ...), or ``status`` when only the status is stale,
+        ``not-ready`` for users that are not Ready (so stalled users are retried once per
+        resync), ``missing`` when the snapshot does not have the user.
         """
         status = body.get("status") or {}
         ready = ready_condition(status) or {}
         generation = (body.get("metadata") or {}).get("generation")
-        if record is None or ready.get("status") != "True":
-            return False
-        if status.get("observedGeneration") != generation:
-            return False
+        if ready.get("status") != "True" or status.get("observedGeneration") != generation:
+            return ("not-ready",)
+        if record is None:
+            return ("missing",)
         try:
             user = LiteLLMUser.model_validate(body)
             policy = ProvisioningPolicy.model_validate(policy_body)
             resolution = resolve(policy, user)
         except (ValidationError, PolicyViolation):
-            return False
+            return ("not-ready",)
         if older_claim(claims(record.user_id), user) is not None:
-            return False
-        expected = pruned(applied_fields(applied_from(resolution, record.user_id)))
-        if any(status.get(k) != expected.get(k) for k in APPLIED_KEYS):
-            return False
+            return ("not-ready",)
         desired = desired_for(user, policy, resolution, record.user_id)
-        observed = await self.observe_record(desired, record)
-        if not plan_user(desired, observed).in_sync:
-            return False
-        return status.get("spend") == record.spend and status.get("budgetResetAt") == iso(
-            record.budget_reset_at
-        )
+        plan = plan_user(desired, await self.observe_record(desired, record))
+        drift = drifted_fields(plan)
+        if drift:
+            return drift
+        expected = pruned(applied_fields(applied_from(resolution, record.user_id)))
+        stale = any(status.get(k) != expected.get(k) for k in APPLIED_KEYS)
+        stale = stale or status.get("spend") != record.spend
+        stale = stale or status.get("budgetResetAt") != iso(record.budget_reset_at)
+        return ("status",) if stale else ()
 
     async def finalize(self, body: Mapping[str, Any]) -> list[Event]:
         """Deletion: delete or release the LiteLLM user; safe to run twice. Raises on outage."""
@@ -369,6 +365,23 @@ class Reconciler:
                 message = f"released LiteLLM user {user_id!r}: markers removed, user retained"
                 events.append(Event("Normal", "Released", message))
         return events
+
+
+def drifted_fields(plan: Plan) -> tuple[str, ...]:
+    fields: list[str] = []
+    for action in plan.actions:
+        match action:
+            case UpdateUser():
+                fields.extend(action.changed)
+            case AddToTeam() | RemoveFromTeam():
+                fields.append("teams")
+            case BlockKey() | UnblockKey():
+                fields.append("keys")
+            case Refuse(reason=reason):
+                fields.append(reason)
+            case _:
+                fields.append(type(action).__name__)
+    return tuple(dict.fromkeys(fields))
 
 
 def iso(moment: datetime | None) -> str | None:
