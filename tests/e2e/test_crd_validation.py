@@ -1,0 +1,123 @@
+"""The generated CRD schemas as a real kube-apiserver enforces them.
+
+Only the API server is needed (no LiteLLM, no operator): the examples are accepted, negative
+budgets are rejected, the CEL rule keeps spec.userId immutable, and an explicit null in a
+policy's defaults survives (it means "no budget cap").
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.fixtures.kube import KubeEnv
+
+pytestmark = pytest.mark.e2e
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def manifest(path: Path, **metadata: str) -> dict[str, Any]:
+    body: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))
+    body["metadata"].update(metadata)
+    return body
+
+
+def apply(kube_env: KubeEnv, body: dict[str, Any], *, check: bool = True) -> Any:
+    return kube_env.kubectl(
+        "apply",
+        "--server-side",
+        "--field-manager=e2e",
+        "-o",
+        "json",
+        "-f",
+        "-",
+        input=json.dumps(body),
+        check=check,
+    )
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:6]}"
+
+
+@pytest.mark.parametrize("name", ["alice", "bob", "carol", "svc-ci"])
+def test_example_users_are_accepted(
+    kube_env: KubeEnv, crds_installed: list[str], namespace: str, name: str
+) -> None:
+    del crds_installed
+    body = manifest(EXAMPLES / "users" / f"{name}.yaml", namespace=namespace)
+    stored = json.loads(apply(kube_env, body).stdout)
+    assert stored["spec"]["policyRef"] == "default"  # schema default applied
+    assert stored["spec"]["adopt"] is False
+
+
+@pytest.mark.parametrize("file", ["policy.yaml", "policy-v2.yaml"])
+def test_example_policies_are_accepted_and_keep_explicit_nulls(
+    kube_env: KubeEnv, crds_installed: list[str], file: str
+) -> None:
+    del crds_installed
+    name = unique("example")
+    body = manifest(EXAMPLES / file, name=name)
+    body["spec"]["defaults"]["maxBudget"] = None
+    try:
+        stored = json.loads(apply(kube_env, body).stdout)
+        assert "maxBudget" in stored["spec"]["defaults"]
+        assert stored["spec"]["defaults"]["maxBudget"] is None
+    finally:
+        kube_env.kubectl("delete", "provisioningpolicy", name, "--ignore-not-found")
+
+
+@pytest.mark.parametrize(
+    ("spec", "fragment"),
+    [
+        pytest.param({"overrides": {"maxBudget": -1}}, "maxBudget", id="negative-budget"),
+        pytest.param({"overrides": {"rpmLimit": -1}}, "rpmLimit", id="negative-rpm"),
+        pytest.param(
+            {"overrides": {"budgetDuration": "monthly"}}, "budgetDuration", id="bad-duration"
+        ),
+        pytest.param({"deletionPolicy": "Orphan"}, "deletionPolicy", id="bad-enum"),
+    ],
+)
+def test_invalid_users_are_rejected(
+    kube_env: KubeEnv,
+    crds_installed: list[str],
+    namespace: str,
+    spec: dict[str, Any],
+    fragment: str,
+) -> None:
+    del crds_installed
+    body = {
+        "apiVersion": "litellm.platform.dev/v1alpha1",
+        "kind": "LiteLLMUser",
+        "metadata": {"name": "bad", "namespace": namespace},
+        "spec": spec,
+    }
+    result = apply(kube_env, body, check=False)
+    assert result.returncode != 0
+    assert fragment in result.stderr
+
+
+def test_user_id_is_immutable_once_set(
+    kube_env: KubeEnv, crds_installed: list[str], namespace: str
+) -> None:
+    del crds_installed
+    body = {
+        "apiVersion": "litellm.platform.dev/v1alpha1",
+        "kind": "LiteLLMUser",
+        "metadata": {"name": "dana", "namespace": namespace},
+        "spec": {"userId": "dana@example.com"},
+    }
+    apply(kube_env, body)
+    body["spec"]["userId"] = "someone-else"
+    result = apply(kube_env, body, check=False)
+    assert result.returncode != 0
+    assert "spec.userId is immutable once set" in result.stderr
+    body["spec"] = {"email": "dana@example.com"}
+    result = apply(kube_env, body, check=False)
+    assert result.returncode != 0, "removing userId must be rejected too"
