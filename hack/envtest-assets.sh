@@ -136,6 +136,7 @@ build_any_etcd() {
 build_version() {
 	local version=$1 final=$ENVTEST_ROOT/$1 staging
 	staging=$(mktemp -d "$ENVTEST_ROOT/.build-$version.XXXXXX")
+	chmod 755 "$staging"
 	if build_kube_apiserver "$version" "$staging" && build_any_etcd "$staging"; then
 		echo "$version" >"$staging/KUBERNETES_VERSION"
 		touch "$staging/.complete"

@@ -84,3 +84,12 @@ def test_status_of_an_empty_directory_is_stopped(
     assert cp.main(["status", "--dir", str(tmp_path)]) == 1
     assert '"running": false' in capsys.readouterr().out
     assert cp.main(["down", "--dir", str(tmp_path)]) == 0
+
+
+def test_without_assets_or_builder_find_assets_explains(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(cp.ASSETS_ENV, raising=False)
+    monkeypatch.setattr(cp, "ASSETS_SCRIPT", tmp_path / "missing.sh")
+    with pytest.raises(cp.ControlPlaneError, match=cp.ASSETS_ENV):
+        cp.find_assets()
