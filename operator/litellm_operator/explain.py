@@ -404,6 +404,14 @@ def compare(
     return {"changed": changed, "unchanged": unchanged}
 
 
+def list_delta(old: Any, new: Any) -> str:
+    """` (+added, -removed)` for two non-empty lists; '' otherwise ([] means all models)."""
+    if not (isinstance(old, list) and isinstance(new, list) and old and new):
+        return ""
+    changes = [f"+{v}" for v in new if v not in old] + [f"-{v}" for v in old if v not in new]
+    return f" ({', '.join(changes)})" if changes else ""
+
+
 def format_compare(report: dict[str, Any], output: str) -> str:
     if output == "json":
         return json.dumps(report, indent=2) + "\n"
@@ -416,7 +424,7 @@ def format_compare(report: dict[str, Any], output: str) -> str:
             lines.append(f"  was not resolvable: {entry['oldError']}; now resolves")
         for key, change in entry["changes"].items():
             old, new = show_value(key, change["old"]), show_value(key, change["new"])
-            lines.append(f"  {key}: {old} -> {new}")
+            lines.append(f"  {key}: {old} -> {new}{list_delta(change['old'], change['new'])}")
     count = report["unchanged"]
     lines.append(f"{count} user{'' if count == 1 else 's'} unchanged")
     if not report["changed"]:

@@ -166,6 +166,8 @@ def test_compare_table(capsys: pytest.CaptureFixture[str]) -> None:
     assert "  maxBudget: 100 -> 150" in out
     assert "  budgetDuration: 7d -> 30d" in out
     assert "  rpmLimit: 60 -> 120" in out
+    assert "  models: gpt-4o-mini, claude-3-5-haiku -> " in out
+    assert "text-embedding-3-small (+text-embedding-3-small)" in out
     assert "team-a/carol" not in out
     assert out.rstrip().endswith("1 user unchanged")
 
