@@ -11,13 +11,13 @@
 #
 # Knobs (environment):
 #   ENVTEST_K8S_VERSIONS  Kubernetes versions to try, in order (default: v1.37.2 v1.36.3 v1.35.4)
-#   ENVTEST_ETCD_VERSION  etcd server version (default: v3.7.3; v3.6.x is tried if it fails)
+#   ENVTEST_ETCD_VERSION  etcd server versions to try, in order (default: v3.7.3 v3.6.16)
 #   LITELLM_OPERATOR_CACHE  cache root (default: ${XDG_CACHE_HOME:-~/.cache}/litellm-operator)
 # Progress messages go to stderr.
 set -euo pipefail
 
 K8S_VERSIONS=${ENVTEST_K8S_VERSIONS:-v1.37.2 v1.36.3 v1.35.4}
-ETCD_VERSIONS=${ENVTEST_ETCD_VERSION:-v3.7.3 v3.6.7}
+ETCD_VERSIONS=${ENVTEST_ETCD_VERSION:-v3.7.3 v3.6.16}
 CACHE_ROOT=${LITELLM_OPERATOR_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/litellm-operator}
 ENVTEST_ROOT=$CACHE_ROOT/envtest
 GO_ROOT=$CACHE_ROOT/go
