@@ -25,10 +25,11 @@ GO_ROOT=$CACHE_ROOT/go
 log() { printf 'envtest-assets: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
-# True when directory $1 holds runnable kube-apiserver and etcd binaries from a finished build.
-has_binaries() {
-	[[ -x $1/kube-apiserver && -x $1/etcd && ( -f $1/.complete || -n ${2:-} ) ]]
-}
+# True when directory $1 holds runnable kube-apiserver and etcd binaries.
+has_binaries() { [[ -x $1/kube-apiserver && -x $1/etcd ]]; }
+
+# True when directory $1 holds the binaries of a finished build of ours.
+is_cached() { has_binaries "$1" && [[ -f $1/.complete ]]; }
 
 # Link the machine's kubectl into the assets directory (envtest expects it there).
 link_kubectl() {
@@ -45,7 +46,7 @@ link_kubectl() {
 find_cached() {
 	local version
 	for version in $K8S_VERSIONS; do
-		if has_binaries "$ENVTEST_ROOT/$version"; then
+		if is_cached "$ENVTEST_ROOT/$version"; then
 			link_kubectl "$ENVTEST_ROOT/$version"
 			printf '%s\n' "$ENVTEST_ROOT/$version"
 			return 0
@@ -167,7 +168,7 @@ build_first() {
 
 main() {
 	if [[ -n ${KUBEBUILDER_ASSETS:-} ]]; then
-		has_binaries "$KUBEBUILDER_ASSETS" any || die "KUBEBUILDER_ASSETS=$KUBEBUILDER_ASSETS lacks kube-apiserver or etcd"
+		has_binaries "$KUBEBUILDER_ASSETS" || die "KUBEBUILDER_ASSETS=$KUBEBUILDER_ASSETS lacks kube-apiserver or etcd"
 		printf '%s\n' "$KUBEBUILDER_ASSETS"
 		return 0
 	fi
