@@ -88,23 +88,23 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
     users = (GROUP, VERSION, USER_PLURAL)
     policies = (GROUP, VERSION, POLICY_PLURAL)
 
-    @kopf.index(*policies, registry=registry)
+    @kopf.index(*policies, registry=registry, id="policy_bodies")
     def policy_bodies(*, name: str, body: kopf.Body, **_: Any) -> dict[str, Any]:
         return {name: plain(body)}
 
-    @kopf.index(*users, registry=registry)
+    @kopf.index(*users, registry=registry, id="users_by_policy")
     def users_by_policy(
         *, namespace: str | None, name: str, spec: kopf.Spec, **_: Any
     ) -> dict[str, Any]:
         return {spec.get("policyRef") or "default": (namespace, name)}
 
-    @kopf.index(*users, registry=registry)
+    @kopf.index(*users, registry=registry, id="user_bodies")
     def user_bodies(
         *, namespace: str | None, name: str, body: kopf.Body, **_: Any
     ) -> dict[Any, Any]:
         return {(namespace, name): plain(body)}
 
-    @kopf.index(*users, registry=registry)
+    @kopf.index(*users, registry=registry, id="user_id_claims")
     def user_id_claims(
         *,
         namespace: str | None,
@@ -137,7 +137,7 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
             await runtime.kube.record_user_id(meta.namespace or "", meta.name or "", user_id)
 
         result = await runtime.reconciler.reconcile(
-            body,
+            plain(body),
             policy,
             claims_from(user_id_claims),
             record_user_id=record_user_id,
@@ -150,22 +150,22 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
             delay = result.retry_after or min(5.0 * 2**retry, MAX_RETRY_DELAY)
             raise kopf.TemporaryError(outcome.message, delay=delay)
 
-    @kopf.on.create(*users, registry=registry)
-    @kopf.on.update(*users, registry=registry)
+    @kopf.on.create(*users, registry=registry, id="reconcile")
+    @kopf.on.update(*users, registry=registry, id="reconcile")
     async def user_changed(*, body: kopf.Body, patch: kopf.Patch, retry: int, **kw: Any) -> None:
         await reconcile(body, patch, retry, kw["policy_bodies"], kw["user_id_claims"])
 
-    @kopf.on.resume(*users, registry=registry)
+    @kopf.on.resume(*users, registry=registry, id="resume")
     async def user_resumed(*, body: kopf.Body, patch: kopf.Patch, retry: int, **kw: Any) -> None:
         user_id = body.get("status", {}).get("userId")
         snapshot = await runtime.directory.snapshot() if user_id else {}
         hint = snapshot.get(user_id) if user_id else None
         await reconcile(body, patch, retry, kw["policy_bodies"], kw["user_id_claims"], hint=hint)
 
-    @kopf.on.delete(*users, registry=registry)
+    @kopf.on.delete(*users, registry=registry, id="finalize")
     async def user_deleted(*, body: kopf.Body, retry: int, **_: Any) -> None:
         try:
-            events = await runtime.reconciler.finalize(body)
+            events = await runtime.reconciler.finalize(plain(body))
         except Exception as exc:
             delay = min(5.0 * 2**retry, MAX_RETRY_DELAY)
             kopf.warn(body, reason="DeleteFailed", message=str(exc))
@@ -173,9 +173,9 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         for event in events:
             post(body, event)
 
-    @kopf.on.create(*policies, registry=registry)
-    @kopf.on.update(*policies, registry=registry)
-    @kopf.on.delete(*policies, registry=registry, optional=True)
+    @kopf.on.create(*policies, registry=registry, id="propagate")
+    @kopf.on.update(*policies, registry=registry, id="propagate")
+    @kopf.on.delete(*policies, registry=registry, id="propagate", optional=True)
     async def policy_changed(*, name: str, body: kopf.Body, reason: str, **kw: Any) -> None:
         users_by_policy: kopf.Index[str, Any] = kw["users_by_policy"]
         generation = body.get("metadata", {}).get("generation")
@@ -187,6 +187,7 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
     @kopf.timer(
         *policies,
         registry=registry,
+        id="resync",
         interval=runtime.config.resync_seconds,
         initial_delay=runtime.config.resync_seconds,
     )

@@ -19,7 +19,8 @@ import kubernetes
 
 from litellm_operator.models import GROUP, USER_PLURAL, VERSION
 
-NUDGE_ANNOTATION = f"{GROUP}/reconcile-requested"
+NUDGE_ANNOTATION = f"reconcile.{GROUP}/requested"
+"""Outside the ``{GROUP}/`` prefix on purpose: kopf ignores its own storage prefix in diffs."""
 
 
 class Kube:

@@ -62,6 +62,8 @@ def command(args: argparse.Namespace) -> int:
         verbose=args.verbose,
         log_format=kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.PLAIN,
     )
+    # httpx logs every request at INFO; the operator's own metrics count them instead.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     log.info("starting: %s", config.summary())
     asyncio.run(serve(config, health_port=args.health_port, peering=args.peering))
     return 0
@@ -115,6 +117,12 @@ async def serve(
 
 
 def configure_kopf(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        """In-cluster service account, else the kubeconfig (via the kubernetes client)."""
+        info: kopf.ConnectionInfo | None = kopf.login_via_client(**kwargs)
+        return info
+
     @kopf.on.startup(registry=registry)
     def settings(settings: kopf.OperatorSettings, **_: Any) -> None:
         settings.persistence.finalizer = FINALIZER

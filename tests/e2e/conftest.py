@@ -49,8 +49,8 @@ def operator(
     }
     log_path = Path(tmp_path_factory.mktemp("operator")) / "operator.log"
     process = OperatorProcess(env, log_path)
-    process.start()
     try:
+        process.start()
         yield process
     finally:
         process.stop()

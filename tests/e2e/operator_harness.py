@@ -122,14 +122,14 @@ class OperatorProcess:
 
     def start(self) -> None:
         exe = Path(sys.executable).with_name("litellm-operator")
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [str(exe), "run", "--log-format", "plain", "--health-port", "0"],
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [str(exe), "run", "--log-format", "plain", "--health-port", "0"],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         eventually(lambda: self.metrics() != "", timeout=30, what="operator metrics endpoint")
 
     def stop(self) -> None:
