@@ -18,6 +18,7 @@ import os
 import shlex
 import subprocess
 import sys
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,10 +114,18 @@ def _require_testbed(testbed: Path | None) -> Path:
 
 
 def _run(argv: Sequence[str], timeout: float) -> subprocess.CompletedProcess[str]:
-    try:
-        result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired as exc:
-        raise TestbedError(f"{' '.join(argv[1:3])} timed out after {timeout:.0f}s") from exc
+    """Run the script with its output in temp files, not pipes: the daemons it starts
+    (PostgreSQL) inherit its stderr, so a pipe would never reach EOF."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        try:
+            code = subprocess.run(
+                argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, timeout=timeout, check=False
+            ).returncode
+        except subprocess.TimeoutExpired as exc:
+            raise TestbedError(f"{' '.join(argv[1:3])} timed out after {timeout:.0f}s") from exc
+        out.seek(0)
+        err.seek(0)
+        result = subprocess.CompletedProcess(argv, code, out.read(), err.read())
     if result.returncode != 0:
         tail = "\n".join(result.stderr.splitlines()[-20:])
         raise TestbedError(f"{' '.join(argv[1:3])} failed ({result.returncode}):\n{tail}")
