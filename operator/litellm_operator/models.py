@@ -180,12 +180,14 @@ class UserSpec(_Wire):
 class EffectiveSettings(_Wire):
     """The settings the user must have in LiteLLM: the result of the merge."""
 
-    max_budget: Budget | None = Field(description="USD; null means no cap.")
-    budget_duration: Duration | None
+    # Nullable settings default to None so a status without them (nulls are pruned by merge
+    # patches) is still valid against the generated schema.
+    max_budget: Budget | None = Field(default=None, description="USD; null means no cap.")
+    budget_duration: Duration | None = None
     models: ModelList
     teams: TeamList
-    tpm_limit: Limit | None
-    rpm_limit: Limit | None
+    tpm_limit: Limit | None = None
+    rpm_limit: Limit | None = None
     user_role: UserRole
     metadata: StringMap
 
