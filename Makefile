@@ -56,5 +56,14 @@ e2e: venv ## operator tests against a real control plane and a real LiteLLM
 	if [ -z "$${KUBECONFIG:-}" ] && [ -z "$${KUBEBUILDER_ASSETS:-}" ]; then export KUBEBUILDER_ASSETS=$$(hack/envtest-assets.sh); fi; \
 	$(PY) -m pytest tests/e2e $(PYTEST_ARGS)
 
+up: venv ## start a control plane, a LiteLLM and the operator in the background (.dev/env)
+	@hack/dev.sh up
+
+down: ## stop everything `make up` started
+	@hack/dev.sh down
+
+demo: venv ## make up, apply examples/, wait for Ready, show the users from both sides
+	@hack/dev.sh demo
+
 clean: ## remove the venv and caches (not the envtest or testbed caches)
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
