@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import ctypes
 import http.client
 import json
 import os
@@ -45,6 +46,7 @@ APISERVER = "kube-apiserver"
 COMPONENTS = (ETCD, APISERVER)
 REPO_ROOT = Path(__file__).resolve().parents[3]
 ASSETS_SCRIPT = REPO_ROOT / "hack" / "envtest-assets.sh"
+PR_SET_PDEATHSIG = 1
 GO_FALLBACK_DIRS = (Path("/usr/local/go/bin"), Path("/usr/lib/go/bin"))
 
 # Only the processes this module started are children of this interpreter; keep their Popen
@@ -268,11 +270,19 @@ def terminate(pid: int, component: str, timeout: float = 15.0) -> None:
     raise ControlPlaneError(f"{component} (pid {pid}) did not stop")
 
 
-def _spawn(args: Sequence[str], log: Path) -> int:
+def _exit_with_parent() -> None:
+    """In the child before exec: get SIGTERM when the parent dies (Linux), so nothing leaks."""
+    if sys.platform == "linux":
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _spawn(args: Sequence[str], log: Path, *, exit_with_parent: bool = False) -> int:
+    """Start ``args`` in a session of its own, output to ``log``; return its PID."""
     with log.open("ab") as out:
         proc = subprocess.Popen(
             args, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True,
+            start_new_session=True, preexec_fn=_exit_with_parent if exit_with_parent else None,
         )  # fmt: skip
     _CHILDREN[proc.pid] = (Path(args[0]).name, proc)
     return proc.pid
@@ -312,9 +322,17 @@ class ControlPlane:
     Usable as a context manager that starts on entry and stops on exit.
     """
 
-    def __init__(self, state_dir: str | os.PathLike[str], assets: Path | None = None) -> None:
+    def __init__(
+        self,
+        state_dir: str | os.PathLike[str],
+        assets: Path | None = None,
+        *,
+        exit_with_parent: bool = False,
+    ) -> None:
+        """``exit_with_parent``: the processes get SIGTERM when this process dies (for tests)."""
         self.state_dir = Path(state_dir).resolve()
         self._assets = assets
+        self._exit_with_parent = exit_with_parent
 
     # -- paths
     @property
@@ -413,7 +431,8 @@ class ControlPlane:
 
     # -- internals
     def _launch(self, component: str, args: list[str]) -> int:
-        pid = _spawn([str(self.assets / component), *args], self._log(component))
+        command = [str(self.assets / component), *args]
+        pid = _spawn(command, self._log(component), exit_with_parent=self._exit_with_parent)
         self._pid_file(component).write_text(f"{pid}\n")
         return pid
 
