@@ -1,0 +1,221 @@
+"""The Argo CD health checks of deploy/argocd, run by Lua 5.1 (as Argo CD's gopher-lua) on tables
+of status objects, hand-written and built by the operator's own status code."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import yaml
+
+from litellm_operator.status import (
+    REASON_POLICY_NOT_FOUND,
+    REASON_UNAVAILABLE,
+    Applied,
+    Failed,
+    Synced,
+    build_status,
+)
+from tests.fixtures.gitops import ARGOCD_DIR, SCRIPTS, argocd_health
+
+NOW = "2025-01-01T00:00:00Z"
+
+
+def cond(kind: str, status: str, reason: str = "Synced", message: str = "m") -> dict[str, Any]:
+    return {"type": kind, "status": status, "reason": reason, "message": message}
+
+
+def kstatus(ready: str, reconciling: str, stalled: str, reason: str, message: str) -> list[Any]:
+    return [
+        cond("Ready", ready, reason, message),
+        cond("Reconciling", reconciling, reason, message),
+        cond("Stalled", stalled, reason, message),
+    ]
+
+
+def user(status: dict[str, Any] | None, generation: int = 1, **meta: Any) -> dict[str, Any]:
+    obj: dict[str, Any] = {
+        "apiVersion": "litellm.platform.dev/v1alpha1",
+        "kind": "LiteLLMUser",
+        "metadata": {"name": "alice", "namespace": "team-a", "generation": generation, **meta},
+        "spec": {"policyRef": "default"},
+    }
+    if status is not None:
+        obj["status"] = status
+    return obj
+
+
+def policy(status: dict[str, Any] | None = None, generation: int = 1) -> dict[str, Any]:
+    obj: dict[str, Any] = {
+        "apiVersion": "litellm.platform.dev/v1alpha1",
+        "kind": "ProvisioningPolicy",
+        "metadata": {"name": "default", "generation": generation},
+        "spec": {"defaults": {"maxBudget": 10}},
+    }
+    if status is not None:
+        obj["status"] = status
+    return obj
+
+
+SYNCED = kstatus("True", "False", "False", "Synced", "LiteLLM user matches")
+SUSPENDED = kstatus("True", "False", "False", "Suspended", "user is suspended")
+UNAVAILABLE = kstatus("False", "True", "False", "LiteLLMUnavailable", "connection refused")
+NOT_FOUND = kstatus("False", "False", "True", "PolicyNotFound", "policy 'x' does not exist")
+
+USER_CASES: list[tuple[str, dict[str, Any], str, str | None]] = [
+    ("no status", user(None), "Progressing", None),
+    ("status without conditions", user({"userId": "alice"}), "Progressing", None),
+    (
+        "ready, generation observed",
+        user({"observedGeneration": 3, "conditions": SYNCED}, generation=3),
+        "Healthy",
+        "LiteLLM user matches",
+    ),
+    (
+        "ready, older generation",
+        user({"observedGeneration": 2, "conditions": SYNCED}, generation=3),
+        "Progressing",
+        "Waiting for the operator to reconcile generation 3",
+    ),
+    (
+        "ready, observedGeneration missing",
+        user({"conditions": SYNCED}, generation=3),
+        "Progressing",
+        None,
+    ),
+    (
+        "suspended",
+        user({"observedGeneration": 1, "conditions": SUSPENDED}),
+        "Suspended",
+        "user is suspended",
+    ),
+    (
+        "transient failure (Reconciling)",
+        user({"observedGeneration": 1, "conditions": UNAVAILABLE}),
+        "Progressing",
+        "connection refused",
+    ),
+    (
+        "stalled",
+        user({"observedGeneration": 1, "conditions": NOT_FOUND}),
+        "Degraded",
+        "policy 'x' does not exist",
+    ),
+    (
+        "stalled but generation not observed yet",
+        user({"observedGeneration": 1, "conditions": NOT_FOUND}, generation=2),
+        "Progressing",
+        None,
+    ),
+    (
+        "Ready=False alone",
+        user({"observedGeneration": 1, "conditions": [cond("Ready", "False", "X", "why")]}),
+        "Progressing",
+        "why",
+    ),
+    (
+        "Ready=Unknown",
+        user({"observedGeneration": 1, "conditions": [cond("Ready", "Unknown", "X", "?")]}),
+        "Progressing",
+        "?",
+    ),
+    (
+        "Ready=True alone (no kstatus companions)",
+        user({"observedGeneration": 1, "conditions": [cond("Ready", "True", "Synced", "ok")]}),
+        "Healthy",
+        "ok",
+    ),
+    (
+        "kopf's status and unknown condition types are ignored",
+        user(
+            {
+                "observedGeneration": 1,
+                "kopf": {"progress": {}},
+                "conditions": [cond("Other", "True"), *SYNCED],
+            }
+        ),
+        "Healthy",
+        None,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("obj", "expected", "message"),
+    [case[1:] for case in USER_CASES],
+    ids=[case[0] for case in USER_CASES],
+)
+def test_user_health(obj: dict[str, Any], expected: str, message: str | None) -> None:
+    status, text = argocd_health(obj)
+    assert status == expected
+    if message is not None:
+        assert text == message
+
+
+POLICY_CASES: list[tuple[str, dict[str, Any], str]] = [
+    ("exists, no status", policy(), "Healthy"),
+    ("kopf status only", policy({"kopf": {"progress": {}}}), "Healthy"),
+    ("older observedGeneration", policy({"observedGeneration": 1}, generation=2), "Progressing"),
+    ("current observedGeneration", policy({"observedGeneration": 2}, generation=2), "Healthy"),
+    ("stalled", policy({"conditions": kstatus("False", "False", "True", "X", "m")}), "Degraded"),
+    (
+        "reconciling",
+        policy({"conditions": kstatus("False", "True", "False", "X", "m")}),
+        "Progressing",
+    ),
+    ("ready", policy({"conditions": SYNCED}), "Healthy"),
+]
+
+
+@pytest.mark.parametrize(
+    ("obj", "expected"), [case[1:] for case in POLICY_CASES], ids=[c[0] for c in POLICY_CASES]
+)
+def test_policy_health(obj: dict[str, Any], expected: str) -> None:
+    assert argocd_health(obj)[0] == expected
+
+
+APPLIED = Applied(
+    user_id="alice",
+    effective={"maxBudget": 10.0},
+    sources={"maxBudget": "default"},
+    matched_role=None,
+    policy_name="default",
+    policy_generation=1,
+)
+OUTCOMES = [
+    ("synced", Synced(APPLIED, wrote=True), "Healthy"),
+    ("suspended", Synced(APPLIED, wrote=False, suspended=True), "Suspended"),
+    ("missing team", Synced(APPLIED, wrote=True, missing_teams=["t1"]), "Degraded"),
+    ("unavailable", Failed(REASON_UNAVAILABLE, "down", transient=True), "Progressing"),
+    ("policy not found", Failed(REASON_POLICY_NOT_FOUND, "gone", transient=False), "Degraded"),
+]
+
+
+@pytest.mark.parametrize(
+    ("outcome", "expected"), [o[1:] for o in OUTCOMES], ids=[o[0] for o in OUTCOMES]
+)
+def test_every_outcome_of_the_operator(outcome: Any, expected: str) -> None:
+    """The statuses the operator writes (status.build_status) get the intended verdicts."""
+    status = build_status({}, 4, outcome, NOW)
+    assert argocd_health(user(status, generation=4))[0] == expected
+    assert argocd_health(user(status, generation=5))[0] == "Progressing"
+
+
+def test_scripts_use_no_library_beyond_lua51_basics() -> None:
+    """Argo CD's sandbox: only ``obj`` and the base library; no io/os/require."""
+    for path in SCRIPTS.values():
+        source = path.read_text()
+        for forbidden in ("require", "io.", "os.", "goto", "//"):
+            code = "\n".join(line.split("--")[0] for line in source.splitlines())
+            assert forbidden not in code, f"{path.name} uses {forbidden!r}"
+
+
+def test_configmap_patch_holds_the_scripts_verbatim() -> None:
+    document = yaml.safe_load((ARGOCD_DIR / "argocd-cm-patch.yaml").read_text())
+    assert document["kind"] == "ConfigMap"
+    assert document["metadata"] == {"name": "argocd-cm", "namespace": "argocd"}
+    data = document["data"]
+    prefix = "resource.customizations.health.litellm.platform.dev_"
+    assert set(data) == {prefix + kind for kind in SCRIPTS}
+    for kind, path in SCRIPTS.items():
+        assert data[prefix + kind] == path.read_text(), f"argocd-cm-patch.yaml: stale {kind}"
