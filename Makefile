@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 SRC := operator/litellm_operator
 
-.PHONY: help venv lint typecheck unit integration e2e test crds envtest up down demo clean
+.PHONY: help venv lint typecheck unit integration e2e test crds envtest up down demo bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -64,6 +64,11 @@ down: ## stop everything `make up` started
 
 demo: venv ## make up, apply examples/, wait for Ready, show the users from both sides
 	@hack/dev.sh demo
+
+bench: venv ## benchmarks against a floor measured in the same run (BENCH_USERS=200)
+	@set -euo pipefail; \
+	if [ -z "$${KUBECONFIG:-}" ] && [ -z "$${KUBEBUILDER_ASSETS:-}" ]; then export KUBEBUILDER_ASSETS=$$(hack/envtest-assets.sh); fi; \
+	$(PY) bench/bench_operator.py --users $${BENCH_USERS:-200}
 
 clean: ## remove the venv and caches (not the envtest or testbed caches)
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
