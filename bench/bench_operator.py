@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 import yaml  # noqa: E402
+from tests.e2e.operator_harness import OperatorProcess, eventually, free_port  # noqa: E402
 
 from litellm_operator.devenv.controlplane import ControlPlane, find_assets  # noqa: E402
 from litellm_operator.devenv.testbed import (  # noqa: E402
@@ -42,7 +43,6 @@ from litellm_operator.devenv.testbed import (  # noqa: E402
     stop_testbed,
 )
 from litellm_operator.models import API_VERSION  # noqa: E402
-from tests.e2e.operator_harness import OperatorProcess, eventually, free_port  # noqa: E402
 
 GOALS = {
     "provisioning_ratio_max": 4.0,
