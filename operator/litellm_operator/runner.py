@@ -132,7 +132,6 @@ def configure_kopf(registry: kopf.OperatorRegistry, config: OperatorConfig) -> N
         )
         # kopf's own "Handler succeeded" events are noise; the operator posts its own.
         settings.posting.level = logging.WARNING
-        settings.batching.worker_limit = config.concurrency * 4
         settings.watching.server_timeout = 300
         settings.networking.request_timeout = 60
 
