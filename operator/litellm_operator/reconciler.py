@@ -74,6 +74,7 @@ log = logging.getLogger(__name__)
 APPLIED_KEYS = ("userId", "effective", "sources", "matchedRole", "policy")
 
 REASON_UNAUTHORIZED = "Unauthorized"
+REASON_UNEXPECTED = "UnexpectedResponse"
 MSG_POLICY_NOT_FOUND = "ProvisioningPolicy {name!r} does not exist; no change was made in LiteLLM"
 MSG_CLAIMED = (
     "user id {user_id!r} is already claimed by LiteLLMUser {owner}, created earlier; "
@@ -202,6 +203,11 @@ class Reconciler:
             return failure(REASON_REJECTED, message, transient=False, applied=applied)
         except LiteLLMError as exc:
             result = from_error(exc, applied)
+            result.outcome = with_progress(result.outcome, progress)
+            return result
+        except ValidationError as exc:
+            message = f"LiteLLM answered in a shape the operator does not understand: {exc}"
+            result = failure(REASON_UNEXPECTED, message, transient=True, applied=applied)
             result.outcome = with_progress(result.outcome, progress)
             return result
         refusal = plan.refusal

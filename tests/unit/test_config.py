@@ -1,0 +1,69 @@
+"""Configuration loading: every problem reported at once, the master key never shown."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from litellm_operator.config import ConfigError, load_config
+
+KEY = "sk-master-abcdef0123456789"
+GOOD = {"LITELLM_URL": "http://litellm:4000/", "LITELLM_MASTER_KEY": KEY}
+
+
+def test_defaults() -> None:
+    config = load_config(GOOD)
+    assert config.litellm_url == "http://litellm:4000"
+    assert config.namespaces == ()
+    assert config.resync_seconds == 600
+    assert config.concurrency == 8
+    assert config.master_key.get_secret_value() == KEY
+
+
+def test_key_from_a_mounted_secret_file(tmp_path: Path) -> None:
+    secret = tmp_path / "master-key"
+    secret.write_text(KEY + "\n")
+    config = load_config({"LITELLM_URL": "https://x", "LITELLM_MASTER_KEY_FILE": str(secret)})
+    assert config.master_key.get_secret_value() == KEY
+
+
+def test_namespaces_are_a_comma_list() -> None:
+    config = load_config({**GOOD, "LITELLM_OPERATOR_NAMESPACES": " team-a, ,team-b "})
+    assert config.namespaces == ("team-a", "team-b")
+
+
+BAD = [
+    pytest.param({}, ["LITELLM_URL is not set", "LITELLM_MASTER_KEY"], id="nothing-set"),
+    pytest.param({**GOOD, "LITELLM_URL": "litellm:4000"}, ["not an http(s) URL"], id="bad-url"),
+    pytest.param(
+        {**GOOD, "LITELLM_OPERATOR_RESYNC_SECONDS": "ten"}, ["is not a number"], id="resync-nan"
+    ),
+    pytest.param(
+        {**GOOD, "LITELLM_OPERATOR_CONCURRENCY": "0"}, ["must be at least 1"], id="concurrency-0"
+    ),
+    pytest.param(
+        {**GOOD, "LITELLM_OPERATOR_METRICS_PORT": "70000"}, ["not a port"], id="port-range"
+    ),
+    pytest.param(
+        {"LITELLM_URL": "http://x", "LITELLM_MASTER_KEY_FILE": "/nonexistent/key"},
+        ["cannot be read"],
+        id="unreadable-key-file",
+    ),
+]
+
+
+@pytest.mark.parametrize(("env", "expected"), BAD)
+def test_every_problem_is_reported(env: dict[str, str], expected: list[str]) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(env)
+    text = str(caught.value)
+    for fragment in expected:
+        assert fragment in text
+    assert KEY not in text
+
+
+def test_key_never_in_repr_or_summary() -> None:
+    config = load_config(GOOD)
+    assert KEY not in repr(config)
+    assert KEY not in config.summary()

@@ -1,0 +1,203 @@
+"""Reconciler error paths with LiteLLM mocked (respx): how failures become conditions.
+
+What LiteLLM itself does is proven in tests/integration and tests/e2e against the real proxy;
+these cases force the failures that are hard to produce there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+import respx
+
+from litellm_operator.litellm import LiteLLMClient, Unavailable
+from litellm_operator.models import API_VERSION
+from litellm_operator.reconciler import Claim, Reconciler
+from litellm_operator.status import Failed, Synced
+
+BASE = "http://litellm.test"
+MASTER = "sk-master-0123456789abcdef"
+POLICY: dict[str, Any] = {
+    "apiVersion": API_VERSION,
+    "kind": "ProvisioningPolicy",
+    "metadata": {"name": "default", "generation": 1},
+    "spec": {"defaults": {"maxBudget": 10, "teams": ["t1", "t2"]}},
+}
+
+
+UPDATED = httpx.Response(200, json={"data": {"user_id": "alice"}})
+
+
+def user(**spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "LiteLLMUser",
+        "metadata": {
+            "name": "alice",
+            "namespace": "ns",
+            "uid": "uid-1",
+            "generation": 1,
+            "creationTimestamp": "2026-01-02T00:00:00Z",
+        },
+        "spec": spec,
+    }
+
+
+def error(status: int, message: str) -> httpx.Response:
+    return httpx.Response(status, json={"error": {"message": message, "code": str(status)}})
+
+
+def user_info(**fields: Any) -> httpx.Response:
+    record = {"user_id": "alice", "max_budget": 10.0, "budget_duration": "30d", **fields}
+    return httpx.Response(200, json={"user_id": "alice", "user_info": record, "keys": []})
+
+
+@pytest.fixture
+async def reconciler() -> AsyncIterator[Reconciler]:
+    async with LiteLLMClient(BASE, MASTER, backoff_base=0.001, max_retries=1) as client:
+        yield Reconciler(client)
+
+
+@respx.mock
+async def test_outage_is_transient_and_says_so(reconciler: Reconciler) -> None:
+    respx.get(f"{BASE}/user/info").mock(side_effect=httpx.ConnectError("refused"))
+    result = await reconciler.reconcile(user(), POLICY)
+    assert isinstance(result.outcome, Failed)
+    assert result.outcome.reason == "LiteLLMUnavailable"
+    assert result.outcome.transient
+
+
+@respx.mock
+async def test_rate_limit_passes_retry_after_on(reconciler: Reconciler) -> None:
+    respx.get(f"{BASE}/user/info").mock(
+        return_value=httpx.Response(429, json={}, headers={"Retry-After": "120"})
+    )
+    result = await reconciler.reconcile(user(), POLICY)
+    assert isinstance(result.outcome, Failed)
+    assert result.outcome.transient
+    assert result.retry_after == 120
+
+
+@respx.mock
+async def test_rejection_is_permanent_and_redacted(reconciler: Reconciler) -> None:
+    respx.get(f"{BASE}/user/info").mock(return_value=error(404, "not found"))
+    respx.post(f"{BASE}/user/new").mock(
+        return_value=error(400, f"bad budget for key sk-secret123456789 (Bearer {MASTER})")
+    )
+    result = await reconciler.reconcile(user(), POLICY)
+    assert isinstance(result.outcome, Failed)
+    assert result.outcome.reason == "Rejected"
+    assert not result.outcome.transient
+    assert "sk-secret123456789" not in result.outcome.message
+    assert MASTER not in result.outcome.message
+
+
+@respx.mock
+async def test_email_of_another_user_is_a_rejection_with_a_clear_message(
+    reconciler: Reconciler,
+) -> None:
+    respx.get(f"{BASE}/user/info").mock(return_value=error(404, "not found"))
+    respx.post(f"{BASE}/user/new").mock(return_value=error(409, "email already exists"))
+    result = await reconciler.reconcile(user(email="a@x.io"), POLICY)
+    assert isinstance(result.outcome, Failed)
+    assert result.outcome.reason == "Rejected"
+    assert "a@x.io" in result.outcome.message
+
+
+@respx.mock
+async def test_user_id_is_recorded_before_the_create(reconciler: Reconciler) -> None:
+    calls: list[str] = []
+    respx.get(f"{BASE}/user/info").mock(return_value=error(404, "not found"))
+
+    def created(request: httpx.Request) -> httpx.Response:
+        calls.append("create")
+        return httpx.Response(200, json={"user_id": "alice"})
+
+    respx.post(f"{BASE}/user/new").mock(side_effect=created)
+    respx.post(f"{BASE}/team/member_add").mock(return_value=httpx.Response(200, json={}))
+
+    async def record(user_id: str) -> None:
+        calls.append(f"record {user_id}")
+
+    await reconciler.reconcile(user(userId="alice"), POLICY, record_user_id=record)
+    assert calls[:2] == ["record alice", "create"]
+
+
+@respx.mock
+async def test_partial_team_progress_survives_a_failure(reconciler: Reconciler) -> None:
+    respx.get(f"{BASE}/user/info").mock(return_value=user_info(metadata={}, teams=[]))
+    respx.post(f"{BASE}/user/update").mock(return_value=UPDATED)
+    team_add = respx.post(f"{BASE}/team/member_add")
+    team_add.side_effect = [httpx.Response(200, json={})] + [httpx.ConnectError("gone")] * 5
+    body = user(adopt=True)
+    result = await reconciler.reconcile(body, POLICY)
+    assert isinstance(result.outcome, Failed)
+    assert result.outcome.transient
+    assert result.outcome.managed_teams == ("t1",)
+
+
+@respx.mock
+async def test_missing_team_does_not_stop_the_rest(reconciler: Reconciler) -> None:
+    respx.get(f"{BASE}/user/info").mock(return_value=user_info(metadata={}, teams=[]))
+    update = respx.post(f"{BASE}/user/update").mock(return_value=UPDATED)
+    respx.post(f"{BASE}/team/member_add").mock(
+        side_effect=[error(400, "Team id=t1 does not exist in db"), httpx.Response(200, json={})]
+    )
+    result = await reconciler.reconcile(user(adopt=True), POLICY)
+    assert isinstance(result.outcome, Synced)
+    assert list(result.outcome.missing_teams) == ["t1"]
+    assert list(result.outcome.managed_teams) == ["t2"]
+    assert update.called
+
+
+async def test_missing_policy_makes_no_call(reconciler: Reconciler) -> None:
+    with respx.mock(assert_all_called=False) as mock:
+        route = mock.route()
+        result = await reconciler.reconcile(user(), None)
+        assert not route.called
+    assert isinstance(result.outcome, Failed)
+    assert result.outcome.reason == "PolicyNotFound"
+
+
+async def test_older_claim_wins_without_any_call(reconciler: Reconciler) -> None:
+    older = Claim("2026-01-01T00:00:00Z", "other", "first", "uid-0")
+    with respx.mock(assert_all_called=False) as mock:
+        route = mock.route()
+        result = await reconciler.reconcile(user(userId="alice"), POLICY, lambda _id: [older])
+        assert not route.called
+    assert isinstance(result.outcome, Failed)
+    assert result.outcome.reason == "Conflict"
+    assert "other/first" in result.outcome.message
+
+
+async def test_invalid_body_is_invalid_spec(reconciler: Reconciler) -> None:
+    body = user()
+    body["spec"]["overrides"] = {"maxBudget": -5}
+    result = await reconciler.reconcile(body, POLICY)
+    assert isinstance(result.outcome, Failed)
+    assert result.outcome.reason == "InvalidSpec"
+    assert "maxBudget" in result.outcome.message
+
+
+@respx.mock
+async def test_deletion_outage_raises_so_the_finalizer_stays(reconciler: Reconciler) -> None:
+    respx.get(f"{BASE}/user/info").mock(side_effect=httpx.ConnectError("refused"))
+    body = user()
+    body["status"] = {"userId": "alice"}
+    with pytest.raises(Unavailable):
+        await reconciler.finalize(body)
+
+
+@respx.mock
+async def test_unexpected_response_shape_is_a_condition_not_a_crash(
+    reconciler: Reconciler,
+) -> None:
+    respx.get(f"{BASE}/user/info").mock(return_value=user_info(metadata={}, teams=["t1", "t2"]))
+    respx.post(f"{BASE}/user/update").mock(return_value=httpx.Response(200, json={"data": {}}))
+    result = await reconciler.reconcile(user(adopt=True), POLICY)
+    assert isinstance(result.outcome, Failed)
+    assert result.outcome.reason == "UnexpectedResponse"
+    assert result.outcome.transient
