@@ -15,6 +15,9 @@ from tests.e2e.operator_harness import Cluster, Forwarder, OperatorProcess, free
 from tests.fixtures.kube import KubeEnv
 
 RESYNC_SECONDS = 3
+RBAC_NAMESPACE_PREFIX = "rbac-"
+"""Namespaces the session operator leaves alone: test_deploy runs its own operator there, as the
+ServiceAccount of deploy/manifests, and a second operator must not do the work for it."""
 
 
 @pytest.fixture(scope="session")
@@ -36,7 +39,8 @@ def operator(
     forwarder: Forwarder,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[OperatorProcess]:
-    """``litellm-operator run`` watching every namespace, reaching LiteLLM through ``forwarder``."""
+    """``litellm-operator run`` watching every namespace but ``rbac-*`` (a kopf namespace glob),
+    reaching LiteLLM through ``forwarder``."""
     del crds_installed
     env = {
         **os.environ,
@@ -46,6 +50,7 @@ def operator(
         "LITELLM_OPERATOR_RESYNC_SECONDS": str(RESYNC_SECONDS),
         "LITELLM_OPERATOR_METRICS_PORT": str(free_port()),
         "LITELLM_OPERATOR_TIMEOUT_SECONDS": "3",
+        "LITELLM_OPERATOR_NAMESPACES": f"!{RBAC_NAMESPACE_PREFIX}*",
     }
     log_path = Path(tmp_path_factory.mktemp("operator")) / "operator.log"
     process = OperatorProcess(env, log_path)
