@@ -21,7 +21,7 @@ import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from kubernetes.client import ApiClient, CoreV1Api, CustomObjectsApi
 from kubernetes.client.exceptions import ApiException
@@ -180,10 +180,8 @@ class Cluster:
             "metadata": {"name": name},
             "spec": spec,
         }
-        result: dict[str, Any] = self.custom.create_cluster_custom_object(
-            GROUP, VERSION, POLICY_PLURAL, body
-        )
-        return result
+        created = self.custom.create_cluster_custom_object(GROUP, VERSION, POLICY_PLURAL, body)
+        return cast(dict[str, Any], created)
 
     def patch_policy(self, name: str, spec: dict[str, Any]) -> None:
         self.custom.patch_cluster_custom_object(GROUP, VERSION, POLICY_PLURAL, name, {"spec": spec})
@@ -199,10 +197,12 @@ class Cluster:
             "metadata": {"name": name, "namespace": namespace},
             "spec": spec,
         }
-        result: dict[str, Any] = self.custom.create_namespaced_custom_object(
-            GROUP, VERSION, namespace, USER_PLURAL, body
+        return cast(
+            dict[str, Any],
+            self.custom.create_namespaced_custom_object(
+                GROUP, VERSION, namespace, USER_PLURAL, body
+            ),
         )
-        return result
 
     def patch_user(self, namespace: str, name: str, spec: dict[str, Any]) -> None:
         self.custom.patch_namespaced_custom_object(
@@ -211,14 +211,14 @@ class Cluster:
 
     def get_user(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
-            result: dict[str, Any] = self.custom.get_namespaced_custom_object(
+            result = self.custom.get_namespaced_custom_object(
                 GROUP, VERSION, namespace, USER_PLURAL, name
             )
         except ApiException as exc:
             if exc.status == 404:
                 return None
             raise
-        return result
+        return cast(dict[str, Any], result)
 
     def delete_user(self, namespace: str, name: str) -> None:
         self.custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, USER_PLURAL, name)
@@ -253,7 +253,7 @@ class Cluster:
         items = self.core.list_namespaced_event(
             namespace, field_selector=f"involvedObject.name={name}"
         ).items
-        return [(e.type, e.reason, e.message) for e in items]
+        return [(e.type or "", e.reason or "", e.message or "") for e in items]
 
 
 def eventually(

@@ -107,7 +107,7 @@ def test_user_id_is_immutable_once_set(
     kube_env: KubeEnv, crds_installed: list[str], namespace: str
 ) -> None:
     del crds_installed
-    body = {
+    body: dict[str, Any] = {
         "apiVersion": "litellm.platform.dev/v1alpha1",
         "kind": "LiteLLMUser",
         "metadata": {"name": "dana", "namespace": namespace},

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime, time, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -134,12 +135,18 @@ async def test_null_or_empty_is_ignored_for_other_fields_so_the_model_rejects_it
         NewUserRequest(user_id=unique_id, user_alias="a", models=["gpt-4o"], metadata={"k": 1})
     )
     async with _raw(litellm_env) as raw:
-        body = {"user_id": unique_id, "user_alias": None, "models": [], "metadata": {}}
+        body: dict[str, Any] = {
+            "user_id": unique_id,
+            "user_alias": None,
+            "models": [],
+            "metadata": {},
+        }
         (await raw.post("/user/update", json=body)).raise_for_status()
     after = await litellm_client.get_user(unique_id)
     assert after is not None
     assert (after.user_alias, after.models, after.metadata) == ("a", ["gpt-4o"], {"k": 1})
-    for field, empty in [("user_alias", None), ("models", []), ("metadata", {})]:
+    empties: list[tuple[str, Any]] = [("user_alias", None), ("models", []), ("metadata", {})]
+    for field, empty in empties:
         with pytest.raises(ValueError, match=field):
             UpdateUserRequest(**{field: empty})
 
