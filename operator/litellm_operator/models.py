@@ -108,9 +108,17 @@ class RoleSpec(SettingsPatch):
 class OverridePolicy(_Wire):
     """What a LiteLLMUser may override for itself, and the ceilings of those overrides.
 
-    Overriding a field not listed in allowedFields is an error. Numeric overrides above their
-    ceiling are clamped to it. A models override must be a subset of allowedModels (when
-    absent: of the models the user would get without the override).
+    Overriding a field not listed in allowedFields is an error. An override can never grant
+    more than the policy allows:
+
+    - maxBudget, tpmLimit, rpmLimit above their ceiling are clamped to it; without a ceiling,
+      the value the user would get without the override is the ceiling (overrides only lower);
+    - models must be a subset of allowedModels (when absent: of the models the user would get
+      without the override); teams likewise with allowedTeams;
+    - userRole must be in allowedUserRoles (when absent: no more privileged than the role the
+      user would get without the override);
+    - budgetDuration may not be shorter than the one the user would get without the override
+      (a shorter period resets the budget more often).
     """
 
     allowed_fields: list[OverridableField] = Field(default_factory=list)
@@ -119,6 +127,12 @@ class OverridePolicy(_Wire):
     rpm_limit: Limit | None = Field(default=None, description="Ceiling of an rpmLimit override.")
     allowed_models: list[Name] | None = Field(
         default=None, description="Models a models override may name."
+    )
+    allowed_teams: list[Name] | None = Field(
+        default=None, description="Teams a teams override may name."
+    )
+    allowed_user_roles: list[UserRole] | None = Field(
+        default=None, description="Roles a userRole override may choose."
     )
 
 

@@ -24,6 +24,8 @@ Errors are collected and raised together as PolicyViolation.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any
@@ -191,24 +193,91 @@ class _OverrideCheck:
 
 
 def check_overrides(
-    rules: OverridePolicy, requested: dict[str, Any], current_models: list[str], policy_name: str
+    rules: OverridePolicy, requested: dict[str, Any], current: dict[str, Any], policy_name: str
 ) -> _OverrideCheck:
-    """Accept, clamp or reject each requested override against the policy's rules."""
+    """Accept, clamp or reject each requested override against the policy's rules.
+
+    ``current`` holds the values the user would get without overrides: where the policy sets
+    no explicit bound, they are the bound, so an override can only narrow.
+    """
     check = _OverrideCheck()
     allowed = set(rules.allowed_fields)
     for name, value in requested.items():
         path = f"spec.overrides.{camel(name)}"
+        problem: Problem | None = None
         if camel(name) not in allowed:
-            check.problems.append(forbidden(path, name, rules, policy_name))
+            problem = forbidden(path, name, rules, policy_name)
         elif name == "models":
-            problem = check_models(path, value, rules.allowed_models, current_models)
-            if problem:
-                check.problems.append(problem)
-            else:
-                check.accepted[name] = value
+            problem = check_models(path, value, rules.allowed_models, current["models"])
+        elif name == "teams":
+            problem = check_teams(path, value, rules.allowed_teams, current["teams"])
+        elif name == "user_role":
+            problem = check_role(path, value, rules.allowed_user_roles, current["user_role"])
+        elif name == "budget_duration":
+            problem = check_duration(path, value, current["budget_duration"])
         else:
-            check.accepted[name] = clamp(name, value, rules, check.notes)
+            value = clamp(name, value, rules, current.get(name), check.notes)
+        if problem:
+            check.problems.append(problem)
+        else:
+            check.accepted[name] = value
     return check
+
+
+ROLE_RANK = {
+    "internal_user_viewer": 0,
+    "internal_user": 1,
+    "proxy_admin_viewer": 2,
+    "proxy_admin": 3,
+}
+DURATION_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "mo": 30 * 86400}
+
+
+def check_teams(
+    path: str, requested: list[str], allow_list: list[str] | None, current: list[str]
+) -> Problem | None:
+    bound = current if allow_list is None else allow_list
+    bound_name = "spec.overrides.allowedTeams" if allow_list is not None else "the policy"
+    extra = [t for t in requested if t not in set(bound)]
+    if extra:
+        return Problem(path, f"teams {extra} are not allowed by {bound_name}", "TeamNotAllowed")
+    return None
+
+
+def check_role(
+    path: str, requested: str, allow_list: Sequence[str] | None, current: str
+) -> Problem | None:
+    if allow_list is not None:
+        if requested in allow_list:
+            return None
+        allowed = ", ".join(allow_list) or "none"
+        message = f"role {requested!r} is not in spec.overrides.allowedUserRoles ({allowed})"
+        return Problem(path, message, "RoleNotAllowed")
+    if ROLE_RANK[requested] <= ROLE_RANK[current]:
+        return None
+    message = (
+        f"role {requested!r} is more privileged than {current!r}, which the policy gives; "
+        "list it in spec.overrides.allowedUserRoles to allow it"
+    )
+    return Problem(path, message, "RoleNotAllowed")
+
+
+def duration_seconds(duration: str) -> int:
+    match = re.fullmatch(r"([0-9]+)(mo|s|m|h|d)", duration)
+    if match is None:  # unreachable for validated input: the schema pattern is the same
+        raise ValueError(f"not a duration: {duration!r}")
+    return int(match.group(1)) * DURATION_SECONDS[match.group(2)]
+
+
+def check_duration(path: str, requested: str, current: str | None) -> Problem | None:
+    """A shorter budget period resets the budget more often: more spend, so not allowed."""
+    if current is None:
+        message = "the policy sets no budget period (the budget never resets); it cannot be added"
+        return Problem(path, message, "OverrideForbidden")
+    if duration_seconds(requested) >= duration_seconds(current):
+        return None
+    message = f"budget period {requested} is shorter than the policy's {current}"
+    return Problem(path, message, "OverrideForbidden")
 
 
 def forbidden(path: str, name: str, rules: OverridePolicy, policy_name: str) -> Problem:
@@ -220,15 +289,21 @@ def forbidden(path: str, name: str, rules: OverridePolicy, policy_name: str) -> 
     )
 
 
-def clamp(name: str, value: Any, rules: OverridePolicy, notes: list[str]) -> Any:
-    """The override value, lowered to the policy's ceiling for it (if any)."""
+def clamp(name: str, value: Any, rules: OverridePolicy, current: Any, notes: list[str]) -> Any:
+    """The override value, lowered to the policy's ceiling for it.
+
+    Without an explicit ceiling the value the user would get anyway is the ceiling (``None``
+    there means unlimited), so an override can only lower it.
+    """
     if name not in CEILINGED:
         return value
-    ceiling = getattr(rules, name)
+    explicit = getattr(rules, name)
+    ceiling = explicit if explicit is not None else current
     if ceiling is None or value <= ceiling:
         return value
+    what = "the policy ceiling" if explicit is not None else "the policy's own value"
     notes.append(
-        f"spec.overrides.{camel(name)}: {value:g} exceeds the policy ceiling {ceiling:g}; "
+        f"spec.overrides.{camel(name)}: {value:g} exceeds {what} {ceiling:g}; "
         f"clamped to {ceiling:g}"
     )
     return ceiling
@@ -296,7 +371,7 @@ def resolve(policy: ProvisioningPolicy, user: LiteLLMUser) -> Resolution:
     overrides = check_overrides(
         policy.spec.overrides,
         patch_layer(user.spec.overrides),
-        layers.values["models"],
+        dict(layers.values),
         policy.metadata.name,
     )
     problems += overrides.problems

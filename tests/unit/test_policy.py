@@ -285,6 +285,60 @@ def test_allowed_override(
     assert len(resolution.notes) == notes
 
 
+NARROWING = [
+    pytest.param(
+        {"allowedFields": ["maxBudget"]},
+        {"maxBudget": 500},
+        "maxBudget",
+        20.0,
+        id="no-ceiling-means-the-policy-value-is-the-ceiling",
+    ),
+    pytest.param(
+        {"allowedFields": ["maxBudget"]},
+        {"maxBudget": 5},
+        "maxBudget",
+        5.0,
+        id="no-ceiling-still-allows-lowering",
+    ),
+    pytest.param(
+        {"allowedFields": ["userRole"]},
+        {"userRole": "internal_user_viewer"},
+        "userRole",
+        "internal_user_viewer",
+        id="role-may-be-lowered",
+    ),
+    pytest.param(
+        {"allowedFields": ["userRole"], "allowedUserRoles": ["proxy_admin_viewer"]},
+        {"userRole": "proxy_admin_viewer"},
+        "userRole",
+        "proxy_admin_viewer",
+        id="role-raised-when-listed",
+    ),
+    pytest.param(
+        {"allowedFields": ["budgetDuration"]},
+        {"budgetDuration": "1mo"},
+        "budgetDuration",
+        "1mo",
+        id="longer-budget-period",
+    ),
+    pytest.param(
+        {"allowedFields": ["teams"], "allowedTeams": ["ml"]},
+        {"teams": ["ml"]},
+        "teams",
+        ["ml"],
+        id="team-in-allow-list",
+    ),
+]
+
+
+@pytest.mark.parametrize(("rules", "overrides", "field", "value"), NARROWING)
+def test_overrides_without_explicit_bounds_only_narrow(
+    rules: dict[str, Any], overrides: dict[str, Any], field: str, value: Any
+) -> None:
+    resolution = resolve(policy(defaults=DEFAULTS, overrides=rules), user(overrides=overrides))
+    assert resolution.effective.model_dump(by_alias=True)[field] == value
+
+
 def test_clamp_note_names_field_and_ceiling() -> None:
     resolution = resolve(policy(overrides=OVERRIDES), user(overrides={"maxBudget": 75}))
     assert resolution.notes == [
@@ -327,6 +381,48 @@ def test_clamp_note_names_field_and_ceiling() -> None:
             user(overrides={"models": ["gpt-4o"]}),
             [("spec.overrides.models", "ModelNotAllowed")],
             id="no-allow-list-bounds-to-policy-models",
+        ),
+        pytest.param(
+            {"defaults": DEFAULTS, "overrides": {"allowedFields": ["teams"]}},
+            user(overrides={"teams": ["admins"]}),
+            [("spec.overrides.teams", "TeamNotAllowed")],
+            id="no-team-allow-list-bounds-to-policy-teams",
+        ),
+        pytest.param(
+            {"overrides": {"allowedFields": ["teams"], "allowedTeams": ["ml"]}},
+            user(overrides={"teams": ["ml", "finance"]}),
+            [("spec.overrides.teams", "TeamNotAllowed")],
+            id="team-outside-allow-list",
+        ),
+        pytest.param(
+            {"overrides": {"allowedFields": ["userRole"]}},
+            user(overrides={"userRole": "proxy_admin"}),
+            [("spec.overrides.userRole", "RoleNotAllowed")],
+            id="role-escalation-without-allow-list",
+        ),
+        pytest.param(
+            {"overrides": {"allowedFields": ["userRole"], "allowedUserRoles": ["internal_user"]}},
+            user(overrides={"userRole": "proxy_admin_viewer"}),
+            [("spec.overrides.userRole", "RoleNotAllowed")],
+            id="role-outside-allow-list",
+        ),
+        pytest.param(
+            {
+                "defaults": {"budgetDuration": "30d"},
+                "overrides": {"allowedFields": ["budgetDuration"]},
+            },
+            user(overrides={"budgetDuration": "1h"}),
+            [("spec.overrides.budgetDuration", "OverrideForbidden")],
+            id="shorter-budget-period-resets-more-often",
+        ),
+        pytest.param(
+            {
+                "defaults": {"budgetDuration": None},
+                "overrides": {"allowedFields": ["budgetDuration"]},
+            },
+            user(overrides={"budgetDuration": "1mo"}),
+            [("spec.overrides.budgetDuration", "OverrideForbidden")],
+            id="no-reset-cannot-gain-one",
         ),
         pytest.param(
             {"allowedNamespaces": ["team-b", "prod-*"]},

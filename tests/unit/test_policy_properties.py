@@ -9,11 +9,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic.alias_generators import to_snake
 
-from litellm_operator.models import USER_ROLES, LiteLLMUser, ProvisioningPolicy
+from litellm_operator.models import USER_ROLES, LiteLLMUser, ProvisioningPolicy, SettingsPatch
 from litellm_operator.policy import BUILTIN, PolicyViolation, normalize_group, resolve
 
 GROUPS = ["ai", "admins", "ops", "group:default/ai", "Group:AI", "user:ai", "group:other/ai"]
 MODELS = ["a", "b", "c", "d"]
+TEAMS = ["t1", "t2", "t3"]
 NUMERIC = ("maxBudget", "tpmLimit", "rpmLimit")
 # The machine is shared with slow jobs; timing is not what these tests are about.
 relaxed = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -25,7 +26,7 @@ VALUES: dict[str, st.SearchStrategy[Any]] = {
     "maxBudget": budgets,
     "budgetDuration": st.sampled_from(["30d", "7d", "24h", "30m", "1mo"]),
     "models": st.lists(st.sampled_from(MODELS), unique=True, max_size=3),
-    "teams": st.lists(st.sampled_from(["t1", "t2", "t3"]), unique=True, max_size=2),
+    "teams": st.lists(st.sampled_from(TEAMS), unique=True, max_size=2),
     "tpmLimit": limits,
     "rpmLimit": limits,
     "userRole": st.sampled_from(USER_ROLES),
@@ -52,6 +53,8 @@ def cases(draw: st.DrawFn) -> tuple[ProvisioningPolicy, LiteLLMUser]:
     overrides = {
         "allowedFields": list(VALUES),
         "allowedModels": MODELS,
+        "allowedTeams": TEAMS,
+        "allowedUserRoles": list(USER_ROLES),
         **draw(ceilings),
     }
     policy = ProvisioningPolicy.model_validate(
@@ -62,7 +65,9 @@ def cases(draw: st.DrawFn) -> tuple[ProvisioningPolicy, LiteLLMUser]:
             "spec": {"defaults": draw(patches()), "roles": draw(roles), "overrides": overrides},
         }
     )
-    user_overrides = draw(patches())
+    # budgetDuration overrides are judged against the period the user would get (tested by
+    # table in test_policy.py); here every drawn override is within an explicit allow-list.
+    user_overrides = draw(patches(tuple(f for f in VALUES if f != "budgetDuration")))
     if user_overrides.get("models") == []:
         del user_overrides["models"]  # [] = all models, outside the allow-list
     user = LiteLLMUser.model_validate(
@@ -77,6 +82,13 @@ def cases(draw: st.DrawFn) -> tuple[ProvisioningPolicy, LiteLLMUser]:
         }
     )
     return policy, user
+
+
+def without_overrides(policy: ProvisioningPolicy, user: LiteLLMUser) -> dict[str, Any]:
+    """The effective settings the user would get with no overrides at all."""
+    plain = user.model_copy(deep=True)
+    plain.spec.overrides = SettingsPatch()
+    return resolve(policy, plain).effective.model_dump(by_alias=True)
 
 
 def layer_of(source: str, policy: ProvisioningPolicy, user: LiteLLMUser, role: Any) -> Any:
@@ -107,6 +119,8 @@ def test_every_source_matches_where_the_value_came_from(
         raw = layer_of(source, policy, user, role).model_dump(by_alias=True)[name]
         if source == "override" and name in NUMERIC:
             ceiling = policy.spec.overrides.model_dump(by_alias=True)[name]
+            if ceiling is None:
+                ceiling = without_overrides(policy, user)[name]
             assert value == (raw if ceiling is None else min(raw, ceiling))
         else:
             assert value == raw
@@ -144,9 +158,13 @@ def test_overrides_never_exceed_ceilings(case: tuple[ProvisioningPolicy, LiteLLM
     resolution = resolve(policy, user)
     effective = resolution.effective.model_dump(by_alias=True)
     ceilings = policy.spec.overrides.model_dump(by_alias=True)
+    baseline = without_overrides(policy, user)
     for name in NUMERIC:
-        if resolution.sources[name] == "override" and ceilings[name] is not None:
-            assert effective[name] <= ceilings[name]
+        if resolution.sources[name] != "override":
+            continue
+        ceiling = ceilings[name] if ceilings[name] is not None else baseline[name]
+        if ceiling is not None:
+            assert effective[name] <= ceiling
     if resolution.sources["models"] == "override":
         assert set(resolution.effective.models) <= set(MODELS)
 
