@@ -31,7 +31,7 @@ import kopf
 
 from litellm_operator.config import OperatorConfig
 from litellm_operator.kube import Kube
-from litellm_operator.litellm import LiteLLMClient, LiteLLMUserRecord
+from litellm_operator.litellm import LiteLLMClient, LiteLLMError, LiteLLMUserRecord
 from litellm_operator.metrics import Metrics
 from litellm_operator.models import GROUP, POLICY_PLURAL, USER_PLURAL, VERSION
 from litellm_operator.reconciler import Claim, ClaimsOf, Event, Reconciler, Result
@@ -158,8 +158,12 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
     @kopf.on.resume(*users, registry=registry, id="resume")
     async def user_resumed(*, body: kopf.Body, patch: kopf.Patch, retry: int, **kw: Any) -> None:
         user_id = body.get("status", {}).get("userId")
-        snapshot = await runtime.directory.snapshot() if user_id else {}
-        hint = snapshot.get(user_id) if user_id else None
+        hint = None
+        if user_id:
+            try:
+                hint = (await runtime.directory.snapshot()).get(user_id)
+            except LiteLLMError:
+                hint = None  # the reconcile reads /user/info itself and reports the outage
         await reconcile(body, patch, retry, kw["policy_bodies"], kw["user_id_claims"], hint=hint)
 
     @kopf.on.delete(*users, registry=registry, id="finalize")
@@ -195,7 +199,11 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         users_by_policy: kopf.Index[str, Any] = kw["users_by_policy"]
         user_bodies: kopf.Index[Any, Any] = kw["user_bodies"]
         user_id_claims: kopf.Index[str, Claim] = kw["user_id_claims"]
-        snapshot = await runtime.directory.snapshot()
+        try:
+            snapshot = await runtime.directory.snapshot()
+        except LiteLLMError as exc:
+            log.warning("resync of policy %s skipped: LiteLLM unavailable: %s", name, exc)
+            return
         drifted = 0
         for ns, user_name in list(users_by_policy.get(name, [])):
             user = first(user_bodies.get((ns, user_name)))
