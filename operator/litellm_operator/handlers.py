@@ -211,9 +211,13 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
                 continue
             user_id = user.get("status", {}).get("userId")
             record = snapshot.get(user_id) if user_id else None
-            differences = await runtime.reconciler.check(
-                user, plain(body), claims_from(user_id_claims), record
-            )
+            try:
+                differences = await runtime.reconciler.check(
+                    user, plain(body), claims_from(user_id_claims), record
+                )
+            except LiteLLMError as exc:  # keys of a suspended user could not be read
+                log.warning("resync of %s/%s skipped: %s", ns, user_name, exc)
+                continue
             if not differences:
                 continue
             drifted += 1
