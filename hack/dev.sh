@@ -10,7 +10,7 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-DEV=$ROOT/.dev
+DEV=${LITELLM_OPERATOR_DEV_DIR:-$ROOT/.dev}
 PY=$ROOT/.venv/bin/python
 OPERATOR=$ROOT/.venv/bin/litellm-operator
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
