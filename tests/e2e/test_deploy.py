@@ -52,7 +52,6 @@ EXPECTED_RULES = [
         "resources": ["provisioningpolicies"],
         "verbs": ["list", "watch", "patch"],
     },
-    {"apiGroups": [GROUP], "resources": ["provisioningpolicies/status"], "verbs": ["patch"]},
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
     {
         "apiGroups": ["apiextensions.k8s.io"],
@@ -205,7 +204,7 @@ ALLOWED = [
     ("patch", "litellmusers.litellm.platform.dev", "team-a"),
     ("watch", "litellmusers.litellm.platform.dev", None),
     ("list", "provisioningpolicies.litellm.platform.dev", None),
-    ("patch", "provisioningpolicies.litellm.platform.dev/status", None),
+    ("patch", "provisioningpolicies.litellm.platform.dev", None),
     ("create", "events", "team-a"),
     ("watch", "customresourcedefinitions.apiextensions.k8s.io", None),
     ("list", "namespaces", None),
@@ -220,6 +219,7 @@ DENIED = [
     ("update", "litellmusers.litellm.platform.dev/status", "team-a"),
     ("create", "provisioningpolicies.litellm.platform.dev", None),
     ("delete", "provisioningpolicies.litellm.platform.dev", None),
+    ("patch", "provisioningpolicies.litellm.platform.dev/status", None),
     ("update", "customresourcedefinitions.apiextensions.k8s.io", None),
     ("get", "configmaps", NAMESPACE),
     ("create", "serviceaccounts/token", NAMESPACE),
@@ -229,6 +229,9 @@ DENIED = [
 
 def can_i(kube: KubeEnv, verb: str, resource: str, namespace: str | None) -> bool:
     scope = [f"--namespace={namespace}"] if namespace else ["--all-namespaces"]
+    resource, _, subresource = resource.partition("/")  # kubectl reads "kind/x" as a name
+    if subresource:
+        scope.append(f"--subresource={subresource}")
     result = kube.kubectl("auth", "can-i", verb, resource, *scope, check=False)
     answer = result.stdout.strip()
     assert answer in ("yes", "no"), result.stderr
