@@ -35,7 +35,13 @@ from litellm_operator.litellm import LiteLLMClient, LiteLLMError, LiteLLMUserRec
 from litellm_operator.metrics import Metrics
 from litellm_operator.models import GROUP, POLICY_PLURAL, USER_PLURAL, VERSION
 from litellm_operator.reconciler import Claim, ClaimsOf, Event, Reconciler, Result
-from litellm_operator.status import Failed, build_status, ready_condition, status_patch
+from litellm_operator.status import (
+    Failed,
+    build_status,
+    creating_status,
+    ready_condition,
+    status_patch,
+)
 
 log = logging.getLogger(__name__)
 
@@ -133,8 +139,12 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         started = time.monotonic()
 
         async def record_user_id(user_id: str) -> None:
+            # The same write tells Flux/Argo CD the user is in progress (Reconciling=True).
             meta = body.metadata
-            await runtime.kube.record_user_id(meta.namespace or "", meta.name or "", user_id)
+            progress = creating_status(body.get("status") or {}, meta.get("generation"), now_iso())
+            await runtime.kube.record_user_id(
+                meta.namespace or "", meta.name or "", user_id, progress
+            )
 
         result = await runtime.reconciler.reconcile(
             plain(body),

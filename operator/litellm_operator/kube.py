@@ -13,6 +13,7 @@ The kubernetes client is synchronous; calls run in a worker thread.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from typing import Any
 
 import kubernetes
@@ -30,8 +31,11 @@ class Kube:
         self.api_client = api_client
         self.custom = kubernetes.client.CustomObjectsApi(api_client)
 
-    async def record_user_id(self, namespace: str, name: str, user_id: str) -> None:
-        body = {"status": {"userId": user_id}}
+    async def record_user_id(
+        self, namespace: str, name: str, user_id: str, status: Mapping[str, Any]
+    ) -> None:
+        """Merge-patch ``status`` (which holds ``userId``) through the status subresource."""
+        body = {"status": {**status, "userId": user_id}}
         await asyncio.to_thread(
             self.custom.patch_namespaced_custom_object_status,
             GROUP,

@@ -22,6 +22,7 @@ RECONCILING = "Reconciling"
 STALLED = "Stalled"
 
 REASON_SYNCED = "Synced"
+REASON_CREATING = "Creating"
 REASON_SUSPENDED = "Suspended"
 REASON_TEAM_NOT_FOUND = "TeamNotFound"
 REASON_UNAVAILABLE = "LiteLLMUnavailable"
@@ -202,6 +203,24 @@ def merge_conditions(
         since = old.get("lastTransitionTime") if unchanged and old is not None else None
         merged.append({**cond, "lastTransitionTime": since or now})
     return merged
+
+
+def creating_status(
+    previous: Mapping[str, Any], generation: int | None, now: str
+) -> dict[str, Any]:
+    """Status while the LiteLLM user is being created: Ready=Unknown, Reconciling=True.
+
+    Written with the user id before ``/user/new``, so kstatus readers see InProgress rather
+    than a resource without conditions (which they would call Current).
+    """
+    message = "creating the LiteLLM user"
+    conditions = [
+        {**c, "status": "Unknown" if c["type"] == READY else c["status"]}
+        for c in kstatus(False, REASON_CREATING, message, generation, stalled=False)
+    ]
+    merged = merge_conditions(previous.get("conditions") or [], conditions, now)
+    result: dict[str, Any] = pruned({"observedGeneration": generation, "conditions": merged})
+    return result
 
 
 def status_patch(previous: Mapping[str, Any], desired: Mapping[str, Any]) -> dict[str, Any] | None:

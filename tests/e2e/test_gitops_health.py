@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -89,7 +89,7 @@ async def test_ready_and_suspended_users(
     assert kstatus_status(edited) == "InProgress"
 
     policy = cluster.custom.get_cluster_custom_object(GROUP, VERSION, POLICY_PLURAL, policy_name)
-    assert argocd_health(policy)[0] == "Healthy"
+    assert argocd_health(cast(dict[str, Any], policy))[0] == "Healthy"
 
     cluster.patch_user(namespace, name, {"suspend": True})
 

@@ -12,6 +12,7 @@ from litellm_operator.status import (
     Outcome,
     Synced,
     build_status,
+    creating_status,
     ready_condition,
     status_patch,
 )
@@ -135,3 +136,20 @@ def test_patch_clears_owned_keys_that_disappeared_and_ignores_foreign_ones() -> 
 def test_failed_before_anything_was_applied_records_the_user_id() -> None:
     status = build_status({}, 1, Failed("Conflict", "taken", transient=False, user_id="alice"), T0)
     assert status["userId"] == "alice"
+
+
+def test_creating_status_is_in_progress_for_kstatus() -> None:
+    status = creating_status({}, 3, T0)
+    assert status["observedGeneration"] == 3
+    assert by_type(status) == {
+        "Ready": ("Unknown", "Creating"),
+        "Reconciling": ("True", "Creating"),
+        "Stalled": ("False", "Creating"),
+    }
+
+
+def test_creating_after_a_failure_keeps_unflipped_transition_times() -> None:
+    failed = build_status({}, 1, Failed("Conflict", "taken", transient=False), T0)
+    creating = creating_status(failed, 1, T1)
+    times = {c["type"]: c["lastTransitionTime"] for c in creating["conditions"]}
+    assert times == {"Ready": T1, "Reconciling": T1, "Stalled": T1}
