@@ -108,7 +108,7 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
     def user_bodies(
         *, namespace: str | None, name: str, body: kopf.Body, **_: Any
     ) -> dict[Any, Any]:
-        return {(namespace, name): plain(body)}
+        return {(namespace, name): slim(body)}
 
     @kopf.index(*users, registry=registry, id="user_id_claims")
     def user_id_claims(
@@ -292,6 +292,21 @@ def first(store: Any) -> Any:
     if store is None:
         return None
     return next(iter(store), None)
+
+
+KEPT_METADATA = ("name", "namespace", "uid", "generation", "creationTimestamp")
+
+
+def slim(body: Mapping[str, Any]) -> dict[str, Any]:
+    """What the resync needs of a user, without annotations and managedFields (memory)."""
+    meta = body.get("metadata") or {}
+    return {
+        "apiVersion": body.get("apiVersion"),
+        "kind": body.get("kind"),
+        "metadata": {k: meta[k] for k in KEPT_METADATA if k in meta},
+        "spec": copy.deepcopy(dict(body.get("spec") or {})),
+        "status": copy.deepcopy(dict(body.get("status") or {})),
+    }
 
 
 def plain(body: Mapping[str, Any]) -> dict[str, Any]:
