@@ -187,6 +187,8 @@ def policy_crd() -> Schema:
             _column("Duration", "string", ".spec.defaults.budgetDuration"),
             _column("Role", "string", ".spec.defaults.userRole"),
             _column("Adopt", "boolean", ".spec.adoptExistingUsers", priority=1),
+            _column("Users", "integer", ".status.users"),
+            _column("Ready Users", "integer", ".status.readyUsers"),
             _column("Ready", "string", READY),
             AGE,
         ],

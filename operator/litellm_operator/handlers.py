@@ -39,6 +39,7 @@ from litellm_operator.status import (
     Failed,
     build_status,
     creating_status,
+    policy_status,
     ready_condition,
     status_patch,
 )
@@ -190,8 +191,12 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
     @kopf.on.create(*policies, registry=registry, id="propagate")
     @kopf.on.update(*policies, registry=registry, id="propagate")
     @kopf.on.delete(*policies, registry=registry, id="propagate", optional=True)
-    async def policy_changed(*, name: str, body: kopf.Body, reason: str, **kw: Any) -> None:
+    async def policy_changed(
+        *, name: str, body: kopf.Body, reason: str, patch: kopf.Patch, **kw: Any
+    ) -> None:
         users_by_policy: kopf.Index[str, Any] = kw["users_by_policy"]
+        if reason != "delete":
+            publish_policy(body, patch, users_by_policy.get(name, []), kw["user_bodies"])
         generation = body.get("metadata", {}).get("generation")
         why = f"policy {name} {reason} (generation {generation}) at {now_iso()}"
         targets = list(users_by_policy.get(name, []))
@@ -205,10 +210,11 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         interval=runtime.config.resync_seconds,
         initial_delay=runtime.config.resync_seconds,
     )
-    async def resync(*, name: str, body: kopf.Body, **kw: Any) -> None:
+    async def resync(*, name: str, body: kopf.Body, patch: kopf.Patch, **kw: Any) -> None:
         users_by_policy: kopf.Index[str, Any] = kw["users_by_policy"]
         user_bodies: kopf.Index[Any, Any] = kw["user_bodies"]
         user_id_claims: kopf.Index[str, Claim] = kw["user_id_claims"]
+        publish_policy(body, patch, users_by_policy.get(name, []), user_bodies)
         try:
             snapshot = await runtime.directory.snapshot()
         except LiteLLMError as exc:
@@ -266,6 +272,27 @@ def publish(body: kopf.Body, patch: kopf.Patch, result: Result, metrics: Metrics
     else:
         kind = "changed" if outcome.wrote else "in_sync"
     metrics.reconciles.labels(result=kind, reason=reason).inc()
+
+
+def publish_policy(
+    body: kopf.Body, patch: kopf.Patch, users: Any, user_bodies: kopf.Index[Any, Any]
+) -> None:
+    """The policy's status: its users and how many are Ready (patched only when it changed)."""
+    targets = list(users)
+    ready = sum(
+        (ready_condition((first(user_bodies.get(key)) or {}).get("status") or {}) or {}).get(
+            "status"
+        )
+        == "True"
+        for key in targets
+    )
+    previous = dict(body.get("status") or {})
+    generation = body.get("metadata", {}).get("generation")
+    changes = status_patch(
+        previous, policy_status(previous, generation, len(targets), ready, now_iso())
+    )
+    for key, value in (changes or {}).items():
+        patch.status[key] = value
 
 
 def post(body: kopf.Body, event: Event) -> None:

@@ -255,7 +255,10 @@ class UserStatus(_Status):
 
 
 class PolicyStatus(_Status):
-    """What the operator last observed of this policy."""
+    """What the operator last observed of this policy: how many users use it, how many are Ready."""
+
+    users: int | None = Field(default=None, description="LiteLLMUsers that reference the policy.")
+    ready_users: int | None = Field(default=None, description="Of those, how many are Ready.")
 
 
 class ObjectMeta(_Tolerant):

@@ -22,6 +22,7 @@ RECONCILING = "Reconciling"
 STALLED = "Stalled"
 
 REASON_SYNCED = "Synced"
+REASON_ACCEPTED = "Accepted"
 REASON_CREATING = "Creating"
 REASON_SUSPENDED = "Suspended"
 REASON_TEAM_NOT_FOUND = "TeamNotFound"
@@ -220,6 +221,26 @@ def creating_status(
     ]
     merged = merge_conditions(previous.get("conditions") or [], conditions, now)
     result: dict[str, Any] = pruned({"observedGeneration": generation, "conditions": merged})
+    return result
+
+
+POLICY_OWNED_KEYS = ("observedGeneration", "users", "readyUsers", "conditions")
+
+
+def policy_status(
+    previous: Mapping[str, Any], generation: int | None, users: int, ready: int, now: str
+) -> dict[str, Any]:
+    """A policy's status: accepted (it passed the schema) and how many of its users are Ready."""
+    message = f"{users} LiteLLMUser(s) use this policy; {ready} Ready"
+    conditions = kstatus(True, REASON_ACCEPTED, message, generation)
+    result: dict[str, Any] = pruned(
+        {
+            "observedGeneration": generation,
+            "users": users,
+            "readyUsers": ready,
+            "conditions": merge_conditions(previous.get("conditions") or [], conditions, now),
+        }
+    )
     return result
 
 

@@ -52,6 +52,7 @@ EXPECTED_RULES = [
         "resources": ["provisioningpolicies"],
         "verbs": ["list", "watch", "patch"],
     },
+    {"apiGroups": [GROUP], "resources": ["provisioningpolicies/status"], "verbs": ["patch"]},
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
     {
         "apiGroups": ["apiextensions.k8s.io"],
@@ -205,6 +206,7 @@ ALLOWED = [
     ("watch", "litellmusers.litellm.platform.dev", None),
     ("list", "provisioningpolicies.litellm.platform.dev", None),
     ("patch", "provisioningpolicies.litellm.platform.dev", None),
+    ("patch", "provisioningpolicies.litellm.platform.dev/status", None),
     ("create", "events", "team-a"),
     ("watch", "customresourcedefinitions.apiextensions.k8s.io", None),
     ("list", "namespaces", None),
@@ -219,7 +221,6 @@ DENIED = [
     ("update", "litellmusers.litellm.platform.dev/status", "team-a"),
     ("create", "provisioningpolicies.litellm.platform.dev", None),
     ("delete", "provisioningpolicies.litellm.platform.dev", None),
-    ("patch", "provisioningpolicies.litellm.platform.dev/status", None),
     ("update", "customresourcedefinitions.apiextensions.k8s.io", None),
     ("get", "configmaps", NAMESPACE),
     ("create", "serviceaccounts/token", NAMESPACE),

@@ -6,11 +6,12 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
 from litellm_operator.litellm import LiteLLMClient, LiteLLMUserRecord, NewUserRequest
+from litellm_operator.models import GROUP, POLICY_PLURAL, VERSION
 from litellm_operator.plan import MANAGED_BY, OWNER_UID, POLICY_NAME
 from tests.e2e.conftest import RESYNC_SECONDS
 from tests.e2e.operator_harness import Cluster, Forwarder, OperatorProcess, eventually
@@ -159,6 +160,17 @@ async def test_policy_edit_reaches_every_user_of_the_policy(scene: Scene) -> Non
     assert time.monotonic() - started < RESYNC_SECONDS * 5, "reached by the index, not a resync"
     for name in names:
         assert scene.ready(name)["status"]["policy"]["generation"] == 2
+
+    def policy_status() -> dict[str, Any] | None:
+        policy = scene.cluster.custom.get_cluster_custom_object(
+            GROUP, VERSION, POLICY_PLURAL, scene.policy
+        )
+        status = cast(dict[str, Any], policy).get("status") or {}
+        counted = status.get("users") == 3 and status.get("readyUsers") == 3
+        return status if counted and status.get("observedGeneration") == 2 else None
+
+    status = eventually(policy_status, timeout=RESYNC_SECONDS * 4, what="policy status counts")
+    assert any(c["type"] == "Ready" and c["status"] == "True" for c in status["conditions"])
 
 
 async def test_missing_policy_changes_nothing_until_it_exists(scene: Scene) -> None:

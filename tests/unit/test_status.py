@@ -13,6 +13,7 @@ from litellm_operator.status import (
     Synced,
     build_status,
     creating_status,
+    policy_status,
     ready_condition,
     status_patch,
 )
@@ -153,3 +154,14 @@ def test_creating_after_a_failure_keeps_unflipped_transition_times() -> None:
     creating = creating_status(failed, 1, T1)
     times = {c["type"]: c["lastTransitionTime"] for c in creating["conditions"]}
     assert times == {"Ready": T1, "Reconciling": T1, "Stalled": T1}
+
+
+def test_policy_status_counts_users_and_stays_quiet_when_unchanged() -> None:
+    first = policy_status({}, 2, 3, 2, T0)
+    assert first["users"] == 3
+    assert first["readyUsers"] == 2
+    assert by_type(first)["Ready"] == ("True", "Accepted")
+    assert status_patch(first, policy_status(first, 2, 3, 2, T1)) is None
+    changed = status_patch(first, policy_status(first, 2, 3, 3, T1))
+    assert changed is not None
+    assert changed["readyUsers"] == 3
