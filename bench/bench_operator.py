@@ -11,7 +11,11 @@ Three numbers, each beside its floor:
 
     python bench/bench_operator.py --users 200       # needs KUBECONFIG or the envtest binaries,
                                                      # and LITELLM_URL or the testbed
-It prints one JSON document and exits 1 when a goal is missed (see GOALS).
+It prints one JSON document and exits 1 when a goal is missed (see GOALS). The operator makes
+three LiteLLM calls per new user (the floor two: it re-reads the user for budgetResetAt, which
+``/user/new`` does not return) plus its Kubernetes writes (userId pinned before the create, the
+status, kopf's annotations), hence a provisioning goal of 5x the floor. The resync cost depends
+on how many users LiteLLM holds in all (``/user/list`` pages of 100), not only the operator's.
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ from litellm_operator.devenv.testbed import (  # noqa: E402
 from litellm_operator.models import API_VERSION  # noqa: E402
 
 GOALS = {
-    "provisioning_ratio_max": 4.0,
+    "provisioning_ratio_max": 5.0,
     "resync_calls_ratio_max": 0.05,
     "resync_k8s_writes_max": 0,
 }
