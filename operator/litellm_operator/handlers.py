@@ -36,6 +36,7 @@ from litellm_operator.metrics import Metrics
 from litellm_operator.models import GROUP, POLICY_PLURAL, USER_PLURAL, VERSION
 from litellm_operator.reconciler import Claim, ClaimsOf, Event, Reconciler, Result
 from litellm_operator.status import (
+    POLICY_OWNED_KEYS,
     Failed,
     build_status,
     creating_status,
@@ -279,19 +280,11 @@ def publish_policy(
 ) -> None:
     """The policy's status: its users and how many are Ready (patched only when it changed)."""
     targets = list(users)
-    ready = sum(
-        (ready_condition((first(user_bodies.get(key)) or {}).get("status") or {}) or {}).get(
-            "status"
-        )
-        == "True"
-        for key in targets
-    )
+    ready = sum(readiness(user_bodies, key) == "True" for key in targets)
     previous = dict(body.get("status") or {})
     generation = body.get("metadata", {}).get("generation")
-    changes = status_patch(
-        previous, policy_status(previous, generation, len(targets), ready, now_iso())
-    )
-    for key, value in (changes or {}).items():
+    desired = policy_status(previous, generation, len(targets), ready, now_iso())
+    for key, value in (status_patch(previous, desired, POLICY_OWNED_KEYS) or {}).items():
         patch.status[key] = value
 
 
@@ -302,12 +295,16 @@ def post(body: kopf.Body, event: Event) -> None:
 def count_ready(user_bodies: kopf.Index[Any, Any], metrics: Metrics) -> None:
     counts = {"True": 0, "False": 0, "Unknown": 0}
     for key in list(user_bodies):
-        user = first(user_bodies.get(key))
-        condition = ready_condition((user or {}).get("status") or {}) or {}
-        state = str(condition.get("status", "Unknown"))
+        state = readiness(user_bodies, key)
         counts[state if state in counts else "Unknown"] += 1
     for state, count in counts.items():
         metrics.users.labels(ready=state).set(count)
+
+
+def readiness(user_bodies: kopf.Index[Any, Any], key: Any) -> str:
+    """The status of a user's Ready condition, from the resync index ("Unknown" if none)."""
+    user = first(user_bodies.get(key)) or {}
+    return str((ready_condition(user.get("status") or {}) or {}).get("status", "Unknown"))
 
 
 def claims_from(index: kopf.Index[str, Claim]) -> ClaimsOf:

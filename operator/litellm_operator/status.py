@@ -244,10 +244,12 @@ def policy_status(
     return result
 
 
-def status_patch(previous: Mapping[str, Any], desired: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The merge patch from ``previous`` to ``desired`` over owned keys; ``None`` if equal."""
+def status_patch(
+    previous: Mapping[str, Any], desired: Mapping[str, Any], owned: Sequence[str] = OWNED_KEYS
+) -> dict[str, Any] | None:
+    """The merge patch from ``previous`` to ``desired`` over ``owned`` keys; ``None`` if equal."""
     patch = {k: v for k, v in desired.items() if previous.get(k) != v}
-    patch.update({k: None for k in OWNED_KEYS if k in previous and k not in desired})
+    patch.update({k: None for k in owned if k in previous and k not in desired})
     return patch or None
 
 
