@@ -224,19 +224,14 @@ class Cluster:
         self.custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, USER_PLURAL, name)
 
     def condition(self, namespace: str, name: str, kind: str = "Ready") -> dict[str, Any]:
-        user = self.get_user(namespace, name) or {}
-        for cond in (user.get("status") or {}).get("conditions") or []:
-            if cond.get("type") == kind:
-                return dict(cond)
-        return {}
+        return condition_of(self.get_user(namespace, name) or {}, kind)
 
     def wait_ready(self, namespace: str, name: str, timeout: float = 30) -> dict[str, Any]:
         def ready() -> dict[str, Any] | None:
-            user = self.get_user(namespace, name) or {}
+            user = self.get_user(namespace, name) or {}  # one read: condition and fields agree
             status = user.get("status") or {}
-            cond = self.condition(namespace, name)
             fresh = status.get("observedGeneration") == user.get("metadata", {}).get("generation")
-            return user if cond.get("status") == "True" and fresh else None
+            return user if condition_of(user).get("status") == "True" and fresh else None
 
         return eventually(ready, timeout=timeout, what=f"{namespace}/{name} Ready")
 
@@ -254,6 +249,13 @@ class Cluster:
             namespace, field_selector=f"involvedObject.name={name}"
         ).items
         return [(e.type or "", e.reason or "", e.message or "") for e in items]
+
+
+def condition_of(obj: dict[str, Any], kind: str = "Ready") -> dict[str, Any]:
+    for cond in (obj.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == kind:
+            return dict(cond)
+    return {}
 
 
 def eventually(
