@@ -28,12 +28,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 import kopf
+from pydantic import ValidationError
 
 from litellm_operator.config import OperatorConfig
 from litellm_operator.kube import Kube
 from litellm_operator.litellm import LiteLLMClient, LiteLLMError, LiteLLMUserRecord
 from litellm_operator.metrics import Metrics
-from litellm_operator.models import GROUP, POLICY_PLURAL, USER_PLURAL, VERSION
+from litellm_operator.models import (
+    GROUP,
+    POLICY_PLURAL,
+    USER_PLURAL,
+    VERSION,
+    ProvisioningPolicy,
+)
 from litellm_operator.reconciler import Claim, ClaimsOf, Event, Reconciler, Result
 from litellm_operator.status import (
     POLICY_OWNED_KEYS,
@@ -196,11 +203,11 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         *, name: str, body: kopf.Body, reason: str, patch: kopf.Patch, **kw: Any
     ) -> None:
         users_by_policy: kopf.Index[str, Any] = kw["users_by_policy"]
+        targets = list(users_by_policy.get(name, []))
         if reason != "delete":
-            publish_policy(body, patch, users_by_policy.get(name, []), kw["user_bodies"])
+            publish_policy(body, patch, targets, kw["user_bodies"])
         generation = body.get("metadata", {}).get("generation")
         why = f"policy {name} {reason} (generation {generation}) at {now_iso()}"
-        targets = list(users_by_policy.get(name, []))
         await asyncio.gather(*(runtime.kube.nudge(ns, n, why) for ns, n in targets))
         log.info("policy %s %s: %d user(s) to reconcile", name, reason, len(targets))
 
@@ -215,14 +222,19 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         users_by_policy: kopf.Index[str, Any] = kw["users_by_policy"]
         user_bodies: kopf.Index[Any, Any] = kw["user_bodies"]
         user_id_claims: kopf.Index[str, Claim] = kw["user_id_claims"]
-        publish_policy(body, patch, users_by_policy.get(name, []), user_bodies)
+        targets = list(users_by_policy.get(name, []))
+        publish_policy(body, patch, targets, user_bodies)
+        try:
+            policy: ProvisioningPolicy | None = ProvisioningPolicy.model_validate(plain(body))
+        except ValidationError:
+            policy = None  # each user's reconcile reports it (InvalidSpec)
         try:
             snapshot = await runtime.directory.snapshot()
         except LiteLLMError as exc:
             log.warning("resync of policy %s skipped: LiteLLM unavailable: %s", name, exc)
             return
         drifted = 0
-        for ns, user_name in list(users_by_policy.get(name, [])):
+        for ns, user_name in targets:
             user = first(user_bodies.get((ns, user_name)))
             if user is None:
                 continue
@@ -230,7 +242,7 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
             record = snapshot.get(user_id) if user_id else None
             try:
                 differences = await runtime.reconciler.check(
-                    user, plain(body), claims_from(user_id_claims), record
+                    user, policy, claims_from(user_id_claims), record
                 )
             except LiteLLMError as exc:  # keys of a suspended user could not be read
                 log.warning("resync of %s/%s skipped: %s", ns, user_name, exc)

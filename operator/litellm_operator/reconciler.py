@@ -305,16 +305,17 @@ class Reconciler:
     async def check(
         self,
         body: Mapping[str, Any],
-        policy_body: Mapping[str, Any],
+        policy: ProvisioningPolicy | None,
         claims: ClaimsOf,
         record: LiteLLMUserRecord | None,
     ) -> tuple[str, ...]:
         """What differs for a user, judged from a ``/user/list`` record; no writes.
 
         Empty means in sync. Otherwise the user needs a reconcile: the LiteLLM fields that
-        drifted (``max_budget``, ``team:x``, ...), or ``status`` when only the status is stale,
+        drifted (``max_budget``, ``teams``, ...), or ``status`` when only the status is stale,
         ``not-ready`` for users that are not Ready (so stalled users are retried once per
-        resync), ``missing`` when the snapshot does not have the user.
+        resync, as are the users of a policy that is not valid: ``policy`` is ``None``),
+        ``missing`` when the snapshot does not have the user.
         """
         status = body.get("status") or {}
         ready = ready_condition(status) or {}
@@ -323,9 +324,10 @@ class Reconciler:
             return ("not-ready",)
         if record is None:
             return ("missing",)
+        if policy is None:
+            return ("not-ready",)
         try:
             user = LiteLLMUser.model_validate(body)
-            policy = ProvisioningPolicy.model_validate(policy_body)
             resolution = resolve(policy, user)
         except (ValidationError, PolicyViolation):
             return ("not-ready",)
