@@ -91,6 +91,12 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
+def resource_versions(kubeconfig: Path, namespace: str) -> list[str]:
+    """Every LiteLLMUser's resourceVersion, in list order (a change means a Kubernetes write)."""
+    jsonpath = "jsonpath={.items[*].metadata.resourceVersion}"
+    return kubectl(kubeconfig, "get", "llmusers", "-n", namespace, "-o", jsonpath).split()
+
+
 def ready_count(kubeconfig: Path, namespace: str) -> int:
     out = kubectl(kubeconfig, "get", "llmusers", "-n", namespace, "-o", "json")
     items = json.loads(out)["items"]
@@ -154,29 +160,13 @@ def run(kubeconfig: Path, litellm: LiteLLMEndpoint, n: int, workdir: Path) -> di
         loaded_rss = rss_kib(operator.proc.pid)
 
         time.sleep(RESYNC_SECONDS * 2)  # let the first resyncs settle the status (spend, reset)
-        versions = kubectl(
-            kubeconfig,
-            "get",
-            "llmusers",
-            "-n",
-            namespace,
-            "-o",
-            "jsonpath={.items[*].metadata.resourceVersion}",
-        )
+        versions = resource_versions(kubeconfig, namespace)
         calls_before = operator.counter("litellm_operator_litellm_requests_total")
         window = RESYNC_SECONDS * 3
         time.sleep(window)
         calls = operator.counter("litellm_operator_litellm_requests_total") - calls_before
-        versions_after = kubectl(
-            kubeconfig,
-            "get",
-            "llmusers",
-            "-n",
-            namespace,
-            "-o",
-            "jsonpath={.items[*].metadata.resourceVersion}",
-        )
-        writes = sum(a != b for a, b in zip(versions.split(), versions_after.split(), strict=True))
+        after = resource_versions(kubeconfig, namespace)
+        writes = sum(a != b for a, b in zip(versions, after, strict=True))
     finally:
         operator.stop()
 

@@ -26,7 +26,7 @@ from litellm_operator.devenv.testbed import LiteLLMEndpoint
 from litellm_operator.litellm import LiteLLMClient, LiteLLMUserRecord
 from tests.e2e.conftest import RBAC_NAMESPACE_PREFIX
 from tests.e2e.operator_harness import Cluster, OperatorProcess, eventually, free_port
-from tests.fixtures.kube import REPO_ROOT, KubeEnv
+from tests.fixtures.kube import REPO_ROOT, KubeEnv, fresh_namespace
 
 pytestmark = [pytest.mark.e2e]
 
@@ -179,12 +179,8 @@ def sa_kube(
 @pytest.fixture
 def rbac_namespace(kube_env: KubeEnv) -> Iterator[str]:
     """A fresh namespace the session operator does not watch."""
-    name = f"{RBAC_NAMESPACE_PREFIX}{uuid.uuid4().hex[:8]}"
-    kube_env.kubectl("create", "namespace", name)
-    try:
+    with fresh_namespace(kube_env, f"{RBAC_NAMESPACE_PREFIX}{uuid.uuid4().hex[:8]}") as name:
         yield name
-    finally:
-        kube_env.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found")
 
 
 def test_apply_k_passes_server_side_dry_run(kube_env: KubeEnv, rbac_installed: None) -> None:
