@@ -1,7 +1,7 @@
 """Demo helper: create the LiteLLM teams a policy names, or show users as LiteLLM holds them.
 
     python hack/demo_teams.py examples/policy.yaml     # create missing teams (idempotent)
-    python hack/demo_teams.py --show-users NAMESPACE   # LiteLLM's record of each LiteLLMUser
+    python hack/demo_teams.py --show-users NAMESPACE...   # LiteLLM's record of each LiteLLMUser
 
 Teams are LiteLLM objects the platform team owns; the operator only manages memberships, so the
 demo creates the example teams the way an administrator would. Uses LITELLM_URL,
@@ -56,10 +56,10 @@ def user_ids(namespace: str) -> list[str]:
     ]
 
 
-async def show_users(client: LiteLLMClient, namespace: str) -> None:
+async def show_users(client: LiteLLMClient, namespaces: list[str]) -> None:
     row = "{:<22} {:>8} {:>6} {:<14} {:>8} {:>5} {:<38} {}"
     print(row.format("USER ID", "BUDGET", "PERIOD", "ROLE", "TPM", "RPM", "MODELS", "TEAMS"))
-    for user_id in user_ids(namespace):
+    for user_id in [u for namespace in namespaces for u in user_ids(namespace)]:
         record = await client.get_user(user_id)
         if record is None:
             print(f"{user_id:<22} (not in LiteLLM)")
@@ -82,7 +82,7 @@ async def show_users(client: LiteLLMClient, namespace: str) -> None:
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("policy", nargs="?", type=Path)
-    parser.add_argument("--show-users", metavar="NAMESPACE")
+    parser.add_argument("--show-users", metavar="NAMESPACE", nargs="+")
     args = parser.parse_args()
     async with LiteLLMClient(os.environ["LITELLM_URL"], os.environ["LITELLM_MASTER_KEY"]) as client:
         if args.show_users:

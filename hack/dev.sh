@@ -113,6 +113,8 @@ down() {
   rm -f "$DEV/kube.env" "$DEV/env"
 }
 
+DEMO_NAMESPACES="team-a platform"
+
 demo() {
   up
   # shellcheck disable=SC1091
@@ -120,14 +122,19 @@ demo() {
   say "LiteLLM teams the example policy refers to (a platform team creates these once)"
   "$PY" "$ROOT/hack/demo_teams.py" "$ROOT/examples/policy.yaml"
   say "applying examples/"
-  kubectl create namespace team-a --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+  for ns in $DEMO_NAMESPACES; do
+    kubectl create namespace "$ns" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+  done
   kubectl apply -f "$ROOT/examples/policy.yaml" -f "$ROOT/examples/users/"
   say "waiting for the users to be Ready"
-  kubectl wait --for=condition=Ready --timeout=120s -n team-a llmusers --all
+  for ns in $DEMO_NAMESPACES; do
+    kubectl wait --for=condition=Ready --timeout=120s -n "$ns" llmusers --all
+  done
   say "the users as Kubernetes sees them"
-  kubectl get llmusers -n team-a
+  kubectl get llmusers -A
   say "the same users as LiteLLM sees them"
-  "$PY" "$ROOT/hack/demo_teams.py" --show-users team-a
+  # shellcheck disable=SC2086
+  "$PY" "$ROOT/hack/demo_teams.py" --show-users $DEMO_NAMESPACES
 }
 
 case ${1:-} in

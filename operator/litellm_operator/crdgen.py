@@ -20,6 +20,7 @@ from litellm_operator.models import (
     GROUP,
     POLICY_KIND,
     POLICY_PLURAL,
+    USER_ID_PINNED_RULE,
     USER_KIND,
     USER_PLURAL,
     VERSION,
@@ -100,6 +101,9 @@ def _collapse_nullable(node: Schema) -> Schema:
 def _fix_object(node: Schema) -> Schema:
     if "const" in node:
         node["enum"] = [node.pop("const")]
+    names = node.pop("propertyNames", None)
+    if names is not None:
+        node.setdefault("x-kubernetes-validations", []).append(_key_length_rule(names))
     extra = node.get("additionalProperties")
     if extra is False:
         del node["additionalProperties"]
@@ -111,13 +115,25 @@ def _fix_object(node: Schema) -> Schema:
     return node
 
 
+def _key_length_rule(names: Schema) -> Schema:
+    """`propertyNames` (not in structural schemas) as a CEL rule on the map's keys."""
+    if set(names) - {"minLength", "maxLength"}:
+        raise SchemaError(f"unsupported propertyNames: {names}")
+    low, high = names.get("minLength", 0), names.get("maxLength")
+    check = f"size(k) >= {low}" + (f" && size(k) <= {high}" if high is not None else "")
+    message = f"keys must be {low} to {high} characters long"
+    return {"rule": f"self.all(k, {check})", "message": message}
+
+
 # --- the CRDs ----------------------------------------------------------------------------------
 
 
-def _root_schema(spec: type[BaseModel], status: type[BaseModel]) -> Schema:
+def _root_schema(
+    spec: type[BaseModel], status: type[BaseModel], rules: list[Schema] | None = None
+) -> Schema:
     status_schema = structural_schema(status)
     status_schema["x-kubernetes-preserve-unknown-fields"] = True
-    return {
+    root: Schema = {
         "type": "object",
         "properties": {
             "apiVersion": {"type": "string"},
@@ -127,6 +143,11 @@ def _root_schema(spec: type[BaseModel], status: type[BaseModel]) -> Schema:
             "status": status_schema,
         },
     }
+    if any(field.is_required() for field in spec.model_fields.values()):
+        root["required"] = ["spec"]
+    if rules:
+        root["x-kubernetes-validations"] = rules
+    return root
 
 
 def _crd(
@@ -138,6 +159,7 @@ def _crd(
     columns: list[Schema],
     spec: type[BaseModel],
     status: type[BaseModel],
+    rules: list[Schema] | None = None,
 ) -> Schema:
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
@@ -161,7 +183,7 @@ def _crd(
                     "storage": True,
                     "subresources": {"status": {}},
                     "additionalPrinterColumns": columns,
-                    "schema": {"openAPIV3Schema": _root_schema(spec, status)},
+                    "schema": {"openAPIV3Schema": _root_schema(spec, status, rules)},
                 }
             ],
         },
@@ -213,6 +235,13 @@ def user_crd() -> Schema:
         ],
         spec=UserSpec,
         status=UserStatus,
+        rules=[
+            {
+                "rule": USER_ID_PINNED_RULE,
+                "message": "spec.userId cannot differ from the user id the operator pinned "
+                "(status.userId)",
+            }
+        ],
     )
 
 

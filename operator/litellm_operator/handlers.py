@@ -186,9 +186,11 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         await reconcile(body, patch, retry, kw["policy_bodies"], kw["user_id_claims"], hint=hint)
 
     @kopf.on.delete(*users, registry=registry, id="finalize")
-    async def user_deleted(*, body: kopf.Body, retry: int, **_: Any) -> None:
+    async def user_deleted(*, body: kopf.Body, retry: int, **kw: Any) -> None:
+        policy_bodies: kopf.Index[str, Any] = kw["policy_bodies"]
+        policy = first(policy_bodies.get(body.get("spec", {}).get("policyRef") or "default"))
         try:
-            events = await runtime.reconciler.finalize(plain(body))
+            events = await runtime.reconciler.finalize(plain(body), policy)
         except Exception as exc:
             delay = min(5.0 * 2**retry, MAX_RETRY_DELAY)
             kopf.warn(body, reason="DeleteFailed", message=str(exc))
@@ -271,10 +273,7 @@ def publish(body: kopf.Body, patch: kopf.Patch, result: Result, metrics: Metrics
             patch.status[key] = value
     before = ready_condition(previous) or {}
     after = ready_condition(status) or {}
-    condition_changed = (before.get("status"), before.get("reason")) != (
-        after.get("status"),
-        after.get("reason"),
-    )
+    condition_changed = any(before.get(k) != after.get(k) for k in ("status", "reason", "message"))
     for event in result.events:
         if event.type == "Normal" or condition_changed:
             post(body, event)

@@ -14,9 +14,10 @@ Conventions:
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
 GROUP = "litellm.platform.dev"
@@ -37,6 +38,7 @@ SOURCES: tuple[str, ...] = get_args(Source)
 
 DeletionPolicy = Literal["Delete", "Retain"]
 OverridableField = Literal[
+    "userId",
     "maxBudget",
     "budgetDuration",
     "models",
@@ -56,10 +58,63 @@ Duration = Annotated[
     str,
     Field(pattern=DURATION_PATTERN, description="Budget period: 30d, 7d, 24h, 30m, 1mo ..."),
 ]
-Name = Annotated[str, Field(min_length=1)]
-ModelList = Annotated[list[Name], Field(description="Model names; [] means all models.")]
-TeamList = Annotated[list[Name], Field(description="LiteLLM team ids the user is a member of.")]
-StringMap = dict[str, str]
+# Size limits keep a whole LiteLLMUser far below what kopf and kubectl store in annotations
+# (256 KiB for all of them): the largest spec these limits allow is about 60 KB.
+MAX_ID_LENGTH = 254
+MAX_NAME_LENGTH = 253
+MAX_LIST_ITEMS = 64
+MAX_METADATA_ENTRIES = 32
+MAX_METADATA_KEY_LENGTH = 128
+MAX_METADATA_VALUE_LENGTH = 512
+
+PRINTABLE_PATTERN = r"^[^\x00-\x1f\x7f]*$"
+"""No control characters (newlines, tabs, NUL ...)."""
+USER_ID_PATTERN = r"^[^\x00-\x20\x7f]+$"
+"""No control characters and no spaces; LiteLLM user ids are otherwise free-form."""
+EMAIL_PATTERN = r"^[^@\x00-\x20\x7f]+@[^@.\x00-\x20\x7f]+(\.[^@.\x00-\x20\x7f]+)+$"
+"""local@domain.tld: one @, a dotted domain, no spaces or control characters."""
+NAMESPACE_GLOB_PATTERN = r"^[a-z0-9*?\[\]!-]+$"
+
+Name = Annotated[
+    str, Field(min_length=1, max_length=MAX_NAME_LENGTH, pattern=r"^[^\x00-\x1f\x7f]+$")
+]
+UserId = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=MAX_ID_LENGTH,
+        pattern=USER_ID_PATTERN,
+        description="LiteLLM user id: case-sensitive, no spaces or control characters.",
+    ),
+]
+Email = Annotated[
+    str,
+    Field(
+        max_length=MAX_ID_LENGTH,
+        pattern=EMAIL_PATTERN,
+        description="E-mail address; compared case-insensitively and sent to LiteLLM lower-cased.",
+    ),
+]
+NamespaceGlob = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=MAX_NAME_LENGTH,
+        pattern=NAMESPACE_GLOB_PATTERN,
+        description="Namespace name or glob (*, ?, [a-z]): team-* matches team-a.",
+    ),
+]
+ModelList = Annotated[
+    list[Name],
+    Field(max_length=MAX_LIST_ITEMS, description="Model names; [] means all models."),
+]
+TeamList = Annotated[
+    list[Name],
+    Field(max_length=MAX_LIST_ITEMS, description="LiteLLM team ids the user is a member of."),
+]
+MetadataKey = Annotated[str, Field(min_length=1, max_length=MAX_METADATA_KEY_LENGTH)]
+MetadataValue = Annotated[str, Field(max_length=MAX_METADATA_VALUE_LENGTH)]
+StringMap = Annotated[dict[MetadataKey, MetadataValue], Field(max_length=MAX_METADATA_ENTRIES)]
 
 
 class _Wire(BaseModel):
@@ -97,11 +152,22 @@ class SettingsPatch(_Wire):
 
 
 class RoleSpec(SettingsPatch):
-    """Settings for the members of one group; the first role whose group matches wins."""
+    """Settings for the members of one group; the first role whose group matches wins.
 
-    group: str = Field(
-        min_length=1,
+    Groups are whatever a LiteLLMUser claims, so a role is a grant to namespaces: with
+    `namespaces`, the role matches only LiteLLMUsers in those namespaces; a group claimed
+    elsewhere is ignored there (the user falls to the next matching role or the defaults).
+    """
+
+    group: Name = Field(
         description="Backstage group ref: name, group:name or group:namespace/name.",
+    )
+    namespaces: list[NamespaceGlob] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_LIST_ITEMS,
+        description="Namespaces (globs, as allowedNamespaces) where this role may be claimed. "
+        "Default: wherever the policy applies.",
     )
 
 
@@ -121,7 +187,10 @@ class OverridePolicy(_Wire):
       (a shorter period resets the budget more often).
     """
 
-    allowed_fields: list[OverridableField] = Field(default_factory=list)
+    allowed_fields: list[OverridableField] = Field(
+        default_factory=list,
+        description="Fields a LiteLLMUser may set in spec.overrides; userId allows spec.userId.",
+    )
     max_budget: Budget | None = Field(default=None, description="Ceiling of a maxBudget override.")
     tpm_limit: Limit | None = Field(default=None, description="Ceiling of a tpmLimit override.")
     rpm_limit: Limit | None = Field(default=None, description="Ceiling of an rpmLimit override.")
@@ -134,6 +203,22 @@ class OverridePolicy(_Wire):
     allowed_user_roles: list[UserRole] | None = Field(
         default=None, description="Roles a userRole override may choose."
     )
+    user_id_pattern: str | None = Field(
+        default=None,
+        max_length=MAX_NAME_LENGTH,
+        description="Regular expression an explicit spec.userId must match as a whole "
+        "(e.g. ^svc-.*$); only with userId in allowedFields.",
+    )
+
+    @field_validator("user_id_pattern")
+    @classmethod
+    def _compiles(cls, pattern: str | None) -> str | None:
+        if pattern is not None:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"not a regular expression: {exc}") from None
+        return pattern
 
 
 class PolicySpec(_Wire):
@@ -147,19 +232,32 @@ class PolicySpec(_Wire):
     defaults: SettingsPatch = Field(default_factory=SettingsPatch)
     roles: list[RoleSpec] = Field(default_factory=list)
     overrides: OverridePolicy = Field(default_factory=OverridePolicy)
-    allowed_namespaces: list[Name] = Field(
-        default_factory=list,
-        description="Namespaces (glob patterns) whose users may use this policy; [] = all.",
+    allowed_namespaces: list[NamespaceGlob] = Field(
+        min_length=1,
+        max_length=MAX_LIST_ITEMS,
+        description='Namespaces (globs) whose LiteLLMUsers may use this policy; ["*"] = every '
+        "namespace. Required: no policy applies everywhere by omission.",
     )
     adopt_existing_users: bool = Field(
         default=False,
-        description="Adopt LiteLLM users that exist without the operator's markers.",
+        description="Adopt LiteLLM users that exist without the operator's markers (never "
+        "LiteLLM's own users). Without it, spec.adopt of a LiteLLMUser has no effect.",
+    )
+    delete_adopted_users: bool = Field(
+        default=False,
+        description="Let deletionPolicy: Delete delete adopted users too. Default: adopted "
+        "users are always retained when their LiteLLMUser is deleted.",
     )
 
 
 USER_ID_IMMUTABLE_RULE = (
     "!has(oldSelf.userId) || (has(self.userId) && self.userId == oldSelf.userId)"
 )
+USER_ID_PINNED_RULE = (
+    "!has(oldSelf.status) || !has(oldSelf.status.userId) || !has(self.spec) "
+    "|| !has(self.spec.userId) || self.spec.userId == oldSelf.status.userId"
+)
+"""On the whole object: once the operator pinned a user id, spec.userId can only name it."""
 
 
 class UserSpec(_Wire):
@@ -174,13 +272,29 @@ class UserSpec(_Wire):
     )
 
     policy_ref: Name = Field(default="default", description="Name of the ProvisioningPolicy.")
-    user_id: Name | None = Field(
+    user_id: UserId | None = Field(
         default=None,
-        description="LiteLLM user id, used verbatim. Default: metadata.name[@userIdDomain].",
+        description="LiteLLM user id, used verbatim (case-sensitive); an override that the "
+        "policy must allow (overrides.allowedFields: [userId]). Default: "
+        "metadata.name[@userIdDomain]. Immutable once set or once the operator pinned an id.",
     )
-    email: str | None = None
-    alias: str | None = None
-    groups: list[Name] = Field(default_factory=list, description="Backstage group refs.")
+    email: Email | None = Field(
+        default=None,
+        description="The user's e-mail in LiteLLM (user_email), lower-cased; it must not "
+        "belong to another LiteLLM user.",
+    )
+    alias: str | None = Field(
+        default=None,
+        max_length=MAX_NAME_LENGTH,
+        pattern=PRINTABLE_PATTERN,
+        description="Display name in LiteLLM (user_alias).",
+    )
+    groups: list[Name] = Field(
+        default_factory=list,
+        max_length=MAX_LIST_ITEMS,
+        description="Backstage group refs. A group selects a policy role only where the "
+        "policy grants that role to this namespace.",
+    )
     overrides: SettingsPatch = Field(default_factory=SettingsPatch)
     deletion_policy: DeletionPolicy | None = Field(
         default=None,
@@ -188,7 +302,11 @@ class UserSpec(_Wire):
         "Retain for adopted users.",
     )
     suspend: bool = Field(default=False, description="Block the user's keys while true.")
-    adopt: bool = Field(default=False, description="Adopt an existing LiteLLM user of this id.")
+    adopt: bool = Field(
+        default=False,
+        description="Adopt an existing LiteLLM user of this id; only where the policy sets "
+        "adoptExistingUsers.",
+    )
 
 
 class EffectiveSettings(_Wire):
@@ -203,7 +321,7 @@ class EffectiveSettings(_Wire):
     tpm_limit: Limit | None = None
     rpm_limit: Limit | None = None
     user_role: UserRole
-    metadata: StringMap
+    metadata: dict[str, str] = Field(description="Merged from defaults, role and override.")
 
 
 class Condition(_Wire):
@@ -288,7 +406,7 @@ class ProvisioningPolicy(_Object):
     """A cluster-scoped ProvisioningPolicy object."""
 
     kind: Literal["ProvisioningPolicy"] = "ProvisioningPolicy"
-    spec: PolicySpec = Field(default_factory=PolicySpec)
+    spec: PolicySpec
     status: PolicyStatus | None = None
 
 

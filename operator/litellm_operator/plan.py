@@ -34,6 +34,8 @@ OWNER_UID = MARKER_PREFIX + "owner-uid"
 POLICY_NAME = MARKER_PREFIX + "policy"
 POLICY_GENERATION = MARKER_PREFIX + "policy-generation"
 MANAGED_KEYS = MARKER_PREFIX + "managed-metadata-keys"
+ADOPTED = MARKER_PREFIX + "adopted"
+"""Set on a user the operator adopted rather than created: it is retained on delete."""
 MANAGER = "litellm-operator"
 
 ALL_PROXY_MODELS = "all-proxy-models"
@@ -44,9 +46,10 @@ MSG_UNMANAGED_EXISTS = (
     "set spec.adopt: true (or the policy's adoptExistingUsers) to take it over"
 )
 MSG_OWNED_BY_OTHER = (
-    "LiteLLM user {user_id!r} is managed by LiteLLMUser {owner}; "
-    "two resources cannot own the same user id"
+    "LiteLLM user {user_id!r} is managed by {owner}; two resources cannot own the same user id"
 )
+MSG_EMAIL_IN_USE = "e-mail {email!r} belongs to another LiteLLM user; no change was made in LiteLLM"
+REASON_EMAIL_IN_USE = "EmailInUse"
 
 Ownership = Literal["absent", "ours", "other-resource", "unmanaged"]
 
@@ -88,6 +91,8 @@ class ObservedUser:
     teams: tuple[str, ...] = ()
     keys: tuple[ObservedKey, ...] | None = None
     """``None`` when the read did not include keys (``/user/list``)."""
+    email_in_use: bool = False
+    """The desired e-mail belongs to another LiteLLM user (looked up only when it must change)."""
 
 
 @dataclass(frozen=True)
@@ -199,9 +204,25 @@ def ownership_of(observed: ObservedUser | None, owner: Owner) -> Ownership:
     return "other-resource"
 
 
-def owner_named_by(observed: ObservedUser) -> str:
+def owner_named_by(observed: ObservedUser, viewer: Owner) -> str:
+    """The owning resource, named only to a resource of the same namespace (tenancy)."""
     meta = observed.metadata
-    return f"{meta.get(OWNER_NAMESPACE, '?')}/{meta.get(OWNER_NAME, '?')}"
+    if meta.get(OWNER_NAMESPACE) != viewer.namespace:
+        return "a LiteLLMUser in another namespace"
+    return f"LiteLLMUser {viewer.namespace}/{meta.get(OWNER_NAME, '?')}"
+
+
+def is_adopted(observed: ObservedUser) -> bool:
+    return observed.metadata.get(ADOPTED) == "true"
+
+
+def desired_email(desired: Desired) -> str | None:
+    """E-mails are case-insensitive (LiteLLM's SSO matches them so): written lower-cased."""
+    return desired.email.lower() if desired.email is not None else None
+
+
+def same_email(desired: str | None, observed: str | None) -> bool:
+    return desired is None or (observed is not None and observed.lower() == desired)
 
 
 def plan_user(desired: Desired, observed: ObservedUser | None) -> Plan:
@@ -210,13 +231,17 @@ def plan_user(desired: Desired, observed: ObservedUser | None) -> Plan:
     if observed is None:
         return Plan(ownership, (CreateUser(creation_fields(desired)), *team_actions(desired, None)))
     if ownership == "other-resource":
-        message = MSG_OWNED_BY_OTHER.format(user_id=desired.user_id, owner=owner_named_by(observed))
+        owner = owner_named_by(observed, desired.owner)
+        message = MSG_OWNED_BY_OTHER.format(user_id=desired.user_id, owner=owner)
         return Plan(ownership, (Refuse("Conflict", message),))
     if ownership == "unmanaged" and not desired.adoption_allowed:
         message = MSG_UNMANAGED_EXISTS.format(user_id=desired.user_id)
         return Plan(ownership, (Refuse("AlreadyExists", message),))
     actions: list[Action] = []
-    fields = changed_fields(desired, observed)
+    fields = changed_fields(desired, observed, adopting=ownership == "unmanaged")
+    if "user_email" in fields and observed.email_in_use:
+        message = MSG_EMAIL_IN_USE.format(email=fields["user_email"])
+        return Plan(ownership, (Refuse(REASON_EMAIL_IN_USE, message),))
     if fields:
         actions.append(UpdateUser(fields))
     actions.extend(team_actions(desired, observed))
@@ -239,13 +264,15 @@ def creation_fields(desired: Desired) -> dict[str, Any]:
         "auto_create_key": False,
     }
     if desired.email is not None:
-        fields["user_email"] = desired.email
+        fields["user_email"] = desired_email(desired)
     if desired.alias is not None:
         fields["user_alias"] = desired.alias
     return fields
 
 
-def changed_fields(desired: Desired, observed: ObservedUser) -> dict[str, Any]:
+def changed_fields(
+    desired: Desired, observed: ObservedUser, *, adopting: bool = False
+) -> dict[str, Any]:
     """The ``/user/update`` body: only the owned fields whose value differs."""
     s = desired.settings
     fields: dict[str, Any] = {}
@@ -261,11 +288,14 @@ def changed_fields(desired: Desired, observed: ObservedUser) -> dict[str, Any]:
         fields["user_role"] = s.user_role
     if model_set(s.models) != model_set(observed.models):
         fields["models"] = list(s.models) or [ALL_PROXY_MODELS]
-    if desired.email is not None and desired.email != observed.email:
-        fields["user_email"] = desired.email
+    email = desired_email(desired)
+    if not same_email(email, observed.email):
+        fields["user_email"] = email
     if desired.alias is not None and desired.alias != observed.alias:
         fields["user_alias"] = desired.alias
-    metadata = desired_metadata(desired, observed.metadata)
+    metadata = desired_metadata(
+        desired, observed.metadata, adopted=adopting or is_adopted(observed)
+    )
     if metadata != dict(observed.metadata):
         fields["metadata"] = metadata
     return fields
@@ -283,7 +313,9 @@ def model_set(models: Sequence[str]) -> frozenset[str]:
     return frozenset() if chosen == {ALL_PROXY_MODELS} else chosen
 
 
-def desired_metadata(desired: Desired, observed: Mapping[str, Any]) -> dict[str, Any]:
+def desired_metadata(
+    desired: Desired, observed: Mapping[str, Any], *, adopted: bool = False
+) -> dict[str, Any]:
     """Foreign keys kept, keys the operator wrote before dropped, policy metadata and markers added.
 
     The keys the operator owns are listed in the :data:`MANAGED_KEYS` marker, so a key removed
@@ -298,7 +330,10 @@ def desired_metadata(desired: Desired, observed: Mapping[str, Any]) -> dict[str,
     policy_metadata = {
         k: v for k, v in desired.settings.metadata.items() if not k.startswith(MARKER_PREFIX)
     }
-    return {**foreign, **policy_metadata, **ownership_markers(desired, policy_metadata)}
+    markers = ownership_markers(desired, policy_metadata)
+    if adopted:
+        markers[ADOPTED] = "true"
+    return {**foreign, **policy_metadata, **markers}
 
 
 def ownership_markers(desired: Desired, policy_metadata: Mapping[str, str]) -> dict[str, str]:
@@ -363,15 +398,21 @@ DeletionPolicy = Literal["Delete", "Retain"]
 
 
 def plan_deletion(
-    owner: Owner, observed: ObservedUser | None, deletion_policy: DeletionPolicy
+    owner: Owner,
+    observed: ObservedUser | None,
+    deletion_policy: DeletionPolicy,
+    *,
+    delete_adopted: bool = False,
 ) -> tuple[Action, ...]:
     """What to do in LiteLLM when the LiteLLMUser goes away; safe to plan and apply twice.
 
     Only a user whose markers name this very resource is touched: a missing user is already
-    gone, and a user owned by someone else (or by no one) is left exactly as it is.
+    gone, and a user owned by someone else (or by no one) is left exactly as it is. An adopted
+    user (the :data:`ADOPTED` marker) is only released, unless ``delete_adopted`` (the policy's
+    deleteAdoptedUsers) lets ``Delete`` through.
     """
     if ownership_of(observed, owner) != "ours" or observed is None:
         return ()
-    if deletion_policy == "Delete":
+    if deletion_policy == "Delete" and (delete_adopted or not is_adopted(observed)):
         return (DeleteUser(observed.user_id),)
     return (UpdateUser({"metadata": without_markers(observed.metadata)}),)

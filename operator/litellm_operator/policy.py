@@ -11,7 +11,13 @@ Merge rules (every field records its source: builtin, default, role or override)
   A null list, map or userRole is ignored (there is no "no role").
 - role, override: an omitted or null field falls back to the layer below.
 - lists (models, teams) replace; metadata merges key by key over the layer below.
-- roles match by Backstage group ref, case-insensitively; the first match wins.
+- roles match by Backstage group ref, case-insensitively; the first match wins. A role with
+  `namespaces` matches only users in those namespaces: a group claimed elsewhere is ignored
+  (and reported), since a tenant writes its own groups.
+
+Identity is guarded like an override: an explicit spec.userId needs `userId` in
+spec.overrides.allowedFields (and must match overrides.userIdPattern when set); LiteLLM's own
+users (:data:`RESERVED_USER_IDS`) are never provisioned, whichever way the id was obtained.
 
 Overrides are checked, never silently dropped:
 - a field not in spec.overrides.allowedFields is an error (OverrideForbidden);
@@ -88,6 +94,8 @@ class Resolution(BaseModel):
     policy_name: str
     policy_generation: int | None
     matched_role: str | None
+    ignored_groups: tuple[str, ...] = ()
+    """Claimed groups of roles the policy does not grant to the user's namespace."""
     effective: EffectiveSettings
     sources: dict[str, Source]
     notes: list[str]
@@ -123,16 +131,52 @@ def is_group_ref(ref: str) -> bool:
     return normalize_group(ref).startswith("group:")
 
 
-def match_role(roles: list[RoleSpec], groups: list[str]) -> RoleSpec | None:
-    """The first role whose group is one of the user's groups, or None."""
+def in_namespaces(namespace: str, patterns: Sequence[str]) -> bool:
+    """True when the namespace matches one of the globs (fnmatch, case-sensitive)."""
+    return any(fnmatchcase(namespace, p) for p in patterns)
+
+
+def granted_here(role: RoleSpec, namespace: str) -> bool:
+    """A role without namespaces applies wherever its policy does."""
+    return role.namespaces is None or in_namespaces(namespace, role.namespaces)
+
+
+def claimed_roles(roles: list[RoleSpec], groups: list[str]) -> list[RoleSpec]:
+    """The roles whose group is one of the user's groups, in policy order."""
     member_of = {normalize_group(g) for g in groups if is_group_ref(g)}
-    for role in roles:
-        if is_group_ref(role.group) and normalize_group(role.group) in member_of:
-            return role
-    return None
+    return [r for r in roles if is_group_ref(r.group) and normalize_group(r.group) in member_of]
+
+
+def match_role(roles: list[RoleSpec], groups: list[str], namespace: str) -> RoleSpec | None:
+    """The first role whose group the user claims and that is granted to its namespace."""
+    return next((r for r in claimed_roles(roles, groups) if granted_here(r, namespace)), None)
+
+
+def ignored_groups(roles: list[RoleSpec], groups: list[str], namespace: str) -> tuple[str, ...]:
+    """The user's groups that name roles, none of them granted to its namespace."""
+    ignored: list[str] = []
+    for group in groups:
+        claimed = claimed_roles(roles, [group])
+        if claimed and not any(granted_here(r, namespace) for r in claimed):
+            ignored.append(group)
+    return tuple(ignored)
 
 
 # --- identity ----------------------------------------------------------------------------------
+
+
+RESERVED_USER_IDS = frozenset(
+    {
+        "default_user_id",
+        "system",
+        "litellm-internal-health-check",
+        "litellm-cli",
+        "litellm_internal_jobs",
+    }
+)
+"""Identities the LiteLLM proxy (1.108) creates or acts as itself: ``default_user_id`` is the
+proxy admin (the master key and the UI admin), the others are its internal jobs, health check
+and CLI. Provisioning, adopting or deleting them would hand a tenant the proxy."""
 
 
 def derive_user_id(policy: ProvisioningPolicy, user: LiteLLMUser) -> str:
@@ -141,6 +185,23 @@ def derive_user_id(policy: ProvisioningPolicy, user: LiteLLMUser) -> str:
         return user.spec.user_id
     domain = policy.spec.user_id_domain
     return f"{user.metadata.name}@{domain}" if domain else user.metadata.name
+
+
+def check_user_id(policy: ProvisioningPolicy, user: LiteLLMUser, user_id: str) -> list[Problem]:
+    """An explicit spec.userId is an override; LiteLLM's own users are never anyone's."""
+    if user_id in RESERVED_USER_IDS:
+        message = f"user id {user_id!r} is LiteLLM's own user and cannot be provisioned"
+        return [Problem("spec.userId", message, "UserIdNotAllowed")]
+    if user.spec.user_id is None:
+        return []
+    rules = policy.spec.overrides
+    if "userId" not in rules.allowed_fields:
+        return [forbidden("spec.userId", "user_id", rules, policy.metadata.name)]
+    pattern = rules.user_id_pattern
+    if pattern is not None and re.fullmatch(pattern, user_id) is None:
+        message = f"user id {user_id!r} does not match the policy's userIdPattern {pattern!r}"
+        return [Problem("spec.userId", message, "UserIdNotAllowed")]
+    return []
 
 
 # --- merge -------------------------------------------------------------------------------------
@@ -333,7 +394,7 @@ def check_models(
 def check_namespace(policy: ProvisioningPolicy, user: LiteLLMUser) -> list[Problem]:
     patterns = policy.spec.allowed_namespaces
     namespace = user.metadata.namespace or ""
-    if not patterns or any(fnmatchcase(namespace, p) for p in patterns):
+    if in_namespaces(namespace, patterns):
         return []
     return [
         Problem(
@@ -360,12 +421,22 @@ def check_policy_ref(policy: ProvisioningPolicy, user: LiteLLMUser) -> list[Prob
 # --- the engine --------------------------------------------------------------------------------
 
 
-def resolve(policy: ProvisioningPolicy, user: LiteLLMUser) -> Resolution:
-    """The effective settings of `user` under `policy`; raises PolicyViolation if invalid."""
+def resolve(
+    policy: ProvisioningPolicy, user: LiteLLMUser, pinned_user_id: str | None = None
+) -> Resolution:
+    """The effective settings of `user` under `policy`; raises PolicyViolation if invalid.
+
+    ``pinned_user_id`` is the id the operator already recorded for the user (status.userId):
+    it stays the user's id whatever the policy's domain says now.
+    """
+    user_id = pinned_user_id or derive_user_id(policy, user)
+    namespace = user.metadata.namespace or ""
     problems = check_policy_ref(policy, user) + check_namespace(policy, user)
+    problems += check_user_id(policy, user, user_id)
     layers = _Layers()
     apply(layers, defaults_layer(policy.spec.defaults), "default")
-    role = match_role(policy.spec.roles, user.spec.groups)
+    role = match_role(policy.spec.roles, user.spec.groups, namespace)
+    ignored = ignored_groups(policy.spec.roles, user.spec.groups, namespace)
     if role is not None:
         apply(layers, patch_layer(role), "role")
     overrides = check_overrides(
@@ -378,12 +449,19 @@ def resolve(policy: ProvisioningPolicy, user: LiteLLMUser) -> Resolution:
     if problems:
         raise PolicyViolation(problems)
     apply(layers, overrides.accepted, "override")
+    notes = list(overrides.notes)
+    if ignored:
+        notes.append(
+            f"group(s) {', '.join(ignored)} ignored: policy {policy.metadata.name!r} does not "
+            f"grant their role(s) to namespace {namespace!r}"
+        )
     return Resolution(
-        user_id=derive_user_id(policy, user),
+        user_id=user_id,
         policy_name=policy.metadata.name,
         policy_generation=policy.metadata.generation,
         matched_role=role.group if role else None,
+        ignored_groups=ignored,
         effective=layers.effective(),
         sources={camel(name): layers.sources[name] for name in FIELDS},
-        notes=overrides.notes,
+        notes=notes,
     )

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
@@ -35,6 +35,8 @@ from litellm_operator.litellm import (
 )
 from litellm_operator.models import LiteLLMUser, ProvisioningPolicy
 from litellm_operator.plan import (
+    MSG_EMAIL_IN_USE,
+    REASON_EMAIL_IN_USE,
     Action,
     AddToTeam,
     BlockKey,
@@ -50,8 +52,10 @@ from litellm_operator.plan import (
     RemoveFromTeam,
     UnblockKey,
     UpdateUser,
+    desired_email,
     plan_deletion,
     plan_user,
+    same_email,
 )
 from litellm_operator.policy import PolicyViolation, Resolution, resolve
 from litellm_operator.status import (
@@ -77,10 +81,9 @@ REASON_UNAUTHORIZED = "Unauthorized"
 REASON_UNEXPECTED = "UnexpectedResponse"
 MSG_POLICY_NOT_FOUND = "ProvisioningPolicy {name!r} does not exist; no change was made in LiteLLM"
 MSG_CLAIMED = (
-    "user id {user_id!r} is already claimed by LiteLLMUser {owner}, created earlier; "
-    "give this resource another spec.userId"
+    "user id {user_id!r} is already claimed by {owner}, created earlier; "
+    "give this resource another name or spec.userId"
 )
-MSG_EMAIL_IN_USE = "LiteLLM refused the user: e-mail {email!r} belongs to another LiteLLM user"
 
 
 @dataclass(frozen=True, order=True)
@@ -146,25 +149,25 @@ class Reconciler:
         if policy_body is None:
             message = MSG_POLICY_NOT_FOUND.format(name=user.spec.policy_ref)
             return failure(REASON_POLICY_NOT_FOUND, message, transient=False)
+        pinned = user.status.user_id if user.status and user.status.user_id else None
         try:
             policy = ProvisioningPolicy.model_validate(policy_body)
-            resolution = resolve(policy, user)
+            resolution = resolve(policy, user, pinned)
         except ValidationError as exc:
             return invalid(exc, what="policy")
         except PolicyViolation as exc:
             reason = exc.problems[0].reason if exc.problems else REASON_INVALID_SPEC
             return failure(reason, str(exc), transient=False)
-        pinned = user.status.user_id if user.status and user.status.user_id else None
-        user_id = pinned or resolution.user_id
+        user_id = resolution.user_id
         applied = applied_from(resolution, user_id)
         rival = older_claim(claims(user_id), user)
         if rival is not None:
-            message = MSG_CLAIMED.format(user_id=user_id, owner=f"{rival.namespace}/{rival.name}")
+            message = MSG_CLAIMED.format(user_id=user_id, owner=claimant(rival, user))
             return failure(REASON_CONFLICT, message, transient=False, applied=applied)
         desired = desired_for(user, policy, resolution, user_id)
         adopted_before = bool(user.status and user.status.adopted)
         try:
-            return await self._converge(
+            result = await self._converge(
                 desired,
                 applied,
                 record_user_id,
@@ -174,6 +177,7 @@ class Reconciler:
             )
         except LiteLLMError as exc:
             return from_error(exc, applied)
+        return with_resolution_notes(result, resolution)
 
     async def _converge(
         self,
@@ -199,8 +203,8 @@ class Reconciler:
         try:
             plan = await self._apply(desired, plan, progress)
         except EmailInUse:
-            message = MSG_EMAIL_IN_USE.format(email=desired.email)
-            return failure(REASON_REJECTED, message, transient=False, applied=applied)
+            message = MSG_EMAIL_IN_USE.format(email=desired_email(desired))
+            return failure(REASON_EMAIL_IN_USE, message, transient=False, applied=applied)
         except LiteLLMError as exc:
             result = from_error(exc, applied)
             result.outcome = with_progress(result.outcome, progress)
@@ -236,7 +240,11 @@ class Reconciler:
     async def observe_record(
         self, desired: Desired, record: LiteLLMUserRecord | None
     ) -> ObservedUser | None:
-        """The user as LiteLLM holds it; keys are read only when a suspension is involved."""
+        """The user as LiteLLM holds it.
+
+        Keys are read only when a suspension is involved; the owner of the desired e-mail only
+        when the e-mail must change (LiteLLM's ``/user/update`` does not check it is free).
+        """
         if record is None:
             return None
         keys: tuple[ObservedKey, ...] | None = None
@@ -246,7 +254,12 @@ class Reconciler:
                 for k in await self.client.list_user_keys(desired.user_id)
                 if k.token
             )
-        return observed_from(record, keys)
+        email = desired_email(desired)
+        email_in_use = False
+        if not same_email(email, record.user_email) and email is not None:
+            holders = await self.client.users_with_email(email)
+            email_in_use = any(holder != desired.user_id for holder in holders)
+        return observed_from(record, keys, email_in_use=email_in_use)
 
     async def _apply(self, desired: Desired, plan: Plan, progress: _Progress) -> Plan:
         """Apply the plan; a 409 on create is re-observed and re-planned once."""
@@ -328,7 +341,7 @@ class Reconciler:
             return ("not-ready",)
         try:
             user = LiteLLMUser.model_validate(body)
-            resolution = resolve(policy, user)
+            resolution = resolve(policy, user, record.user_id)
         except (ValidationError, PolicyViolation):
             return ("not-ready",)
         if older_claim(claims(record.user_id), user) is not None:
@@ -344,8 +357,14 @@ class Reconciler:
         stale = stale or status.get("budgetResetAt") != iso(record.budget_reset_at)
         return ("status",) if stale else ()
 
-    async def finalize(self, body: Mapping[str, Any]) -> list[Event]:
-        """Deletion: delete or release the LiteLLM user; safe to run twice. Raises on outage."""
+    async def finalize(
+        self, body: Mapping[str, Any], policy_body: Mapping[str, Any] | None = None
+    ) -> list[Event]:
+        """Deletion: delete or release the LiteLLM user; safe to run twice. Raises on outage.
+
+        An adopted user is deleted only when its policy (if it still exists) says
+        deleteAdoptedUsers and the resource says ``deletionPolicy: Delete``.
+        """
         meta = body.get("metadata") or {}
         spec = body.get("spec") or {}
         status = body.get("status") or {}
@@ -353,17 +372,17 @@ class Reconciler:
         if not user_id:
             return []
         owner = Owner(meta.get("namespace", ""), meta.get("name", ""), meta.get("uid", ""))
-        policy: DeletionPolicy = (
-            "Retain"
-            if spec.get("deletionPolicy") == "Retain" or status.get("adopted")
-            else "Delete"
-        )
-        if spec.get("deletionPolicy") == "Delete":
-            policy = "Delete"
+        adopted = bool(status.get("adopted"))
+        explicit = spec.get("deletionPolicy")
+        allowed = bool(((policy_body or {}).get("spec") or {}).get("deleteAdoptedUsers"))
+        delete_adopted = allowed and explicit == "Delete"
+        policy: DeletionPolicy = "Retain" if explicit == "Retain" else "Delete"
+        if adopted and not delete_adopted:
+            policy = "Retain"
         record = await self.client.get_user(user_id)
         observed = observed_from(record, None) if record is not None else None
         events: list[Event] = []
-        for action in plan_deletion(owner, observed, policy):
+        for action in plan_deletion(owner, observed, policy, delete_adopted=delete_adopted):
             if isinstance(action, DeleteUser):
                 with contextlib.suppress(NotFound):  # deleted meanwhile: the goal is reached
                     await self.client.delete_users([action.user_id])
@@ -421,13 +440,18 @@ def desired_for(
         email=user.spec.email,
         alias=user.spec.alias,
         suspend=user.spec.suspend,
-        adoption_allowed=user.spec.adopt or policy.spec.adopt_existing_users,
+        adoption_allowed=user.spec.adopt and policy.spec.adopt_existing_users,
         managed_teams=frozenset(status.managed_teams or []) if status else frozenset(),
         blocked_keys=frozenset(status.blocked_keys or []) if status else frozenset(),
     )
 
 
-def observed_from(record: LiteLLMUserRecord, keys: tuple[ObservedKey, ...] | None) -> ObservedUser:
+def observed_from(
+    record: LiteLLMUserRecord,
+    keys: tuple[ObservedKey, ...] | None,
+    *,
+    email_in_use: bool = False,
+) -> ObservedUser:
     return ObservedUser(
         user_id=record.user_id,
         email=record.user_email,
@@ -441,7 +465,30 @@ def observed_from(record: LiteLLMUserRecord, keys: tuple[ObservedKey, ...] | Non
         metadata=dict(record.metadata),
         teams=tuple(record.teams),
         keys=keys,
+        email_in_use=email_in_use,
     )
+
+
+def claimant(rival: Claim, user: LiteLLMUser) -> str:
+    """The rival resource, named only when it is in the user's own namespace (tenancy)."""
+    if rival.namespace == (user.metadata.namespace or ""):
+        return f"LiteLLMUser {rival.namespace}/{rival.name}"
+    return "a LiteLLMUser in another namespace"
+
+
+def with_resolution_notes(result: Result, resolution: Resolution) -> Result:
+    """The resolution's notes in the Ready message; ignored groups as a Warning event too."""
+    outcome = result.outcome
+    if isinstance(outcome, Synced) and resolution.notes:
+        result.outcome = replace(outcome, notes=tuple(resolution.notes))
+    if resolution.ignored_groups:
+        groups = ", ".join(resolution.ignored_groups)
+        message = (
+            f"group(s) {groups} ignored: policy {resolution.policy_name!r} does not grant "
+            "their role(s) to this namespace"
+        )
+        result.events.append(Event("Warning", "GroupsIgnored", message))
+    return result
 
 
 def older_claim(claims: Sequence[Claim], user: LiteLLMUser) -> Claim | None:

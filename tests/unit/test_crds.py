@@ -103,7 +103,15 @@ def test_policy_crd() -> None:
     assert at(spec, "defaults.maxBudget")["nullable"] is True
     assert at(spec, "roles.[].group")["type"] == "string"
     assert at(spec, "roles.[]")["required"] == ["group"]
-    assert at(spec, "defaults.metadata")["additionalProperties"] == {"type": "string"}
+    assert at(spec, "defaults.metadata")["additionalProperties"] == {
+        "type": "string",
+        "maxLength": 512,
+    }
+    assert at(spec, "defaults.metadata")["maxProperties"] == 32
+    assert crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["required"] == ["spec"]
+    assert "allowedNamespaces" in spec["required"]
+    assert at(spec, "allowedNamespaces")["minItems"] == 1
+    assert at(spec, "roles.[].namespaces")["minItems"] == 1
 
 
 @pytest.mark.parametrize(

@@ -142,11 +142,12 @@ def test_multi_document_and_list_files(tmp_path: Path, capsys: pytest.CaptureFix
         apiVersion: litellm.platform.dev/v1alpha1
         kind: ProvisioningPolicy
         metadata: {name: default}
+        spec: {allowedNamespaces: ["*"]}
         ---
         apiVersion: litellm.platform.dev/v1alpha1
         kind: ProvisioningPolicy
         metadata: {name: other}
-        spec: {defaults: {maxBudget: null}}
+        spec: {allowedNamespaces: ["*"], defaults: {maxBudget: null}}
         """,
     )
     one, two = explain_json(capsys, "--policy", policies, "--user", users)
@@ -306,23 +307,49 @@ def test_bad_user_input(
 BAD_POLICIES = [
     pytest.param(
         "apiVersion: litellm.platform.dev/v1alpha1\nkind: ProvisioningPolicy\n"
-        "metadata: {name: default}\nspec: {defaults: {maxBudget: -1}}\n",
+        "metadata: {name: default}\nspec: {allowedNamespaces: ['*'], defaults: {maxBudget: -1}}\n",
         ["document 1 (default)", "spec.defaults.maxBudget", "greater than or equal to 0"],
         id="negative-default-budget",
     ),
     pytest.param(
         "apiVersion: litellm.platform.dev/v1alpha1\nkind: ProvisioningPolicy\n"
-        "metadata: {name: default}\nspec: {roles: [{group: a, budgetDuration: monthly}]}\n",
+        "metadata: {name: default}\nspec: {allowedNamespaces: ['*'], roles: [{group: a, budgetDuration: monthly}]}\n",
         ["spec.roles[0].budgetDuration", "pattern"],
         id="bad-duration-in-role",
     ),
     pytest.param(
         "apiVersion: litellm.platform.dev/v1alpha1\nkind: ProvisioningPolicy\n"
-        "metadata: {name: default}\nspec: {defaults: {userRole: god}}\n",
+        "metadata: {name: default}\nspec: {allowedNamespaces: ['*'], defaults: {userRole: god}}\n",
         ["spec.defaults.userRole", "proxy_admin"],
         id="unknown-user-role",
     ),
     pytest.param(GOOD_USER, ["expected ProvisioningPolicy"], id="user-in-a-policy-file"),
+    pytest.param(
+        "apiVersion: litellm.platform.dev/v1alpha1\nkind: ProvisioningPolicy\n"
+        "metadata: {name: default}\nspec: {defaults: {maxBudget: 5}}\n",
+        ["spec.allowedNamespaces", "required"],
+        id="no-allowed-namespaces",
+    ),
+    pytest.param(
+        "apiVersion: litellm.platform.dev/v1alpha1\nkind: ProvisioningPolicy\n"
+        "metadata: {name: default}\nspec: {allowedNamespaces: []}\n",
+        ["spec.allowedNamespaces", "at least 1"],
+        id="empty-allowed-namespaces",
+    ),
+    pytest.param(
+        "apiVersion: litellm.platform.dev/v1alpha1\nkind: ProvisioningPolicy\n"
+        "metadata: {name: default}\n"
+        "spec: {allowedNamespaces: ['*'], roles: [{group: a, namespaces: []}]}\n",
+        ["spec.roles[0].namespaces", "at least 1"],
+        id="role-granted-nowhere",
+    ),
+    pytest.param(
+        "apiVersion: litellm.platform.dev/v1alpha1\nkind: ProvisioningPolicy\n"
+        "metadata: {name: default}\n"
+        "spec: {allowedNamespaces: ['*'], overrides: {userIdPattern: '(unclosed'}}\n",
+        ["spec.overrides.userIdPattern", "not a regular expression"],
+        id="user-id-pattern-does-not-compile",
+    ),
 ]
 
 

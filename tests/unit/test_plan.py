@@ -9,6 +9,7 @@ import pytest
 
 from litellm_operator.models import EffectiveSettings
 from litellm_operator.plan import (
+    ADOPTED,
     ALL_PROXY_MODELS,
     MANAGED_BY,
     MANAGED_KEYS,
@@ -253,6 +254,57 @@ def test_adoption_rewrites_owned_fields_and_adds_markers() -> None:
     assert update.fields["max_budget"] == 10.0
     assert update.fields["metadata"]["ui"] == "kept"
     assert update.fields["metadata"][OWNER_UID] == "uid-1"
+    assert update.fields["metadata"][ADOPTED] == "true"
+
+
+def test_adopted_marker_is_kept_once_owned() -> None:
+    observed = in_sync_observed(metadata={"cost-center": "42", **MARKERS, ADOPTED: "true"})
+    assert plan_user(desired(), observed).in_sync
+
+
+@pytest.mark.parametrize(
+    ("owner_namespace", "named", "hidden"),
+    [
+        pytest.param("team-a", "LiteLLMUser team-a/bob", None, id="same-namespace-is-named"),
+        pytest.param("team-b", "another namespace", "team-b", id="other-namespace-is-not"),
+    ],
+)
+def test_conflict_names_only_resources_of_the_same_namespace(
+    owner_namespace: str, named: str, hidden: str | None
+) -> None:
+    foreign = {MANAGED_BY: MANAGER, OWNER_UID: "uid-2", OWNER_NAMESPACE: owner_namespace}
+    refusal = plan_user(desired(), in_sync_observed(metadata={**foreign, OWNER_NAME: "bob"}))
+    assert isinstance(refusal.refusal, Refuse)
+    assert named in refusal.refusal.message
+    if hidden:
+        assert hidden not in refusal.refusal.message and "bob" not in refusal.refusal.message
+
+
+@pytest.mark.parametrize(
+    ("wanted", "held", "in_use", "expected"),
+    [
+        pytest.param("Ben@X.io", "ben@x.io", False, None, id="case-only-is-not-drift"),
+        pytest.param("Ben@X.io", None, False, "ben@x.io", id="written-lower-cased"),
+        pytest.param("ben@x.io", "old@x.io", False, "ben@x.io", id="changed"),
+        pytest.param("ben@x.io", "old@x.io", True, "EmailInUse", id="held-by-another-user"),
+        pytest.param(None, "old@x.io", False, None, id="unset-leaves-litellm-alone"),
+    ],
+)
+def test_email(wanted: str | None, held: str | None, in_use: bool, expected: str | None) -> None:
+    plan = plan_user(desired(email=wanted), in_sync_observed(email=held, email_in_use=in_use))
+    if expected == "EmailInUse":
+        assert plan.actions == (plan.refusal,)
+        assert plan.refusal is not None and plan.refusal.reason == "EmailInUse"
+    elif expected is None:
+        assert plan.in_sync
+    else:
+        assert plan.actions == (UpdateUser({"user_email": expected}),)
+
+
+def test_created_user_gets_a_lower_cased_email() -> None:
+    (create,) = plan_user(desired(email="Ann@X.io"), None).actions
+    assert isinstance(create, CreateUser)
+    assert create.fields["user_email"] == "ann@x.io"
 
 
 TEAM_CASES = [
@@ -331,9 +383,20 @@ DELETION_CASES = [
         (UpdateUser({"metadata": {RELEASED: "true"}}),),
         id="retain-leaves-tombstone-when-nothing-else",
     ),
+    pytest.param(
+        in_sync_observed(metadata={**MARKERS, ADOPTED: "true"}),
+        "Delete",
+        (UpdateUser({"metadata": {RELEASED: "true"}}),),
+        id="adopted-user-is-released-not-deleted",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("observed", "policy", "expected"), DELETION_CASES)
 def test_deletion(observed: ObservedUser | None, policy: str, expected: tuple[object, ...]) -> None:
     assert plan_deletion(OWNER, observed, policy) == expected  # type: ignore[arg-type]
+
+
+def test_adopted_user_is_deleted_only_where_the_policy_allows_it() -> None:
+    observed = in_sync_observed(metadata={**MARKERS, ADOPTED: "true"})
+    assert plan_deletion(OWNER, observed, "Delete", delete_adopted=True) == (DeleteUser("alice"),)

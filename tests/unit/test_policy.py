@@ -22,7 +22,7 @@ def policy(name: str = "default", generation: int | None = 3, **spec: Any) -> Pr
             "apiVersion": "litellm.platform.dev/v1alpha1",
             "kind": "ProvisioningPolicy",
             "metadata": {"name": name, "generation": generation},
-            "spec": spec,
+            "spec": {"allowedNamespaces": ["*"], **spec},
         }
     )
 
@@ -237,10 +237,75 @@ def test_normalize_group(ref: str, canonical: str) -> None:
 )
 def test_user_id(domain: str | None, explicit: str | None, expected: str) -> None:
     spec: dict[str, Any] = {} if explicit is None else {"userId": explicit}
-    the_policy = policy(userIdDomain=domain) if domain else policy()
+    ids = {"overrides": {"allowedFields": ["userId"]}}
+    the_policy = policy(userIdDomain=domain, **ids) if domain else policy(**ids)
     the_user = user(**spec)
     assert derive_user_id(the_policy, the_user) == expected
     assert resolve(the_policy, the_user).user_id == expected
+
+
+# --- roles are granted per namespace ----------------------------------------------------------
+
+GRANTED = [
+    {"group": "platform-admins", "namespaces": ["platform"], "userRole": "proxy_admin"},
+    {"group": "power", "namespaces": ["team-*", "lab"], "maxBudget": 100},
+    {"group": "power", "maxBudget": 50},
+    {"group": "everyone", "maxBudget": 20},
+]
+
+
+@pytest.mark.parametrize(
+    ("namespace", "groups", "role", "ignored"),
+    [
+        pytest.param("platform", ["platform-admins"], "platform-admins", (), id="granted-here"),
+        pytest.param(
+            "team-a", ["platform-admins"], None, ("platform-admins",), id="claimed-elsewhere"
+        ),
+        pytest.param(
+            "team-a",
+            ["platform-admins", "everyone"],
+            "everyone",
+            ("platform-admins",),
+            id="falls-to-the-next-granted-role",
+        ),
+        pytest.param("team-b", ["power"], "power", (), id="glob-grant"),
+        pytest.param("lab", ["power"], "power", (), id="second-pattern"),
+        pytest.param(
+            "other", ["power"], "power", (), id="same-group-ungranted-role-then-unrestricted-one"
+        ),
+        pytest.param("other", ["nobody"], None, (), id="unknown-group-is-not-reported"),
+        pytest.param(
+            "platformx",
+            ["group:default/Platform-Admins"],
+            None,
+            ("group:default/Platform-Admins",),
+            id="namespace-glob-is-exact",
+        ),
+    ],
+)
+def test_roles_are_granted_per_namespace(
+    namespace: str, groups: list[str], role: str | None, ignored: tuple[str, ...]
+) -> None:
+    resolution = resolve(policy(roles=GRANTED), user(namespace=namespace, groups=groups))
+    assert resolution.matched_role == role
+    assert resolution.ignored_groups == ignored
+    noted = [n for n in resolution.notes if "ignored" in n]
+    assert bool(noted) == bool(ignored)
+    if ignored:
+        assert repr(namespace) in noted[0] and ignored[0] in noted[0]
+
+
+def test_ungranted_role_gives_nothing_of_its_settings() -> None:
+    resolution = resolve(
+        policy(roles=GRANTED), user(namespace="team-a", groups=["platform-admins"])
+    )
+    assert resolution.effective.user_role == "internal_user"
+    assert resolution.sources["userRole"] == "builtin"
+
+
+def test_pinned_user_id_stays_whatever_the_domain_says_now() -> None:
+    resolution = resolve(policy(userIdDomain="new.example"), user(), "alice@old.example")
+    assert resolution.user_id == "alice@old.example"
 
 
 # --- overrides ---------------------------------------------------------------------------------
@@ -445,6 +510,42 @@ def test_clamp_note_names_field_and_ceiling() -> None:
             ],
             id="every-problem-collected",
         ),
+        pytest.param(
+            {},
+            user(userId="ops-root"),
+            [("spec.userId", "OverrideForbidden")],
+            id="explicit-user-id-is-an-override",
+        ),
+        pytest.param(
+            {"overrides": {"allowedFields": ["userId"], "userIdPattern": "^svc-[a-z]+$"}},
+            user(userId="ops-root"),
+            [("spec.userId", "UserIdNotAllowed")],
+            id="user-id-outside-the-pattern",
+        ),
+        pytest.param(
+            {"overrides": {"allowedFields": ["userId"], "userIdPattern": "svc-[a-z]+"}},
+            user(userId="svc-ci\u00e9x"),
+            [("spec.userId", "UserIdNotAllowed")],
+            id="pattern-matches-the-whole-id",
+        ),
+        pytest.param(
+            {"overrides": {"allowedFields": ["userId"]}},
+            user(userId="default_user_id"),
+            [("spec.userId", "UserIdNotAllowed")],
+            id="litellm-admin-never-even-when-ids-are-allowed",
+        ),
+        pytest.param(
+            {"overrides": {"allowedFields": ["userId"], "userIdPattern": ".*"}},
+            user(userId="litellm_internal_jobs"),
+            [("spec.userId", "UserIdNotAllowed")],
+            id="litellm-internal-identity-never",
+        ),
+        pytest.param(
+            {},
+            user(name="system"),
+            [("spec.userId", "UserIdNotAllowed")],
+            id="derived-id-reserved-too",
+        ),
     ],
 )
 def test_violations(
@@ -468,7 +569,12 @@ def test_violations(
         pytest.param(
             {"allowedNamespaces": ["team-*"]}, user(namespace="team-a"), id="namespace-glob"
         ),
-        pytest.param({"allowedNamespaces": []}, user(namespace="x"), id="empty-allows-all"),
+        pytest.param({"allowedNamespaces": ["*"]}, user(namespace="x"), id="star-allows-all"),
+        pytest.param(
+            {"overrides": {"allowedFields": ["userId"], "userIdPattern": "^svc-[a-z]+$"}},
+            user(userId="svc-ci"),
+            id="user-id-matching-the-pattern",
+        ),
     ],
 )
 def test_accepted(spec: dict[str, Any], the_user: LiteLLMUser) -> None:

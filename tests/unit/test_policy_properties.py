@@ -62,7 +62,12 @@ def cases(draw: st.DrawFn) -> tuple[ProvisioningPolicy, LiteLLMUser]:
             "apiVersion": "litellm.platform.dev/v1alpha1",
             "kind": "ProvisioningPolicy",
             "metadata": {"name": "default"},
-            "spec": {"defaults": draw(patches()), "roles": draw(roles), "overrides": overrides},
+            "spec": {
+                "allowedNamespaces": ["*"],
+                "defaults": draw(patches()),
+                "roles": draw(roles),
+                "overrides": overrides,
+            },
         }
     )
     # budgetDuration overrides are judged against the period the user would get (tested by

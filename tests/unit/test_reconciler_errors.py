@@ -15,6 +15,15 @@ import respx
 
 from litellm_operator.litellm import LiteLLMClient, Unavailable
 from litellm_operator.models import API_VERSION
+from litellm_operator.plan import (
+    MANAGED_BY,
+    MANAGER,
+    OWNER_NAME,
+    OWNER_NAMESPACE,
+    OWNER_UID,
+    POLICY_GENERATION,
+    POLICY_NAME,
+)
 from litellm_operator.reconciler import Claim, Reconciler
 from litellm_operator.status import Failed, Synced
 
@@ -24,9 +33,24 @@ POLICY: dict[str, Any] = {
     "apiVersion": API_VERSION,
     "kind": "ProvisioningPolicy",
     "metadata": {"name": "default", "generation": 1},
-    "spec": {"defaults": {"maxBudget": 10, "teams": ["t1", "t2"]}},
+    "spec": {
+        "allowedNamespaces": ["*"],
+        "adoptExistingUsers": True,
+        "overrides": {"allowedFields": ["userId"]},
+        "defaults": {"maxBudget": 10, "teams": ["t1", "t2"]},
+    },
 }
 
+
+OURS = {
+    MANAGED_BY: MANAGER,
+    OWNER_NAMESPACE: "ns",
+    OWNER_NAME: "alice",
+    OWNER_UID: "uid-1",
+    POLICY_NAME: "default",
+    POLICY_GENERATION: "1",
+}
+"""The markers of the LiteLLMUser ``user()`` under ``POLICY``."""
 
 UPDATED = httpx.Response(200, json={"data": {"user_id": "alice"}})
 
@@ -96,15 +120,59 @@ async def test_rejection_is_permanent_and_redacted(reconciler: Reconciler) -> No
 
 
 @respx.mock
-async def test_email_of_another_user_is_a_rejection_with_a_clear_message(
+async def test_email_of_another_user_is_refused_with_a_clear_message(
     reconciler: Reconciler,
 ) -> None:
     respx.get(f"{BASE}/user/info").mock(return_value=error(404, "not found"))
     respx.post(f"{BASE}/user/new").mock(return_value=error(409, "email already exists"))
-    result = await reconciler.reconcile(user(email="a@x.io"), POLICY)
+    result = await reconciler.reconcile(user(email="A@x.io"), POLICY)
     assert isinstance(result.outcome, Failed)
-    assert result.outcome.reason == "Rejected"
+    assert (result.outcome.reason, result.outcome.transient) == ("EmailInUse", False)
     assert "a@x.io" in result.outcome.message
+
+
+@respx.mock
+async def test_changing_the_email_to_another_users_changes_nothing(
+    reconciler: Reconciler,
+) -> None:
+    """LiteLLM's /user/update does not check e-mails: the operator looks the owner up first."""
+    respx.get(f"{BASE}/user/info").mock(
+        return_value=user_info(
+            user_email="old@x.io", user_role="internal_user", metadata=OURS, teams=["t1", "t2"]
+        )
+    )
+    lookup = respx.get(f"{BASE}/user/list").mock(
+        return_value=httpx.Response(
+            200,
+            json={
+                "users": [
+                    {"user_id": "mallory", "user_email": "B@x.io"},
+                    {"user_id": "x", "user_email": "bb@x.io"},
+                ],
+                "total_pages": 1,
+            },
+        )
+    )
+    update = respx.post(f"{BASE}/user/update")
+    result = await reconciler.reconcile(user(email="b@x.io"), POLICY)
+    assert lookup.calls.last.request.url.params["user_email"] == "b@x.io"
+    assert not update.called
+    assert isinstance(result.outcome, Failed)
+    assert result.outcome.reason == "EmailInUse"
+    assert "mallory" not in result.outcome.message
+
+
+@respx.mock
+async def test_email_differing_only_in_case_is_not_drift(reconciler: Reconciler) -> None:
+    respx.get(f"{BASE}/user/info").mock(
+        return_value=user_info(
+            user_email="Ben@X.io", user_role="internal_user", metadata=OURS, teams=["t1", "t2"]
+        )
+    )
+    update = respx.post(f"{BASE}/user/update")
+    result = await reconciler.reconcile(user(email="ben@x.io"), POLICY)
+    assert not update.called
+    assert isinstance(result.outcome, Synced)
 
 
 @respx.mock
@@ -170,7 +238,15 @@ async def test_older_claim_wins_without_any_call(reconciler: Reconciler) -> None
         assert not route.called
     assert isinstance(result.outcome, Failed)
     assert result.outcome.reason == "Conflict"
-    assert "other/first" in result.outcome.message
+    assert "other" not in result.outcome.message.replace("another", "")
+    assert "first" not in result.outcome.message
+
+
+async def test_older_claim_in_the_same_namespace_is_named(reconciler: Reconciler) -> None:
+    older = Claim("2026-01-01T00:00:00Z", "ns", "first", "uid-0")
+    result = await reconciler.reconcile(user(userId="alice"), POLICY, lambda _id: [older])
+    assert isinstance(result.outcome, Failed)
+    assert "ns/first" in result.outcome.message
 
 
 async def test_invalid_body_is_invalid_spec(reconciler: Reconciler) -> None:

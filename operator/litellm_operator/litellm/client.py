@@ -312,6 +312,24 @@ class LiteLLMClient:
                 return
             page += 1
 
+    async def users_with_email(self, email: str) -> list[str]:
+        """The ids of the users whose ``user_email`` is ``email``, compared case-insensitively.
+
+        ``/user/list?user_email=`` matches substrings; the exact match is made here.
+        """
+        wanted = email.lower()
+        body = await self._call(
+            "GET",
+            "/user/list",
+            params={"user_email": email, "page": 1, "page_size": MAX_PAGE_SIZE},
+            idempotent=True,
+        )
+        return [
+            record.user_id
+            for record in (LiteLLMUserRecord.model_validate(raw) for raw in body.get("users") or [])
+            if (record.user_email or "").lower() == wanted
+        ]
+
     # ---------------------------------------------------------------- teams
 
     def team_lock(self, team_id: str) -> asyncio.Lock:
