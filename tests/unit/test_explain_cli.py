@@ -313,7 +313,8 @@ BAD_POLICIES = [
     ),
     pytest.param(
         "apiVersion: litellm.platform.dev/v1alpha1\nkind: ProvisioningPolicy\n"
-        "metadata: {name: default}\nspec: {allowedNamespaces: ['*'], roles: [{group: a, budgetDuration: monthly}]}\n",
+        "metadata: {name: default}\n"
+        "spec: {allowedNamespaces: ['*'], roles: [{group: a, budgetDuration: monthly}]}\n",
         ["spec.roles[0].budgetDuration", "pattern"],
         id="bad-duration-in-role",
     ),

@@ -277,7 +277,8 @@ def test_conflict_names_only_resources_of_the_same_namespace(
     assert isinstance(refusal.refusal, Refuse)
     assert named in refusal.refusal.message
     if hidden:
-        assert hidden not in refusal.refusal.message and "bob" not in refusal.refusal.message
+        assert hidden not in refusal.refusal.message
+        assert "bob" not in refusal.refusal.message
 
 
 @pytest.mark.parametrize(
@@ -294,7 +295,8 @@ def test_email(wanted: str | None, held: str | None, in_use: bool, expected: str
     plan = plan_user(desired(email=wanted), in_sync_observed(email=held, email_in_use=in_use))
     if expected == "EmailInUse":
         assert plan.actions == (plan.refusal,)
-        assert plan.refusal is not None and plan.refusal.reason == "EmailInUse"
+        assert plan.refusal is not None
+        assert plan.refusal.reason == "EmailInUse"
     elif expected is None:
         assert plan.in_sync
     else:

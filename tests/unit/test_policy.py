@@ -292,7 +292,8 @@ def test_roles_are_granted_per_namespace(
     noted = [n for n in resolution.notes if "ignored" in n]
     assert bool(noted) == bool(ignored)
     if ignored:
-        assert repr(namespace) in noted[0] and ignored[0] in noted[0]
+        assert repr(namespace) in noted[0]
+        assert ignored[0] in noted[0]
 
 
 def test_ungranted_role_gives_nothing_of_its_settings() -> None:
