@@ -237,8 +237,8 @@ def test_normalize_group(ref: str, canonical: str) -> None:
 )
 def test_user_id(domain: str | None, explicit: str | None, expected: str) -> None:
     spec: dict[str, Any] = {} if explicit is None else {"userId": explicit}
-    ids = {"overrides": {"allowedFields": ["userId"]}}
-    the_policy = policy(userIdDomain=domain, **ids) if domain else policy(**ids)
+    ids: dict[str, Any] = {"allowedFields": ["userId"]}
+    the_policy = policy(userIdDomain=domain, overrides=ids) if domain else policy(overrides=ids)
     the_user = user(**spec)
     assert derive_user_id(the_policy, the_user) == expected
     assert resolve(the_policy, the_user).user_id == expected
