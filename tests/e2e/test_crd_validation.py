@@ -82,6 +82,35 @@ def test_example_policies_are_accepted_and_keep_explicit_nulls(
             {"overrides": {"budgetDuration": "monthly"}}, "budgetDuration", id="bad-duration"
         ),
         pytest.param({"deletionPolicy": "Orphan"}, "deletionPolicy", id="bad-enum"),
+        pytest.param({"userId": "u" * 255}, "spec.userId", id="user-id-too-long"),
+        pytest.param({"userId": "ops\nroot"}, "spec.userId", id="newline-in-user-id"),
+        pytest.param({"userId": "ops root"}, "spec.userId", id="space-in-user-id"),
+        pytest.param({"email": "alice"}, "spec.email", id="email-without-at"),
+        pytest.param({"email": "a@b.io\nx@y.io"}, "spec.email", id="newline-in-email"),
+        pytest.param({"email": "a@" + "b" * 250 + ".io"}, "spec.email", id="email-too-long"),
+        pytest.param({"alias": "A\u0007lice"}, "spec.alias", id="control-in-alias"),
+        pytest.param({"groups": ["g"] * 65}, "spec.groups", id="too-many-groups"),
+        pytest.param({"groups": ["g" * 254]}, "spec.groups", id="group-name-too-long"),
+        pytest.param(
+            {"overrides": {"metadata": {f"k{i}": "v" for i in range(33)}}},
+            "spec.overrides.metadata",
+            id="too-many-metadata-entries",
+        ),
+        pytest.param(
+            {"overrides": {"metadata": {"k": "v" * 600_000}}},
+            "spec.overrides.metadata",
+            id="600-kb-metadata-value",
+        ),
+        pytest.param(
+            {"overrides": {"metadata": {"k" * 129: "v"}}},
+            "keys must be 1 to 128 characters long",
+            id="metadata-key-too-long",
+        ),
+        pytest.param(
+            {"overrides": {"models": [f"m{i}" for i in range(65)]}},
+            "spec.overrides.models",
+            id="too-many-models",
+        ),
     ],
 )
 def test_invalid_users_are_rejected(
@@ -101,6 +130,78 @@ def test_invalid_users_are_rejected(
     result = apply(kube_env, body, check=False)
     assert result.returncode != 0
     assert fragment in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("spec", "fragment"),
+    [
+        pytest.param({"defaults": {"maxBudget": 1}}, "allowedNamespaces", id="no-namespaces"),
+        pytest.param({"allowedNamespaces": []}, "allowedNamespaces", id="empty-namespaces"),
+        pytest.param(
+            {"allowedNamespaces": ["*"], "roles": [{"group": "g", "namespaces": []}]},
+            "namespaces",
+            id="role-granted-nowhere",
+        ),
+        pytest.param(
+            {"allowedNamespaces": ["Team A"]}, "allowedNamespaces", id="not-a-namespace-glob"
+        ),
+    ],
+)
+def test_invalid_policies_are_rejected(
+    kube_env: KubeEnv, crds_installed: list[str], spec: dict[str, Any], fragment: str
+) -> None:
+    del crds_installed
+    body = {
+        "apiVersion": "litellm.platform.dev/v1alpha1",
+        "kind": "ProvisioningPolicy",
+        "metadata": {"name": unique("bad")},
+        "spec": spec,
+    }
+    result = apply(kube_env, body, check=False)
+    assert result.returncode != 0
+    assert fragment in result.stderr
+
+
+def test_policy_without_spec_is_rejected(kube_env: KubeEnv, crds_installed: list[str]) -> None:
+    del crds_installed
+    body = {
+        "apiVersion": "litellm.platform.dev/v1alpha1",
+        "kind": "ProvisioningPolicy",
+        "metadata": {"name": unique("bare")},
+    }
+    result = apply(kube_env, body, check=False)
+    assert result.returncode != 0
+    assert "spec" in result.stderr
+
+
+def test_user_id_cannot_be_added_after_the_operator_pinned_one(
+    kube_env: KubeEnv, crds_installed: list[str], namespace: str
+) -> None:
+    """Once status.userId is pinned, a spec.userId naming another id is refused at admission."""
+    del crds_installed
+    body: dict[str, Any] = {
+        "apiVersion": "litellm.platform.dev/v1alpha1",
+        "kind": "LiteLLMUser",
+        "metadata": {"name": "erin", "namespace": namespace},
+        "spec": {"email": "erin@example.com"},
+    }
+    apply(kube_env, body)
+    kube_env.kubectl(
+        "patch",
+        "litellmuser",
+        "erin",
+        f"--namespace={namespace}",
+        "--subresource=status",
+        "--type=merge",
+        "--patch",
+        json.dumps({"status": {"userId": "erin@example.com"}}),
+    )
+    body["spec"]["userId"] = "root"
+    result = apply(kube_env, body, check=False)
+    assert result.returncode != 0
+    assert "cannot differ from the user id the operator pinned" in result.stderr
+    body["spec"]["userId"] = "erin@example.com"  # naming the pinned id itself is fine
+    apply(kube_env, body)
 
 
 def test_user_id_is_immutable_once_set(

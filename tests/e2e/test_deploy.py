@@ -331,7 +331,10 @@ async def test_operator_lifecycle_as_the_service_account(
     name = f"sa-{uuid.uuid4().hex[:8]}"
     eventually(lambda: sa_operator.healthz() == 200, timeout=30, what="kopf /healthz")
 
-    cluster.create_policy(policy_name, {"defaults": {"maxBudget": 10, "models": ["gpt-4o-mini"]}})
+    cluster.create_policy(
+        policy_name,
+        {"allowedNamespaces": ["*"], "defaults": {"maxBudget": 10, "models": ["gpt-4o-mini"]}},
+    )
     cluster.create_user(ns, name, {"policyRef": policy_name})
     user = cluster.wait_ready(ns, name, timeout=60)
     assert user["status"]["userId"] == name

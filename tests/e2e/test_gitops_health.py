@@ -15,7 +15,10 @@ from tests.fixtures.gitops import argocd_health
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
-POLICY: dict[str, Any] = {"defaults": {"maxBudget": 10, "models": ["gpt-4o-mini"]}}
+POLICY: dict[str, Any] = {
+    "allowedNamespaces": ["*"],
+    "defaults": {"maxBudget": 10, "models": ["gpt-4o-mini"]},
+}
 
 
 def kstatus_status(obj: dict[str, Any]) -> str:

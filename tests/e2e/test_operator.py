@@ -19,6 +19,7 @@ from tests.e2e.operator_harness import Cluster, Forwarder, OperatorProcess, even
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
 POLICY: dict[str, Any] = {
+    "allowedNamespaces": ["*"],
     "defaults": {
         "maxBudget": 10,
         "budgetDuration": "30d",
@@ -28,7 +29,7 @@ POLICY: dict[str, Any] = {
     "roles": [
         {"group": "ai-power-users", "maxBudget": 100, "models": ["gpt-4o", "gpt-4o-mini"]},
     ],
-    "overrides": {"allowedFields": ["maxBudget"], "maxBudget": 50},
+    "overrides": {"allowedFields": ["userId", "maxBudget"], "maxBudget": 50},
 }
 WRITES = ("/user/update", "/user/new", "/team/member_add", "/team/member_delete")
 
@@ -231,15 +232,21 @@ async def test_existing_user_is_adopted_only_when_allowed(scene: Scene) -> None:
     assert record.max_budget == 3.0
     assert MANAGED_BY not in record.metadata
 
-    scene.patch_user(name, adopt=True)
+    scene.patch_user(name, adopt=True)  # the tenant asks; the policy has not allowed it
+    scene.reason(name, "AlreadyExists")
+    time.sleep(RESYNC_SECONDS)
+    assert (await scene.record(name)).max_budget == 3.0
+
+    scene.cluster.patch_policy(scene.policy, {"adoptExistingUsers": True})
     assert scene.ready(name)["status"]["adopted"] is True
     record = await scene.record(name)
     assert record.max_budget == 10
     assert record.metadata["owner"] == "ui"
     assert record.metadata[MANAGED_BY] == "litellm-operator"
 
+    scene.patch_user(name, deletionPolicy="Delete")
     scene.delete(name)
-    record = await scene.record(name)  # an adopted user is retained by default
+    record = await scene.record(name)  # adopted: retained unless the policy says otherwise
     assert MANAGED_BY not in record.metadata
     assert record.metadata["owner"] == "ui"
 
