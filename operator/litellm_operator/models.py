@@ -230,7 +230,7 @@ class PolicySpec(_Wire):
         description="Appended as @domain to user ids derived from metadata.name.",
     )
     defaults: SettingsPatch = Field(default_factory=SettingsPatch)
-    roles: list[RoleSpec] = Field(default_factory=list)
+    roles: list[RoleSpec] = Field(default_factory=list, max_length=MAX_LIST_ITEMS)
     overrides: OverridePolicy = Field(default_factory=OverridePolicy)
     allowed_namespaces: list[NamespaceGlob] = Field(
         min_length=1,
