@@ -317,6 +317,7 @@ def to_record(result: Explained) -> dict[str, Any]:
         "userId": resolution.user_id,
         "policy": resolution.policy_name,
         "matchedRole": resolution.matched_role,
+        "ignoredGroups": list(resolution.ignored_groups),
         "effective": resolution.effective.model_dump(by_alias=True, mode="json"),
         "sources": dict(resolution.sources),
     }

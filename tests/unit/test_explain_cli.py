@@ -17,7 +17,16 @@ EXAMPLES = ROOT / "examples"
 POLICY = str(EXAMPLES / "policy.yaml")
 POLICY_V2 = str(EXAMPLES / "policy-v2.yaml")
 USERS = str(EXAMPLES / "users")
-KEYS = {"name", "namespace", "userId", "policy", "matchedRole", "effective", "sources"}
+KEYS = {
+    "name",
+    "namespace",
+    "userId",
+    "policy",
+    "matchedRole",
+    "ignoredGroups",
+    "effective",
+    "sources",
+}
 EFFECTIVE_KEYS = [
     "maxBudget",
     "budgetDuration",
@@ -71,9 +80,13 @@ def test_json_values_of_the_examples(capsys: pytest.CaptureFixture[str]) -> None
         "cost-center": "research",
     }
     assert bob["matchedRole"] is None
+    assert bob["ignoredGroups"] == ["platform-admins"], "granted to namespace platform only"
+    assert bob["effective"]["userRole"] == "internal_user"
     assert bob["sources"]["maxBudget"] == "default"
+    assert alice["ignoredGroups"] == []
     assert carol["userId"] == "carol.admin"
     assert carol["matchedRole"] == "group:default/platform-admins"
+    assert carol["namespace"] == "platform"
     assert carol["effective"]["userRole"] == "proxy_admin"
     assert carol["effective"]["models"] == []
     assert ci["effective"]["maxBudget"] == 50
@@ -181,6 +194,20 @@ def test_compare_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert changed["alice"]["changes"]["maxBudget"] == {"old": 100, "new": 150}
     assert changed["svc-ci"]["changes"] == {"rpmLimit": {"old": 60, "new": 120}}
     assert changed["bob"]["oldError"] is None
+
+
+def test_compare_shows_whose_role_a_namespace_grant_changes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = (EXAMPLES / "policy.yaml").read_text(encoding="utf-8")
+    widened = text.replace("namespaces: [platform]", "namespaces: [platform, team-a]")
+    assert widened != text
+    new = write(tmp_path, "new.yaml", widened)
+    report = explain_json(capsys, "--policy", new, "--user", USERS, "--compare", POLICY)
+    changed = {entry["name"]: entry["changes"] for entry in report["changed"]}
+    assert set(changed) == {"bob"}, "only bob claims platform-admins in team-a"
+    assert changed["bob"]["matchedRole"] == {"old": None, "new": "group:default/platform-admins"}
+    assert changed["bob"]["userRole"] == {"old": "internal_user", "new": "proxy_admin"}
 
 
 def test_compare_same_policy_changes_nothing(capsys: pytest.CaptureFixture[str]) -> None:
