@@ -101,6 +101,8 @@ def _collapse_nullable(node: Schema) -> Schema:
 def _fix_object(node: Schema) -> Schema:
     if "const" in node:
         node["enum"] = [node.pop("const")]
+    if "patternProperties" in node:
+        raise SchemaError(f"patternProperties is not allowed in a structural schema: {node}")
     names = node.pop("propertyNames", None)
     if names is not None:
         node.setdefault("x-kubernetes-validations", []).append(_key_length_rule(names))

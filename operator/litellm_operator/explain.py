@@ -28,6 +28,7 @@ from typing import Any, TextIO, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from litellm_operator.fields import BY_WIRE, Bound
 from litellm_operator.models import (
     API_VERSION,
     POLICY_KIND,
@@ -325,8 +326,9 @@ def to_record(result: Explained) -> dict[str, Any]:
 
 def show_value(name: str, value: Any) -> str:
     """A setting as a person reads it."""
+    managed = BY_WIRE.get(name)
     if value is None:
-        return "no limit" if name in ("maxBudget", "tpmLimit", "rpmLimit") else "none"
+        return "no limit" if managed is not None and managed.bound is Bound.CEILING else "none"
     if isinstance(value, list):
         if not value:
             return "all models" if name == "models" else "none"

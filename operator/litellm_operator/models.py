@@ -15,10 +15,20 @@ Conventions:
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal, get_args
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 from pydantic.alias_generators import to_camel
+
+from litellm_operator.fields import (
+    ALLOW_LIST_NAMES,
+    FIELDS,
+    MAX_LIST_ITEMS,
+    MAX_NAME_LENGTH,
+    Bound,
+    Name,
+    UserRole,
+)
 
 GROUP = "litellm.platform.dev"
 VERSION = "v1alpha1"
@@ -28,8 +38,6 @@ USER_KIND = "LiteLLMUser"
 POLICY_PLURAL = "provisioningpolicies"
 USER_PLURAL = "litellmusers"
 
-UserRole = Literal["proxy_admin", "proxy_admin_viewer", "internal_user", "internal_user_viewer"]
-"""LiteLLM's user roles (LitellmUserRoles), without the team/customer/org roles."""
 USER_ROLES: tuple[str, ...] = get_args(UserRole)
 
 Source = Literal["builtin", "default", "role", "override"]
@@ -37,35 +45,17 @@ Source = Literal["builtin", "default", "role", "override"]
 SOURCES: tuple[str, ...] = get_args(Source)
 
 DeletionPolicy = Literal["Delete", "Retain"]
-OverridableField = Literal[
-    "userId",
-    "maxBudget",
-    "budgetDuration",
-    "models",
-    "teams",
-    "tpmLimit",
-    "rpmLimit",
-    "userRole",
-    "metadata",
-]
+OVERRIDABLE: tuple[str, ...] = ("userId", *(f.wire for f in FIELDS))
+"""What overrides.allowedFields may name: userId (an explicit spec.userId) and every setting."""
+if TYPE_CHECKING:
+    OverridableField = str
+else:
+    OverridableField = Literal[OVERRIDABLE]
 ConditionStatus = Literal["True", "False", "Unknown"]
 
-DURATION_PATTERN = r"^[1-9][0-9]*(s|m|h|d|mo)$"
-
-Budget = Annotated[float, Field(ge=0, description="USD, never negative.")]
-Limit = Annotated[int, Field(ge=0)]
-Duration = Annotated[
-    str,
-    Field(pattern=DURATION_PATTERN, description="Budget period: 30d, 7d, 24h, 30m, 1mo ..."),
-]
 # Size limits keep a whole LiteLLMUser far below what kopf and kubectl store in annotations
 # (256 KiB for all of them): the largest spec these limits allow is about 60 KB.
 MAX_ID_LENGTH = 254
-MAX_NAME_LENGTH = 253
-MAX_LIST_ITEMS = 64
-MAX_METADATA_ENTRIES = 32
-MAX_METADATA_KEY_LENGTH = 128
-MAX_METADATA_VALUE_LENGTH = 512
 
 PRINTABLE_PATTERN = r"^[^\x00-\x1f\x7f]*$"
 """No control characters (newlines, tabs, NUL ...)."""
@@ -75,9 +65,6 @@ EMAIL_PATTERN = r"^[^@\x00-\x20\x7f]+@[^@.\x00-\x20\x7f]+(\.[^@.\x00-\x20\x7f]+)
 """local@domain.tld: one @, a dotted domain, no spaces or control characters."""
 NAMESPACE_GLOB_PATTERN = r"^[a-z0-9*?\[\]!-]+$"
 
-Name = Annotated[
-    str, Field(min_length=1, max_length=MAX_NAME_LENGTH, pattern=r"^[^\x00-\x1f\x7f]+$")
-]
 UserId = Annotated[
     str,
     Field(
@@ -104,17 +91,6 @@ NamespaceGlob = Annotated[
         description="Namespace name or glob (*, ?, [a-z]): team-* matches team-a.",
     ),
 ]
-ModelList = Annotated[
-    list[Name],
-    Field(max_length=MAX_LIST_ITEMS, description="Model names; [] means all models."),
-]
-TeamList = Annotated[
-    list[Name],
-    Field(max_length=MAX_LIST_ITEMS, description="LiteLLM team ids the user is a member of."),
-]
-MetadataKey = Annotated[str, Field(min_length=1, max_length=MAX_METADATA_KEY_LENGTH)]
-MetadataValue = Annotated[str, Field(max_length=MAX_METADATA_VALUE_LENGTH)]
-StringMap = Annotated[dict[MetadataKey, MetadataValue], Field(max_length=MAX_METADATA_ENTRIES)]
 
 
 class _Wire(BaseModel):
@@ -131,34 +107,34 @@ class _Tolerant(_Wire):
     model_config = ConfigDict(extra="allow")
 
 
-class SettingsPatch(_Wire):
-    """A partial set of LiteLLM user settings: a layer of the merge.
+class _Settings(_Wire):
+    """Base of the models whose fields are the managed settings, built from fields.FIELDS."""
 
-    An omitted field (or null) leaves the layer below in force, except in spec.defaults of a
-    policy, where an explicit null maxBudget means "no cap" (and likewise for the other
-    nullable scalars: no duration, no TPM/RPM limit).
-    """
+    if TYPE_CHECKING:
 
-    max_budget: Budget | None = None
-    budget_duration: Duration | None = None
-    models: ModelList | None = None
-    teams: TeamList | None = None
-    tpm_limit: Limit | None = Field(default=None, description="Tokens per minute.")
-    rpm_limit: Limit | None = Field(default=None, description="Requests per minute.")
-    user_role: UserRole | None = None
-    metadata: StringMap | None = Field(
-        default=None, description="Merged over the layer below, key by key."
-    )
+        def __getattr__(self, name: str) -> Any: ...
 
 
-class RoleSpec(SettingsPatch):
-    """Settings for the members of one group; the first role whose group matches wins.
+def _patch_fields() -> dict[str, Any]:
+    """Every managed setting, optional: a layer of the merge sets only some."""
+    return {f.name: (f.type | None, Field(default=None, description=f.description)) for f in FIELDS}
 
-    Groups are whatever a LiteLLMUser claims, so a role is a grant to namespaces: with
-    `namespaces`, the role matches only LiteLLMUsers in those namespaces; a group claimed
-    elsewhere is ignored there (the user falls to the next matching role or the defaults).
-    """
 
+def _effective_fields() -> dict[str, Any]:
+    """Every managed setting with its value; "none" is a value (no cap, no limit)."""
+    fields: dict[str, Any] = {}
+    for f in FIELDS:
+        if f.nullable:
+            fields[f.name] = (f.type, Field(default=None, description=f.description))
+        elif isinstance(f.builtin, list | dict):
+            factory = (lambda v: lambda: type(v)())(f.builtin)
+            fields[f.name] = (f.type, Field(default_factory=factory, description=f.description))
+        else:
+            fields[f.name] = (f.type, Field(description=f.description))
+    return fields
+
+
+class _RoleBase(_Settings):
     group: Name = Field(
         description="Backstage group ref: name, group:name or group:namespace/name.",
     )
@@ -171,34 +147,10 @@ class RoleSpec(SettingsPatch):
     )
 
 
-class OverridePolicy(_Wire):
-    """What a LiteLLMUser may override for itself, and the ceilings of those overrides.
-
-    Overriding a field not listed in allowedFields is an error. An override can never grant
-    more than the policy allows:
-
-    - maxBudget, tpmLimit, rpmLimit above their ceiling are clamped to it; without a ceiling,
-      the value the user would get without the override is the ceiling (overrides only lower);
-    - models must be a subset of allowedModels (when absent: of the models the user would get
-      without the override); teams likewise with allowedTeams;
-    - userRole must be in allowedUserRoles (when absent: no more privileged than the role the
-      user would get without the override);
-    - budgetDuration may not be shorter than the one the user would get without the override
-      (a shorter period resets the budget more often).
-    """
-
+class _OverrideBase(_Wire):
     allowed_fields: list[OverridableField] = Field(
         default_factory=list,
         description="Fields a LiteLLMUser may set in spec.overrides; userId allows spec.userId.",
-    )
-    max_budget: Budget | None = Field(default=None, description="Ceiling of a maxBudget override.")
-    tpm_limit: Limit | None = Field(default=None, description="Ceiling of a tpmLimit override.")
-    rpm_limit: Limit | None = Field(default=None, description="Ceiling of an rpmLimit override.")
-    allowed_models: list[Name] | None = Field(
-        default=None, description="Models a models override may name."
-    )
-    allowed_teams: list[Name] | None = Field(
-        default=None, description="Teams a teams override may name."
     )
     allowed_user_roles: list[UserRole] | None = Field(
         default=None, description="Roles a userRole override may choose."
@@ -210,6 +162,10 @@ class OverridePolicy(_Wire):
         "(e.g. ^svc-.*$); only with userId in allowedFields.",
     )
 
+    if TYPE_CHECKING:
+
+        def __getattr__(self, name: str) -> Any: ...
+
     @field_validator("user_id_pattern")
     @classmethod
     def _compiles(cls, pattern: str | None) -> str | None:
@@ -219,6 +175,70 @@ class OverridePolicy(_Wire):
             except re.error as exc:
                 raise ValueError(f"not a regular expression: {exc}") from None
         return pattern
+
+
+def _override_fields() -> dict[str, Any]:
+    """The bound of each overridable setting: a ceiling or an allow-list (roles: the base)."""
+    fields: dict[str, Any] = {}
+    for f in FIELDS:
+        if f.bound is Bound.CEILING:
+            fields[f.name] = (
+                f.type | None,
+                Field(default=None, description=f"Ceiling of a {f.wire} override."),
+            )
+        elif f.bound is Bound.ALLOW_LIST:
+            fields[ALLOW_LIST_NAMES[f.name]] = (
+                list[Name] | None,
+                Field(default=None, description=f"What a {f.wire} override may name."),
+            )
+    return fields
+
+
+SETTINGS_DOC = """A partial set of LiteLLM user settings: a layer of the merge.
+
+An omitted field (or null) leaves the layer below in force, except in spec.defaults of a
+policy, where an explicit null maxBudget means "no cap" (and likewise for the other
+nullable settings: no duration, no limit).
+"""
+ROLE_DOC = """Settings for the members of one group; the first role whose group matches wins.
+
+Groups are whatever a LiteLLMUser claims, so a role is a grant to namespaces: with
+`namespaces`, the role matches only LiteLLMUsers in those namespaces; a group claimed
+elsewhere is ignored there (the user falls to the next matching role or the defaults).
+"""
+OVERRIDES_DOC = """What a LiteLLMUser may override for itself, and the bounds of those overrides.
+
+Overriding a field not listed in allowedFields is an error. An override can never grant
+more than the policy allows:
+
+- numbers above their ceiling are clamped to it; without a ceiling, the value the user would
+  get without the override is the ceiling (overrides only lower);
+- models must be a subset of allowedModels (when absent: of the models the user would get
+  without the override); teams likewise with allowedTeams;
+- per-model limits may only lower the policy's limit for each model;
+- userRole must be in allowedUserRoles (when absent: no more privileged than the role the
+  user would get without the override);
+- budgetDuration may not be shorter than the one the user would get without the override
+  (a shorter period resets the budget more often).
+"""
+EFFECTIVE_DOC = "The settings the user must have in LiteLLM: the result of the merge."
+
+if TYPE_CHECKING:
+    SettingsPatch = _Settings
+    RoleSpec = _RoleBase
+    OverridePolicy = _OverrideBase
+    EffectiveSettings = _Settings
+else:
+    SettingsPatch = create_model(
+        "SettingsPatch", __base__=_Settings, __doc__=SETTINGS_DOC, **_patch_fields()
+    )
+    RoleSpec = create_model("RoleSpec", __base__=_RoleBase, __doc__=ROLE_DOC, **_patch_fields())
+    OverridePolicy = create_model(
+        "OverridePolicy", __base__=_OverrideBase, __doc__=OVERRIDES_DOC, **_override_fields()
+    )
+    EffectiveSettings = create_model(
+        "EffectiveSettings", __base__=_Settings, __doc__=EFFECTIVE_DOC, **_effective_fields()
+    )
 
 
 class PolicySpec(_Wire):
@@ -307,21 +327,6 @@ class UserSpec(_Wire):
         description="Adopt an existing LiteLLM user of this id; only where the policy sets "
         "adoptExistingUsers.",
     )
-
-
-class EffectiveSettings(_Wire):
-    """The settings the user must have in LiteLLM: the result of the merge."""
-
-    # Nullable settings default to None so a status without them (nulls are pruned by merge
-    # patches) is still valid against the generated schema.
-    max_budget: Budget | None = Field(default=None, description="USD; null means no cap.")
-    budget_duration: Duration | None = None
-    models: ModelList
-    teams: TeamList
-    tpm_limit: Limit | None = None
-    rpm_limit: Limit | None = None
-    user_role: UserRole
-    metadata: dict[str, str] = Field(description="Merged from defaults, role and override.")
 
 
 class Condition(_Wire):

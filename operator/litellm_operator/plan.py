@@ -8,22 +8,34 @@ Ownership is proven by markers the operator writes into the LiteLLM user's ``met
 (:data:`MARKER_PREFIX`). A user without them is never changed unless adoption is allowed; a
 user whose markers name another resource is never changed at all.
 
+What is written where, and how values compare, comes from the field declarations
+(:data:`litellm_operator.fields.FIELDS`): the planner loops over them and knows no field by name.
+
 LiteLLM quirks that shape the plan (observed on the real proxy, see the testbed README):
 
 * ``/user/update`` sends only what differs: resending ``budget_duration`` postpones the reset.
-* ``null`` clears only ``max_budget``, ``budget_duration``, ``tpm_limit`` and ``rpm_limit``;
-  ``[]`` for ``models`` is ignored, so "all models" is written as :data:`ALL_PROXY_MODELS`.
+* ``null`` clears only some columns; the others are written with the value their declaration
+  gives for "none" (``all-proxy-models`` for all models, the largest integer for no
+  parallel-request limit).
 * ``metadata`` is replaced as a whole, so the plan writes the complete dictionary: keys the
-  operator does not own are carried over unchanged.
+  operator does not own are carried over unchanged, and the per-model limits LiteLLM keeps
+  there are written with it.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from litellm_operator.fields import (
+    BY_NAME,
+    METADATA_KEYS,
+    RESERVED_METADATA_KEYS,
+    USER_COLUMNS,
+    Home,
+    at_home,
+)
 from litellm_operator.models import EffectiveSettings
 
 MARKER_PREFIX = "litellm.platform.dev/"
@@ -38,8 +50,6 @@ ADOPTED = MARKER_PREFIX + "adopted"
 """Set on a user the operator adopted rather than created: it is retained on delete."""
 MANAGER = "litellm-operator"
 
-ALL_PROXY_MODELS = "all-proxy-models"
-"""LiteLLM's special model name for "every model"; an empty list cannot be written by update."""
 
 MSG_UNMANAGED_EXISTS = (
     "a LiteLLM user with id {user_id!r} already exists and is not managed by litellm-operator; "
@@ -76,23 +86,48 @@ class ObservedKey:
 
 @dataclass(frozen=True)
 class ObservedUser:
-    """The owned fields of a LiteLLM user record, as read from ``/user/info`` or ``/user/list``."""
+    """A LiteLLM user as read from ``/user/info`` or ``/user/list``, in the settings' terms."""
 
     user_id: str
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    """Managed settings by name, through each declaration's ``from_litellm`` (see
+    :func:`observed_settings`); the ``metadata`` setting is judged from :attr:`metadata`."""
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    """The user's whole ``metadata``, foreign keys and ownership markers included."""
     email: str | None = None
     alias: str | None = None
-    role: str | None = None
-    max_budget: float | None = None
-    budget_duration: str | None = None
-    models: tuple[str, ...] = ()
-    tpm_limit: int | None = None
-    rpm_limit: int | None = None
-    metadata: Mapping[str, Any] = field(default_factory=dict)
-    teams: tuple[str, ...] = ()
+    memberships: Mapping[str, TeamMembership] | None = None
+    """Per team the user is in: its role and budget (``/team/info``); ``None`` when not read."""
     keys: tuple[ObservedKey, ...] | None = None
     """``None`` when the read did not include keys (``/user/list``)."""
     email_in_use: bool = False
     """The desired e-mail belongs to another LiteLLM user (looked up only when it must change)."""
+
+    @property
+    def teams(self) -> tuple[str, ...]:
+        return tuple(self.settings.get("teams") or ())
+
+
+@dataclass(frozen=True)
+class TeamMembership:
+    role: str = "user"
+    max_budget_in_team: float | None = None
+
+
+def observed_settings(
+    columns: Mapping[str, Any], metadata: Mapping[str, Any], teams: Sequence[str]
+) -> dict[str, Any]:
+    """What LiteLLM holds, by setting name: user ``columns`` (a ``/user/info`` record),
+    its ``metadata`` and its ``teams``, each read as its declaration says."""
+    settings: dict[str, Any] = {}
+    for managed in at_home(Home.USER):
+        settings[managed.name] = managed.from_litellm(columns.get(managed.litellm))
+    for managed in METADATA_KEYS:
+        if managed.name != "metadata":
+            settings[managed.name] = managed.from_litellm(metadata.get(managed.litellm))
+    for managed in at_home(Home.TEAMS):
+        settings[managed.name] = list(teams)
+    return settings
 
 
 @dataclass(frozen=True)
@@ -112,6 +147,13 @@ class Desired:
     """Team memberships the operator added itself (from status); the only ones it may remove."""
     blocked_keys: frozenset[str] = frozenset()
     """Keys the operator blocked for a suspension (from status); the only ones it unblocks."""
+    had_team_budget: bool = False
+    """The last applied settings had a maxBudgetInTeam (from status): budgets may need removing."""
+
+    @property
+    def reads_memberships(self) -> bool:
+        """Whether the membership budgets must be read (``/team/info``) to plan this user."""
+        return self.settings.max_budget_in_team is not None or self.had_team_budget
 
 
 @dataclass(frozen=True)
@@ -122,15 +164,23 @@ class CreateUser:
 @dataclass(frozen=True)
 class UpdateUser:
     fields: Mapping[str, Any]
-
-    @property
-    def changed(self) -> tuple[str, ...]:
-        return tuple(sorted(self.fields))
+    changed: tuple[str, ...] = field(default=(), compare=False)
+    """The settings (CRD names: maxBudget, metadata ...) the update changes."""
 
 
 @dataclass(frozen=True)
 class AddToTeam:
     team_id: str
+    max_budget_in_team: float | None = None
+
+
+@dataclass(frozen=True)
+class UpdateTeamMembership:
+    """Set the budget of an existing membership (keeping the member's role)."""
+
+    team_id: str
+    max_budget_in_team: float | None
+    role: str = "user"
 
 
 @dataclass(frozen=True)
@@ -166,6 +216,7 @@ Action = (
     | UpdateUser
     | AddToTeam
     | RemoveFromTeam
+    | UpdateTeamMembership
     | BlockKey
     | UnblockKey
     | DeleteUser
@@ -238,31 +289,25 @@ def plan_user(desired: Desired, observed: ObservedUser | None) -> Plan:
         message = MSG_UNMANAGED_EXISTS.format(user_id=desired.user_id)
         return Plan(ownership, (Refuse("AlreadyExists", message),))
     actions: list[Action] = []
-    fields = changed_fields(desired, observed, adopting=ownership == "unmanaged")
+    fields, changed = changed_fields(desired, observed, adopting=ownership == "unmanaged")
     if "user_email" in fields and observed.email_in_use:
         message = MSG_EMAIL_IN_USE.format(email=fields["user_email"])
         return Plan(ownership, (Refuse(REASON_EMAIL_IN_USE, message),))
     if fields:
-        actions.append(UpdateUser(fields))
+        actions.append(UpdateUser(fields, tuple(changed)))
     actions.extend(team_actions(desired, observed))
     actions.extend(key_actions(desired, observed))
     return Plan(ownership, tuple(actions))
 
 
 def creation_fields(desired: Desired) -> dict[str, Any]:
-    """Every managed field, explicitly: LiteLLM fills omitted ones from its own defaults."""
-    s = desired.settings
-    fields: dict[str, Any] = {
-        "user_id": desired.user_id,
-        "user_role": s.user_role,
-        "max_budget": s.max_budget,
-        "budget_duration": s.budget_duration,
-        "models": list(s.models),
-        "tpm_limit": s.tpm_limit,
-        "rpm_limit": s.rpm_limit,
-        "metadata": desired_metadata(desired, {}),
-        "auto_create_key": False,
-    }
+    """Every managed column, explicitly: LiteLLM fills omitted ones from its own defaults."""
+    settings = desired.settings
+    fields: dict[str, Any] = {"user_id": desired.user_id}
+    for managed in USER_COLUMNS:
+        fields[managed.litellm] = managed.to_litellm(getattr(settings, managed.name))
+    fields["metadata"] = desired_metadata(desired, {})
+    fields["auto_create_key"] = False
     if desired.email is not None:
         fields["user_email"] = desired_email(desired)
     if desired.alias is not None:
@@ -272,45 +317,43 @@ def creation_fields(desired: Desired) -> dict[str, Any]:
 
 def changed_fields(
     desired: Desired, observed: ObservedUser, *, adopting: bool = False
-) -> dict[str, Any]:
-    """The ``/user/update`` body: only the owned fields whose value differs."""
-    s = desired.settings
-    fields: dict[str, Any] = {}
-    if not same_amount(s.max_budget, observed.max_budget):
-        fields["max_budget"] = s.max_budget
-    if s.budget_duration != observed.budget_duration:
-        fields["budget_duration"] = s.budget_duration
-    if s.tpm_limit != observed.tpm_limit:
-        fields["tpm_limit"] = s.tpm_limit
-    if s.rpm_limit != observed.rpm_limit:
-        fields["rpm_limit"] = s.rpm_limit
-    if s.user_role != observed.role:
-        fields["user_role"] = s.user_role
-    if model_set(s.models) != model_set(observed.models):
-        fields["models"] = list(s.models) or [ALL_PROXY_MODELS]
+) -> tuple[dict[str, Any], list[str]]:
+    """The ``/user/update`` body (only the columns that differ) and the settings it changes."""
+    settings = desired.settings
+    body: dict[str, Any] = {}
+    changed: list[str] = []
+    for managed in USER_COLUMNS:
+        wanted = getattr(settings, managed.name)
+        if not managed.same(wanted, observed.settings.get(managed.name)):
+            body[managed.litellm] = managed.to_litellm(wanted)
+            changed.append(managed.wire)
     email = desired_email(desired)
     if not same_email(email, observed.email):
-        fields["user_email"] = email
+        body["user_email"] = email
+        changed.append("email")
     if desired.alias is not None and desired.alias != observed.alias:
-        fields["user_alias"] = desired.alias
+        body["user_alias"] = desired.alias
+        changed.append("alias")
     metadata = desired_metadata(
         desired, observed.metadata, adopted=adopting or is_adopted(observed)
     )
     if metadata != dict(observed.metadata):
-        fields["metadata"] = metadata
-    return fields
+        body["metadata"] = metadata
+        changed.extend(metadata_changes(desired, observed))
+    return body, changed
 
 
-def same_amount(a: float | None, b: float | None) -> bool:
-    if a is None or b is None:
-        return a is b
-    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
-
-
-def model_set(models: Sequence[str]) -> frozenset[str]:
-    """Models as an access set: order is irrelevant and "all models" has two spellings."""
-    chosen = frozenset(models)
-    return frozenset() if chosen == {ALL_PROXY_MODELS} else chosen
+def metadata_changes(desired: Desired, observed: ObservedUser) -> list[str]:
+    """The settings kept in metadata that differ; ``metadata`` for everything else there."""
+    changed = [
+        managed.wire
+        for managed in METADATA_KEYS
+        if managed.name != "metadata"
+        and not managed.same(
+            getattr(desired.settings, managed.name), observed.settings.get(managed.name)
+        )
+    ]
+    return changed or ["metadata"]
 
 
 def desired_metadata(
@@ -325,15 +368,22 @@ def desired_metadata(
     foreign = {
         k: v
         for k, v in observed.items()
-        if k not in previously_managed and not k.startswith(MARKER_PREFIX)
+        if k not in previously_managed
+        and k not in RESERVED_METADATA_KEYS
+        and not k.startswith(MARKER_PREFIX)
     }
     policy_metadata = {
         k: v for k, v in desired.settings.metadata.items() if not k.startswith(MARKER_PREFIX)
     }
+    settings = {
+        managed.litellm: managed.to_litellm(value)
+        for managed in METADATA_KEYS
+        if managed.name != "metadata" and (value := getattr(desired.settings, managed.name))
+    }
     markers = ownership_markers(desired, policy_metadata)
     if adopted:
         markers[ADOPTED] = "true"
-    return {**foreign, **policy_metadata, **markers}
+    return {**foreign, **policy_metadata, **settings, **markers}
 
 
 def ownership_markers(desired: Desired, policy_metadata: Mapping[str, str]) -> dict[str, str]:
@@ -373,14 +423,23 @@ def without_markers(metadata: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def team_actions(desired: Desired, observed: ObservedUser | None) -> list[Action]:
-    """Join the desired teams; leave only the teams the operator joined itself."""
+    """Join the desired teams with the desired member budget; leave only the teams the operator
+    joined itself; set the budget of memberships whose budget was read and differs."""
+    budget_field = BY_NAME["max_budget_in_team"]
+    budget = desired.settings.max_budget_in_team
     current = set(observed.teams) if observed is not None else set()
     wanted = set(desired.settings.teams)
-    adds: list[Action] = [AddToTeam(t) for t in sorted(wanted - current)]
+    adds: list[Action] = [AddToTeam(t, budget) for t in sorted(wanted - current)]
     removes: list[Action] = [
         RemoveFromTeam(t) for t in sorted((desired.managed_teams & current) - wanted)
     ]
-    return adds + removes
+    memberships = observed.memberships if observed is not None else None
+    budgets: list[Action] = [
+        UpdateTeamMembership(team, budget, membership.role)
+        for team, membership in sorted((memberships or {}).items())
+        if team in wanted and not budget_field.same(budget, membership.max_budget_in_team)
+    ]
+    return adds + budgets + removes
 
 
 def key_actions(desired: Desired, observed: ObservedUser) -> list[Action]:

@@ -39,6 +39,14 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
+from litellm_operator.fields import (
+    ALLOW_LIST_NAMES,
+    BY_NAME,
+    FIELDS,
+    NAMES,
+    RESERVED_METADATA_KEYS,
+    Bound,
+)
 from litellm_operator.models import (
     EffectiveSettings,
     LiteLLMUser,
@@ -49,22 +57,11 @@ from litellm_operator.models import (
     Source,
 )
 
-BUILTIN = EffectiveSettings(
-    max_budget=10.0,
-    budget_duration="30d",
-    models=[],
-    teams=[],
-    tpm_limit=None,
-    rpm_limit=None,
-    user_role="internal_user",
-    metadata={},
-)
-"""The settings of a user whose policy says nothing."""
+BUILTIN = EffectiveSettings.model_validate({f.name: f.builtin for f in FIELDS})
+"""The settings of a user whose policy says nothing (fields.FIELDS' built-in values)."""
 
-FIELDS: tuple[str, ...] = tuple(EffectiveSettings.model_fields)
-"""The effective settings' python field names, in output order."""
-NULLABLE_IN_DEFAULTS = frozenset({"max_budget", "budget_duration", "tpm_limit", "rpm_limit"})
-CEILINGED = ("max_budget", "tpm_limit", "rpm_limit")
+NULLABLE = frozenset(f.name for f in FIELDS if f.nullable)
+"""Settings where null is a value of its own in policy.spec.defaults ("no cap", "no limit")."""
 DEFAULT_GROUP_NAMESPACE = "default"
 
 
@@ -212,11 +209,11 @@ class _Layers:
 
     def __init__(self) -> None:
         self.values: dict[str, Any] = BUILTIN.model_dump()
-        self.sources: dict[str, Source] = dict.fromkeys(FIELDS, "builtin")
+        self.sources: dict[str, Source] = dict.fromkeys(NAMES, "builtin")
 
     def put(self, name: str, value: Any, source: Source) -> None:
-        if name == "metadata":
-            value = {**self.values["metadata"], **value}
+        if BY_NAME[name].merge == "keys":
+            value = {**self.values[name], **value}
         self.values[name] = value
         self.sources[name] = source
 
@@ -225,17 +222,18 @@ class _Layers:
 
 
 def defaults_layer(defaults: SettingsPatch) -> dict[str, Any]:
-    """The fields policy.spec.defaults sets, explicit nulls of the nullable scalars included."""
+    """The fields policy.spec.defaults sets, explicit nulls of the nullable settings included."""
     return {
         name: getattr(defaults, name)
-        for name in defaults.model_fields_set
-        if name in FIELDS and (getattr(defaults, name) is not None or name in NULLABLE_IN_DEFAULTS)
+        for name in NAMES
+        if name in defaults.model_fields_set
+        and (getattr(defaults, name) is not None or name in NULLABLE)
     }
 
 
 def patch_layer(patch: SettingsPatch) -> dict[str, Any]:
     """The non-null settings fields of a role or override patch."""
-    return {name: getattr(patch, name) for name in FIELDS if getattr(patch, name) is not None}
+    return {name: getattr(patch, name) for name in NAMES if getattr(patch, name) is not None}
 
 
 def apply(layers: _Layers, fields: dict[str, Any], source: Source) -> None:
@@ -264,20 +262,22 @@ def check_overrides(
     check = _OverrideCheck()
     allowed = set(rules.allowed_fields)
     for name, value in requested.items():
-        path = f"spec.overrides.{camel(name)}"
+        managed = BY_NAME[name]
+        path = f"spec.overrides.{managed.wire}"
         problem: Problem | None = None
-        if camel(name) not in allowed:
+        if managed.wire not in allowed:
             problem = forbidden(path, name, rules, policy_name)
-        elif name == "models":
-            problem = check_models(path, value, rules.allowed_models, current["models"])
-        elif name == "teams":
-            problem = check_teams(path, value, rules.allowed_teams, current["teams"])
-        elif name == "user_role":
-            problem = check_role(path, value, rules.allowed_user_roles, current["user_role"])
-        elif name == "budget_duration":
-            problem = check_duration(path, value, current["budget_duration"])
-        else:
-            value = clamp(name, value, rules, current.get(name), check.notes)
+        elif managed.bound is Bound.ALLOW_LIST:
+            allow_list = getattr(rules, ALLOW_LIST_NAMES[name])
+            problem = check_subset(path, managed.wire, value, allow_list, current[name])
+        elif managed.bound is Bound.ROLE:
+            problem = check_role(path, value, rules.allowed_user_roles, current[name])
+        elif managed.bound is Bound.NEVER_SHORTER:
+            problem = check_duration(path, value, current[name])
+        elif managed.bound is Bound.PER_KEY_CEILING:
+            value = clamp_per_key(managed.wire, value, current[name], check.notes)
+        elif managed.bound is Bound.CEILING:
+            value = clamp(name, value, rules, current[name], check.notes)
         if problem:
             check.problems.append(problem)
         else:
@@ -292,17 +292,6 @@ ROLE_RANK = {
     "proxy_admin": 3,
 }
 DURATION_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "mo": 30 * 86400}
-
-
-def check_teams(
-    path: str, requested: list[str], allow_list: list[str] | None, current: list[str]
-) -> Problem | None:
-    bound = current if allow_list is None else allow_list
-    bound_name = "spec.overrides.allowedTeams" if allow_list is not None else "the policy"
-    extra = [t for t in requested if t not in set(bound)]
-    if extra:
-        return Problem(path, f"teams {extra} are not allowed by {bound_name}", "TeamNotAllowed")
-    return None
 
 
 def check_role(
@@ -350,14 +339,20 @@ def forbidden(path: str, name: str, rules: OverridePolicy, policy_name: str) -> 
     )
 
 
+def without_reserved_keys(layer: dict[str, Any]) -> dict[str, Any]:
+    """Policy metadata never sets the metadata keys that hold settings of their own."""
+    metadata = layer.get("metadata")
+    if metadata:
+        layer["metadata"] = {k: v for k, v in metadata.items() if k not in RESERVED_METADATA_KEYS}
+    return layer
+
+
 def clamp(name: str, value: Any, rules: OverridePolicy, current: Any, notes: list[str]) -> Any:
     """The override value, lowered to the policy's ceiling for it.
 
     Without an explicit ceiling the value the user would get anyway is the ceiling (``None``
     there means unlimited), so an override can only lower it.
     """
-    if name not in CEILINGED:
-        return value
     explicit = getattr(rules, name)
     ceiling = explicit if explicit is not None else current
     if ceiling is None or value <= ceiling:
@@ -370,22 +365,46 @@ def clamp(name: str, value: Any, rules: OverridePolicy, current: Any, notes: lis
     return ceiling
 
 
-def check_models(
-    path: str, requested: list[str], allow_list: list[str] | None, current: list[str]
+def check_subset(
+    path: str, wire: str, requested: list[str], allow_list: list[str] | None, current: list[str]
 ) -> Problem | None:
-    """None if the models override stays within the bound; [] means all models on both sides."""
+    """None if a list override stays within its bound.
+
+    The bound is ``allow_list`` (overrides.allowed<Field>), else what the user would get anyway.
+    For models, [] means all models on both sides, so it is only allowed where the bound is
+    all models too.
+    """
     bound = current if allow_list is None else allow_list
-    if not bound:
+    if allow_list is None:
+        bound_name = "the policy"
+    else:
+        bound_name = f"spec.overrides.allowed{wire[0].upper()}{wire[1:]}"
+    if wire == "models" and not bound:
         return None
-    bound_name = "spec.overrides.allowedModels" if allow_list is not None else "the policy"
-    if not requested:
-        return Problem(
-            path, f"[] means all models, but {bound_name} allows only {bound}", "ModelNotAllowed"
-        )
-    extra = [m for m in requested if m not in set(bound)]
+    reason = f"{wire[:-1].capitalize()}NotAllowed"  # ModelNotAllowed, TeamNotAllowed
+    if wire == "models" and not requested and bound:
+        message = f"[] means all models, but {bound_name} allows only {bound}"
+        return Problem(path, message, reason)
+    extra = [item for item in requested if item not in set(bound)]
     if extra:
-        return Problem(path, f"models {extra} are not allowed by {bound_name}", "ModelNotAllowed")
+        return Problem(path, f"{wire} {extra} are not allowed by {bound_name}", reason)
     return None
+
+
+def clamp_per_key(
+    wire: str, value: dict[str, int], current: dict[str, int], notes: list[str]
+) -> dict[str, int]:
+    """Each limit lowered to the policy's limit for the same key (a key without one: any)."""
+    clamped = dict(value)
+    for key, limit in value.items():
+        ceiling = current.get(key)
+        if ceiling is not None and limit > ceiling:
+            clamped[key] = ceiling
+            notes.append(
+                f"spec.overrides.{wire}.{key}: {limit} exceeds the policy's own value "
+                f"{ceiling}; clamped to {ceiling}"
+            )
+    return clamped
 
 
 # --- checks on the pair ------------------------------------------------------------------------
@@ -434,14 +453,14 @@ def resolve(
     problems = check_policy_ref(policy, user) + check_namespace(policy, user)
     problems += check_user_id(policy, user, user_id)
     layers = _Layers()
-    apply(layers, defaults_layer(policy.spec.defaults), "default")
+    apply(layers, without_reserved_keys(defaults_layer(policy.spec.defaults)), "default")
     role = match_role(policy.spec.roles, user.spec.groups, namespace)
     ignored = ignored_groups(policy.spec.roles, user.spec.groups, namespace)
     if role is not None:
-        apply(layers, patch_layer(role), "role")
+        apply(layers, without_reserved_keys(patch_layer(role)), "role")
     overrides = check_overrides(
         policy.spec.overrides,
-        patch_layer(user.spec.overrides),
+        without_reserved_keys(patch_layer(user.spec.overrides)),
         dict(layers.values),
         policy.metadata.name,
     )
@@ -462,6 +481,6 @@ def resolve(
         matched_role=role.group if role else None,
         ignored_groups=ignored,
         effective=layers.effective(),
-        sources={camel(name): layers.sources[name] for name in FIELDS},
+        sources={camel(name): layers.sources[name] for name in NAMES},
         notes=notes,
     )

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import ValidationError
 
@@ -30,6 +30,7 @@ from litellm_operator.litellm import (
     NotFound,
     RateLimited,
     ServerError,
+    TeamRole,
     Unavailable,
     UserExists,
 )
@@ -50,9 +51,12 @@ from litellm_operator.plan import (
     Plan,
     Refuse,
     RemoveFromTeam,
+    TeamMembership,
     UnblockKey,
+    UpdateTeamMembership,
     UpdateUser,
     desired_email,
+    observed_settings,
     plan_deletion,
     plan_user,
     same_email,
@@ -259,7 +263,27 @@ class Reconciler:
         if not same_email(email, record.user_email) and email is not None:
             holders = await self.client.users_with_email(email)
             email_in_use = any(holder != desired.user_id for holder in holders)
-        return observed_from(record, keys, email_in_use=email_in_use)
+        memberships = await self.observe_memberships(desired, record)
+        return observed_from(record, keys, email_in_use=email_in_use, memberships=memberships)
+
+    async def observe_memberships(
+        self, desired: Desired, record: LiteLLMUserRecord
+    ) -> dict[str, TeamMembership] | None:
+        """Role and budget of the user in each desired team it is in (one ``/team/info`` each)."""
+        memberships: dict[str, TeamMembership] = {}
+        if not desired.reads_memberships:
+            return None
+        for team_id in sorted(set(desired.settings.teams) & set(record.teams)):
+            team = await self.client.get_team(team_id)
+            if team is None:
+                continue
+            role = next((m.role for m in team.members if m.user_id == desired.user_id), "user")
+            budget = next(
+                (m.max_budget_in_team for m in team.memberships if m.user_id == desired.user_id),
+                None,
+            )
+            memberships[team_id] = TeamMembership(role, budget)
+        return memberships
 
     async def _apply(self, desired: Desired, plan: Plan, progress: _Progress) -> Plan:
         """Apply the plan; a 409 on create is re-observed and re-planned once."""
@@ -288,14 +312,20 @@ class Reconciler:
                 await client.update_user(user_id, fields)
                 progress.wrote = True
                 progress.changed.extend(action.changed)
-            case AddToTeam(team_id=team):
+            case AddToTeam(team_id=team, max_budget_in_team=budget):
                 try:
-                    if await client.add_team_member(team, user_id):
+                    if await client.add_team_member(team, user_id, max_budget_in_team=budget):
                         progress.managed_teams.add(team)
                         progress.wrote = True
                         progress.changed.append(f"team:{team}")
                 except NotFound:
                     progress.missing_teams.append(team)
+            case UpdateTeamMembership(team_id=team, max_budget_in_team=budget, role=role):
+                await client.update_team_member(
+                    team, user_id, role=cast(TeamRole, role), max_budget_in_team=budget
+                )
+                progress.wrote = True
+                progress.changed.append(f"maxBudgetInTeam:{team}")
             case RemoveFromTeam(team_id=team):
                 try:
                     await client.remove_team_member(team, user_id)
@@ -402,6 +432,8 @@ def drifted_fields(plan: Plan) -> tuple[str, ...]:
                 fields.extend(action.changed)
             case AddToTeam() | RemoveFromTeam():
                 fields.append("teams")
+            case UpdateTeamMembership():
+                fields.append("maxBudgetInTeam")
             case BlockKey() | UnblockKey():
                 fields.append("keys")
             case Refuse(reason=reason):
@@ -443,6 +475,9 @@ def desired_for(
         adoption_allowed=user.spec.adopt and policy.spec.adopt_existing_users,
         managed_teams=frozenset(status.managed_teams or []) if status else frozenset(),
         blocked_keys=frozenset(status.blocked_keys or []) if status else frozenset(),
+        had_team_budget=bool(
+            status and status.effective and status.effective.max_budget_in_team is not None
+        ),
     )
 
 
@@ -451,19 +486,15 @@ def observed_from(
     keys: tuple[ObservedKey, ...] | None,
     *,
     email_in_use: bool = False,
+    memberships: Mapping[str, TeamMembership] | None = None,
 ) -> ObservedUser:
     return ObservedUser(
         user_id=record.user_id,
+        settings=observed_settings(record.model_dump(), record.metadata, record.teams),
+        metadata=dict(record.metadata),
         email=record.user_email,
         alias=record.user_alias,
-        role=record.user_role,
-        max_budget=record.max_budget,
-        budget_duration=record.budget_duration,
-        models=tuple(record.models),
-        tpm_limit=record.tpm_limit,
-        rpm_limit=record.rpm_limit,
-        metadata=dict(record.metadata),
-        teams=tuple(record.teams),
+        memberships=memberships,
         keys=keys,
         email_in_use=email_in_use,
     )

@@ -32,8 +32,12 @@ EFFECTIVE_KEYS = [
     "budgetDuration",
     "models",
     "teams",
+    "maxBudgetInTeam",
     "tpmLimit",
     "rpmLimit",
+    "maxParallelRequests",
+    "modelRpmLimit",
+    "modelTpmLimit",
     "userRole",
     "metadata",
 ]

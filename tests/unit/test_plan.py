@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
+from litellm_operator.fields import ALL_PROXY_MODELS, UNLIMITED_PARALLEL_REQUESTS
 from litellm_operator.models import EffectiveSettings
 from litellm_operator.plan import (
     ADOPTED,
-    ALL_PROXY_MODELS,
     MANAGED_BY,
     MANAGED_KEYS,
     MANAGER,
@@ -33,20 +33,23 @@ from litellm_operator.plan import (
     UnblockKey,
     UpdateUser,
     desired_metadata,
+    observed_settings,
     plan_deletion,
     plan_user,
 )
 
 OWNER = Owner(namespace="team-a", name="alice", uid="uid-1")
-SETTINGS = EffectiveSettings(
-    max_budget=10.0,
-    budget_duration="30d",
-    models=["gpt-4o"],
-    teams=[],
-    tpm_limit=None,
-    rpm_limit=None,
-    user_role="internal_user",
-    metadata={"cost-center": "42"},
+SETTINGS = EffectiveSettings.model_validate(
+    {
+        "max_budget": 10.0,
+        "budget_duration": "30d",
+        "models": ["gpt-4o"],
+        "teams": [],
+        "tpm_limit": None,
+        "rpm_limit": None,
+        "user_role": "internal_user",
+        "metadata": {"cost-center": "42"},
+    }
 )
 MARKERS = {
     MANAGED_BY: MANAGER,
@@ -71,17 +74,29 @@ def desired(**changes: Any) -> Desired:
     return replace(base, **changes)
 
 
+IN_SYNC_COLUMNS: dict[str, Any] = {
+    "user_role": "internal_user",
+    "max_budget": 10.0,
+    "budget_duration": "30d",
+    "models": ["gpt-4o"],
+    "max_parallel_requests": UNLIMITED_PARALLEL_REQUESTS,
+}
+"""LiteLLM's columns of a user holding SETTINGS (raw: read through the declarations)."""
+OBSERVED_ONLY = {"email", "alias", "keys", "email_in_use", "memberships"}
+
+
 def in_sync_observed(**changes: Any) -> ObservedUser:
-    base = ObservedUser(
+    """The user as LiteLLM would hold ``desired()``; ``changes`` are raw LiteLLM values."""
+    metadata = changes.pop("metadata", {"cost-center": "42", **MARKERS})
+    teams = list(changes.pop("teams", ()))
+    extra = {k: changes.pop(k) for k in list(changes) if k in OBSERVED_ONLY}
+    columns = {**IN_SYNC_COLUMNS, **changes}
+    return ObservedUser(
         user_id="alice",
-        role="internal_user",
-        max_budget=10.0,
-        budget_duration="30d",
-        models=("gpt-4o",),
-        metadata={"cost-center": "42", **MARKERS},
-        keys=(),
+        settings=observed_settings(columns, metadata, teams),
+        metadata=metadata,
+        **{"keys": (), **extra},
     )
-    return replace(base, **changes)
 
 
 def test_absent_user_is_created_with_every_managed_field_explicit() -> None:
@@ -98,6 +113,7 @@ def test_absent_user_is_created_with_every_managed_field_explicit() -> None:
         "models": ["gpt-4o"],
         "tpm_limit": None,
         "rpm_limit": None,
+        "max_parallel_requests": UNLIMITED_PARALLEL_REQUESTS,
         "metadata": {"cost-center": "42", **MARKERS},
         "auto_create_key": False,
     }

@@ -26,7 +26,9 @@ from litellm_operator.litellm.models import (
     LiteLLMUserRecord,
     NewUserRequest,
     TeamMember,
+    TeamMembershipRecord,
     TeamRecord,
+    TeamRole,
     UpdateUserRequest,
 )
 from litellm_operator.litellm.redact import redact
@@ -55,7 +57,9 @@ __all__ = [
     "ServerError",
     "TeamExists",
     "TeamMember",
+    "TeamMembershipRecord",
     "TeamRecord",
+    "TeamRole",
     "Unavailable",
     "UpdateUserRequest",
     "UserExists",

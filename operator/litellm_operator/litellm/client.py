@@ -29,7 +29,7 @@ import hashlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
-from types import TracebackType
+from types import EllipsisType, TracebackType
 from typing import Any, Self
 
 import httpx
@@ -344,7 +344,9 @@ class LiteLLMClient:
             )
         except NotFound:
             return None
-        return TeamRecord.model_validate(body["team_info"])
+        return TeamRecord.model_validate(
+            {**body["team_info"], "memberships": body.get("team_memberships")}
+        )
 
     async def new_team(
         self,
@@ -417,7 +419,7 @@ class LiteLLMClient:
         user_id: str,
         *,
         role: TeamRole = "user",
-        max_budget_in_team: float | None = None,
+        max_budget_in_team: float | EllipsisType | None = ...,
         serialise: bool = True,
     ) -> TeamMember:
         """``/team/member_update``. Raises :class:`NotAMember` for a non-member and
@@ -425,9 +427,10 @@ class LiteLLMClient:
 
         ``role`` is always sent: LiteLLM checks membership only when a role is given; with just
         ``max_budget_in_team`` it answers 200 for any user and creates a dangling budget row.
+        ``max_budget_in_team=None`` removes the member's budget; omitted, it is left alone.
         """
         payload: dict[str, Any] = {"team_id": team_id, "user_id": user_id, "role": role}
-        if max_budget_in_team is not None:
+        if not isinstance(max_budget_in_team, EllipsisType):
             payload["max_budget_in_team"] = max_budget_in_team
         body = await self._locked(team_id, serialise, "/team/member_update", payload)
         return TeamMember.model_validate({"role": role, **body})

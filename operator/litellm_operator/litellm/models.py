@@ -21,12 +21,15 @@ from pydantic import (
     model_validator,
 )
 
+from litellm_operator.fields import CLEARABLE
+
 UserRole = Literal["proxy_admin", "proxy_admin_viewer", "internal_user", "internal_user_viewer"]
 TeamRole = Literal["user", "admin"]
 
-#: Fields of ``/user/update`` that an explicit ``null`` clears. ``null``, ``[]`` or ``{}`` for
-#: any other field is silently ignored by LiteLLM 1.108, so :class:`UpdateUserRequest` rejects it.
-CLEARABLE_USER_FIELDS = frozenset({"max_budget", "budget_duration", "tpm_limit", "rpm_limit"})
+#: Fields of ``/user/update`` that an explicit ``null`` clears (declared in fields.FIELDS).
+#: ``null``, ``[]`` or ``{}`` for any other field is silently ignored by LiteLLM 1.108, so
+#: :class:`UpdateUserRequest` rejects it.
+CLEARABLE_USER_FIELDS = CLEARABLE
 
 
 class _Response(BaseModel):
@@ -67,6 +70,7 @@ class LiteLLMUserRecord(_Response):
     models: StrList = Field(default_factory=list)
     tpm_limit: int | None = None
     rpm_limit: int | None = None
+    max_parallel_requests: int | None = None
     metadata: AnyMap = Field(default_factory=dict)
     teams: StrList = Field(default_factory=list)
 
@@ -80,6 +84,7 @@ class _UserFields(_Request):
     models: list[str] | None = None
     tpm_limit: int | None = None
     rpm_limit: int | None = None
+    max_parallel_requests: int | None = None
     metadata: dict[str, Any] | None = None
 
 
@@ -132,6 +137,18 @@ class TeamMember(_Response):
     role: str = "user"
 
 
+class TeamMembershipRecord(_Response):
+    """One entry of ``/team/info``'s ``team_memberships``: a member's budget in the team."""
+
+    user_id: str
+    budget: AnyMap = Field(default_factory=dict, validation_alias="litellm_budget_table")
+
+    @property
+    def max_budget_in_team(self) -> float | None:
+        value = self.budget.get("max_budget")
+        return None if value is None else float(value)
+
+
 class TeamRecord(_Response):
     """A team as ``/team/info`` (``team_info``) or ``/team/new`` returns it."""
 
@@ -144,6 +161,10 @@ class TeamRecord(_Response):
     models: StrList = Field(default_factory=list)
     metadata: AnyMap = Field(default_factory=dict)
     blocked: bool = False
+    memberships: Annotated[list[TeamMembershipRecord], BeforeValidator(_none_to_empty_list)] = (
+        Field(default_factory=list)
+    )
+    """From ``/team/info``'s ``team_memberships`` (beside ``team_info``)."""
 
     @property
     def member_ids(self) -> set[str]:

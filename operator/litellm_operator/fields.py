@@ -1,0 +1,339 @@
+"""Every managed LiteLLM user setting, declared once.
+
+A :class:`ManagedField` says all there is to know about one setting: its name in the CRDs and in
+LiteLLM, its type and built-in value, where LiteLLM keeps it (a user column, a key of the user's
+``metadata``, the user's team memberships, or each membership's budget), how an explicit "none"
+is written to LiteLLM (LiteLLM 1.108 cannot clear every column with ``null``), how a LiteLLMUser's
+override of it is bounded, and how desired and observed values compare.
+
+Everything else is derived from :data:`FIELDS`: the pydantic models and so the CRD schemas and
+``kubectl explain`` (models.py), the merge and the override rules (policy.py), the ``/user/new``
+and ``/user/update`` bodies, the diff and the parsing of what LiteLLM holds (plan.py), the status
+and ``litellm-operator explain``, and the README's field table (checked by a test). Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import Field
+from pydantic.alias_generators import to_camel
+
+UserRole = Literal["proxy_admin", "proxy_admin_viewer", "internal_user", "internal_user_viewer"]
+"""LiteLLM's user roles (LitellmUserRoles), without the team/customer/org roles."""
+
+DURATION_PATTERN = r"^[1-9][0-9]*(s|m|h|d|mo)$"
+MAX_NAME_LENGTH = 253
+MAX_LIST_ITEMS = 64
+MAX_METADATA_ENTRIES = 32
+MAX_METADATA_KEY_LENGTH = 128
+MAX_METADATA_VALUE_LENGTH = 512
+
+ALL_PROXY_MODELS = "all-proxy-models"
+"""LiteLLM's model name for "every model": ``[]`` cannot be written by ``/user/update``."""
+UNLIMITED_PARALLEL_REQUESTS = 2**31 - 1
+"""LiteLLM ignores ``null`` for ``max_parallel_requests``: "no limit" is written as the largest
+value its integer column holds, and read back as no limit."""
+
+Budget = Annotated[float, Field(ge=0, description="USD, never negative.")]
+Limit = Annotated[int, Field(ge=0)]
+Duration = Annotated[
+    str,
+    Field(pattern=DURATION_PATTERN, description="Budget period: 30d, 7d, 24h, 30m, 1mo ..."),
+]
+Name = Annotated[
+    str, Field(min_length=1, max_length=MAX_NAME_LENGTH, pattern=r"^[^\x00-\x1f\x7f]+$")
+]
+ModelList = Annotated[list[Name], Field(max_length=MAX_LIST_ITEMS)]
+TeamList = Annotated[list[Name], Field(max_length=MAX_LIST_ITEMS)]
+MetadataKey = Annotated[str, Field(min_length=1, max_length=MAX_METADATA_KEY_LENGTH)]
+MetadataValue = Annotated[str, Field(max_length=MAX_METADATA_VALUE_LENGTH)]
+StringMap = Annotated[dict[MetadataKey, MetadataValue], Field(max_length=MAX_METADATA_ENTRIES)]
+ModelKey = Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH)]
+LimitMap = Annotated[dict[ModelKey, Limit], Field(max_length=MAX_LIST_ITEMS)]
+
+
+class Home(StrEnum):
+    """Where LiteLLM keeps a setting, and so which calls read and write it."""
+
+    USER = "user"
+    """A column of the user: ``/user/new``, ``/user/update``, read by ``/user/info``."""
+    METADATA = "metadata"
+    """A key of the user's ``metadata`` (LiteLLM reads per-model limits from there)."""
+    TEAMS = "teams"
+    """The user's team memberships: ``/team/member_add`` and ``/team/member_delete``."""
+    MEMBERSHIP = "membership"
+    """The budget of each of those memberships: ``/team/member_add``, ``/team/member_update``,
+    read by ``/team/info``."""
+
+
+class Bound(StrEnum):
+    """How a LiteLLMUser's override of the setting is bounded by its policy."""
+
+    CEILING = "ceiling"
+    """Clamped to ``overrides.<field>``; without it, to the value the user would get anyway."""
+    NEVER_SHORTER = "never-shorter"
+    """A budget period may only get longer (a shorter one resets the budget more often)."""
+    ROLE = "role"
+    """In ``overrides.allowedUserRoles``; without it, no more privileged than the policy's."""
+    ALLOW_LIST = "allow-list"
+    """A subset of ``overrides.allowed<Field>``; without it, of the policy's own list."""
+    PER_KEY_CEILING = "per-key-ceiling"
+    """A map of limits: each entry at most the policy's limit for that key (none: any)."""
+    FREE = "free"
+    """Any value (metadata, merged key by key over the policy's)."""
+
+
+class Compare(StrEnum):
+    """How a desired value and the value LiteLLM holds are judged equal."""
+
+    EXACT = "exact"
+    AMOUNT = "amount"
+    """Numbers, with a tolerance for LiteLLM's floating point."""
+    SET = "set"
+    """Lists whose order does not matter."""
+    LIMITS = "limits"
+    """Maps of numbers, compared key by key as numbers."""
+
+
+Merge = Literal["replace", "keys"]
+"""How a layer applies to the layer below: replace the value, or merge a map key by key."""
+
+
+@dataclass(frozen=True)
+class ManagedField:
+    """One managed setting of a LiteLLM user."""
+
+    name: str
+    """Python name (snake_case); the CRD name is its camelCase (:attr:`wire`)."""
+    type: Any
+    """Type of the effective value (``X | None`` when "none" is a value: no cap, no limit)."""
+    builtin: Any
+    """The value of a user whose policy says nothing."""
+    description: str
+    home: Home
+    litellm: str
+    """LiteLLM's name: the user column, the metadata key, or the team-member field."""
+    bound: Bound
+    compare: Compare = Compare.EXACT
+    merge: Merge = "replace"
+    clearable: bool = True
+    """Whether an explicit ``null`` on ``/user/update`` clears it (LiteLLM 1.108: only
+    max_budget, budget_duration, tpm_limit and rpm_limit)."""
+    written_as_none: Any = None
+    """What is written for "none" where ``null`` does not clear (``[]``/None → this)."""
+
+    @property
+    def wire(self) -> str:
+        return to_camel(self.name)
+
+    @property
+    def nullable(self) -> bool:
+        """ "none" (no cap, no limit, no period) is a value of its own, not "unset"."""
+        return self.builtin is None or type(None) in getattr(self.type, "__args__", ())
+
+    def to_litellm(self, value: Any) -> Any:
+        """The value as LiteLLM stores it (``/user/new`` and ``/user/update`` bodies)."""
+        if self.written_as_none is not None and value in (None, []):
+            return self.written_as_none
+        if isinstance(value, list):
+            return list(value)
+        if isinstance(value, Mapping):
+            return dict(value)
+        return value
+
+    def from_litellm(self, raw: Any) -> Any:
+        """What LiteLLM holds, in the effective settings' terms (the inverse of to_litellm)."""
+        comparable = list(raw) if isinstance(raw, list | tuple) else raw
+        if self.written_as_none is not None and comparable == self.written_as_none:
+            return [] if isinstance(self.builtin, list) else None
+        if isinstance(self.builtin, list):
+            return list(raw or [])
+        if isinstance(self.builtin, dict):
+            return dict(raw) if isinstance(raw, Mapping) else {}
+        return raw
+
+    def same(self, desired: Any, observed: Any) -> bool:
+        """Whether LiteLLM holds the desired value (observed already through from_litellm)."""
+        return COMPARATORS[self.compare](desired, observed)
+
+
+def _same_amount(a: Any, b: Any) -> bool:
+    if a is None or b is None:
+        return a is b
+    return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-9)
+
+
+def _same_set(a: Any, b: Any) -> bool:
+    return frozenset(a or ()) == frozenset(b or ())
+
+
+def _same_limits(a: Any, b: Any) -> bool:
+    a, b = dict(a or {}), dict(b or {})
+    return a.keys() == b.keys() and all(_same_amount(a[k], b[k]) for k in a)
+
+
+COMPARATORS: Mapping[Compare, Callable[[Any, Any], bool]] = {
+    Compare.EXACT: lambda a, b: bool(a == b),
+    Compare.AMOUNT: _same_amount,
+    Compare.SET: _same_set,
+    Compare.LIMITS: _same_limits,
+}
+
+FIELDS: tuple[ManagedField, ...] = (
+    ManagedField(
+        "max_budget",
+        Budget | None,
+        10.0,
+        "USD the user may spend per budget period; null means no cap.",
+        Home.USER,
+        "max_budget",
+        Bound.CEILING,
+        Compare.AMOUNT,
+    ),
+    ManagedField(
+        "budget_duration",
+        Duration | None,
+        "30d",
+        "Budget period after which spend resets: 30d, 7d, 24h, 1mo; null: never resets.",
+        Home.USER,
+        "budget_duration",
+        Bound.NEVER_SHORTER,
+    ),
+    ManagedField(
+        "models",
+        ModelList,
+        [],
+        "Models the user may call; [] means all models.",
+        Home.USER,
+        "models",
+        Bound.ALLOW_LIST,
+        Compare.SET,
+        clearable=False,
+        written_as_none=[ALL_PROXY_MODELS],
+    ),
+    ManagedField(
+        "teams",
+        TeamList,
+        [],
+        "LiteLLM team ids the user is a member of (memberships others added are kept).",
+        Home.TEAMS,
+        "teams",
+        Bound.ALLOW_LIST,
+        Compare.SET,
+        clearable=False,
+    ),
+    ManagedField(
+        "max_budget_in_team",
+        Budget | None,
+        None,
+        "USD the user may spend in each of its teams (a per-membership budget); null: none.",
+        Home.MEMBERSHIP,
+        "max_budget_in_team",
+        Bound.CEILING,
+        Compare.AMOUNT,
+    ),
+    ManagedField(
+        "tpm_limit",
+        Limit | None,
+        None,
+        "Tokens per minute; null means no limit.",
+        Home.USER,
+        "tpm_limit",
+        Bound.CEILING,
+    ),
+    ManagedField(
+        "rpm_limit",
+        Limit | None,
+        None,
+        "Requests per minute; null means no limit.",
+        Home.USER,
+        "rpm_limit",
+        Bound.CEILING,
+    ),
+    ManagedField(
+        "max_parallel_requests",
+        Limit | None,
+        None,
+        "Requests in flight at once; null means no limit.",
+        Home.USER,
+        "max_parallel_requests",
+        Bound.CEILING,
+        clearable=False,
+        written_as_none=UNLIMITED_PARALLEL_REQUESTS,
+    ),
+    ManagedField(
+        "model_rpm_limit",
+        LimitMap,
+        {},
+        "Requests per minute per model (model: limit); merged key by key over the layer below.",
+        Home.METADATA,
+        "model_rpm_limit",
+        Bound.PER_KEY_CEILING,
+        Compare.LIMITS,
+        merge="keys",
+    ),
+    ManagedField(
+        "model_tpm_limit",
+        LimitMap,
+        {},
+        "Tokens per minute per model (model: limit); merged key by key over the layer below.",
+        Home.METADATA,
+        "model_tpm_limit",
+        Bound.PER_KEY_CEILING,
+        Compare.LIMITS,
+        merge="keys",
+    ),
+    ManagedField(
+        "user_role",
+        UserRole,
+        "internal_user",
+        "LiteLLM role of the user.",
+        Home.USER,
+        "user_role",
+        Bound.ROLE,
+        clearable=False,
+    ),
+    ManagedField(
+        "metadata",
+        StringMap,
+        {},
+        "Free-form string metadata, merged key by key over the layer below.",
+        Home.METADATA,
+        "metadata",
+        Bound.FREE,
+        merge="keys",
+        clearable=False,
+    ),
+)
+"""Every managed setting, in the order status, explain and the CRDs show them."""
+
+BY_NAME: Mapping[str, ManagedField] = {f.name: f for f in FIELDS}
+BY_WIRE: Mapping[str, ManagedField] = {f.wire: f for f in FIELDS}
+NAMES: tuple[str, ...] = tuple(f.name for f in FIELDS)
+
+
+def at_home(home: Home) -> tuple[ManagedField, ...]:
+    """The fields LiteLLM keeps in ``home``."""
+    return tuple(f for f in FIELDS if f.home is home)
+
+
+USER_COLUMNS = at_home(Home.USER)
+METADATA_KEYS = at_home(Home.METADATA)
+CLEARABLE = frozenset(f.litellm for f in USER_COLUMNS if f.clearable)
+"""LiteLLM user columns that an explicit ``null`` on ``/user/update`` clears."""
+RESERVED_METADATA_KEYS = frozenset(f.litellm for f in METADATA_KEYS if f.name != "metadata")
+"""Metadata keys that hold settings of their own: policy metadata cannot set them."""
+ALLOW_LIST_NAMES: Mapping[str, str] = {
+    f.name: "allowed_" + f.name for f in FIELDS if f.bound is Bound.ALLOW_LIST
+}
+"""List fields → the OverridePolicy field bounding their overrides (allowed_models ...)."""
+CEILING_NAMES = tuple(f.name for f in FIELDS if f.bound is Bound.CEILING)
+
+
+def wire_names(names: Sequence[str]) -> list[str]:
+    return [BY_NAME[n].wire for n in names]
