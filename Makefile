@@ -27,8 +27,9 @@ lint: venv ## ruff (lint + format check), mypy --strict, import-linter layers
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
-crds: venv ## regenerate deploy/crds from the pydantic models
+crds: venv ## regenerate deploy/crds and the README field table from the models
 	$(VENV)/bin/litellm-operator crds --output deploy/crds
+	$(PY) hack/readme_fields.py
 
 envtest: ## build (or reuse) kube-apiserver + etcd and print their directory
 	@hack/envtest-assets.sh

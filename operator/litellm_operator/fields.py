@@ -337,3 +337,38 @@ CEILING_NAMES = tuple(f.name for f in FIELDS if f.bound is Bound.CEILING)
 
 def wire_names(names: Sequence[str]) -> list[str]:
     return [BY_NAME[n].wire for n in names]
+
+
+OVERRIDE_BOUNDS: Mapping[Bound, str] = {
+    Bound.CEILING: "at most `overrides.{wire}`, else lowers only",
+    Bound.NEVER_SHORTER: "never shorter than the policy's",
+    Bound.ROLE: "in `overrides.allowedUserRoles`, else no more privileged",
+    Bound.ALLOW_LIST: "within `overrides.allowed{Wire}`, else the policy's list",
+    Bound.PER_KEY_CEILING: "each entry at most the policy's for that model",
+    Bound.FREE: "merged key by key",
+}
+WHERE: Mapping[Home, str] = {
+    Home.USER: "user `{litellm}`",
+    Home.METADATA: "user `metadata.{litellm}`",
+    Home.TEAMS: "team memberships",
+    Home.MEMBERSHIP: "each membership's `{litellm}`",
+}
+
+
+def markdown_table() -> str:
+    """The README's table of managed fields, rendered from the declarations."""
+    rows = [
+        "| field | in LiteLLM | built-in | override (where allowed) |",
+        "| --- | --- | --- | --- |",
+    ]
+    for f in FIELDS:
+        where = WHERE[f.home].format(litellm=f.litellm)
+        if f.home is Home.METADATA and f.litellm == "metadata":
+            where = "user `metadata` (keys others set are kept)"
+        wire_title = f.wire[0].upper() + f.wire[1:]
+        bound = OVERRIDE_BOUNDS[f.bound].format(wire=f.wire, Wire=wire_title)
+        builtin = "none" if f.builtin in (None, [], {}) else f"`{f.builtin}`"
+        if f.name == "models" and f.builtin == []:
+            builtin = "all models"
+        rows.append(f"| `{f.wire}` | {where} | {builtin} | {bound} |")
+    return "\n".join(rows) + "\n"

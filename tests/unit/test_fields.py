@@ -7,11 +7,12 @@ not sent on update, not parsed back) fails here, whatever its home in LiteLLM.
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from litellm_operator.fields import FIELDS, NAMES, Home, ManagedField
+from litellm_operator.fields import FIELDS, NAMES, Home, ManagedField, markdown_table
 from litellm_operator.litellm import LiteLLMUserRecord
 from litellm_operator.models import LiteLLMUser, ProvisioningPolicy
 from litellm_operator.plan import (
@@ -140,3 +141,9 @@ def test_per_model_limits_live_in_metadata_beside_foreign_keys() -> None:
     assert update.fields["metadata"]["ui-note"] == "kept"
     assert update.fields["metadata"]["model_rpm_limit"] == {"gpt-4o": 5}
     assert "modelRpmLimit" in update.changed
+
+
+def test_readme_field_table_is_generated_from_the_declarations() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("<!-- fields:begin -->\n", 1)[1].split("<!-- fields:end -->", 1)[0]
+    assert section == markdown_table(), "regenerate the README table: make crds"
