@@ -146,29 +146,16 @@ class Reconciler:
         observed_hint: LiteLLMUserRecord | None = None,
     ) -> Result:
         """Make LiteLLM hold the user's effective settings; never raises a LiteLLM error."""
-        try:
-            user = LiteLLMUser.model_validate(body)
-        except ValidationError as exc:
-            return invalid(exc)
-        if policy_body is None:
-            message = MSG_POLICY_NOT_FOUND.format(name=user.spec.policy_ref)
-            return failure(REASON_POLICY_NOT_FOUND, message, transient=False)
-        pinned = user.status.user_id if user.status and user.status.user_id else None
-        try:
-            policy = ProvisioningPolicy.model_validate(policy_body)
-            resolution = resolve(policy, user, pinned)
-        except ValidationError as exc:
-            return invalid(exc, what="policy")
-        except PolicyViolation as exc:
-            reason = exc.problems[0].reason if exc.problems else REASON_INVALID_SPEC
-            return failure(reason, str(exc), transient=False)
-        user_id = resolution.user_id
-        applied = applied_from(resolution, user_id)
-        rival = older_claim(claims(user_id), user)
-        if rival is not None:
-            message = MSG_CLAIMED.format(user_id=user_id, owner=claimant(rival, user))
-            return failure(REASON_CONFLICT, message, transient=False, applied=applied)
-        desired = desired_for(user, policy, resolution, user_id)
+        pinned = ((body.get("status") or {}).get("userId")) or None
+        prepared = prepare(body, policy_body, claims, pinned)
+        if isinstance(prepared, Result):
+            return prepared
+        user, resolution, applied, desired = (
+            prepared.user,
+            prepared.resolution,
+            prepared.applied,
+            prepared.desired,
+        )
         adopted_before = bool(user.status and user.status.adopted)
         try:
             result = await self._converge(
@@ -176,7 +163,7 @@ class Reconciler:
                 applied,
                 record_user_id,
                 observed_hint,
-                pinned=bool(pinned),
+                pinned=pinned is not None,
                 adopted_before=adopted_before,
             )
         except LiteLLMError as exc:
@@ -242,7 +229,7 @@ class Reconciler:
         return await self.observe_record(desired, await self.client.get_user(desired.user_id))
 
     async def observe_record(
-        self, desired: Desired, record: LiteLLMUserRecord | None
+        self, desired: Desired, record: LiteLLMUserRecord | None, *, memberships: bool = True
     ) -> ObservedUser | None:
         """The user as LiteLLM holds it.
 
@@ -263,8 +250,8 @@ class Reconciler:
         if not same_email(email, record.user_email) and email is not None:
             holders = await self.client.users_with_email(email)
             email_in_use = any(holder != desired.user_id for holder in holders)
-        memberships = await self.observe_memberships(desired, record)
-        return observed_from(record, keys, email_in_use=email_in_use, memberships=memberships)
+        held = await self.observe_memberships(desired, record) if memberships else None
+        return observed_from(record, keys, email_in_use=email_in_use, memberships=held)
 
     async def observe_memberships(
         self, desired: Desired, record: LiteLLMUserRecord
@@ -348,7 +335,7 @@ class Reconciler:
     async def check(
         self,
         body: Mapping[str, Any],
-        policy: ProvisioningPolicy | None,
+        policy: ProvisioningPolicy | Mapping[str, Any] | None,
         claims: ClaimsOf,
         record: LiteLLMUserRecord | None,
     ) -> tuple[str, ...]:
@@ -367,21 +354,15 @@ class Reconciler:
             return ("not-ready",)
         if record is None:
             return ("missing",)
-        if policy is None:
+        prepared = prepare(body, policy, claims, record.user_id)
+        if isinstance(prepared, Result):
             return ("not-ready",)
-        try:
-            user = LiteLLMUser.model_validate(body)
-            resolution = resolve(policy, user, record.user_id)
-        except (ValidationError, PolicyViolation):
-            return ("not-ready",)
-        if older_claim(claims(record.user_id), user) is not None:
-            return ("not-ready",)
-        desired = desired_for(user, policy, resolution, record.user_id)
-        plan = plan_user(desired, await self.observe_record(desired, record))
-        drift = drifted_fields(plan)
+        desired = prepared.desired
+        observed = await self.observe_record(desired, record, memberships=False)
+        drift = drifted_fields(plan_user(desired, observed))
         if drift:
             return drift
-        expected = pruned(applied_fields(applied_from(resolution, record.user_id)))
+        expected = pruned(applied_fields(prepared.applied))
         stale = any(status.get(k) != expected.get(k) for k in APPLIED_KEYS)
         stale = stale or status.get("spend") != record.spend
         stale = stale or status.get("budgetResetAt") != iso(record.budget_reset_at)
@@ -422,6 +403,54 @@ class Reconciler:
                 message = f"released LiteLLM user {user_id!r}: markers removed, user retained"
                 events.append(Event("Normal", "Released", message))
         return events
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What reconcile and the resync's check share: the user resolved under its policy."""
+
+    user: LiteLLMUser
+    resolution: Resolution
+    applied: Applied
+    desired: Desired
+
+
+def prepare(
+    body: Mapping[str, Any],
+    policy_body: ProvisioningPolicy | Mapping[str, Any] | None,
+    claims: ClaimsOf,
+    pinned: str | None,
+) -> Prepared | Result:
+    """Validate, resolve and check the claim on the user id, or the failure that stops here.
+
+    Pure: no LiteLLM call. ``pinned`` is the user id already recorded for the user.
+    """
+    try:
+        user = LiteLLMUser.model_validate(body)
+    except ValidationError as exc:
+        return invalid(exc)
+    if policy_body is None:
+        message = MSG_POLICY_NOT_FOUND.format(name=user.spec.policy_ref)
+        return failure(REASON_POLICY_NOT_FOUND, message, transient=False)
+    try:
+        policy = (
+            policy_body
+            if isinstance(policy_body, ProvisioningPolicy)
+            else ProvisioningPolicy.model_validate(policy_body)
+        )
+        resolution = resolve(policy, user, pinned)
+    except ValidationError as exc:
+        return invalid(exc, what="policy")
+    except PolicyViolation as exc:
+        reason = exc.problems[0].reason if exc.problems else REASON_INVALID_SPEC
+        return failure(reason, str(exc), transient=False)
+    user_id = resolution.user_id
+    applied = applied_from(resolution, user_id)
+    rival = older_claim(claims(user_id), user)
+    if rival is not None:
+        message = MSG_CLAIMED.format(user_id=user_id, owner=claimant(rival, user))
+        return failure(REASON_CONFLICT, message, transient=False, applied=applied)
+    return Prepared(user, resolution, applied, desired_for(user, policy, resolution, user_id))
 
 
 def drifted_fields(plan: Plan) -> tuple[str, ...]:
