@@ -37,6 +37,7 @@ from litellm_operator.fields import (
     at_home,
 )
 from litellm_operator.models import EffectiveSettings
+from litellm_operator.reasons import Reason
 
 MARKER_PREFIX = "litellm.platform.dev/"
 MANAGED_BY = MARKER_PREFIX + "managed-by"
@@ -59,7 +60,6 @@ MSG_OWNED_BY_OTHER = (
     "LiteLLM user {user_id!r} is managed by {owner}; two resources cannot own the same user id"
 )
 MSG_EMAIL_IN_USE = "e-mail {email!r} belongs to another LiteLLM user; no change was made in LiteLLM"
-REASON_EMAIL_IN_USE = "EmailInUse"
 
 Ownership = Literal["absent", "ours", "other-resource", "unmanaged"]
 
@@ -207,7 +207,7 @@ class DeleteUser:
 class Refuse:
     """The plan will not touch LiteLLM; ``reason`` becomes the Ready condition's reason."""
 
-    reason: str
+    reason: Reason
     message: str
 
 
@@ -284,15 +284,15 @@ def plan_user(desired: Desired, observed: ObservedUser | None) -> Plan:
     if ownership == "other-resource":
         owner = owner_named_by(observed, desired.owner)
         message = MSG_OWNED_BY_OTHER.format(user_id=desired.user_id, owner=owner)
-        return Plan(ownership, (Refuse("Conflict", message),))
+        return Plan(ownership, (Refuse(Reason.CONFLICT, message),))
     if ownership == "unmanaged" and not desired.adoption_allowed:
         message = MSG_UNMANAGED_EXISTS.format(user_id=desired.user_id)
-        return Plan(ownership, (Refuse("AlreadyExists", message),))
+        return Plan(ownership, (Refuse(Reason.ALREADY_EXISTS, message),))
     actions: list[Action] = []
     fields, changed = changed_fields(desired, observed, adopting=ownership == "unmanaged")
     if "user_email" in fields and observed.email_in_use:
         message = MSG_EMAIL_IN_USE.format(email=fields["user_email"])
-        return Plan(ownership, (Refuse(REASON_EMAIL_IN_USE, message),))
+        return Plan(ownership, (Refuse(Reason.EMAIL_IN_USE, message),))
     if fields:
         actions.append(UpdateUser(fields, tuple(changed)))
     actions.extend(team_actions(desired, observed))

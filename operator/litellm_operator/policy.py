@@ -56,6 +56,7 @@ from litellm_operator.models import (
     SettingsPatch,
     Source,
 )
+from litellm_operator.reasons import Reason
 
 BUILTIN = EffectiveSettings.model_validate({f.name: f.builtin for f in FIELDS})
 """The settings of a user whose policy says nothing (fields.FIELDS' built-in values)."""
@@ -71,7 +72,7 @@ class Problem:
 
     path: str
     message: str
-    reason: str = "InvalidSpec"
+    reason: Reason = Reason.INVALID_SPEC
 
 
 class PolicyViolation(Exception):
@@ -188,7 +189,7 @@ def check_user_id(policy: ProvisioningPolicy, user: LiteLLMUser, user_id: str) -
     """An explicit spec.userId is an override; LiteLLM's own users are never anyone's."""
     if user_id in RESERVED_USER_IDS:
         message = f"user id {user_id!r} is LiteLLM's own user and cannot be provisioned"
-        return [Problem("spec.userId", message, "UserIdNotAllowed")]
+        return [Problem("spec.userId", message, Reason.USER_ID_NOT_ALLOWED)]
     if user.spec.user_id is None:
         return []
     rules = policy.spec.overrides
@@ -197,7 +198,7 @@ def check_user_id(policy: ProvisioningPolicy, user: LiteLLMUser, user_id: str) -
     pattern = rules.user_id_pattern
     if pattern is not None and re.fullmatch(pattern, user_id) is None:
         message = f"user id {user_id!r} does not match the policy's userIdPattern {pattern!r}"
-        return [Problem("spec.userId", message, "UserIdNotAllowed")]
+        return [Problem("spec.userId", message, Reason.USER_ID_NOT_ALLOWED)]
     return []
 
 
@@ -302,14 +303,14 @@ def check_role(
             return None
         allowed = ", ".join(allow_list) or "none"
         message = f"role {requested!r} is not in spec.overrides.allowedUserRoles ({allowed})"
-        return Problem(path, message, "RoleNotAllowed")
+        return Problem(path, message, Reason.ROLE_NOT_ALLOWED)
     if ROLE_RANK[requested] <= ROLE_RANK[current]:
         return None
     message = (
         f"role {requested!r} is more privileged than {current!r}, which the policy gives; "
         "list it in spec.overrides.allowedUserRoles to allow it"
     )
-    return Problem(path, message, "RoleNotAllowed")
+    return Problem(path, message, Reason.ROLE_NOT_ALLOWED)
 
 
 def duration_seconds(duration: str) -> int:
@@ -323,11 +324,11 @@ def check_duration(path: str, requested: str, current: str | None) -> Problem | 
     """A shorter budget period resets the budget more often: more spend, so not allowed."""
     if current is None:
         message = "the policy sets no budget period (the budget never resets); it cannot be added"
-        return Problem(path, message, "OverrideForbidden")
+        return Problem(path, message, Reason.OVERRIDE_FORBIDDEN)
     if duration_seconds(requested) >= duration_seconds(current):
         return None
     message = f"budget period {requested} is shorter than the policy's {current}"
-    return Problem(path, message, "OverrideForbidden")
+    return Problem(path, message, Reason.OVERRIDE_FORBIDDEN)
 
 
 def forbidden(path: str, name: str, rules: OverridePolicy, policy_name: str) -> Problem:
@@ -335,7 +336,7 @@ def forbidden(path: str, name: str, rules: OverridePolicy, policy_name: str) -> 
     return Problem(
         path,
         f"policy {policy_name!r} does not allow overriding {camel(name)} (allowed: {allowed})",
-        "OverrideForbidden",
+        Reason.OVERRIDE_FORBIDDEN,
     )
 
 
@@ -381,7 +382,7 @@ def check_subset(
         bound_name = f"spec.overrides.allowed{wire[0].upper()}{wire[1:]}"
     if wire == "models" and not bound:
         return None
-    reason = f"{wire[:-1].capitalize()}NotAllowed"  # ModelNotAllowed, TeamNotAllowed
+    reason = Reason(f"{wire[:-1].capitalize()}NotAllowed")  # ModelNotAllowed, TeamNotAllowed
     if wire == "models" and not requested and bound:
         message = f"[] means all models, but {bound_name} allows only {bound}"
         return Problem(path, message, reason)
@@ -420,7 +421,7 @@ def check_namespace(policy: ProvisioningPolicy, user: LiteLLMUser) -> list[Probl
             "metadata.namespace",
             f"namespace {namespace!r} may not use policy {policy.metadata.name!r} "
             f"(allowed: {', '.join(patterns)})",
-            "NamespaceNotAllowed",
+            Reason.NAMESPACE_NOT_ALLOWED,
         )
     ]
 
@@ -432,7 +433,7 @@ def check_policy_ref(policy: ProvisioningPolicy, user: LiteLLMUser) -> list[Prob
         Problem(
             "spec.policyRef",
             f"refers to policy {user.spec.policy_ref!r}, not {policy.metadata.name!r}",
-            "PolicyMismatch",
+            Reason.POLICY_MISMATCH,
         )
     ]
 

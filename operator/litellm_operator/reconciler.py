@@ -37,7 +37,6 @@ from litellm_operator.litellm import (
 from litellm_operator.models import LiteLLMUser, ProvisioningPolicy
 from litellm_operator.plan import (
     MSG_EMAIL_IN_USE,
-    REASON_EMAIL_IN_USE,
     Action,
     AddToTeam,
     BlockKey,
@@ -62,6 +61,7 @@ from litellm_operator.plan import (
     same_email,
 )
 from litellm_operator.policy import PolicyViolation, Resolution, resolve
+from litellm_operator.reasons import Reason
 from litellm_operator.status import (
     REASON_CONFLICT,
     REASON_INVALID_SPEC,
@@ -81,8 +81,6 @@ log = logging.getLogger(__name__)
 
 APPLIED_KEYS = ("userId", "effective", "sources", "matchedRole", "policy")
 
-REASON_UNAUTHORIZED = "Unauthorized"
-REASON_UNEXPECTED = "UnexpectedResponse"
 MSG_POLICY_NOT_FOUND = "ProvisioningPolicy {name!r} does not exist; no change was made in LiteLLM"
 MSG_CLAIMED = (
     "user id {user_id!r} is already claimed by {owner}, created earlier; "
@@ -195,14 +193,14 @@ class Reconciler:
             plan = await self._apply(desired, plan, progress)
         except EmailInUse:
             message = MSG_EMAIL_IN_USE.format(email=desired_email(desired))
-            return failure(REASON_EMAIL_IN_USE, message, transient=False, applied=applied)
+            return failure(Reason.EMAIL_IN_USE, message, transient=False, applied=applied)
         except LiteLLMError as exc:
             result = from_error(exc, applied)
             result.outcome = with_progress(result.outcome, progress)
             return result
         except ValidationError as exc:
             message = f"LiteLLM answered in a shape the operator does not understand: {exc}"
-            result = failure(REASON_UNEXPECTED, message, transient=True, applied=applied)
+            result = failure(Reason.UNEXPECTED_RESPONSE, message, transient=True, applied=applied)
             result.outcome = with_progress(result.outcome, progress)
             return result
         refusal = plan.refusal
@@ -397,11 +395,11 @@ class Reconciler:
             if isinstance(action, DeleteUser):
                 with contextlib.suppress(NotFound):  # deleted meanwhile: the goal is reached
                     await self.client.delete_users([action.user_id])
-                events.append(Event("Normal", "Deleted", f"deleted LiteLLM user {user_id!r}"))
+                events.append(Event("Normal", Reason.DELETED, f"deleted LiteLLM user {user_id!r}"))
             elif isinstance(action, UpdateUser):
                 await self.client.update_user(user_id, action.fields)
                 message = f"released LiteLLM user {user_id!r}: markers removed, user retained"
-                events.append(Event("Normal", "Released", message))
+                events.append(Event("Normal", Reason.RELEASED, message))
         return events
 
 
@@ -547,7 +545,7 @@ def with_resolution_notes(result: Result, resolution: Resolution) -> Result:
             f"group(s) {groups} ignored: policy {resolution.policy_name!r} does not grant "
             "their role(s) to this namespace"
         )
-        result.events.append(Event("Warning", "GroupsIgnored", message))
+        result.events.append(Event("Warning", Reason.GROUPS_IGNORED, message))
     return result
 
 
@@ -576,15 +574,17 @@ def with_progress(outcome: Outcome, progress: _Progress) -> Outcome:
 def events_for(plan: Plan, progress: _Progress, desired: Desired) -> list[Event]:
     events: list[Event] = []
     if progress.created:
-        events.append(Event("Normal", "Created", f"created LiteLLM user {desired.user_id!r}"))
+        events.append(Event("Normal", Reason.CREATED, f"created LiteLLM user {desired.user_id!r}"))
     elif plan.adopting:
-        events.append(Event("Normal", "Adopted", f"adopted LiteLLM user {desired.user_id!r}"))
+        events.append(Event("Normal", Reason.ADOPTED, f"adopted LiteLLM user {desired.user_id!r}"))
     elif progress.changed:
         fields = ", ".join(sorted(set(progress.changed)))
-        events.append(Event("Normal", "Updated", f"updated LiteLLM user: {fields}"))
+        events.append(Event("Normal", Reason.UPDATED, f"updated LiteLLM user: {fields}"))
     if progress.missing_teams:
         teams = ", ".join(progress.missing_teams)
-        events.append(Event("Warning", "TeamNotFound", f"team(s) {teams} do not exist in LiteLLM"))
+        events.append(
+            Event("Warning", Reason.TEAM_NOT_FOUND, f"team(s) {teams} do not exist in LiteLLM")
+        )
     return events
 
 
@@ -619,7 +619,7 @@ def from_error(exc: LiteLLMError, applied: Applied | None) -> Result:
         return result
     if isinstance(exc, AuthError):
         message = f"LiteLLM refused the operator's master key: {exc}"
-        return failure(REASON_UNAUTHORIZED, message, transient=True, applied=applied)
+        return failure(Reason.UNAUTHORIZED, message, transient=True, applied=applied)
     return failure(
         REASON_REJECTED, f"LiteLLM rejected the request: {exc}", transient=False, applied=applied
     )

@@ -17,21 +17,22 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from litellm_operator.reasons import Reason
+
 READY = "Ready"
 RECONCILING = "Reconciling"
 STALLED = "Stalled"
 
-REASON_SYNCED = "Synced"
-REASON_ACCEPTED = "Accepted"
-REASON_CREATING = "Creating"
-REASON_SUSPENDED = "Suspended"
-REASON_TEAM_NOT_FOUND = "TeamNotFound"
-REASON_UNAVAILABLE = "LiteLLMUnavailable"
-REASON_REJECTED = "Rejected"
-REASON_INVALID_SPEC = "InvalidSpec"
-REASON_POLICY_NOT_FOUND = "PolicyNotFound"
-REASON_ALREADY_EXISTS = "AlreadyExists"
-REASON_CONFLICT = "Conflict"
+REASON_SYNCED = Reason.SYNCED
+REASON_ACCEPTED = Reason.ACCEPTED
+REASON_CREATING = Reason.CREATING
+REASON_SUSPENDED = Reason.SUSPENDED
+REASON_TEAM_NOT_FOUND = Reason.TEAM_NOT_FOUND
+REASON_UNAVAILABLE = Reason.UNAVAILABLE
+REASON_REJECTED = Reason.REJECTED
+REASON_INVALID_SPEC = Reason.INVALID_SPEC
+REASON_POLICY_NOT_FOUND = Reason.POLICY_NOT_FOUND
+REASON_CONFLICT = Reason.CONFLICT
 
 OWNED_KEYS = (
     "userId",

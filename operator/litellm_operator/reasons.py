@@ -1,0 +1,44 @@
+"""Every reason the operator gives, in conditions and events: one StrEnum, declared once.
+
+A reason is machine-readable (Flux, Argo CD and alerting match on it), so each is spelled here
+and nowhere else; policy.py, plan.py, reconciler.py and status.py use the members.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Reason(StrEnum):
+    # Ready=True
+    SYNCED = "Synced"
+    SUSPENDED = "Suspended"
+    ACCEPTED = "Accepted"
+    # in progress (Reconciling=True)
+    CREATING = "Creating"
+    UNAVAILABLE = "LiteLLMUnavailable"
+    UNAUTHORIZED = "Unauthorized"
+    UNEXPECTED_RESPONSE = "UnexpectedResponse"
+    # stalled until someone changes something (Stalled=True)
+    INVALID_SPEC = "InvalidSpec"
+    POLICY_NOT_FOUND = "PolicyNotFound"
+    POLICY_MISMATCH = "PolicyMismatch"
+    NAMESPACE_NOT_ALLOWED = "NamespaceNotAllowed"
+    OVERRIDE_FORBIDDEN = "OverrideForbidden"
+    MODEL_NOT_ALLOWED = "ModelNotAllowed"
+    TEAM_NOT_ALLOWED = "TeamNotAllowed"
+    ROLE_NOT_ALLOWED = "RoleNotAllowed"
+    USER_ID_NOT_ALLOWED = "UserIdNotAllowed"
+    ALREADY_EXISTS = "AlreadyExists"
+    CONFLICT = "Conflict"
+    EMAIL_IN_USE = "EmailInUse"
+    REJECTED = "Rejected"
+    TEAM_NOT_FOUND = "TeamNotFound"
+    # events only
+    CREATED = "Created"
+    ADOPTED = "Adopted"
+    UPDATED = "Updated"
+    DELETED = "Deleted"
+    RELEASED = "Released"
+    DELETE_FAILED = "DeleteFailed"
+    GROUPS_IGNORED = "GroupsIgnored"
