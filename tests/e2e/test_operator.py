@@ -216,7 +216,7 @@ async def test_drift_is_reverted_and_steady_state_writes_nothing(scene: Scene) -
         name, lambda r: r.max_budget == 10 and team in r.teams, timeout=RESYNC_SECONDS * 6
     )
     drift = "litellm_operator_drift_corrections_total"
-    assert scene.operator.counter(drift, field="max_budget") >= 1
+    assert scene.operator.counter(drift, field="maxBudget") >= 1  # the CRD name
     assert scene.operator.counter(drift, field="teams") >= 1
 
 
