@@ -48,6 +48,7 @@ from litellm_operator.fields import (
     Bound,
 )
 from litellm_operator.models import (
+    EMAIL_PATTERN,
     EffectiveSettings,
     LiteLLMUser,
     OverridePolicy,
@@ -183,6 +184,19 @@ def derive_user_id(policy: ProvisioningPolicy, user: LiteLLMUser) -> str:
         return user.spec.user_id
     domain = policy.spec.user_id_domain
     return f"{user.metadata.name}@{domain}" if domain else user.metadata.name
+
+
+def email_for(user: LiteLLMUser, user_id: str) -> str | None:
+    """The user's e-mail: spec.email, else the user id when it is an e-mail address.
+
+    LiteLLM's SSO finds a person by e-mail when the provider's id claim is not the user id, so
+    every person provisioned with an e-mail-shaped id gets it as ``user_email`` too. Lower-cased
+    (e-mails are case-insensitive; LiteLLM's SSO compares them so).
+    """
+    email = user.spec.email
+    if email is None and re.fullmatch(EMAIL_PATTERN, user_id):
+        email = user_id
+    return email.lower() if email is not None else None
 
 
 def check_user_id(policy: ProvisioningPolicy, user: LiteLLMUser, user_id: str) -> list[Problem]:

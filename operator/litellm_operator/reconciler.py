@@ -60,7 +60,7 @@ from litellm_operator.plan import (
     plan_user,
     same_email,
 )
-from litellm_operator.policy import PolicyViolation, Resolution, resolve
+from litellm_operator.policy import PolicyViolation, Resolution, email_for, resolve
 from litellm_operator.reasons import Reason
 from litellm_operator.status import (
     REASON_CONFLICT,
@@ -496,7 +496,7 @@ def desired_for(
         settings=resolution.effective,
         policy_name=resolution.policy_name,
         policy_generation=resolution.policy_generation,
-        email=user.spec.email,
+        email=email_for(user, user_id),
         alias=user.spec.alias,
         suspend=user.spec.suspend,
         adoption_allowed=user.spec.adopt and policy.spec.adopt_existing_users,

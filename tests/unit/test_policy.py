@@ -11,6 +11,7 @@ from litellm_operator.policy import (
     BUILTIN,
     PolicyViolation,
     derive_user_id,
+    email_for,
     normalize_group,
     resolve,
 )
@@ -580,3 +581,18 @@ def test_violations(
 )
 def test_accepted(spec: dict[str, Any], the_user: LiteLLMUser) -> None:
     resolve(policy(**spec), the_user)
+
+
+@pytest.mark.parametrize(
+    ("spec", "user_id", "expected"),
+    [
+        pytest.param({"email": "Ann@X.io"}, "ann", "ann@x.io", id="spec-email-lower-cased"),
+        pytest.param({}, "Ben@Example.com", "ben@example.com", id="e-mail-shaped-id"),
+        pytest.param({}, "svc-ci", None, id="id-that-is-no-e-mail"),
+        pytest.param({"email": "c@x.io"}, "other@y.io", "c@x.io", id="spec-email-wins"),
+    ],
+)
+def test_every_person_gets_an_email(
+    spec: dict[str, Any], user_id: str, expected: str | None
+) -> None:
+    assert email_for(user(**spec), user_id) == expected
