@@ -263,3 +263,41 @@ def test_update_request_rejects_ignored_clears() -> None:
     assert UpdateUserRequest(models=["a"]).to_wire() == {"models": ["a"]}
     with pytest.raises(ValueError, match="models"):
         UpdateUserRequest(models=[])
+
+
+@respx.mock
+async def test_a_2xx_body_that_is_not_json_is_unavailable_not_a_rejection() -> None:
+    respx.get(f"{BASE}/user/info").mock(
+        return_value=httpx.Response(200, text="<html>bad gateway</html>")
+    )
+    async with _client(max_retries=0) as client:
+        with pytest.raises(Unavailable) as caught:
+            await client.get_user("u1")
+    assert caught.value.status_code == 200
+    assert "not JSON" in str(caught.value)
+
+
+TEAM_INFO = {
+    "team_id": "t1",
+    "team_info": {"team_id": "t1", "members_with_roles": [{"user_id": "u1", "role": "user"}]},
+    "team_memberships": [],
+}
+
+
+@respx.mock
+async def test_member_add_whose_answer_was_lost_is_recognised_by_reading_the_team() -> None:
+    add = respx.post(f"{BASE}/team/member_add").mock(return_value=_error(500, "proxy"))
+    info = respx.get(f"{BASE}/team/info").mock(return_value=httpx.Response(200, json=TEAM_INFO))
+    async with _client() as client:
+        assert await client.add_team_member("t1", "u1") is True
+    assert (add.call_count, info.call_count) == (1, 1)
+
+
+@respx.mock
+async def test_member_add_that_did_not_happen_still_fails() -> None:
+    respx.post(f"{BASE}/team/member_add").mock(return_value=_error(500, "proxy"))
+    empty = {**TEAM_INFO, "team_info": {"team_id": "t1", "members_with_roles": []}}
+    respx.get(f"{BASE}/team/info").mock(return_value=httpx.Response(200, json=empty))
+    async with _client() as client:
+        with pytest.raises(ServerError):
+            await client.add_team_member("t1", "u1")

@@ -277,3 +277,11 @@ async def test_unexpected_response_shape_is_a_condition_not_a_crash(
     assert isinstance(result.outcome, Failed)
     assert result.outcome.reason == "UnexpectedResponse"
     assert result.outcome.transient
+
+
+@respx.mock
+async def test_a_2xx_that_is_not_json_is_retried_not_stalled(reconciler: Reconciler) -> None:
+    respx.get(f"{BASE}/user/info").mock(return_value=httpx.Response(200, text="<html>"))
+    result = await reconciler.reconcile(user(), POLICY)
+    assert isinstance(result.outcome, Failed)
+    assert (result.outcome.reason, result.outcome.transient) == ("LiteLLMUnavailable", True)

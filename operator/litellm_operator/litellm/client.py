@@ -46,6 +46,7 @@ from litellm_operator.litellm.errors import (
     NotAMember,
     NotFound,
     TeamExists,
+    Unavailable,
     UserExists,
 )
 from litellm_operator.litellm.models import (
@@ -205,10 +206,14 @@ class LiteLLMClient:
         raise err
 
     def _decode(self, response: httpx.Response, path: str) -> Any:
+        """The JSON body of a 2xx answer. One that is not JSON (a proxy's error page, a cut
+        body) says nothing of what LiteLLM did: :class:`Unavailable`, so it is retried like a
+        lost response, never taken for a rejection."""
         try:
             return response.json()
         except ValueError:
-            raise error_from_response(response, path) from None
+            message = f"LiteLLM answered {response.status_code} with a body that is not JSON"
+            raise Unavailable(message, status_code=response.status_code, endpoint=path) from None
 
     def _observe(self, endpoint: str, outcome: str, started: float) -> None:
         if self._observer is not None:
@@ -399,7 +404,16 @@ class LiteLLMClient:
             await self._locked(team_id, serialise, "/team/member_add", payload)
         except AlreadyMember:
             return False
+        except LiteLLMError as err:
+            if not may_have_been_processed(err) or not await self._is_member(team_id, user_id):
+                raise
+            log.info("LiteLLM /team/member_add %s: response lost, the member was added", team_id)
         return True
+
+    async def _is_member(self, team_id: str, user_id: str) -> bool:
+        """After an ambiguous ``/team/member_add``: whether the membership exists now."""
+        team = await self.get_team(team_id)
+        return team is not None and user_id in team.member_ids
 
     async def remove_team_member(
         self, team_id: str, user_id: str, *, serialise: bool = True
