@@ -223,7 +223,6 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
     async def resync(*, name: str, body: kopf.Body, patch: kopf.Patch, **kw: Any) -> None:
         users_by_policy: kopf.Index[str, Any] = kw["users_by_policy"]
         user_bodies: kopf.Index[Any, Any] = kw["user_bodies"]
-        user_id_claims: kopf.Index[str, Claim] = kw["user_id_claims"]
         targets = list(users_by_policy.get(name, []))
         publish_policy(body, patch, targets, user_bodies)
         try:
@@ -243,9 +242,7 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
             user_id = user.get("status", {}).get("userId")
             record = snapshot.get(user_id) if user_id else None
             try:
-                differences = await runtime.reconciler.check(
-                    user, policy, claims_from(user_id_claims), record
-                )
+                differences = await runtime.reconciler.check(user, policy, record)
             except LiteLLMError as exc:  # keys of a suspended user could not be read
                 log.warning("resync of %s/%s skipped: %s", ns, user_name, exc)
                 continue

@@ -11,6 +11,7 @@ before a later call failed.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -56,6 +57,7 @@ from litellm_operator.plan import (
     UpdateUser,
     desired_email,
     observed_settings,
+    ownership_of,
     plan_deletion,
     plan_user,
     same_email,
@@ -63,7 +65,6 @@ from litellm_operator.plan import (
 from litellm_operator.policy import PolicyViolation, Resolution, email_for, resolve
 from litellm_operator.reasons import Reason
 from litellm_operator.status import (
-    REASON_CONFLICT,
     REASON_INVALID_SPEC,
     REASON_POLICY_NOT_FOUND,
     REASON_REJECTED,
@@ -82,6 +83,10 @@ log = logging.getLogger(__name__)
 APPLIED_KEYS = ("userId", "effective", "sources", "matchedRole", "policy")
 
 MSG_POLICY_NOT_FOUND = "ProvisioningPolicy {name!r} does not exist; no change was made in LiteLLM"
+MSG_LOST_RACE = (
+    "LiteLLM user {user_id!r} was created by another writer at the same moment and is not "
+    "this resource's; give this resource another name or spec.userId"
+)
 MSG_CLAIMED = (
     "user id {user_id!r} is already claimed by {owner}, created earlier; "
     "give this resource another name or spec.userId"
@@ -133,6 +138,7 @@ class _Progress:
 class Reconciler:
     def __init__(self, client: LiteLLMClient) -> None:
         self.client = client
+        self._id_locks: dict[str, asyncio.Lock] = {}
 
     async def reconcile(
         self,
@@ -145,7 +151,7 @@ class Reconciler:
     ) -> Result:
         """Make LiteLLM hold the user's effective settings; never raises a LiteLLM error."""
         pinned = ((body.get("status") or {}).get("userId")) or None
-        prepared = prepare(body, policy_body, claims, pinned)
+        prepared = prepare(body, policy_body, pinned)
         if isinstance(prepared, Result):
             return prepared
         user, resolution, applied, desired = (
@@ -155,18 +161,28 @@ class Reconciler:
             prepared.desired,
         )
         adopted_before = bool(user.status and user.status.adopted)
+        rival = older_claim(claims(desired.user_id), user)
         try:
-            result = await self._converge(
-                desired,
-                applied,
-                record_user_id,
-                observed_hint,
-                pinned=pinned is not None,
-                adopted_before=adopted_before,
-            )
+            async with self.id_lock(desired.user_id):
+                result = await self._converge(
+                    desired,
+                    applied,
+                    record_user_id,
+                    observed_hint,
+                    rival=None if rival is None else claimant(rival, user),
+                    pinned=pinned is not None,
+                    adopted_before=adopted_before,
+                )
         except LiteLLMError as exc:
             return from_error(exc, applied)
         return with_resolution_notes(result, resolution)
+
+    def id_lock(self, user_id: str) -> asyncio.Lock:
+        """The critical section of one LiteLLM user id: who creates it is decided inside."""
+        lock = self._id_locks.get(user_id)
+        if lock is None:
+            lock = self._id_locks[user_id] = asyncio.Lock()
+        return lock
 
     async def _converge(
         self,
@@ -175,11 +191,18 @@ class Reconciler:
         record_user_id: RecordUserId | None,
         hint: LiteLLMUserRecord | None,
         *,
+        rival: str | None,
         pinned: bool,
         adopted_before: bool,
     ) -> Result:
+        """Observe, plan, act. Ownership in LiteLLM decides first: a user whose markers name
+        this resource stays its own whatever other resources claim; only an absent user goes
+        to the oldest claimant (``rival``, when another resource claimed the id earlier)."""
         record = hint if hint is not None else await self.client.get_user(desired.user_id)
         observed = await self.observe_record(desired, record)
+        if rival is not None and ownership_of(observed, desired.owner) != "ours":
+            message = MSG_CLAIMED.format(user_id=desired.user_id, owner=rival)
+            return failure(Reason.CONFLICT, message, transient=False, applied=applied)
         plan = plan_user(desired, observed)
         refusal = plan.refusal
         if refusal is not None:
@@ -207,6 +230,10 @@ class Reconciler:
         if refusal is not None:
             return failure(refusal.reason, refusal.message, transient=False, applied=applied)
         final = await self.client.get_user(desired.user_id) if progress.wrote else record
+        if progress.created and not owned_by(final, desired.owner):
+            # LiteLLM's /user/new is last-write-wins: another writer created the id meanwhile.
+            message = MSG_LOST_RACE.format(user_id=desired.user_id)
+            return failure(Reason.CONFLICT, message, transient=False, applied=applied)
         outcome = Synced(
             applied=applied,
             wrote=progress.wrote,
@@ -334,7 +361,6 @@ class Reconciler:
         self,
         body: Mapping[str, Any],
         policy: ProvisioningPolicy | Mapping[str, Any] | None,
-        claims: ClaimsOf,
         record: LiteLLMUserRecord | None,
     ) -> tuple[str, ...]:
         """What differs for a user, judged from a ``/user/list`` record; no writes.
@@ -343,7 +369,8 @@ class Reconciler:
         drifted (``max_budget``, ``teams``, ...), or ``status`` when only the status is stale,
         ``not-ready`` for users that are not Ready (so stalled users are retried once per
         resync, as are the users of a policy that is not valid: ``policy`` is ``None``),
-        ``missing`` when the snapshot does not have the user.
+        ``missing`` when the snapshot does not have the user. Claims of other resources are
+        not consulted: once the user exists, its markers in LiteLLM say whose it is.
         """
         status = body.get("status") or {}
         ready = ready_condition(status) or {}
@@ -352,7 +379,7 @@ class Reconciler:
             return ("not-ready",)
         if record is None:
             return ("missing",)
-        prepared = prepare(body, policy, claims, record.user_id)
+        prepared = prepare(body, policy, record.user_id)
         if isinstance(prepared, Result):
             return ("not-ready",)
         desired = prepared.desired
@@ -416,10 +443,9 @@ class Prepared:
 def prepare(
     body: Mapping[str, Any],
     policy_body: ProvisioningPolicy | Mapping[str, Any] | None,
-    claims: ClaimsOf,
     pinned: str | None,
 ) -> Prepared | Result:
-    """Validate, resolve and check the claim on the user id, or the failure that stops here.
+    """Validate and resolve the user under its policy, or the failure that stops here.
 
     Pure: no LiteLLM call. ``pinned`` is the user id already recorded for the user.
     """
@@ -444,10 +470,6 @@ def prepare(
         return failure(reason, str(exc), transient=False)
     user_id = resolution.user_id
     applied = applied_from(resolution, user_id)
-    rival = older_claim(claims(user_id), user)
-    if rival is not None:
-        message = MSG_CLAIMED.format(user_id=user_id, owner=claimant(rival, user))
-        return failure(REASON_CONFLICT, message, transient=False, applied=applied)
     return Prepared(user, resolution, applied, desired_for(user, policy, resolution, user_id))
 
 
@@ -525,6 +547,12 @@ def observed_from(
         keys=keys,
         email_in_use=email_in_use,
     )
+
+
+def owned_by(record: LiteLLMUserRecord | None, owner: Owner) -> bool:
+    if record is None:
+        return False
+    return ownership_of(observed_from(record, None), owner) == "ours"
 
 
 def claimant(rival: Claim, user: LiteLLMUser) -> str:

@@ -230,23 +230,55 @@ async def test_missing_policy_makes_no_call(reconciler: Reconciler) -> None:
     assert result.outcome.reason == "PolicyNotFound"
 
 
-async def test_older_claim_wins_without_any_call(reconciler: Reconciler) -> None:
+@respx.mock
+async def test_older_claim_wins_an_absent_user_without_any_write(reconciler: Reconciler) -> None:
     older = Claim("2026-01-01T00:00:00Z", "other", "first", "uid-0")
-    with respx.mock(assert_all_called=False) as mock:
-        route = mock.route()
-        result = await reconciler.reconcile(user(userId="alice"), POLICY, lambda _id: [older])
-        assert not route.called
+    respx.get(f"{BASE}/user/info").mock(return_value=error(404, "not found"))
+    create = respx.post(f"{BASE}/user/new")
+    result = await reconciler.reconcile(user(userId="alice"), POLICY, lambda _id: [older])
+    assert not create.called
     assert isinstance(result.outcome, Failed)
     assert result.outcome.reason == "Conflict"
     assert "other" not in result.outcome.message.replace("another", "")
     assert "first" not in result.outcome.message
 
 
+@respx.mock
 async def test_older_claim_in_the_same_namespace_is_named(reconciler: Reconciler) -> None:
     older = Claim("2026-01-01T00:00:00Z", "ns", "first", "uid-0")
+    respx.get(f"{BASE}/user/info").mock(return_value=error(404, "not found"))
     result = await reconciler.reconcile(user(userId="alice"), POLICY, lambda _id: [older])
     assert isinstance(result.outcome, Failed)
     assert "ns/first" in result.outcome.message
+
+
+@respx.mock
+async def test_the_winner_stays_the_winner_whatever_older_claims_say(
+    reconciler: Reconciler,
+) -> None:
+    """A user whose markers name this resource is its own, even if an older resource claims
+    the id now (as after a race that LiteLLM's last-write-wins /user/new decided)."""
+    older = Claim("2026-01-01T00:00:00Z", "other", "first", "uid-0")
+    respx.get(f"{BASE}/user/info").mock(
+        return_value=user_info(user_role="internal_user", metadata=OURS, teams=["t1", "t2"])
+    )
+    result = await reconciler.reconcile(user(userId="alice"), POLICY, lambda _id: [older])
+    assert isinstance(result.outcome, Synced)
+
+
+@respx.mock
+async def test_a_create_that_another_writer_overwrote_is_a_conflict(
+    reconciler: Reconciler,
+) -> None:
+    foreign = {**OURS, OWNER_UID: "uid-9", OWNER_NAME: "bob"}
+    respx.get(f"{BASE}/user/info").mock(
+        side_effect=[error(404, "not found"), user_info(metadata=foreign)]
+    )
+    respx.post(f"{BASE}/user/new").mock(return_value=httpx.Response(200, json={"user_id": "a"}))
+    respx.post(f"{BASE}/team/member_add").mock(return_value=httpx.Response(200, json={}))
+    result = await reconciler.reconcile(user(userId="alice"), POLICY)
+    assert isinstance(result.outcome, Failed)
+    assert result.outcome.reason == "Conflict"
 
 
 async def test_invalid_body_is_invalid_spec(reconciler: Reconciler) -> None:
