@@ -142,6 +142,12 @@ class OperatorProcess:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=10)
 
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no last status write (a crash, a node gone)."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
     def metrics(self) -> str:
         try:
             url = f"http://127.0.0.1:{self.metrics_port}/metrics"

@@ -1,0 +1,266 @@
+"""The fault suite: lost responses, slow and failing LiteLLM, SIGKILL at named points.
+
+An operator of its own runs here (namespaces ``fault-*``), reaching the real LiteLLM through
+:class:`tests.e2e.faults.FaultProxy`. After each fault the resources must converge: every
+LiteLLMUser Ready for its generation, LiteLLM holding exactly one user per resource, owned by
+it, with the right teams; nothing foreign touched; nothing left Terminating. Convergence times
+are printed (``FAULT`` lines) and asserted against the README's "Failure behaviour" figures.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from litellm_operator.devenv.testbed import LiteLLMEndpoint
+from litellm_operator.litellm import LiteLLMClient, NewUserRequest
+from litellm_operator.plan import MANAGED_BY, OWNER_UID
+from tests.e2e.conftest import FAULT_NAMESPACE_PREFIX
+from tests.e2e.faults import FaultProxy, Rule
+from tests.e2e.operator_harness import Cluster, OperatorProcess, eventually, free_port
+from tests.fixtures.kube import KubeEnv, fresh_namespace
+
+pytestmark = [pytest.mark.e2e, pytest.mark.integration]
+
+CONVERGE_SECONDS = 30.0
+"""After a fault ends, every resource converges within this (README, "Failure behaviour")."""
+
+
+@pytest.fixture(scope="module")
+def proxy(litellm_env: LiteLLMEndpoint) -> Iterator[FaultProxy]:
+    the_proxy = FaultProxy(litellm_env.url)
+    the_proxy.start()
+    yield the_proxy
+    the_proxy.stop()
+
+
+@pytest.fixture(scope="module")
+def fault_operator(
+    kube_env: KubeEnv,
+    crds_installed: list[str],
+    litellm_env: LiteLLMEndpoint,
+    proxy: FaultProxy,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[OperatorProcess]:
+    del crds_installed
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(kube_env.kubeconfig),
+        "LITELLM_URL": proxy.url,
+        "LITELLM_MASTER_KEY": litellm_env.master_key.get_secret_value(),
+        "LITELLM_OPERATOR_RESYNC_SECONDS": "3",
+        "LITELLM_OPERATOR_METRICS_PORT": str(free_port()),
+        "LITELLM_OPERATOR_TIMEOUT_SECONDS": "2",
+        "LITELLM_OPERATOR_NAMESPACES": f"{FAULT_NAMESPACE_PREFIX}*",
+    }
+    log_path = Path(tmp_path_factory.mktemp("fault-operator")) / "operator.log"
+    process = OperatorProcess(env, log_path)
+    process.start()
+    yield process
+    process.stop()
+    assert litellm_env.master_key.get_secret_value() not in process.log_text()
+
+
+class World:
+    """One test's namespace, policy and team, and the checks every fault ends with."""
+
+    def __init__(
+        self,
+        operator: OperatorProcess,
+        proxy: FaultProxy,
+        cluster: Cluster,
+        litellm: LiteLLMClient,
+        namespace: str,
+        policy: str,
+        team: str,
+    ) -> None:
+        self.operator, self.proxy, self.cluster, self.litellm = operator, proxy, cluster, litellm
+        self.namespace, self.policy, self.team = namespace, policy, team
+
+    def create(self, name: str, **spec: Any) -> None:
+        self.cluster.create_user(self.namespace, name, {"policyRef": self.policy, **spec})
+
+    async def converged(self, names: list[str], since: float, what: str) -> float:
+        """Wait until every user is Ready and right in LiteLLM; return and print the seconds."""
+        for name in names:
+            self.cluster.wait_ready(self.namespace, name, timeout=CONVERGE_SECONDS + 30)
+        for name in names:
+            await self.exactly_right(name)
+        seconds = time.monotonic() - since
+        print(f"\nFAULT {what}: converged in {seconds:.1f}s")
+        return seconds
+
+    async def exactly_right(self, name: str) -> None:
+        body = self.cluster.get_user(self.namespace, name) or {}
+        record = await self.litellm.get_user(name)
+        assert record is not None, f"no LiteLLM user for {name}"
+        assert record.metadata.get(OWNER_UID) == body["metadata"]["uid"]
+        assert record.teams == [self.team], f"{name} teams {record.teams}"
+        assert body["status"]["managedTeams"] == [self.team]
+
+    def gone(self, name: str) -> None:
+        eventually(
+            lambda: self.cluster.get_user(self.namespace, name) is None,
+            timeout=CONVERGE_SECONDS + 30,
+            what=f"{name} deleted (not left Terminating)",
+        )
+
+    def restart_operator(self) -> None:
+        self.operator.kill()
+        self.proxy.release()
+        self.proxy.clear()
+        self.operator.start()
+
+
+@pytest.fixture
+def world(
+    fault_operator: OperatorProcess,
+    proxy: FaultProxy,
+    cluster: Cluster,
+    kube_env: KubeEnv,
+    litellm_client: LiteLLMClient,
+    policy_name: str,
+) -> Iterator[World]:
+    team = f"fault-team-{uuid.uuid4().hex[:6]}"
+    with fresh_namespace(kube_env, f"{FAULT_NAMESPACE_PREFIX}{uuid.uuid4().hex[:8]}") as ns:
+        cluster.create_policy(
+            policy_name,
+            {"allowedNamespaces": [ns], "defaults": {"maxBudget": 7, "teams": [team]}},
+        )
+        the_world = World(fault_operator, proxy, cluster, litellm_client, ns, policy_name, team)
+        yield the_world
+        proxy.clear()
+
+
+@pytest.fixture
+async def team_of(world: World, litellm_client: LiteLLMClient) -> str:
+    await litellm_client.new_team(world.team)
+    return world.team
+
+
+FAULTS = [
+    pytest.param(Rule("reset", "/user/new"), id="connection-reset-before-create"),
+    pytest.param(Rule("drop", "/user/new"), id="create-response-lost"),
+    pytest.param(Rule("garbage", "/user/new"), id="create-answered-with-garbage"),
+    pytest.param(Rule("status", "/user/info", times=3, code=500), id="reads-fail-with-500"),
+    pytest.param(
+        Rule("status", "/user/new", code=429, headers={"Retry-After": "1"}), id="rate-limited"
+    ),
+    pytest.param(Rule("drop", "/team/member_add"), id="member-add-response-lost"),
+    pytest.param(Rule("garbage", "/team/member_add"), id="member-add-answered-with-garbage"),
+]
+
+
+@pytest.mark.parametrize("rule", FAULTS)
+async def test_a_fault_on_the_way_converges_exactly_once(
+    world: World, team_of: str, rule: Rule
+) -> None:
+    del team_of
+    name = f"f-{uuid.uuid4().hex[:8]}"
+    started = time.monotonic()
+    with world.proxy.injected(rule):
+        world.create(name)
+        eventually(lambda: rule.hits >= 1, timeout=30, what=f"the fault {rule.action} hit")
+        assert await world.converged([name], started, rule.action + " " + rule.path) < 30
+    world.cluster.delete_user(world.namespace, name)
+    world.gone(name)
+    assert await world.litellm.get_user(name) is None
+
+
+async def test_litellm_slower_than_the_timeout_then_recovers(world: World, team_of: str) -> None:
+    del team_of
+    names = [f"slow-{i}-{uuid.uuid4().hex[:6]}" for i in range(3)]
+    with world.proxy.injected(Rule("delay", ".*", times=None, seconds=4)):
+        for name in names:
+            world.create(name)
+        time.sleep(12)
+        for name in names:
+            status = (world.cluster.get_user(world.namespace, name) or {}).get("status") or {}
+            conditions = {c["type"]: c for c in status.get("conditions") or []}
+            assert conditions.get("Ready", {}).get("status") != "True"
+    recovered = time.monotonic()
+    assert await world.converged(names, recovered, "slow LiteLLM (4s > 2s timeout)") < 30
+
+
+async def test_litellm_paused_then_resumed(world: World, team_of: str) -> None:
+    del team_of
+    name = f"paused-{uuid.uuid4().hex[:6]}"
+    world.create(name)
+    await world.converged([name], time.monotonic(), "baseline")
+    with world.proxy.injected(Rule("delay", ".*", times=None, seconds=60)):
+        world.cluster.patch_user(world.namespace, name, {"alias": "Paused Example"})
+        time.sleep(8)
+    resumed = time.monotonic()
+    assert await world.converged([name], resumed, "LiteLLM paused 8s") < 30
+    record = await world.litellm.get_user(name)
+    assert record is not None
+    assert record.user_alias == "Paused Example"
+
+
+KILL_POINTS = [
+    pytest.param("/user/new", "create", id="after-create"),
+    pytest.param("/team/member_add", "create", id="after-member-add"),
+    pytest.param("/user/update", "update", id="after-update"),
+    pytest.param("/user/delete", "delete", id="after-delete"),
+]
+
+
+@pytest.mark.parametrize(("path", "step"), KILL_POINTS)
+async def test_sigkill_after_litellm_acted_but_before_the_operator_saw_it(
+    world: World, team_of: str, path: str, step: str
+) -> None:
+    """The proxy forwards the call, holds LiteLLM's answer, and the test SIGKILLs the operator:
+    LiteLLM acted, the operator never learned it. The restarted operator must finish the job
+    exactly once."""
+    del team_of
+    name = f"kill-{uuid.uuid4().hex[:6]}"
+    if step != "create":
+        world.create(name)
+        await world.converged([name], time.monotonic(), "baseline")
+    hold = world.proxy.add(Rule("hold", path, method="POST"))
+    if step == "create":
+        world.create(name)
+    elif step == "update":
+        world.cluster.patch_user(world.namespace, name, {"alias": "Killed Mid-Update"})
+    else:
+        world.cluster.delete_user(world.namespace, name)
+    assert hold.held.wait(30), f"the operator never called {path}"
+    world.restart_operator()
+    restarted = time.monotonic()
+    if step == "delete":
+        world.gone(name)
+        assert await world.litellm.get_user(name) is None
+        print(f"\nFAULT SIGKILL after {path}: deleted in {time.monotonic() - restarted:.1f}s")
+        return
+    assert await world.converged([name], restarted, f"SIGKILL after {path}") < 30
+    if step == "update":
+        record = await world.litellm.get_user(name)
+        assert record is not None
+        assert record.user_alias == "Killed Mid-Update"
+    users = [u async for u in world.litellm.list_users() if u.user_id.startswith(name)]
+    assert len(users) == 1, "exactly one LiteLLM user"
+    world.cluster.delete_user(world.namespace, name)
+    world.gone(name)
+
+
+async def test_foreign_users_survive_every_fault(world: World, team_of: str) -> None:
+    """A user the operator does not own, next to a resource of the same id, is never touched
+    whatever fails: the resource stays AlreadyExists and deleting it deletes nothing."""
+    del team_of
+    name = f"foreign-{uuid.uuid4().hex[:6]}"
+    await world.litellm.create_user(NewUserRequest(user_id=name, max_budget=1234.0))
+    with world.proxy.injected(Rule("drop", "/user/info", times=2)):
+        world.create(name)
+        world.cluster.wait_reason(world.namespace, name, "AlreadyExists", timeout=60)
+    world.cluster.delete_user(world.namespace, name)
+    world.gone(name)
+    record = await world.litellm.get_user(name)
+    assert record is not None
+    assert record.max_budget == 1234.0
+    assert MANAGED_BY not in record.metadata
