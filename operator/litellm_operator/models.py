@@ -90,7 +90,11 @@ class SettingsPatch(_Wire):
     teams: TeamList | None = None
     tpm_limit: Limit | None = Field(default=None, description="Tokens per minute.")
     rpm_limit: Limit | None = Field(default=None, description="Requests per minute.")
-    user_role: UserRole | None = None
+    user_role: UserRole | None = Field(
+        default=None,
+        description="LiteLLM role: proxy_admin, proxy_admin_viewer, internal_user or "
+        "internal_user_viewer.",
+    )
     metadata: StringMap | None = Field(
         default=None, description="Merged over the layer below, key by key."
     )
@@ -121,7 +125,10 @@ class OverridePolicy(_Wire):
       (a shorter period resets the budget more often).
     """
 
-    allowed_fields: list[OverridableField] = Field(default_factory=list)
+    allowed_fields: list[OverridableField] = Field(
+        default_factory=list,
+        description="Fields a LiteLLMUser may set in spec.overrides; [] = none.",
+    )
     max_budget: Budget | None = Field(default=None, description="Ceiling of a maxBudget override.")
     tpm_limit: Limit | None = Field(default=None, description="Ceiling of a tpmLimit override.")
     rpm_limit: Limit | None = Field(default=None, description="Ceiling of an rpmLimit override.")
@@ -144,9 +151,19 @@ class PolicySpec(_Wire):
         pattern=r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$",
         description="Appended as @domain to user ids derived from metadata.name.",
     )
-    defaults: SettingsPatch = Field(default_factory=SettingsPatch)
-    roles: list[RoleSpec] = Field(default_factory=list)
-    overrides: OverridePolicy = Field(default_factory=OverridePolicy)
+    defaults: SettingsPatch = Field(
+        default_factory=SettingsPatch,
+        description="Settings of every user of this policy, unless a role or an override "
+        "says otherwise.",
+    )
+    roles: list[RoleSpec] = Field(
+        default_factory=list,
+        description="Per-group settings, in order: the first role whose group the user is in wins.",
+    )
+    overrides: OverridePolicy = Field(
+        default_factory=OverridePolicy,
+        description="What a LiteLLMUser may override for itself, and up to what.",
+    )
     allowed_namespaces: list[Name] = Field(
         default_factory=list,
         description="Namespaces (glob patterns) whose users may use this policy; [] = all.",
@@ -178,10 +195,18 @@ class UserSpec(_Wire):
         default=None,
         description="LiteLLM user id, used verbatim. Default: metadata.name[@userIdDomain].",
     )
-    email: str | None = None
-    alias: str | None = None
+    email: str | None = Field(
+        default=None, description="The user's e-mail in LiteLLM (user_email)."
+    )
+    alias: str | None = Field(
+        default=None, description="A display name for the user in LiteLLM (user_alias)."
+    )
     groups: list[Name] = Field(default_factory=list, description="Backstage group refs.")
-    overrides: SettingsPatch = Field(default_factory=SettingsPatch)
+    overrides: SettingsPatch = Field(
+        default_factory=SettingsPatch,
+        description="Settings this user asks for itself; only the policy's "
+        "overrides.allowedFields, clamped to its ceilings.",
+    )
     deletion_policy: DeletionPolicy | None = Field(
         default=None,
         description="On delete: Delete the LiteLLM user or Retain it. Default: Delete, "
@@ -200,64 +225,97 @@ class EffectiveSettings(_Wire):
     budget_duration: Duration | None = None
     models: ModelList
     teams: TeamList
-    tpm_limit: Limit | None = None
-    rpm_limit: Limit | None = None
-    user_role: UserRole
-    metadata: StringMap
+    tpm_limit: Limit | None = Field(default=None, description="Tokens per minute; null: none.")
+    rpm_limit: Limit | None = Field(default=None, description="Requests per minute; null: none.")
+    user_role: UserRole = Field(description="LiteLLM role of the user.")
+    metadata: StringMap = Field(description="Keys the policy puts in the user's LiteLLM metadata.")
 
 
 class Condition(_Wire):
     """A standard Kubernetes condition (metav1.Condition)."""
 
-    type: Name
-    status: ConditionStatus
-    reason: str | None = None
-    message: str | None = None
+    type: Name = Field(description="Ready, Reconciling or Stalled (kstatus).")
+    status: ConditionStatus = Field(description="True, False or Unknown.")
+    reason: str | None = Field(default=None, description="Why, in one CamelCase word.")
+    message: str | None = Field(default=None, description="Why, for people.")
     last_transition_time: str | None = Field(
-        default=None, json_schema_extra={"format": "date-time"}
+        default=None,
+        description="When status last changed.",
+        json_schema_extra={"format": "date-time"},
     )
-    observed_generation: int | None = None
+    observed_generation: int | None = Field(
+        default=None, description="metadata.generation the condition was computed for."
+    )
 
 
 class PolicyRef(_Wire):
     """The policy (and its generation) the status was computed from."""
 
-    name: str
-    generation: int | None = None
+    name: str = Field(description="Name of the ProvisioningPolicy.")
+    generation: int | None = Field(
+        default=None, description="Its metadata.generation the status was computed against."
+    )
 
 
 class _Status(_Tolerant):
     """Status written by the operator; kopf's own fields (status.kopf) are preserved."""
 
-    observed_generation: int | None = None
-    conditions: list[Condition] | None = None
-    kopf: dict[str, Any] | None = None
+    observed_generation: int | None = Field(
+        default=None,
+        description="metadata.generation the status is about; 0 until the operator acted.",
+    )
+    conditions: list[Condition] | None = Field(
+        default=None, description="kstatus conditions: Ready, Reconciling, Stalled."
+    )
+    kopf: dict[str, Any] | None = Field(default=None, description="kopf's own bookkeeping.")
 
 
 class UserStatus(_Status):
     """What the operator last did for this user."""
 
-    user_id: str | None = None
-    effective: EffectiveSettings | None = None
-    sources: dict[str, Source] | None = None
-    matched_role: str | None = None
+    user_id: str | None = Field(default=None, description="The LiteLLM user id.")
+    effective: EffectiveSettings | None = Field(
+        default=None, description="The settings the user must have (the merge); desired."
+    )
+    sources: dict[str, Source] | None = Field(
+        default=None, description="Where each effective setting came from."
+    )
+    matched_role: str | None = Field(default=None, description="Group of the role that matched.")
     policy: PolicyRef | None = None
-    last_synced_at: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
-    spend: float | None = None
-    budget_reset_at: str | None = None
+    last_synced_at: str | None = Field(
+        default=None,
+        description="When the operator last wrote to LiteLLM for this user.",
+        json_schema_extra={"format": "date-time"},
+    )
+    spend: float | None = Field(default=None, description="USD spent, as LiteLLM last said.")
+    max_budget: float | None = Field(
+        default=None,
+        description="USD budget LiteLLM holds, as last read after a successful reconcile "
+        "(absent: no cap, or never synced).",
+    )
+    budget_reset_at: str | None = Field(
+        default=None, description="When LiteLLM resets the spend, as LiteLLM last said."
+    )
     managed_teams: list[str] | None = Field(
         default=None, description="Team memberships the operator added."
     )
-    adopted: bool | None = None
+    adopted: bool | None = Field(
+        default=None, description="The operator adopted a LiteLLM user it had not created."
+    )
     blocked_keys: list[str] | None = Field(
         default=None, description="Hashes of the keys the operator blocked for a suspension."
     )
 
 
 class PolicyStatus(_Status):
-    """What the operator last observed of this policy: how many users use it, how many are Ready."""
+    """The policy's rollout: its users, how many are reconciled against it, how many Ready."""
 
     users: int | None = Field(default=None, description="LiteLLMUsers that reference the policy.")
+    updated_users: int | None = Field(
+        default=None,
+        description="Of those, how many were reconciled against this generation of the policy "
+        "(and their own).",
+    )
     ready_users: int | None = Field(default=None, description="Of those, how many are Ready.")
 
 
