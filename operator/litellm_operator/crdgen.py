@@ -127,7 +127,7 @@ def _root_schema(spec: type[BaseModel], status: type[BaseModel]) -> Schema:
         "properties": {
             "apiVersion": {"type": "string", "description": API_VERSION_DESCRIPTION},
             "kind": {"type": "string", "description": KIND_DESCRIPTION},
-            "metadata": {"type": "object", "description": "Standard object metadata."},
+            "metadata": {"type": "object"},  # the API server allows nothing more here
             "spec": structural_schema(spec),
             "status": _ordered(status_schema),
         },
