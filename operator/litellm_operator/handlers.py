@@ -32,7 +32,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import kopf
-import kubernetes
 from pydantic import ValidationError
 
 from litellm_operator.config import OperatorConfig
@@ -68,6 +67,7 @@ MAX_RETRY_DELAY = 300.0
 NOT_DRIFT = frozenset({"not-ready", "status"})
 """Resync findings that are not changes made in LiteLLM behind the operator's back."""
 ROLLOUT_DEBOUNCE_SECONDS = 0.25
+ROLLOUT_RETRY_SECONDS = 5.0
 PolicyRef = tuple[str, int | None]
 
 
@@ -139,9 +139,9 @@ class Rollouts:
             self._pending.pop(name, None)
         try:
             await self.publish(name)
-        except (kubernetes.client.ApiException, OSError) as exc:
-            log.warning("status of policy %s not updated: %s", name, exc)
-            self.touch(name)
+        except Exception as exc:  # a background task: log, and try again a little later
+            log.warning("status of policy %s not updated (retrying): %s", name, exc)
+            asyncio.get_running_loop().call_later(ROLLOUT_RETRY_SECONDS, self.touch, name)
 
     async def publish(self, name: str) -> None:
         """Recompute policy ``name``'s status from the indices; patch it if it changed."""
