@@ -135,7 +135,8 @@ async def test_flux_wait_returns_only_once_litellm_holds_the_user(
     health: Health, litellm_client: LiteLLMClient
 ) -> None:
     """Flux polls right after applying; its wait must end only when LiteLLM has the user."""
-    health.cluster.create_policy(health.policy, POLICY)
+    created = health.cluster.create_policy(health.policy, POLICY)
+    assert kstatus(created) == "InProgress", "a new policy is in progress from its first read"
     for attempt in range(4):
         name = health.ident(f"race{attempt}")
         health.create_user(name)
