@@ -146,4 +146,5 @@ def test_kubectl_explain_describes_every_field(
 
     text = eventually(explained, timeout=30, what=f"kubectl explain {field}")
     description = text.split("DESCRIPTION:", 1)[1].strip()
-    assert description and description != "<empty>", text
+    assert description, text
+    assert description != "<empty>", text
