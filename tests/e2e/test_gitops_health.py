@@ -228,7 +228,7 @@ async def test_policy_edit_makes_its_users_and_itself_progress_until_litellm_has
     assert (status["users"], status["updatedUsers"], status["readyUsers"]) == (3, 3, 3)
     assert health.of_policy() == HEALTHY
 
-    forwarder.cut()
+    forwarder.pause()  # LiteLLM hangs: a reconcile only fails after the client's timeout
     try:
         health.cluster.patch_policy(health.policy, {"defaults": {"maxBudget": 25}})
 
@@ -238,12 +238,13 @@ async def test_policy_edit_makes_its_users_and_itself_progress_until_litellm_has
             )
 
         took = until(every_user_not_ready, timeout=10)
-        print(f"\nusers non-Ready {took:.3f}s after the policy edit (LiteLLM unreachable)")
+        print(f"\nusers non-Ready {took:.3f}s after the policy edit (LiteLLM hung)")
+        assert took < 2, "non-Ready only once a reconcile failed, not when the policy changed"
         for name in names:
             assert health.of_user(name) == ("InProgress", "Progressing", False)
         assert health.of_policy() == ("InProgress", "Progressing", False)
         assert not flux_wait(health.kube.kubeconfig, refs, timeout=2).ready
-        # While LiteLLM stays unreachable, nothing turns healthy again.
+        # While LiteLLM stays hung, nothing turns healthy again.
         time.sleep(3)
         assert health.of_policy()[0] == "InProgress"
         assert all(health.of_user(n)[0] == "InProgress" for n in names)
