@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 SRC := operator/litellm_operator
 
-.PHONY: help venv lint typecheck unit integration e2e test crds envtest up down demo bench clean
+.PHONY: help venv lint typecheck unit integration e2e test crds envtest gitops-check up down demo bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -33,6 +33,9 @@ crds: venv ## regenerate deploy/crds and the README field table from the models
 
 envtest: ## build (or reuse) kube-apiserver + etcd and print their directory
 	@hack/envtest-assets.sh
+
+gitops-check: ## build (or reuse) the Flux kstatus / Argo CD Lua checkers and print their directory
+	@hack/gitops-check.sh
 
 # Every tier the machine supports: unit always; integration needs a LiteLLM (LITELLM_URL, or the
 # testbed in ../shared); e2e also needs a control plane (KUBECONFIG, KUBEBUILDER_ASSETS, or a Go

@@ -1,6 +1,7 @@
 -- Argo CD health of a LiteLLMUser (litellm.platform.dev/v1alpha1), from its kstatus conditions.
---   Progressing: no status yet, the current generation not observed yet, or Reconciling=True
---                (a transient failure, e.g. LiteLLM unreachable, that the operator retries);
+--   Progressing: being deleted, no status yet, the current generation not observed yet, or
+--                Reconciling=True (not judged yet: new, creating, its policy just changed; or
+--                a transient failure, e.g. LiteLLM unreachable, that the operator retries);
 --   Degraded:    Stalled=True (needs a change by someone: policy not found, rejected ...);
 --   Suspended:   Ready=True with reason Suspended (the user's keys are blocked on purpose);
 --   Healthy:     Ready=True and status.observedGeneration == metadata.generation.
@@ -16,6 +17,12 @@ local function condition(status, kind)
     end
   end
   return nil
+end
+
+if obj.metadata ~= nil and obj.metadata.deletionTimestamp ~= nil then
+  hs.status = "Progressing"
+  hs.message = "Pending deletion"
+  return hs
 end
 
 local status = obj.status

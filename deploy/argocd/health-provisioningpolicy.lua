@@ -1,8 +1,10 @@
--- Argo CD health of a ProvisioningPolicy (litellm.platform.dev/v1alpha1).
--- A policy has nothing to reconcile by itself: the operator indexes it and applies it to the
--- LiteLLMUsers that reference it, whose own health reports any problem. A policy that exists is
--- Healthy, unless its status carries an older observedGeneration or kstatus conditions (the
--- schema reserves both; the operator does not write them yet), which are read as a user's are.
+-- Argo CD health of a ProvisioningPolicy (litellm.platform.dev/v1alpha1): its rollout, like a
+-- Deployment's. The operator's status says how many LiteLLMUsers reference the policy, how many
+-- were reconciled against its current generation (updatedUsers) and how many are Ready.
+--   Progressing: being deleted, no status or conditions yet, the current generation not observed yet, or
+--                Reconciling=True (users not yet reconciled against this generation);
+--   Degraded:    Stalled=True (every user left needs a change by someone);
+--   Healthy:     Ready=True for the current generation: every user reconciled and Ready.
 local hs = {}
 
 local function condition(status, kind)
@@ -17,10 +19,22 @@ local function condition(status, kind)
   return nil
 end
 
+if obj.metadata ~= nil and obj.metadata.deletionTimestamp ~= nil then
+  hs.status = "Progressing"
+  hs.message = "Pending deletion"
+  return hs
+end
+
 local status = obj.status
+local ready = condition(status, "Ready")
+if ready == nil then
+  hs.status = "Progressing"
+  hs.message = "Waiting for the operator to observe the policy"
+  return hs
+end
+
 local generation = obj.metadata and obj.metadata.generation
-if status ~= nil and status.observedGeneration ~= nil and generation ~= nil
-    and status.observedGeneration ~= generation then
+if generation ~= nil and status.observedGeneration ~= generation then
   hs.status = "Progressing"
   hs.message = "Waiting for the operator to observe generation " .. tostring(generation)
   return hs
@@ -29,24 +43,23 @@ end
 local stalled = condition(status, "Stalled")
 if stalled ~= nil and stalled.status == "True" then
   hs.status = "Degraded"
-  hs.message = stalled.message or "Stalled"
+  hs.message = ready.message or stalled.message or "Stalled"
   return hs
 end
 
 local reconciling = condition(status, "Reconciling")
 if reconciling ~= nil and reconciling.status == "True" then
   hs.status = "Progressing"
-  hs.message = reconciling.message or "Reconciling"
+  hs.message = ready.message or reconciling.message or "Reconciling"
   return hs
 end
 
-local ready = condition(status, "Ready")
-if ready ~= nil and ready.status ~= "True" then
-  hs.status = "Progressing"
-  hs.message = ready.message or "Not ready"
+if ready.status == "True" then
+  hs.status = "Healthy"
+  hs.message = ready.message or ""
   return hs
 end
 
-hs.status = "Healthy"
-hs.message = "Policy is applied to the users that reference it"
+hs.status = "Progressing"
+hs.message = ready.message or "Not ready"
 return hs

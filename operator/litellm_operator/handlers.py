@@ -9,8 +9,12 @@ Triggers, and what each costs:
 
 * a LiteLLMUser is created or changed → one ``/user/info`` plus the writes that are needed;
 * the operator starts → users are checked against one paged ``/user/list`` snapshot;
-* a ProvisioningPolicy is created, edited or deleted → every user that references it is nudged
-  (annotation) and reconciled through the same update handler;
+* a ProvisioningPolicy is created, edited or deleted → every user that references it and was
+  not reconciled against that generation turns Ready=Unknown/Reconciling=True at once (one
+  status patch), then is nudged (annotation) and reconciled through the same update handler;
+* any LiteLLMUser event → the status of its policy (users, updatedUsers, readyUsers, Ready) is
+  recomputed from the indices, at most once per :data:`ROLLOUT_DEBOUNCE_SECONDS` per policy,
+  and patched only when it changed (:class:`Rollouts`);
 * every resync interval, each policy's timer compares its users with a ``/user/list``
   snapshot (100 users per call) and nudges only the users that drifted. In steady state it
   makes no LiteLLM write and no Kubernetes write.
@@ -44,9 +48,13 @@ from litellm_operator.models import (
 from litellm_operator.reconciler import Claim, ClaimsOf, Event, Reconciler, Result
 from litellm_operator.status import (
     POLICY_OWNED_KEYS,
+    REASON_POLICY_CHANGED,
     Failed,
     build_status,
     creating_status,
+    pending_conditions,
+    policy_changed_status,
+    policy_rollout,
     policy_status,
     ready_condition,
     status_patch,
@@ -58,6 +66,9 @@ FINALIZER = f"{GROUP}/finalizer"
 MAX_RETRY_DELAY = 300.0
 NOT_DRIFT = frozenset({"not-ready", "status"})
 """Resync findings that are not changes made in LiteLLM behind the operator's back."""
+ROLLOUT_DEBOUNCE_SECONDS = 0.25
+ROLLOUT_RETRY_SECONDS = 5.0
+PolicyRef = tuple[str, int | None]
 
 
 def now_iso() -> str:
@@ -84,6 +95,85 @@ class Directory:
                 self._users = {u.user_id: u async for u in self.client.list_users()}
                 self._taken = time.monotonic()
             return self._users
+
+
+class Rollouts:
+    """Keeps each policy's status (its rollout across its users) current, debounced.
+
+    :meth:`touch` schedules one recomputation per policy :data:`ROLLOUT_DEBOUNCE_SECONDS`
+    later (touches meanwhile join it); it reads the kopf indices, which are live, and patches
+    the policy's status only when it differs from what was last written.
+    """
+
+    def __init__(self, kube: Kube, delay: float = ROLLOUT_DEBOUNCE_SECONDS) -> None:
+        self.kube = kube
+        self.delay = delay
+        self._pending: dict[str, asyncio.Task[None]] = {}
+        self._refs: dict[Any, str] = {}
+        self._written: dict[tuple[str, str], dict[str, Any]] = {}
+        self._indices: tuple[Any, Any, Any] | None = None
+
+    def bind(self, kwargs: Mapping[str, Any]) -> None:
+        """Remember the (live) kopf indices, which every handler receives."""
+        if self._indices is None:
+            indices = (kwargs["policy_bodies"], kwargs["users_by_policy"], kwargs["user_bodies"])
+            self._indices = indices
+
+    def user_seen(self, key: Any, policy: str | None) -> None:
+        """A user changed (``policy`` is ``None`` once it is gone): touch its old and new policy."""
+        old = self._refs.pop(key, None) if policy is None else self._refs.get(key)
+        if policy is not None:
+            self._refs[key] = policy
+            self.touch(policy)
+        if old is not None and old != policy:
+            self.touch(old)
+
+    def touch(self, name: str) -> None:
+        if name not in self._pending:
+            self._pending[name] = asyncio.create_task(self._publish_later(name))
+
+    async def _publish_later(self, name: str) -> None:
+        try:
+            await asyncio.sleep(self.delay)
+        finally:
+            self._pending.pop(name, None)
+        try:
+            await self.publish(name)
+        except Exception as exc:  # a background task: log, and try again a little later
+            log.warning("status of policy %s not updated (retrying): %s", name, exc)
+            asyncio.get_running_loop().call_later(ROLLOUT_RETRY_SECONDS, self.touch, name)
+
+    async def publish(self, name: str) -> None:
+        """Recompute policy ``name``'s status from the indices; patch it if it changed."""
+        if self._indices is None:
+            return
+        policy_bodies, users_by_policy, user_bodies = self._indices
+        policy = first(policy_bodies.get(name))
+        if policy is None:
+            return
+        meta = policy.get("metadata") or {}
+        generation = meta.get("generation")
+        users = [first(user_bodies.get(key)) for key in list(users_by_policy.get(name, []))]
+        rollout = policy_rollout(name, generation, [u for u in users if u is not None])
+        identity = (name, str(meta.get("uid", "")))
+        previous = self._written.get(identity) or dict(policy.get("status") or {})
+        desired = policy_status(previous, generation, rollout, now_iso())
+        changes = status_patch(previous, desired, POLICY_OWNED_KEYS)
+        if changes and await self.kube.patch_policy_status(name, changes):
+            self._written[identity] = desired
+
+    def forget(self, name: str) -> None:
+        task = self._pending.pop(name, None)
+        if task is not None:
+            task.cancel()
+        for identity in [i for i in self._written if i[0] == name]:
+            del self._written[identity]
+
+    async def close(self) -> None:
+        tasks = list(self._pending.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 @dataclass
@@ -135,6 +225,8 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         created = str(meta.get("creationTimestamp", ""))
         return {user_id: Claim(created, namespace or "", name, uid)}
 
+    rollouts = Rollouts(runtime.kube)
+
     async def reconcile(
         body: kopf.Body,
         patch: kopf.Patch,
@@ -145,6 +237,7 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
     ) -> None:
         policy_ref = body.get("spec", {}).get("policyRef") or "default"
         policy = first(policy_bodies.get(policy_ref))
+        used = policy_of(policy_ref, policy)
         started = time.monotonic()
 
         async def record_user_id(user_id: str) -> None:
@@ -163,7 +256,13 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
             observed_hint=hint,
         )
         runtime.metrics.reconcile_seconds.observe(time.monotonic() - started)
-        publish(body, patch, result, runtime.metrics)
+        publish(body, patch, result, runtime.metrics, used)
+        latest = policy_of(policy_ref, first(policy_bodies.get(policy_ref)))
+        if latest != used:
+            # The policy changed while LiteLLM was being written: what was written is already
+            # stale, so the user must not read Ready; reconcile again against the new policy.
+            superseded(body, patch, latest)
+            raise kopf.TemporaryError("the policy changed during the reconcile", delay=0.1)
         outcome = result.outcome
         if isinstance(outcome, Failed) and outcome.transient:
             delay = result.retry_after or min(5.0 * 2**retry, MAX_RETRY_DELAY)
@@ -173,6 +272,14 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
     @kopf.on.update(*users, registry=registry, id="reconcile")
     async def user_changed(*, body: kopf.Body, patch: kopf.Patch, retry: int, **kw: Any) -> None:
         await reconcile(body, patch, retry, kw["policy_bodies"], kw["user_id_claims"])
+
+    @kopf.on.event(*users, registry=registry, id="rollout")
+    async def user_event(
+        *, type: str | None, namespace: str | None, name: str, spec: kopf.Spec, **kw: Any
+    ) -> None:
+        rollouts.bind(kw)
+        policy = None if type == "DELETED" else spec.get("policyRef") or "default"
+        rollouts.user_seen((namespace, name), policy)
 
     @kopf.on.resume(*users, registry=registry, id="resume")
     async def user_resumed(*, body: kopf.Body, patch: kopf.Patch, retry: int, **kw: Any) -> None:
@@ -198,20 +305,43 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         for event in events:
             post(body, event)
 
+    async def propagate(name: str, generation: int | None, why: str, kw: Mapping[str, Any]) -> None:
+        """Turn the policy's users that are behind it non-Ready at once, then reconcile them."""
+        users_by_policy: kopf.Index[str, Any] = kw["users_by_policy"]
+        user_bodies: kopf.Index[Any, Any] = kw["user_bodies"]
+        targets = list(users_by_policy.get(name, []))
+
+        async def flip_and_nudge(namespace: str, user_name: str) -> None:
+            user = first(user_bodies.get((namespace, user_name))) or {}
+            previous = user.get("status") or {}
+            changes = policy_changed_status(previous, name, generation, now_iso())
+            if changes is not None:
+                await runtime.kube.patch_user_status(namespace, user_name, changes)
+            await runtime.kube.nudge(namespace, user_name, why)
+
+        await asyncio.gather(*(flip_and_nudge(ns, n) for ns, n in targets))
+        log.info("policy %s: %d user(s) to reconcile", name, len(targets))
+
     @kopf.on.create(*policies, registry=registry, id="propagate")
     @kopf.on.update(*policies, registry=registry, id="propagate")
-    @kopf.on.delete(*policies, registry=registry, id="propagate", optional=True)
-    async def policy_changed(
-        *, name: str, body: kopf.Body, reason: str, patch: kopf.Patch, **kw: Any
-    ) -> None:
-        users_by_policy: kopf.Index[str, Any] = kw["users_by_policy"]
-        targets = list(users_by_policy.get(name, []))
-        if reason != "delete":
-            publish_policy(body, patch, targets, kw["user_bodies"])
+    async def policy_changed(*, name: str, body: kopf.Body, reason: str, **kw: Any) -> None:
+        rollouts.bind(kw)
         generation = body.get("metadata", {}).get("generation")
         why = f"policy {name} {reason} (generation {generation}) at {now_iso()}"
-        await asyncio.gather(*(runtime.kube.nudge(ns, n, why) for ns, n in targets))
-        log.info("policy %s %s: %d user(s) to reconcile", name, reason, len(targets))
+        await propagate(name, generation, why, kw)
+        rollouts.touch(name)
+
+    @kopf.on.event(*policies, registry=registry, id="deleted")
+    async def policy_event(*, type: str | None, name: str, **kw: Any) -> None:
+        """A policy is gone (kopf runs no delete handler without a finalizer): tell its users."""
+        if type != "DELETED":
+            return
+        rollouts.forget(name)
+        await propagate(name, None, f"policy {name} deleted at {now_iso()}", kw)
+
+    @kopf.on.cleanup(registry=registry, id="rollouts")
+    async def stop_rollouts(**_: Any) -> None:
+        await rollouts.close()
 
     @kopf.timer(
         *policies,
@@ -220,11 +350,12 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         interval=runtime.config.resync_seconds,
         initial_delay=runtime.config.resync_seconds,
     )
-    async def resync(*, name: str, body: kopf.Body, patch: kopf.Patch, **kw: Any) -> None:
+    async def resync(*, name: str, body: kopf.Body, **kw: Any) -> None:
         users_by_policy: kopf.Index[str, Any] = kw["users_by_policy"]
         user_bodies: kopf.Index[Any, Any] = kw["user_bodies"]
         targets = list(users_by_policy.get(name, []))
-        publish_policy(body, patch, targets, user_bodies)
+        rollouts.bind(kw)
+        await rollouts.publish(name)
         try:
             policy: ProvisioningPolicy | None = ProvisioningPolicy.model_validate(plain(body))
         except ValidationError:
@@ -259,11 +390,13 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
             log.info("resync of policy %s: %d user(s) drifted", name, drifted)
 
 
-def publish(body: kopf.Body, patch: kopf.Patch, result: Result, metrics: Metrics) -> None:
+def publish(
+    body: kopf.Body, patch: kopf.Patch, result: Result, metrics: Metrics, policy: PolicyRef | None
+) -> None:
     """Status patch (only what changed), events and metrics for one reconcile."""
     previous = dict(body.get("status") or {})
     generation = body.get("metadata", {}).get("generation")
-    status = build_status(previous, generation, result.outcome, now_iso())
+    status = build_status(previous, generation, result.outcome, now_iso(), policy)
     changes = status_patch(previous, status)
     if changes:
         for key, value in changes.items():
@@ -283,17 +416,24 @@ def publish(body: kopf.Body, patch: kopf.Patch, result: Result, metrics: Metrics
     metrics.reconciles.labels(result=kind, reason=reason).inc()
 
 
-def publish_policy(
-    body: kopf.Body, patch: kopf.Patch, users: Any, user_bodies: kopf.Index[Any, Any]
-) -> None:
-    """The policy's status: its users and how many are Ready (patched only when it changed)."""
-    targets = list(users)
-    ready = sum(readiness(user_bodies, key) == "True" for key in targets)
-    previous = dict(body.get("status") or {})
-    generation = body.get("metadata", {}).get("generation")
-    desired = policy_status(previous, generation, len(targets), ready, now_iso())
-    for key, value in (status_patch(previous, desired, POLICY_OWNED_KEYS) or {}).items():
-        patch.status[key] = value
+def policy_of(name: str, policy: Mapping[str, Any] | None) -> PolicyRef | None:
+    """(name, generation) of a policy body from the index, ``None`` if there is none."""
+    if policy is None:
+        return None
+    return (name, (policy.get("metadata") or {}).get("generation"))
+
+
+def superseded(body: kopf.Body, patch: kopf.Patch, latest: PolicyRef | None) -> None:
+    """Overwrite the conditions being patched: Ready=Unknown until reconciled against ``latest``."""
+    previous = {
+        **dict(body.get("status") or {}),
+        "observedGeneration": body.get("metadata", {}).get("generation"),
+    }
+    policy = body.get("spec", {}).get("policyRef") or "default"
+    state = f"changed to generation {latest[1]}" if latest else "was deleted"
+    message = f"policy {policy} {state} during the reconcile; reconciling"
+    conditions = pending_conditions(previous, REASON_POLICY_CHANGED, message, now_iso())
+    patch.status["conditions"] = conditions
 
 
 def post(body: kopf.Body, event: Event) -> None:

@@ -3,6 +3,9 @@
 * :meth:`Kube.record_user_id` pins ``status.userId`` *before* the LiteLLM user is created, so a
   crash between the create and kopf's end-of-handler patch can never lead to a second create
   under another id.
+* :meth:`Kube.patch_user_status` and :meth:`Kube.patch_policy_status` merge-patch a status
+  outside a handler of that object: a policy edit turns its users' Ready to Unknown at once, and
+  a policy's rollout counts follow its users' statuses.
 * :meth:`Kube.nudge` sets an annotation that makes kopf re-run a LiteLLMUser's update handler:
   it is how a policy edit, or drift found by the periodic resync, reaches the users concerned,
   through the same handler (and the same retries and status) as any other change.
@@ -18,7 +21,7 @@ from typing import Any
 
 import kubernetes
 
-from litellm_operator.models import GROUP, USER_PLURAL, VERSION
+from litellm_operator.models import GROUP, POLICY_PLURAL, USER_PLURAL, VERSION
 
 NUDGE_ANNOTATION = f"reconcile.{GROUP}/requested"
 """Outside the ``{GROUP}/`` prefix on purpose: kopf ignores its own storage prefix in diffs."""
@@ -45,6 +48,39 @@ class Kube:
             name,
             body,
         )
+
+    async def patch_user_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> bool:
+        """Merge-patch a user's ``status``; ``False`` if the user is gone."""
+        return await self._ignoring_404(
+            self.custom.patch_namespaced_custom_object_status,
+            GROUP,
+            VERSION,
+            namespace,
+            USER_PLURAL,
+            name,
+            {"status": dict(status)},
+        )
+
+    async def patch_policy_status(self, name: str, status: Mapping[str, Any]) -> bool:
+        """Merge-patch a policy's ``status``; ``False`` if the policy is gone."""
+        return await self._ignoring_404(
+            self.custom.patch_cluster_custom_object_status,
+            GROUP,
+            VERSION,
+            POLICY_PLURAL,
+            name,
+            {"status": dict(status)},
+        )
+
+    @staticmethod
+    async def _ignoring_404(call: Any, *args: Any) -> bool:
+        try:
+            await asyncio.to_thread(call, *args)
+        except kubernetes.client.ApiException as exc:
+            if exc.status != 404:
+                raise
+            return False
+        return True
 
     async def nudge(self, namespace: str, name: str, why: str) -> None:
         """Ask kopf to reconcile the user again; ``why`` is kept in the annotation."""

@@ -249,9 +249,20 @@ class PolicySpec(_Wire):
         pattern=r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$",
         description="Appended as @domain to user ids derived from metadata.name.",
     )
-    defaults: SettingsPatch = Field(default_factory=SettingsPatch)
-    roles: list[RoleSpec] = Field(default_factory=list, max_length=MAX_LIST_ITEMS)
-    overrides: OverridePolicy = Field(default_factory=OverridePolicy)
+    defaults: SettingsPatch = Field(
+        default_factory=SettingsPatch,
+        description="Settings of every user of this policy, unless a role or an override "
+        "says otherwise.",
+    )
+    roles: list[RoleSpec] = Field(
+        default_factory=list,
+        max_length=MAX_LIST_ITEMS,
+        description="Per-group settings, in order: the first role whose group the user is in wins.",
+    )
+    overrides: OverridePolicy = Field(
+        default_factory=OverridePolicy,
+        description="What a LiteLLMUser may override for itself, and up to what.",
+    )
     allowed_namespaces: list[NamespaceGlob] = Field(
         min_length=1,
         max_length=MAX_LIST_ITEMS,
@@ -315,7 +326,11 @@ class UserSpec(_Wire):
         description="Backstage group refs. A group selects a policy role only where the "
         "policy grants that role to this namespace.",
     )
-    overrides: SettingsPatch = Field(default_factory=SettingsPatch)
+    overrides: SettingsPatch = Field(
+        default_factory=SettingsPatch,
+        description="Settings this user asks for itself; only the policy's "
+        "overrides.allowedFields, clamped to its ceilings.",
+    )
     deletion_policy: DeletionPolicy | None = Field(
         default=None,
         description="On delete: Delete the LiteLLM user or Retain it. Default: Delete, "
@@ -332,55 +347,88 @@ class UserSpec(_Wire):
 class Condition(_Wire):
     """A standard Kubernetes condition (metav1.Condition)."""
 
-    type: Name
-    status: ConditionStatus
-    reason: str | None = None
-    message: str | None = None
+    type: Name = Field(description="Ready, Reconciling or Stalled (kstatus).")
+    status: ConditionStatus = Field(description="True, False or Unknown.")
+    reason: str | None = Field(default=None, description="Why, in one CamelCase word.")
+    message: str | None = Field(default=None, description="Why, for people.")
     last_transition_time: str | None = Field(
-        default=None, json_schema_extra={"format": "date-time"}
+        default=None,
+        description="When status last changed.",
+        json_schema_extra={"format": "date-time"},
     )
-    observed_generation: int | None = None
+    observed_generation: int | None = Field(
+        default=None, description="metadata.generation the condition was computed for."
+    )
 
 
 class PolicyRef(_Wire):
     """The policy (and its generation) the status was computed from."""
 
-    name: str
-    generation: int | None = None
+    name: str = Field(description="Name of the ProvisioningPolicy.")
+    generation: int | None = Field(
+        default=None, description="Its metadata.generation the status was computed against."
+    )
 
 
 class _Status(_Tolerant):
     """Status written by the operator; kopf's own fields (status.kopf) are preserved."""
 
-    observed_generation: int | None = None
-    conditions: list[Condition] | None = None
-    kopf: dict[str, Any] | None = None
+    observed_generation: int | None = Field(
+        default=None,
+        description="metadata.generation the status is about; 0 until the operator acted.",
+    )
+    conditions: list[Condition] | None = Field(
+        default=None, description="kstatus conditions: Ready, Reconciling, Stalled."
+    )
+    kopf: dict[str, Any] | None = Field(default=None, description="kopf's own bookkeeping.")
 
 
 class UserStatus(_Status):
     """What the operator last did for this user."""
 
-    user_id: str | None = None
-    effective: EffectiveSettings | None = None
-    sources: dict[str, Source] | None = None
-    matched_role: str | None = None
+    user_id: str | None = Field(default=None, description="The LiteLLM user id.")
+    effective: EffectiveSettings | None = Field(
+        default=None, description="The settings the user must have (the merge); desired."
+    )
+    sources: dict[str, Source] | None = Field(
+        default=None, description="Where each effective setting came from."
+    )
+    matched_role: str | None = Field(default=None, description="Group of the role that matched.")
     policy: PolicyRef | None = None
-    last_synced_at: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
-    spend: float | None = None
-    budget_reset_at: str | None = None
+    last_synced_at: str | None = Field(
+        default=None,
+        description="When the operator last wrote to LiteLLM for this user.",
+        json_schema_extra={"format": "date-time"},
+    )
+    spend: float | None = Field(default=None, description="USD spent, as LiteLLM last said.")
+    max_budget: float | None = Field(
+        default=None,
+        description="USD budget LiteLLM holds, as last read after a successful reconcile "
+        "(absent: no cap, or never synced).",
+    )
+    budget_reset_at: str | None = Field(
+        default=None, description="When LiteLLM resets the spend, as LiteLLM last said."
+    )
     managed_teams: list[str] | None = Field(
         default=None, description="Team memberships the operator added."
     )
-    adopted: bool | None = None
+    adopted: bool | None = Field(
+        default=None, description="The operator adopted a LiteLLM user it had not created."
+    )
     blocked_keys: list[str] | None = Field(
         default=None, description="Hashes of the keys the operator blocked for a suspension."
     )
 
 
 class PolicyStatus(_Status):
-    """What the operator last observed of this policy: how many users use it, how many are Ready."""
+    """The policy's rollout: its users, how many are reconciled against it, how many Ready."""
 
     users: int | None = Field(default=None, description="LiteLLMUsers that reference the policy.")
+    updated_users: int | None = Field(
+        default=None,
+        description="Of those, how many were reconciled against this generation of the policy "
+        "(and their own).",
+    )
     ready_users: int | None = Field(default=None, description="Of those, how many are Ready.")
 
 

@@ -14,8 +14,12 @@ class Reason(StrEnum):
     SYNCED = "Synced"
     SUSPENDED = "Suspended"
     ACCEPTED = "Accepted"
+    ROLLED_OUT = "RolledOut"
     # in progress (Reconciling=True)
+    PENDING = "Pending"
     CREATING = "Creating"
+    POLICY_CHANGED = "PolicyChanged"
+    ROLLING_OUT = "RollingOut"
     UNAVAILABLE = "LiteLLMUnavailable"
     UNAUTHORIZED = "Unauthorized"
     UNEXPECTED_RESPONSE = "UnexpectedResponse"
@@ -34,6 +38,8 @@ class Reason(StrEnum):
     EMAIL_IN_USE = "EmailInUse"
     REJECTED = "Rejected"
     TEAM_NOT_FOUND = "TeamNotFound"
+    POLICY_DELETED = "PolicyDeleted"
+    USERS_STALLED = "UsersStalled"
     # events only
     CREATED = "Created"
     ADOPTED = "Adopted"

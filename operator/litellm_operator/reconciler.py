@@ -238,6 +238,7 @@ class Reconciler:
             applied=applied,
             wrote=progress.wrote,
             spend=final.spend if final else None,
+            max_budget=final.max_budget if final else None,
             budget_reset_at=iso(final.budget_reset_at) if final else None,
             managed_teams=tuple(progress.managed_teams),
             blocked_keys=tuple(progress.blocked_keys),
@@ -390,6 +391,7 @@ class Reconciler:
         expected = pruned(applied_fields(prepared.applied))
         stale = any(status.get(k) != expected.get(k) for k in APPLIED_KEYS)
         stale = stale or status.get("spend") != record.spend
+        stale = stale or status.get("maxBudget") != record.max_budget
         stale = stale or status.get("budgetResetAt") != iso(record.budget_reset_at)
         return ("status",) if stale else ()
 

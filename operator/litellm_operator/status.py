@@ -1,10 +1,18 @@
-"""Status of a LiteLLMUser: the outcome of one reconcile → the ``status`` the resource shows.
+"""Status of LiteLLMUsers and ProvisioningPolicies, as Flux, Argo CD and ``kubectl wait`` read it.
 
 Pure: the clock is an argument. Conditions follow kstatus, which Flux and Argo CD read:
 
 * ``Ready=True`` — LiteLLM matches the effective settings (Current);
 * ``Ready=False`` + ``Reconciling=True`` — a transient failure the operator retries (InProgress);
-* ``Ready=False`` + ``Stalled=True`` — it cannot progress until someone changes something (Failed).
+* ``Ready=False`` + ``Stalled=True`` — it cannot progress until someone changes something (Failed);
+* ``Ready=Unknown`` + ``Reconciling=True`` — not judged yet: :data:`PENDING_STATUS`, which the
+  CRD schema defaults ``status`` to, so a new object reads InProgress from its first read
+  (kstatus calls an object without conditions Current), and :func:`policy_changed_status`,
+  written to a user the moment its policy changes, until it is reconciled against the new policy.
+
+Health never claims more than was checked: a user is Ready only for the generation of itself and
+of its policy that the operator reconciled (``status.observedGeneration``, ``status.policy``); a
+policy is Ready only when every user that references it is (:func:`policy_rollout`).
 
 :func:`status_patch` returns only what changed (or ``None``), so a resync that finds nothing to
 do writes nothing to Kubernetes. ``lastTransitionTime`` moves only when a condition's status
@@ -33,6 +41,37 @@ REASON_REJECTED = Reason.REJECTED
 REASON_INVALID_SPEC = Reason.INVALID_SPEC
 REASON_POLICY_NOT_FOUND = Reason.POLICY_NOT_FOUND
 REASON_CONFLICT = Reason.CONFLICT
+REASON_ALREADY_EXISTS = Reason.ALREADY_EXISTS
+REASON_PENDING = Reason.PENDING
+REASON_POLICY_CHANGED = Reason.POLICY_CHANGED
+REASON_POLICY_DELETED = Reason.POLICY_DELETED
+REASON_ROLLED_OUT = Reason.ROLLED_OUT
+REASON_ROLLING_OUT = Reason.ROLLING_OUT
+REASON_USERS_STALLED = Reason.USERS_STALLED
+
+PENDING_MESSAGE = "waiting for the operator to reconcile this generation"
+PENDING_STATUS: Mapping[str, Any] = {
+    "observedGeneration": 0,
+    "conditions": [
+        {
+            "type": READY,
+            "status": "Unknown",
+            "reason": REASON_PENDING.value,
+            "message": PENDING_MESSAGE,
+        },
+        {
+            "type": RECONCILING,
+            "status": "True",
+            "reason": REASON_PENDING.value,
+            "message": PENDING_MESSAGE,
+        },
+    ],
+}
+"""The status a new object reads with until the operator writes one (the CRDs' schema default).
+
+``metadata.generation`` starts at 1, so ``observedGeneration: 0`` is InProgress for kstatus (and
+Progressing for the Argo CD scripts); ``Reconciling=True`` says the same to any kstatus reader,
+``Ready=Unknown`` keeps ``kubectl wait --for=condition=Ready`` waiting."""
 
 OWNED_KEYS = (
     "userId",
@@ -43,6 +82,7 @@ OWNED_KEYS = (
     "observedGeneration",
     "lastSyncedAt",
     "spend",
+    "maxBudget",
     "budgetResetAt",
     "managedTeams",
     "blockedKeys",
@@ -70,6 +110,8 @@ class Synced:
     applied: Applied
     wrote: bool
     spend: float | None = None
+    max_budget: float | None = None
+    """The budget LiteLLM holds for the user (read back after a write), for the BUDGET column."""
     budget_reset_at: str | None = None
     managed_teams: Sequence[str] = ()
     blocked_keys: Sequence[str] = ()
@@ -97,16 +139,29 @@ Outcome = Synced | Failed
 
 
 def build_status(
-    previous: Mapping[str, Any], generation: int | None, outcome: Outcome, now: str
+    previous: Mapping[str, Any],
+    generation: int | None,
+    outcome: Outcome,
+    now: str,
+    policy: tuple[str, int | None] | None = None,
 ) -> dict[str, Any]:
-    """The full set of owned status fields after ``outcome``; unowned fields are not included."""
+    """The full set of owned status fields after ``outcome``; unowned fields are not included.
+
+    ``policy`` is the (name, generation) of the policy the reconcile read, if it found one:
+    ``status.policy`` then says what the outcome was judged against even when the policy could
+    not be applied (an invalid policy, a forbidden override), so a policy's rollout knows that
+    user was evaluated against its current generation.
+    """
     status = {k: previous[k] for k in OWNED_KEYS if k in previous}
     status["observedGeneration"] = generation
     applied = outcome.applied
     if applied is not None:
         status.update(applied_fields(applied))
-    elif isinstance(outcome, Failed) and outcome.user_id and "userId" not in status:
-        status["userId"] = outcome.user_id
+    else:
+        if isinstance(outcome, Failed) and outcome.user_id and "userId" not in status:
+            status["userId"] = outcome.user_id
+        if policy is not None:
+            status["policy"] = {"name": policy[0], "generation": policy[1]}
     if isinstance(outcome, Synced):
         status.update(synced_fields(outcome, previous, now))
     else:
@@ -147,6 +202,7 @@ def synced_fields(outcome: Synced, previous: Mapping[str, Any], now: str) -> dic
     return {
         "lastSyncedAt": last_synced,
         "spend": outcome.spend,
+        "maxBudget": outcome.max_budget,
         "budgetResetAt": outcome.budget_reset_at,
         "managedTeams": sorted(outcome.managed_teams),
         "blockedKeys": sorted(outcome.blocked_keys),
@@ -225,24 +281,132 @@ def creating_status(
     return result
 
 
-POLICY_OWNED_KEYS = ("observedGeneration", "users", "readyUsers", "conditions")
+def policy_changed_status(
+    previous: Mapping[str, Any], policy: str, policy_generation: int | None, now: str
+) -> dict[str, Any] | None:
+    """The conditions of a user whose policy changed, until it is reconciled against it.
+
+    ``None`` when the user was already reconciled against ``policy_generation`` (nothing to say)
+    or already says Ready=Unknown for this reason (nothing to write). Otherwise the user turns
+    Ready=Unknown, Reconciling=True (InProgress, Progressing, not Ready) at once, instead of
+    staying Ready on the old policy until its reconcile finishes or fails.
+    """
+    if previous.get("policy") == pruned({"name": policy, "generation": policy_generation}):
+        return None
+    if policy_generation is None:
+        message = f"policy {policy} was deleted; reconciling"
+        reason = REASON_POLICY_DELETED
+    else:
+        message = f"policy {policy} changed to generation {policy_generation}; reconciling"
+        reason = REASON_POLICY_CHANGED
+    before = ready_condition(previous) or {}
+    if before.get("status") == "Unknown" and before.get("message") == message:
+        return None
+    return {"conditions": pending_conditions(previous, reason, message, now)}
+
+
+def pending_conditions(
+    previous: Mapping[str, Any], reason: str, message: str, now: str
+) -> list[dict[str, Any]]:
+    """Ready=Unknown, Reconciling=True, Stalled=False for ``previous.observedGeneration``."""
+    generation = previous.get("observedGeneration")
+    conditions = [
+        {**c, "status": "Unknown" if c["type"] == READY else c["status"]}
+        for c in kstatus(False, reason, message, generation, stalled=False)
+    ]
+    merged: list[dict[str, Any]] = pruned(
+        merge_conditions(previous.get("conditions") or [], conditions, now)
+    )
+    return merged
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """Where a policy's current generation stands across the users that reference it."""
+
+    users: int
+    updated: int
+    """Users reconciled against the policy's current generation and their own."""
+    ready: int
+    """Users whose Ready condition is True (whatever they were reconciled against)."""
+    updated_ready: int
+    stalled: tuple[str, ...]
+    """Updated users that are Stalled (namespace/name), sorted."""
+    waiting: tuple[str, ...]
+    """Users not (yet) updated, or updated and still reconciling (namespace/name), sorted."""
+
+
+def policy_rollout(
+    policy: str, policy_generation: int | None, users: Sequence[Mapping[str, Any]]
+) -> Rollout:
+    """Tally ``users`` (LiteLLMUser bodies referencing ``policy``) against its generation."""
+    updated = ready = updated_ready = 0
+    stalled: list[str] = []
+    waiting: list[str] = []
+    current = pruned({"name": policy, "generation": policy_generation})
+    for user in users:
+        meta = user.get("metadata") or {}
+        status = user.get("status") or {}
+        key = f"{meta.get('namespace', '')}/{meta.get('name', '')}"
+        conditions = {c.get("type"): c.get("status") for c in status.get("conditions") or []}
+        is_ready = conditions.get(READY) == "True"
+        ready += is_ready
+        fresh = status.get("observedGeneration") == meta.get("generation")
+        if not (fresh and status.get("policy") == current):
+            waiting.append(key)
+            continue
+        updated += 1
+        if is_ready:
+            updated_ready += 1
+        elif conditions.get(STALLED) == "True":
+            stalled.append(key)
+        else:
+            waiting.append(key)
+    return Rollout(
+        len(users), updated, ready, updated_ready, tuple(sorted(stalled)), tuple(sorted(waiting))
+    )
+
+
+POLICY_OWNED_KEYS = ("observedGeneration", "users", "updatedUsers", "readyUsers", "conditions")
+NAMES_SHOWN = 3
 
 
 def policy_status(
-    previous: Mapping[str, Any], generation: int | None, users: int, ready: int, now: str
+    previous: Mapping[str, Any], generation: int | None, rollout: Rollout, now: str
 ) -> dict[str, Any]:
-    """A policy's status: accepted (it passed the schema) and how many of its users are Ready."""
-    message = f"{users} LiteLLMUser(s) use this policy; {ready} Ready"
-    conditions = kstatus(True, REASON_ACCEPTED, message, generation)
+    """A policy's status, like a Deployment's rollout: Ready only when every user is.
+
+    * every user reconciled against this generation (and its own) and Ready → Ready=True;
+    * some user not reconciled against it yet, or still reconciling → Reconciling=True;
+    * otherwise (every user left is Stalled: it needs a change) → Stalled=True.
+    """
+    counts = (
+        f"{rollout.users} LiteLLMUser(s) use this policy; {rollout.updated} reconciled against "
+        f"generation {generation}, {rollout.ready} Ready"
+    )
+    if rollout.updated_ready == rollout.users:
+        conditions = kstatus(True, REASON_ROLLED_OUT, counts, generation)
+    elif rollout.waiting:
+        message = f"{counts}; waiting for {names(rollout.waiting)}"
+        conditions = kstatus(False, REASON_ROLLING_OUT, message, generation)
+    else:
+        message = f"{counts}; stalled: {names(rollout.stalled)}"
+        conditions = kstatus(False, REASON_USERS_STALLED, message, generation, stalled=True)
     result: dict[str, Any] = pruned(
         {
             "observedGeneration": generation,
-            "users": users,
-            "readyUsers": ready,
+            "users": rollout.users,
+            "updatedUsers": rollout.updated,
+            "readyUsers": rollout.ready,
             "conditions": merge_conditions(previous.get("conditions") or [], conditions, now),
         }
     )
     return result
+
+
+def names(keys: Sequence[str]) -> str:
+    shown = ", ".join(keys[:NAMES_SHOWN])
+    return shown if len(keys) <= NAMES_SHOWN else f"{shown} and {len(keys) - NAMES_SHOWN} more"
 
 
 def status_patch(

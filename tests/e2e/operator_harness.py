@@ -1,7 +1,9 @@
 """Harness for end-to-end tests: the operator as a subprocess, a switchable path to LiteLLM.
 
 * :class:`Forwarder` relays TCP from a loopback port to LiteLLM; ``cut()`` closes the port and
-  every open connection (LiteLLM unreachable, as in an outage), ``restore()`` opens it again.
+  every open connection (LiteLLM unreachable, as in an outage), ``pause()`` keeps accepting
+  connections but answers nothing (LiteLLM hung: every request runs into its timeout),
+  ``restore()`` relays again.
 * :class:`OperatorProcess` runs ``litellm-operator run`` against the test control plane, with
   its log in a file that tests can search (and that must never contain the master key).
 * :class:`Cluster` wraps the kubernetes client for the custom resources the tests use.
@@ -46,6 +48,8 @@ class Forwarder:
         self.port = free_port()
         self._listener: socket.socket | None = None
         self._conns: set[socket.socket] = set()
+        self._held: set[socket.socket] = set()
+        self._paused = False
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
@@ -53,7 +57,16 @@ class Forwarder:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def pause(self) -> None:
+        """Hold new connections unanswered; drop the open ones (so clients reconnect and hang)."""
+        self._paused = True
+        self._close_connections()
+
     def restore(self) -> None:
+        if self._paused:
+            self._paused = False
+            self._close_connections()
+            return
         listener = socket.socket()
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind(("127.0.0.1", self.port))
@@ -68,14 +81,19 @@ class Forwarder:
             with contextlib.suppress(OSError):
                 listener.shutdown(socket.SHUT_RDWR)
             listener.close()
+        self._paused = False
+        self._close_connections()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _close_connections(self) -> None:
         with self._lock:
-            for conn in self._conns:
+            for conn in self._conns | self._held:
                 with contextlib.suppress(OSError):
                     conn.shutdown(socket.SHUT_RDWR)
                 conn.close()
             self._conns.clear()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+            self._held.clear()
 
     def _accept(self, listener: socket.socket) -> None:
         while True:
@@ -83,6 +101,10 @@ class Forwarder:
                 client, _ = listener.accept()
             except OSError:
                 return
+            if self._paused:
+                with self._lock:
+                    self._held.add(client)
+                continue
             try:
                 upstream = socket.create_connection(self.target, timeout=5)
             except OSError:

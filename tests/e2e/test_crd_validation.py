@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.e2e.operator_harness import eventually
 from tests.fixtures.kube import KubeEnv
 
 pytestmark = pytest.mark.e2e
@@ -222,3 +223,29 @@ def test_user_id_is_immutable_once_set(
     body["spec"] = {"email": "dana@example.com"}
     result = apply(kube_env, body, check=False)
     assert result.returncode != 0, "removing userId must be rejected too"
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        "litellmuser.spec.alias",
+        "litellmuser.spec.email",
+        "litellmuser.spec.overrides.userRole",
+        "litellmuser.status.maxBudget",
+        "provisioningpolicy.spec.defaults.userRole",
+        "provisioningpolicy.status.updatedUsers",
+    ],
+)
+def test_kubectl_explain_describes_every_field(
+    kube_env: KubeEnv, crds_installed: list[str], field: str
+) -> None:
+    del crds_installed
+
+    def explained() -> str | None:  # the CRD's OpenAPI is published a moment after Established
+        result = kube_env.kubectl("explain", field, check=False)
+        return result.stdout if result.returncode == 0 else None
+
+    text = eventually(explained, timeout=30, what=f"kubectl explain {field}")
+    description = text.split("DESCRIPTION:", 1)[1].strip()
+    assert description, text
+    assert description != "<empty>", text

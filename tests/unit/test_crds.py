@@ -189,3 +189,22 @@ def test_committed_yaml_parses_to_the_built_dicts() -> None:
     for crd in build_crds():
         name = f"litellm.platform.dev_{crd['spec']['names']['plural']}.yaml"
         assert yaml.safe_load((CRD_DIR / name).read_text(encoding="utf-8")) == crd
+
+
+@pytest.mark.parametrize("crd", build_crds(), ids=lambda crd: crd["spec"]["names"]["kind"])
+def test_every_field_has_a_description(crd: dict[str, Any]) -> None:
+    """`kubectl explain` has something to say about every field (alias, email, userRole ...)."""
+    missing = [
+        path
+        for path, node in walk(openapi(crd))
+        if path not in ("", ".metadata")  # the API server forbids a description of metadata
+        and not path.endswith(("[]", "}"))
+        and not node.get("description")
+    ]
+    assert missing == []
+
+
+def test_budget_column_shows_what_litellm_holds() -> None:
+    """BUDGET is the budget read back from LiteLLM, not the desired one (status.effective)."""
+    columns = {c["name"]: c for c in user_crd()["spec"]["versions"][0]["additionalPrinterColumns"]}
+    assert columns["Budget"]["jsonPath"] == ".status.maxBudget"

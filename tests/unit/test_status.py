@@ -7,12 +7,15 @@ from typing import Any
 import pytest
 
 from litellm_operator.status import (
+    POLICY_OWNED_KEYS,
     Applied,
     Failed,
     Outcome,
     Synced,
     build_status,
     creating_status,
+    policy_changed_status,
+    policy_rollout,
     policy_status,
     ready_condition,
     status_patch,
@@ -156,12 +159,175 @@ def test_creating_after_a_failure_keeps_unflipped_transition_times() -> None:
     assert times == {"Ready": T1, "Reconciling": T1, "Stalled": T1}
 
 
-def test_policy_status_counts_users_and_stays_quiet_when_unchanged() -> None:
-    first = policy_status({}, 2, 3, 2, T0)
-    assert first["users"] == 3
-    assert first["readyUsers"] == 2
-    assert by_type(first)["Ready"] == ("True", "Accepted")
-    assert status_patch(first, policy_status(first, 2, 3, 2, T1)) is None
-    changed = status_patch(first, policy_status(first, 2, 3, 3, T1))
-    assert changed is not None
-    assert changed["readyUsers"] == 3
+def body(
+    name: str,
+    *,
+    policy: int | None = 2,
+    observed: int = 1,
+    generation: int = 1,
+    ready: str = "True",
+    stalled: str = "False",
+) -> dict[str, Any]:
+    """A LiteLLMUser body as the index holds it, reconciled against policy generation ``policy``."""
+    status: dict[str, Any] = {
+        "observedGeneration": observed,
+        "conditions": [
+            {"type": "Ready", "status": ready},
+            {"type": "Stalled", "status": stalled},
+        ],
+    }
+    if policy is not None:
+        status["policy"] = {"name": "p", "generation": policy}
+    return {
+        "metadata": {"namespace": "ns", "name": name, "generation": generation},
+        "status": status,
+    }
+
+
+ROLLOUT_CASES = [
+    pytest.param([], (0, 0, 0, 0), (), (), ("True", "RolledOut"), id="no-users"),
+    pytest.param(
+        [body("a"), body("b")],
+        (2, 2, 2, 2),
+        (),
+        (),
+        ("True", "RolledOut"),
+        id="all-updated-and-ready",
+    ),
+    pytest.param(
+        [body("a"), body("b", policy=1)],
+        (2, 1, 2, 1),
+        (),
+        ("ns/b",),
+        ("False", "RollingOut"),
+        id="ready-on-the-old-policy-is-not-updated",
+    ),
+    pytest.param(
+        [body("a", observed=1, generation=2)],
+        (1, 0, 1, 0),
+        (),
+        ("ns/a",),
+        ("False", "RollingOut"),
+        id="behind-its-own-spec",
+    ),
+    pytest.param(
+        [body("a", policy=None, ready="Unknown")],
+        (1, 0, 0, 0),
+        (),
+        ("ns/a",),
+        ("False", "RollingOut"),
+        id="never-reconciled",
+    ),
+    pytest.param(
+        [body("a", ready="False")],
+        (1, 1, 0, 0),
+        (),
+        ("ns/a",),
+        ("False", "RollingOut"),
+        id="updated-but-still-reconciling",
+    ),
+    pytest.param(
+        [body("a"), body("b", ready="False", stalled="True")],
+        (2, 2, 1, 1),
+        ("ns/b",),
+        (),
+        ("False", "UsersStalled"),
+        id="the-rest-stalled",
+    ),
+    pytest.param(
+        [body("a", policy=1), body("b", ready="False", stalled="True")],
+        (2, 1, 1, 0),
+        ("ns/b",),
+        ("ns/a",),
+        ("False", "RollingOut"),
+        id="stalled-and-waiting-is-rolling-out",
+    ),
+]
+
+
+@pytest.mark.parametrize(("users", "counts", "stalled", "waiting", "ready"), ROLLOUT_CASES)
+def test_policy_rollout(
+    users: list[dict[str, Any]],
+    counts: tuple[int, int, int, int],
+    stalled: tuple[str, ...],
+    waiting: tuple[str, ...],
+    ready: tuple[str, str],
+) -> None:
+    rollout = policy_rollout("p", 2, users)
+    assert (rollout.users, rollout.updated, rollout.ready, rollout.updated_ready) == counts
+    assert (rollout.stalled, rollout.waiting) == (stalled, waiting)
+    status = policy_status({}, 2, rollout, T0)
+    assert status["observedGeneration"] == 2
+    assert (status["users"], status["updatedUsers"], status["readyUsers"]) == counts[:3]
+    assert by_type(status)["Ready"] == ready
+    kinds = by_type(status)
+    assert kinds["Stalled"][0] == ("True" if ready[1] == "UsersStalled" else "False")
+    assert kinds["Reconciling"][0] == ("True" if ready[1] == "RollingOut" else "False")
+
+
+def test_policy_status_stays_quiet_when_unchanged_and_names_few_users() -> None:
+    users = [body(f"u{i}", policy=1) for i in range(5)]
+    first = policy_status({}, 2, policy_rollout("p", 2, users), T0)
+    assert "waiting for ns/u0, ns/u1, ns/u2 and 2 more" in first["conditions"][0]["message"]
+    again = policy_status(first, 2, policy_rollout("p", 2, users), T1)
+    assert status_patch(first, again, POLICY_OWNED_KEYS) is None
+    done = policy_status(first, 2, policy_rollout("p", 2, [body("u0")]), T1)
+    changes = status_patch(first, done, POLICY_OWNED_KEYS)
+    assert changes is not None
+    assert set(changes) == {"users", "updatedUsers", "readyUsers", "conditions"}
+    assert by_type(done)["Ready"] == ("True", "RolledOut")
+
+
+SYNCED_ON_2 = {
+    "observedGeneration": 4,
+    "policy": {"name": "p", "generation": 2},
+    "conditions": [
+        {"type": "Ready", "status": "True", "reason": "Synced", "lastTransitionTime": T0},
+        {"type": "Reconciling", "status": "False", "reason": "Synced", "lastTransitionTime": T0},
+        {"type": "Stalled", "status": "False", "reason": "Synced", "lastTransitionTime": T0},
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    ("previous", "generation", "reason"),
+    [
+        pytest.param(SYNCED_ON_2, 3, "PolicyChanged", id="policy-edited"),
+        pytest.param(SYNCED_ON_2, None, "PolicyDeleted", id="policy-deleted"),
+        pytest.param({}, 1, "PolicyChanged", id="never-reconciled"),
+        pytest.param(SYNCED_ON_2, 2, None, id="already-reconciled-against-it"),
+    ],
+)
+def test_policy_changed_status(
+    previous: dict[str, Any], generation: int | None, reason: str | None
+) -> None:
+    changes = policy_changed_status(previous, "p", generation, T1)
+    if reason is None:
+        assert changes is None
+        return
+    assert changes is not None
+    assert set(changes) == {"conditions"}
+    assert by_type(changes) == {
+        "Ready": ("Unknown", reason),
+        "Reconciling": ("True", reason),
+        "Stalled": ("False", reason),
+    }
+    times = {c["type"]: c["lastTransitionTime"] for c in changes["conditions"]}
+    if previous:
+        assert times == {"Ready": T1, "Reconciling": T1, "Stalled": T0}
+        assert all(c["observedGeneration"] == 4 for c in changes["conditions"])
+    # Written once: a second policy event for the same generation writes nothing.
+    assert policy_changed_status({**previous, **changes}, "p", generation, T1) is None
+
+
+def test_failed_status_records_the_policy_it_was_judged_against() -> None:
+    failed = Failed("OverrideForbidden", "no", transient=False)
+    status = build_status(SYNCED_ON_2, 5, failed, T1, ("p", 3))
+    assert status["policy"] == {"name": "p", "generation": 3}
+    assert build_status(SYNCED_ON_2, 5, failed, T1)["policy"] == {"name": "p", "generation": 2}
+
+
+def test_synced_status_records_the_budget_litellm_holds() -> None:
+    status = build_status({}, 1, Synced(APPLIED, wrote=True, max_budget=7.5), T0)
+    assert status["maxBudget"] == 7.5
+    assert "maxBudget" not in build_status({}, 1, Synced(APPLIED, wrote=True), T0)

@@ -1,0 +1,101 @@
+"""The policy rollout publisher: debounced, patches only changes, follows a user's policyRef.
+
+The indices are plain mappings shaped like kopf's (key → a collection of values); the Kubernetes
+writes are recorded by a Kube whose patch method is replaced (no API server in unit tests; the
+e2e tests cover the real one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+import kubernetes
+import pytest
+
+from litellm_operator.handlers import Rollouts
+from litellm_operator.kube import Kube
+
+
+class RecordingKube(Kube):
+    def __init__(self) -> None:
+        super().__init__(kubernetes.client.ApiClient(kubernetes.client.Configuration()))
+        self.patches: list[tuple[str, dict[str, Any]]] = []
+
+    async def patch_policy_status(self, name: str, status: Mapping[str, Any]) -> bool:
+        self.patches.append((name, dict(status)))
+        return True
+
+
+def user(name: str, policy: str, policy_generation: int, ready: str = "True") -> dict[str, Any]:
+    return {
+        "metadata": {"namespace": "ns", "name": name, "generation": 1},
+        "status": {
+            "observedGeneration": 1,
+            "policy": {"name": policy, "generation": policy_generation},
+            "conditions": [{"type": "Ready", "status": ready}],
+        },
+    }
+
+
+@pytest.fixture
+def world() -> tuple[Rollouts, RecordingKube, dict[str, Any]]:
+    kube = RecordingKube()
+    rollouts = Rollouts(kube, delay=0.05)
+    indices: dict[str, Any] = {
+        "policy_bodies": {
+            "p": [{"metadata": {"name": "p", "uid": "u1", "generation": 2}, "status": {}}],
+            "q": [{"metadata": {"name": "q", "uid": "u2", "generation": 1}, "status": {}}],
+        },
+        "users_by_policy": {"p": [("ns", "a"), ("ns", "b")]},
+        "user_bodies": {("ns", "a"): [user("a", "p", 2)], ("ns", "b"): [user("b", "p", 1)]},
+    }
+    rollouts.bind(indices)
+    return rollouts, kube, indices
+
+
+async def test_touches_within_the_delay_make_one_patch(world: Any) -> None:
+    rollouts, kube, _ = world
+    for _ in range(20):
+        rollouts.user_seen(("ns", "a"), "p")
+    await asyncio.sleep(0.2)
+    assert len(kube.patches) == 1
+    name, status = kube.patches[0]
+    assert name == "p"
+    assert (status["users"], status["updatedUsers"], status["readyUsers"]) == (2, 1, 2)
+    assert status["conditions"][0]["status"] == "False"
+
+
+async def test_patches_only_what_changed(world: Any) -> None:
+    rollouts, kube, indices = world
+    rollouts.touch("p")
+    await asyncio.sleep(0.2)
+    rollouts.touch("p")
+    await asyncio.sleep(0.2)
+    assert len(kube.patches) == 1, "nothing changed: no second patch"
+    indices["user_bodies"][("ns", "b")] = [user("b", "p", 2)]
+    rollouts.user_seen(("ns", "b"), "p")
+    await asyncio.sleep(0.2)
+    assert len(kube.patches) == 2
+    assert set(kube.patches[1][1]) == {"updatedUsers", "conditions"}
+    assert kube.patches[1][1]["conditions"][0]["status"] == "True"
+
+
+async def test_a_user_moving_to_another_policy_touches_both(world: Any) -> None:
+    rollouts, kube, indices = world
+    rollouts.user_seen(("ns", "b"), "p")
+    await asyncio.sleep(0.2)
+    indices["users_by_policy"].update({"p": [("ns", "a")], "q": [("ns", "b")]})
+    rollouts.user_seen(("ns", "b"), "q")
+    await asyncio.sleep(0.2)
+    touched = sorted(name for name, _ in kube.patches[1:])
+    assert touched == ["p", "q"]
+    rollouts.user_seen(("ns", "b"), None)  # deleted
+    del indices["users_by_policy"]["q"]
+    await asyncio.sleep(0.2)
+    name, status = kube.patches[-1]
+    assert name == "q"
+    assert (status["users"], status["readyUsers"]) == (0, 0), "only what changed is patched"
+    assert status["conditions"][0]["status"] == "True"
+    await rollouts.close()
