@@ -26,7 +26,7 @@ import asyncio
 import copy
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -240,10 +240,14 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         used = policy_of(policy_ref, policy)
         started = time.monotonic()
 
-        async def record_user_id(user_id: str) -> None:
-            # The same write tells Flux/Argo CD the user is in progress (Reconciling=True).
+        async def record_progress(user_id: str, teams: Sequence[str], creating: bool) -> None:
+            # When creating, the same write tells Flux/Argo CD the user is in progress.
             meta = body.metadata
-            progress = creating_status(body.get("status") or {}, meta.get("generation"), now_iso())
+            previous = body.get("status") or {}
+            progress = (
+                creating_status(previous, meta.get("generation"), now_iso()) if creating else {}
+            )
+            progress = {**progress, "managedTeams": list(teams)}
             await runtime.kube.record_user_id(
                 meta.namespace or "", meta.name or "", user_id, progress
             )
@@ -252,7 +256,7 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
             plain(body),
             policy,
             claims_from(user_id_claims),
-            record_user_id=record_user_id,
+            record_progress=record_progress,
             observed_hint=hint,
         )
         runtime.metrics.reconcile_seconds.observe(time.monotonic() - started)

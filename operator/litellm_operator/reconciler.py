@@ -118,7 +118,10 @@ class Result:
     """Set for transient failures: when to try again (LiteLLM's Retry-After when it sent one)."""
 
 
-RecordUserId = Callable[[str], Awaitable[None]]
+RecordProgress = Callable[[str, Sequence[str], bool], Awaitable[None]]
+"""Writes ``status.userId`` and ``status.managedTeams`` *before* LiteLLM is written, with the
+creating conditions when the third argument says the user is being created: progress that a
+crash or a lost answer cannot lose (the memberships about to be added count as the operator's)."""
 ClaimsOf = Callable[[str], Sequence[Claim]]
 """The resources that recorded a given user id in their status (from a kopf index)."""
 
@@ -146,7 +149,7 @@ class Reconciler:
         policy_body: Mapping[str, Any] | None,
         claims: ClaimsOf = lambda _user_id: (),
         *,
-        record_user_id: RecordUserId | None = None,
+        record_progress: RecordProgress | None = None,
         observed_hint: LiteLLMUserRecord | None = None,
     ) -> Result:
         """Make LiteLLM hold the user's effective settings; never raises a LiteLLM error."""
@@ -167,7 +170,7 @@ class Reconciler:
                 result = await self._converge(
                     desired,
                     applied,
-                    record_user_id,
+                    record_progress,
                     observed_hint,
                     rival=None if rival is None else claimant(rival, user),
                     pinned=pinned is not None,
@@ -188,7 +191,7 @@ class Reconciler:
         self,
         desired: Desired,
         applied: Applied,
-        record_user_id: RecordUserId | None,
+        record_progress: RecordProgress | None,
         hint: LiteLLMUserRecord | None,
         *,
         rival: str | None,
@@ -207,8 +210,11 @@ class Reconciler:
         refusal = plan.refusal
         if refusal is not None:
             return failure(refusal.reason, refusal.message, transient=False, applied=applied)
-        if observed is None and record_user_id is not None and not pinned:
-            await record_user_id(desired.user_id)
+        creating = observed is None and not pinned
+        joining = {a.team_id for a in plan.actions if isinstance(a, AddToTeam)}
+        if record_progress is not None and (creating or joining):
+            intended = sorted(desired.managed_teams | joining)
+            await record_progress(desired.user_id, intended, creating)
         progress = _Progress(
             managed_teams=set(desired.managed_teams), blocked_keys=set(desired.blocked_keys)
         )
@@ -230,7 +236,7 @@ class Reconciler:
         if refusal is not None:
             return failure(refusal.reason, refusal.message, transient=False, applied=applied)
         final = await self.client.get_user(desired.user_id) if progress.wrote else record
-        if progress.created and not owned_by(final, desired.owner):
+        if progress.created and final is not None and not owned_by(final, desired.owner):
             # LiteLLM's /user/new is last-write-wins: another writer created the id meanwhile.
             message = MSG_LOST_RACE.format(user_id=desired.user_id)
             return failure(Reason.CONFLICT, message, transient=False, applied=applied)

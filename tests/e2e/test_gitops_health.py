@@ -151,7 +151,7 @@ async def test_flux_wait_returns_only_once_litellm_holds_the_user(
         assert record is not None, f"Flux said ready after {waited.seconds}s; LiteLLM has no user"
         assert record.max_budget == 10
         print(f"\nFlux WaitForSet ready after {waited.seconds:.3f}s; LiteLLM holds the user")
-    assert health.of_policy() == HEALTHY
+    eventually(lambda: health.of_policy() == HEALTHY, timeout=10, what="the policy rolled out")
 
 
 async def test_lifecycle_of_one_user(health: Health, forwarder: Forwarder) -> None:

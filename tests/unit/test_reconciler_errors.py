@@ -6,7 +6,7 @@ these cases force the failures that are hard to produce there.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import httpx
@@ -176,7 +176,7 @@ async def test_email_differing_only_in_case_is_not_drift(reconciler: Reconciler)
 
 
 @respx.mock
-async def test_user_id_is_recorded_before_the_create(reconciler: Reconciler) -> None:
+async def test_user_id_and_teams_are_recorded_before_the_create(reconciler: Reconciler) -> None:
     calls: list[str] = []
     respx.get(f"{BASE}/user/info").mock(return_value=error(404, "not found"))
 
@@ -187,11 +187,34 @@ async def test_user_id_is_recorded_before_the_create(reconciler: Reconciler) -> 
     respx.post(f"{BASE}/user/new").mock(side_effect=created)
     respx.post(f"{BASE}/team/member_add").mock(return_value=httpx.Response(200, json={}))
 
-    async def record(user_id: str) -> None:
-        calls.append(f"record {user_id}")
+    async def record(user_id: str, teams: Sequence[str], creating: bool) -> None:
+        calls.append(f"record {user_id} {','.join(teams)} creating={creating}")
 
-    await reconciler.reconcile(user(userId="alice"), POLICY, record_user_id=record)
-    assert calls[:2] == ["record alice", "create"]
+    await reconciler.reconcile(user(userId="alice"), POLICY, record_progress=record)
+    assert calls[:2] == ["record alice t1,t2 creating=True", "create"]
+
+
+@respx.mock
+async def test_teams_about_to_be_joined_are_recorded_first(reconciler: Reconciler) -> None:
+    """A lost /team/member_add answer or a crash cannot lose the membership the operator made."""
+    calls: list[str] = []
+    respx.get(f"{BASE}/user/info").mock(
+        return_value=user_info(user_role="internal_user", metadata=OURS, teams=["t1"])
+    )
+
+    def added(request: httpx.Request) -> httpx.Response:
+        calls.append("member_add")
+        return httpx.Response(200, json={})
+
+    respx.post(f"{BASE}/team/member_add").mock(side_effect=added)
+
+    async def record(user_id: str, teams: Sequence[str], creating: bool) -> None:
+        calls.append(f"record {','.join(teams)} creating={creating}")
+
+    body = user(userId="alice")
+    body["status"] = {"userId": "alice", "managedTeams": ["t1"]}
+    await reconciler.reconcile(body, POLICY, record_progress=record)
+    assert calls == ["record t1,t2 creating=False", "member_add"]
 
 
 @respx.mock
