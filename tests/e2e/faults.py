@@ -67,6 +67,8 @@ class FaultProxy:
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._started = threading.Event()
         self._server: asyncio.Server | None = None
+        self._client: httpx.AsyncClient
+        self._writers: set[asyncio.StreamWriter] = set()
 
     @property
     def url(self) -> str:
@@ -80,9 +82,20 @@ class FaultProxy:
             raise RuntimeError("fault proxy did not start")
 
     def stop(self) -> None:
+        """Close the listener, every open connection and the client; then the loop itself."""
         self._release.set()
+        asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(timeout=30)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
+        self._loop.close()
+
+    async def _shutdown(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            for writer in list(self._writers):
+                writer.close()
+            await self._server.wait_closed()
+        await self._client.aclose()
 
     def add(self, rule: Rule) -> Rule:
         self._release.clear()
@@ -124,6 +137,7 @@ class FaultProxy:
         return None
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
         try:
             request = await _read_request(reader)
             if request is None:
@@ -158,8 +172,10 @@ class FaultProxy:
         except (ConnectionError, asyncio.IncompleteReadError, httpx.HTTPError):
             return
         finally:
+            self._writers.discard(writer)
             with contextlib.suppress(ConnectionError, OSError):
                 writer.close()
+                await writer.wait_closed()
 
 
 FORWARDED_HEADERS = frozenset({"authorization", "content-type", "accept"})
