@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 SRC := operator/litellm_operator
 
-.PHONY: help venv lint typecheck unit integration e2e test crds envtest up down demo bench clean
+.PHONY: help venv lint typecheck unit integration e2e test crds envtest helm up down demo bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -27,11 +27,15 @@ lint: venv ## ruff (lint + format check), mypy --strict, import-linter layers
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
-crds: venv ## regenerate deploy/crds from the pydantic models
+crds: venv ## regenerate deploy/crds (and the Helm chart's copy) from the pydantic models
 	$(VENV)/bin/litellm-operator crds --output deploy/crds
+	$(VENV)/bin/litellm-operator crds --output deploy/helm/litellm-operator/crds
 
 envtest: ## build (or reuse) kube-apiserver + etcd and print their directory
 	@hack/envtest-assets.sh
+
+helm: ## build (or reuse) helm from the Go module proxy and print its path
+	@hack/helm-assets.sh
 
 # Every tier the machine supports: unit always; integration needs a LiteLLM (LITELLM_URL, or the
 # testbed in ../shared); e2e also needs a control plane (KUBECONFIG, KUBEBUILDER_ASSETS, or a Go
