@@ -126,7 +126,12 @@ async def serve(
             identity = holder_identity(config)
             elector = LeaderElector(kube.api_client, config.lease_namespace, identity)
             metrics.leader.set(0)
-            if not await campaign(elector, health_port):
+            # SIGTERM/SIGINT set this flag from now on: while standing by, and in the moment
+            # between winning and kopf installing its own handlers (kopf also watches it).
+            stopping = asyncio.Event()
+            if stop_flag is None:
+                stop_flag = stopping
+            if not await campaign(elector, health_port, stopping):
                 return
         leading = True
         metrics.leader.set(1)
@@ -148,6 +153,15 @@ async def serve(
             registry = kopf.OperatorRegistry()
             register(registry, runtime)
             configure_kopf(registry, config)
+            if isinstance(stop_flag, asyncio.Event):
+                flag = stop_flag
+
+                @kopf.on.cleanup(registry=registry, id="raise-stop-flag")
+                def stopped(**_: Any) -> None:
+                    """Stopped by kopf's own signal handler: raise the flag too, or kopf's task
+                    that waits on it would hang its shutdown for 5 s."""
+                    flag.set()
+
             operator = asyncio.create_task(
                 kopf.operator(
                     registry=registry,
@@ -183,15 +197,13 @@ async def serve(
         kube.close()
 
 
-async def campaign(elector: LeaderElector, health_port: int) -> bool:
-    """Stand by until ``elector`` holds the Lease (``True``) or SIGTERM/SIGINT (``False``)."""
+async def campaign(elector: LeaderElector, health_port: int, stopping: asyncio.Event) -> bool:
+    """Stand by until ``elector`` holds the Lease (``True``) or SIGTERM/SIGINT sets ``stopping``
+    (``False``). The signal handlers stay installed until kopf replaces them."""
     loop = asyncio.get_running_loop()
-    stopping = asyncio.Event()
-    handled = []
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stopping.set)
-            handled.append(signum)
     health = await standby_health(health_port) if health_port else None
     acquiring = asyncio.create_task(elector.acquire())
     stopped = asyncio.create_task(stopping.wait())
@@ -201,8 +213,6 @@ async def campaign(elector: LeaderElector, health_port: int) -> bool:
         acquiring.cancel()
         stopped.cancel()
         await asyncio.gather(acquiring, stopped, return_exceptions=True)
-        for signum in handled:
-            loop.remove_signal_handler(signum)
         if health is not None:
             await health.cleanup()
     won = acquiring.done() and not acquiring.cancelled() and acquiring.exception() is None

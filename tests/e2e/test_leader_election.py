@@ -33,7 +33,7 @@ LEADER = "litellm_operator_leader"
 REQUESTS = "litellm_operator_litellm_requests_total"
 RECONCILES = "litellm_operator_reconciles_total"
 TAKEOVER_LIMIT = 45.0
-HANDOVER_LIMIT = 8.0
+HANDOVER_LIMIT = 5.0
 LEASE_RULES = "--verb=get,create,update"
 
 
@@ -90,8 +90,13 @@ class Pair:
 
 @pytest.fixture
 def pair(
-    election_namespace: str, kube_env: KubeEnv, litellm_env: LiteLLMEndpoint, tmp_path: Path
+    election_namespace: str,
+    kube_env: KubeEnv,
+    crds_installed: list[str],
+    litellm_env: LiteLLMEndpoint,
+    tmp_path: Path,
 ) -> Iterator[Pair]:
+    del crds_installed
     candidates = Pair(election_namespace, kube_env, litellm_env, tmp_path)
     try:
         yield candidates
