@@ -294,3 +294,41 @@ def test_sigterm_while_standing_by_exits_cleanly(pair: Pair, lease_api: Coordina
     os.killpg(standby.proc.pid, signal.SIGTERM)
     assert standby.proc.wait(timeout=10) == 0
     assert holder(lease_api, pair.namespace).startswith("op-a_"), "the standby took nothing"
+
+
+def test_a_leader_that_cannot_renew_exits_before_the_lease_expires(
+    pair: Pair, lease_api: CoordinationV1Api, kube_env: KubeEnv, tmp_path: Path
+) -> None:
+    """The leader loses its access (as if cut off from the API server): no renewal for the
+    renew deadline (10 s) makes it exit with status 3, before the 15 s Lease can expire for
+    the standby, which then leads."""
+    ns = pair.namespace
+    binding = f"leader-{uuid.uuid4().hex[:8]}"
+    kube_env.kubectl("create", "serviceaccount", "leader", f"--namespace={ns}")
+    kube_env.kubectl(
+        "create", "clusterrolebinding", binding, "--clusterrole=cluster-admin",
+        f"--serviceaccount={ns}:leader",
+    )  # fmt: skip
+    try:
+        token = kube_env.kubectl(
+            "create", "token", "leader", f"--namespace={ns}", "--duration=1h"
+        ).stdout.strip()
+        kubeconfig = kube_env.with_token(token, tmp_path / "leader.kubeconfig").kubeconfig
+        leader = pair.start("op-a", kubeconfig)
+        eventually(lambda: leading(leader), timeout=30, what="op-a leads")
+        standby = start_standby(pair)
+
+        kube_env.kubectl("delete", "clusterrolebinding", binding)
+        revoked = time.monotonic()
+        assert leader.proc is not None
+        assert leader.proc.wait(timeout=30) == 3
+        stepped_down = time.monotonic() - revoked
+        eventually(lambda: leading(standby), timeout=TAKEOVER_LIMIT, what="op-b leads")
+        taken_over = time.monotonic() - revoked
+    finally:
+        kube_env.kubectl("delete", "clusterrolebinding", binding, "--ignore-not-found")
+    print(f"\nstep-down after losing access: {stepped_down:.1f}s; takeover {taken_over:.1f}s")
+    assert stepped_down < 15, "the old leader must stop before the Lease expires"
+    assert stepped_down < taken_over
+    assert "leadership lost" in leader.log_text()
+    assert holder(lease_api, ns).startswith("op-b_")

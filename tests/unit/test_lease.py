@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from kubernetes.client import ApiClient
 
+from litellm_operator.leader import micro_time, to_body, to_record
 from litellm_operator.lease import (
     LeaseRecord,
     Observation,
@@ -158,3 +161,16 @@ def test_timing_is_validated(duration: float, deadline: float, retry: float) -> 
 
 def test_default_timing_is_controller_runtimes() -> None:
     assert Timing() == Timing(lease_duration=15.0, renew_deadline=10.0, retry_period=2.0)
+
+
+def test_lease_objects_round_trip_through_the_api_shapes() -> None:
+    """What leader.py writes is what it reads back (MicroTime, UTC, microseconds)."""
+    record = LeaseRecord(ME, 15, T0, T0 + timedelta(microseconds=1500), 7)
+    body = to_body("litellm-operator", "ops", record)
+    assert body["spec"]["renewTime"] == "2026-01-01T12:00:00.001500Z"
+    assert body["metadata"] == {"name": "litellm-operator", "namespace": "ops"}
+
+    lease = ApiClient().deserialize(json.dumps(body), "V1Lease", "application/json")
+    assert to_record(lease) == record
+    assert to_record(None) is None
+    assert micro_time(None) is None
