@@ -321,6 +321,23 @@ def test_more_than_one_replica_needs_leader_election(helm: str) -> None:
     assert "replicaCount > 1 needs leaderElection.enabled" in result.stderr
 
 
+REJECTED = [
+    pytest.param("replicaCount=-1", id="negative-replicas"),
+    pytest.param("litellm.url=litellm:4000", id="url-without-scheme"),
+    pytest.param("litellm.masterKeySecret.name=", id="no-secret-name"),
+    pytest.param("metrics.port=70000", id="port-range"),
+    pytest.param("resyncSeconds=0", id="zero-resync"),
+    pytest.param("leaderElection.enable=true", id="misspelt-key"),
+]
+
+
+@pytest.mark.parametrize("value", REJECTED)
+def test_values_schema_rejects(helm: str, value: str) -> None:
+    result = run_helm(helm, "template", RELEASE, str(CHART), "--set", value, check=False)
+    assert result.returncode != 0
+    assert "values don't meet the specifications of the schema" in result.stderr, result.stderr
+
+
 def test_release_name_and_namespace_are_followed(helm: str) -> None:
     args = ["template", "llm", str(CHART), "--namespace=platform"]
     documents = [d for d in yaml.safe_load_all(run_helm(helm, *args).stdout) if d]
