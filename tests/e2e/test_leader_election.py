@@ -209,7 +209,7 @@ def test_a_standby_never_writes_and_the_leader_writes_once(
     time.sleep(7)  # two resync intervals with both running
 
     # No duplicate LiteLLM writes: one create per user, by the leader alone.
-    assert leader.counter(REQUESTS, endpoint="/user/new") == len(names)
+    assert leader.counter(REQUESTS, endpoint="/user/new", outcome="ok") == len(names)
     assert standby.counter(REQUESTS) == 0, "the standby spoke to LiteLLM"
     assert standby.counter(RECONCILES) == 0
     for name in names:
