@@ -301,6 +301,12 @@ VALUES = [
         id="single-replica-without-election",
     ),
     pytest.param(
+        ["replicaCount=1"],
+        lambda d: "PodDisruptionBudget" in _kinds(d),
+        False,
+        id="no-pdb-for-one-replica",
+    ),
+    pytest.param(
         [],
         lambda d: sorted(env_of(one(d, "Deployment"))),
         ["LITELLM_MASTER_KEY_FILE", "POD_NAME", "POD_NAMESPACE"],
