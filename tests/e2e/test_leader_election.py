@@ -25,6 +25,7 @@ from litellm_operator.devenv.testbed import LiteLLMEndpoint
 from litellm_operator.lease import LEASE_NAME
 from tests.e2e.conftest import RBAC_NAMESPACE_PREFIX
 from tests.e2e.operator_harness import Cluster, OperatorProcess, eventually, free_port
+from tests.e2e.test_deploy import HealthCheckedOperator
 from tests.fixtures.kube import KubeEnv, fresh_namespace
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
@@ -61,7 +62,9 @@ class Pair:
         self.directory = directory
         self.started: list[OperatorProcess] = []
 
-    def start(self, name: str, kubeconfig: Path | None = None) -> OperatorProcess:
+    def start(
+        self, name: str, kubeconfig: Path | None = None, *, health: bool = False
+    ) -> OperatorProcess:
         env = {
             **os.environ,
             "KUBECONFIG": str(kubeconfig or self.kube_env.kubeconfig),
@@ -75,7 +78,8 @@ class Pair:
             "POD_NAMESPACE": self.namespace,
             "POD_NAME": name,
         }
-        process = OperatorProcess(env, self.directory / f"{name}.log")
+        log_path = self.directory / f"{name}.log"
+        process = HealthCheckedOperator(env, log_path) if health else OperatorProcess(env, log_path)
         self.started.append(process)
         process.start()
         return process
@@ -332,3 +336,20 @@ def test_a_leader_that_cannot_renew_exits_before_the_lease_expires(
     assert stepped_down < taken_over
     assert "leadership lost" in leader.log_text()
     assert holder(lease_api, ns).startswith("op-b_")
+
+
+def test_a_standby_answers_healthz(pair: Pair, lease_api: CoordinationV1Api) -> None:
+    """The Deployment's probes hit /healthz on every replica: a standby must answer it (else
+    its pod would be restarted forever), and so must the leader (kopf's endpoint) after it."""
+    start_leader(pair, lease_api)
+    standby = pair.start("op-b", health=True)
+    assert isinstance(standby, HealthCheckedOperator)
+    eventually(lambda: "standing by" in standby.log_text(), timeout=30, what="op-b stands by")
+    assert standby.healthz() == 200
+    assert standby.gauge(LEADER) == 0
+
+    first = pair.started[0]
+    assert first.proc is not None
+    os.killpg(first.proc.pid, signal.SIGTERM)
+    eventually(lambda: leading(standby), timeout=30, what="op-b leads")
+    eventually(lambda: standby.healthz() == 200, timeout=30, what="kopf's /healthz on op-b")

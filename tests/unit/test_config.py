@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from litellm_operator.cli import build_parser
 from litellm_operator.config import ConfigError, load_config
 
 KEY = "sk-master-abcdef0123456789"
@@ -91,3 +92,15 @@ def test_lease_namespace_and_pod_name_from_the_downward_api() -> None:
     config = load_config({**GOOD, "POD_NAMESPACE": "ops", "POD_NAME": "litellm-operator-abc"})
     assert (config.lease_namespace, config.pod_name) == ("ops", "litellm-operator-abc")
     assert "leader_election=off" in config.summary()
+
+
+FLAG = [
+    pytest.param(["run"], None, id="unset-follows-the-environment"),
+    pytest.param(["run", "--leader-elect"], True, id="on"),
+    pytest.param(["run", "--no-leader-elect"], False, id="off"),
+]
+
+
+@pytest.mark.parametrize(("argv", "expected"), FLAG)
+def test_leader_elect_flag(argv: list[str], expected: bool | None) -> None:
+    assert build_parser().parse_args(argv).leader_elect is expected
