@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 SRC := operator/litellm_operator
 
-.PHONY: help venv lint typecheck unit integration e2e test crds envtest gitops-check up down demo bench clean
+.PHONY: help venv lint typecheck unit integration e2e test crds envtest gitops-check helm up down demo bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -27,8 +27,9 @@ lint: venv ## ruff (lint + format check), mypy --strict, import-linter layers
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
-crds: venv ## regenerate deploy/crds and the README field table from the models
+crds: venv ## regenerate deploy/crds, the Helm chart's copy and the README field table
 	$(VENV)/bin/litellm-operator crds --output deploy/crds
+	$(VENV)/bin/litellm-operator crds --output deploy/helm/litellm-operator/crds
 	$(PY) hack/readme_fields.py
 
 envtest: ## build (or reuse) kube-apiserver + etcd and print their directory
@@ -36,6 +37,9 @@ envtest: ## build (or reuse) kube-apiserver + etcd and print their directory
 
 gitops-check: ## build (or reuse) the Flux kstatus / Argo CD Lua checkers and print their directory
 	@hack/gitops-check.sh
+
+helm: ## build (or reuse) helm from the Go module proxy and print its path
+	@hack/helm-assets.sh
 
 # Every tier the machine supports: unit always; integration needs a LiteLLM (LITELLM_URL, or the
 # testbed in ../shared); e2e also needs a control plane (KUBECONFIG, KUBEBUILDER_ASSETS, or a Go

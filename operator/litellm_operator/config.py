@@ -19,6 +19,10 @@ DEFAULT_RESYNC_SECONDS = 600.0
 DEFAULT_CONCURRENCY = 8
 DEFAULT_TIMEOUT_SECONDS = 10.0
 DEFAULT_METRICS_PORT = 8080
+DEFAULT_LEASE_NAMESPACE = "default"
+SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+TRUE = frozenset({"1", "true", "yes", "on"})
+FALSE = frozenset({"", "0", "false", "no", "off"})
 
 
 class ConfigError(Exception):
@@ -40,13 +44,20 @@ class OperatorConfig:
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
     metrics_port: int = DEFAULT_METRICS_PORT
     """Port of ``/metrics``; 0 turns the endpoint off."""
+    leader_election: bool = False
+    """Run only while holding the Lease (on in the shipped manifests, off for local runs)."""
+    lease_namespace: str = DEFAULT_LEASE_NAMESPACE
+    """Where the Lease lives: the operator's own namespace (``POD_NAMESPACE``)."""
+    pod_name: str = ""
+    """``POD_NAME`` (downward API): the stem of the holder identity; the host name without it."""
 
     def summary(self) -> str:
         scope = ",".join(self.namespaces) or "all namespaces"
+        election = f"lease {self.lease_namespace}" if self.leader_election else "off"
         return (
             f"litellm={self.litellm_url} scope={scope} resync={self.resync_seconds:g}s "
             f"concurrency={self.concurrency} timeout={self.timeout_seconds:g}s "
-            f"metrics_port={self.metrics_port}"
+            f"metrics_port={self.metrics_port} leader_election={election}"
         )
 
 
@@ -71,6 +82,11 @@ def load_config(environ: Mapping[str, str] | None = None) -> OperatorConfig:
     namespaces = tuple(
         ns.strip() for ns in env.get("LITELLM_OPERATOR_NAMESPACES", "").split(",") if ns.strip()
     )
+    election = env.get("LITELLM_OPERATOR_LEADER_ELECTION", "").strip().lower()
+    if election not in TRUE | FALSE:
+        problems.append(
+            f"LITELLM_OPERATOR_LEADER_ELECTION={election!r} is not a boolean (true or false)"
+        )
     if problems:
         raise ConfigError(problems)
     return OperatorConfig(
@@ -81,7 +97,21 @@ def load_config(environ: Mapping[str, str] | None = None) -> OperatorConfig:
         concurrency=concurrency,
         timeout_seconds=timeout,
         metrics_port=port,
+        leader_election=election in TRUE,
+        lease_namespace=own_namespace(env),
+        pod_name=env.get("POD_NAME", "").strip(),
     )
+
+
+def own_namespace(env: Mapping[str, str]) -> str:
+    """``POD_NAMESPACE``, else the service account's namespace in a pod, else ``default``."""
+    given = env.get("POD_NAMESPACE", "").strip()
+    if given:
+        return given
+    try:
+        return SERVICE_ACCOUNT_NAMESPACE.read_text(encoding="utf-8").strip() or "default"
+    except OSError:
+        return DEFAULT_LEASE_NAMESPACE
 
 
 def read_master_key(env: Mapping[str, str], problems: list[str]) -> str:

@@ -57,6 +57,13 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.leader = Gauge(
+            "leader",
+            "1 while this process leads (runs handlers and writes), 0 while it stands by.",
+            namespace=NAMESPACE,
+            registry=self.registry,
+        )
+
     def observe_request(self, endpoint: str, outcome: str, seconds: float) -> None:
         self.requests.labels(endpoint=endpoint, outcome=outcome).inc()
         self.request_seconds.labels(endpoint=endpoint).observe(seconds)

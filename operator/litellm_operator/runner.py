@@ -3,22 +3,38 @@
 The configuration is read once, before anything connects anywhere; every problem is printed
 at once and the process exits with status 2. The LiteLLM client, the metrics endpoint and the
 handlers are built inside the event loop and torn down when kopf stops.
+
+With leader election on (``--leader-elect`` or ``LITELLM_OPERATOR_LEADER_ELECTION=true``, as in
+the shipped manifests) kopf is not even started until this process holds the Lease: a standby
+runs no handler, timer or index and writes nothing but its attempts on the Lease. While it waits,
+``/healthz`` answers on the health port (kopf's own liveness endpoint takes the port over once
+leading) and ``litellm_operator_leader`` is 0. A leader that loses the Lease exits at once with
+status 3 (the pod restarts as a standby, as controller-runtime does); one that is stopped
+(SIGTERM) lets kopf finish, then releases the Lease so that a standby takes over in seconds.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
+import os
+import secrets
+import signal
+import socket
 import sys
 import threading
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NoReturn
 
 import kopf
+from aiohttp import web
 
 from litellm_operator.config import ConfigError, OperatorConfig, load_config
 from litellm_operator.handlers import FINALIZER, Directory, Runtime, register
 from litellm_operator.kube import Kube
+from litellm_operator.leader import LeaderElector
 from litellm_operator.litellm import LiteLLMClient
 from litellm_operator.metrics import Metrics
 from litellm_operator.models import GROUP
@@ -28,6 +44,8 @@ log = logging.getLogger(__name__)
 
 SNAPSHOT_MAX_AGE_FRACTION = 0.5
 """A /user/list snapshot is reused for at most half a resync interval."""
+
+EXIT_LEADERSHIP_LOST = 3
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,10 +63,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="port of the liveness endpoint /healthz (0: off; default 8081)",
     )
     parser.add_argument(
-        "--peering",
+        "--leader-elect",
+        action=argparse.BooleanOptionalAction,
         default=None,
-        help="kopf peering name for an active/standby pair (needs kopf's peering CRDs); "
-        "default: standalone",
+        help="run only while holding the Lease litellm-operator in POD_NAMESPACE (default: "
+        "LITELLM_OPERATOR_LEADER_ELECTION, else off); needed for more than one replica",
     )
 
 
@@ -64,56 +83,159 @@ def command(args: argparse.Namespace) -> int:
     )
     # httpx logs every request at INFO; the operator's own metrics count them instead.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    if args.leader_elect is not None:
+        config = dataclasses.replace(config, leader_election=args.leader_elect)
     log.info("starting: %s", config.summary())
-    asyncio.run(serve(config, health_port=args.health_port, peering=args.peering))
+    asyncio.run(serve(config, health_port=args.health_port))
     return 0
+
+
+def holder_identity(config: OperatorConfig) -> str:
+    """The pod name (or host name) and a random suffix: unique per process, readable."""
+    return f"{config.pod_name or socket.gethostname()}_{secrets.token_hex(4)}"
+
+
+def step_down() -> NoReturn:
+    """Leadership is lost: stop every write now by ending the process (it restarts as standby)."""
+    log.critical("leader election: leadership lost; exiting so that no write follows")
+    logging.shutdown()
+    os._exit(EXIT_LEADERSHIP_LOST)
 
 
 async def serve(
     config: OperatorConfig,
     *,
     health_port: int = 0,
-    peering: str | None = None,
     stop_flag: threading.Event | asyncio.Event | None = None,
     ready_flag: threading.Event | asyncio.Event | None = None,
+    on_leadership_lost: Callable[[], None] = step_down,
 ) -> None:
-    """Run the operator until ``stop_flag`` is set or the process is signalled."""
+    """Run the operator until ``stop_flag`` is set or the process is signalled.
+
+    With leader election, only once this process holds the Lease; ``on_leadership_lost`` is
+    called the moment it no longer does (by default it ends the process).
+    """
     metrics = Metrics()
     if config.metrics_port:
         metrics.serve(config.metrics_port)
-    async with LiteLLMClient(
-        config.litellm_url,
-        config.master_key,
-        timeout=config.timeout_seconds,
-        max_concurrency=config.concurrency,
-        observer=metrics.observe_request,
-    ) as client:
-        kube = Kube()
-        runtime = Runtime(
-            config=config,
-            client=client,
-            reconciler=Reconciler(client),
-            kube=kube,
-            metrics=metrics,
-            directory=Directory(client, config.resync_seconds * SNAPSHOT_MAX_AGE_FRACTION),
-        )
-        registry = kopf.OperatorRegistry()
-        register(registry, runtime)
-        configure_kopf(registry, config)
-        try:
-            await kopf.operator(
-                registry=registry,
-                clusterwide=not config.namespaces,
-                namespaces=list(config.namespaces),
-                standalone=peering is None,
-                peering_name=peering,
-                priority=0,
-                liveness_endpoint=f"http://0.0.0.0:{health_port}/healthz" if health_port else None,
-                stop_flag=stop_flag,
-                ready_flag=ready_flag,
+    kube = Kube()
+    elector: LeaderElector | None = None
+    leading = False
+    try:
+        if config.leader_election:
+            identity = holder_identity(config)
+            elector = LeaderElector(kube.api_client, config.lease_namespace, identity)
+            metrics.leader.set(0)
+            # SIGTERM/SIGINT set this flag from now on: while standing by, and in the moment
+            # between winning and kopf installing its own handlers (kopf also watches it).
+            stopping = asyncio.Event()
+            if stop_flag is None:
+                stop_flag = stopping
+            if not await campaign(elector, health_port, stopping):
+                return
+        leading = True
+        metrics.leader.set(1)
+        async with LiteLLMClient(
+            config.litellm_url,
+            config.master_key,
+            timeout=config.timeout_seconds,
+            max_concurrency=config.concurrency,
+            observer=metrics.observe_request,
+        ) as client:
+            runtime = Runtime(
+                config=config,
+                client=client,
+                reconciler=Reconciler(client),
+                kube=kube,
+                metrics=metrics,
+                directory=Directory(client, config.resync_seconds * SNAPSHOT_MAX_AGE_FRACTION),
             )
-        finally:
-            kube.close()
+            registry = kopf.OperatorRegistry()
+            register(registry, runtime)
+            configure_kopf(registry, config)
+            if isinstance(stop_flag, asyncio.Event):
+                flag = stop_flag
+
+                @kopf.on.cleanup(registry=registry, id="raise-stop-flag")
+                def stopped(**_: Any) -> None:
+                    """Stopped by kopf's own signal handler: raise the flag too, or kopf's task
+                    that waits on it would hang its shutdown for 5 s."""
+                    flag.set()
+
+            operator = asyncio.create_task(
+                kopf.operator(
+                    registry=registry,
+                    clusterwide=not config.namespaces,
+                    namespaces=list(config.namespaces),
+                    standalone=True,
+                    priority=0,
+                    liveness_endpoint=(
+                        f"http://0.0.0.0:{health_port}/healthz" if health_port else None
+                    ),
+                    stop_flag=stop_flag,
+                    ready_flag=ready_flag,
+                )
+            )
+            if elector is None:
+                await operator
+                return
+            holding = asyncio.create_task(elector.hold())
+            await asyncio.wait({operator, holding}, return_when=asyncio.FIRST_COMPLETED)
+            if holding.done():
+                leading = False
+                metrics.leader.set(0)
+                on_leadership_lost()
+                operator.cancel()
+            else:
+                holding.cancel()
+            await asyncio.gather(operator, holding, return_exceptions=True)
+            if not operator.cancelled():
+                operator.result()
+    finally:
+        if elector is not None and leading:
+            await elector.release()
+        kube.close()
+
+
+async def campaign(elector: LeaderElector, health_port: int, stopping: asyncio.Event) -> bool:
+    """Stand by until ``elector`` holds the Lease (``True``) or SIGTERM/SIGINT sets ``stopping``
+    (``False``). The signal handlers stay installed until kopf replaces them."""
+    loop = asyncio.get_running_loop()
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stopping.set)
+    health = await standby_health(health_port) if health_port else None
+    acquiring = asyncio.create_task(elector.acquire())
+    stopped = asyncio.create_task(stopping.wait())
+    try:
+        await asyncio.wait({acquiring, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        acquiring.cancel()
+        stopped.cancel()
+        await asyncio.gather(acquiring, stopped, return_exceptions=True)
+        if health is not None:
+            await health.cleanup()
+    won = acquiring.done() and not acquiring.cancelled() and acquiring.exception() is None
+    if won and stopping.is_set():
+        await elector.release()
+        return False
+    if not won and not stopping.is_set():
+        acquiring.result()  # re-raise what ended the campaign
+    return won
+
+
+async def standby_health(port: int) -> web.AppRunner:
+    """``/healthz`` for a standby (200 while it campaigns); kopf's endpoint replaces it."""
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.json_response({"leader": False})
+
+    app = web.Application()
+    app.router.add_get("/healthz", healthz)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "0.0.0.0", port, reuse_address=True).start()  # noqa: S104
+    return runner
 
 
 def configure_kopf(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
@@ -143,7 +265,9 @@ def register_command(subparsers: argparse._SubParsersAction[argparse.ArgumentPar
         description="Run the operator. Environment: LITELLM_URL, LITELLM_MASTER_KEY or "
         "LITELLM_MASTER_KEY_FILE, LITELLM_OPERATOR_NAMESPACES (comma-separated; default all), "
         "LITELLM_OPERATOR_RESYNC_SECONDS (600), LITELLM_OPERATOR_CONCURRENCY (8), "
-        "LITELLM_OPERATOR_TIMEOUT_SECONDS (10), LITELLM_OPERATOR_METRICS_PORT (8080; 0 = off).",
+        "LITELLM_OPERATOR_TIMEOUT_SECONDS (10), LITELLM_OPERATOR_METRICS_PORT (8080; 0 = off), "
+        "LITELLM_OPERATOR_LEADER_ELECTION (false), POD_NAMESPACE (the Lease's namespace; "
+        "default: default), POD_NAME (stem of the holder identity).",
     )
     add_arguments(parser)
     parser.set_defaults(func=command)

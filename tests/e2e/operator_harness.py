@@ -190,6 +190,13 @@ class OperatorProcess:
                 total += float(value)
         return total
 
+    def gauge(self, name: str) -> float | None:
+        """The value of an unlabelled gauge (``None`` while the endpoint does not answer)."""
+        for line in self.metrics().splitlines():
+            if line.startswith(name + " "):
+                return float(line.rsplit(" ", 1)[1])
+        return None
+
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace")
 

@@ -1,9 +1,10 @@
 """deploy/: the kustomization applies on a real API server, and its RBAC is enough and no more.
 
 The operator runs here as the ServiceAccount of deploy/manifests (a TokenRequest token, bound by
-the shipped ClusterRoleBinding), restricted to one ``rbac-*`` namespace, which the session
-operator of tests/e2e/conftest.py excludes. Its log must show no permission error, and a user's
-whole lifecycle (create, policy edit, delete with the finalizer) must complete.
+the shipped ClusterRoleBinding and the leader-election RoleBinding), with leader election on as
+in the shipped ConfigMap, restricted to one ``rbac-*`` namespace, which the session operator of
+tests/e2e/conftest.py excludes. Its log must show no permission error, and a user's whole
+lifecycle (create, policy edit, delete with the finalizer) must complete.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ RBAC_FILES = (
     "serviceaccount.yaml",
     "clusterrole.yaml",
     "clusterrolebinding.yaml",
+    "role.yaml",
+    "rolebinding.yaml",
 )
 PERMISSION_ERRORS = ("forbidden", "403", "not enough permissions", "failed to post an event")
 
@@ -60,6 +63,13 @@ EXPECTED_RULES = [
         "verbs": ["list", "watch"],
     },
     {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]},
+]
+EXPECTED_LEASE_RULES = [
+    {
+        "apiGroups": ["coordination.k8s.io"],
+        "resources": ["leases"],
+        "verbs": ["get", "create", "update"],
+    }
 ]
 
 
@@ -92,17 +102,38 @@ def test_clusterrole_is_exactly_what_the_operator_needs() -> None:
     assert rules == EXPECTED_RULES
 
 
+def test_leader_election_role_is_namespaced_and_only_for_leases() -> None:
+    role = load("role.yaml")
+    binding = load("rolebinding.yaml")
+    assert role["kind"] == "Role"
+    assert role["metadata"]["namespace"] == NAMESPACE
+    assert role["rules"] == EXPECTED_LEASE_RULES
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": role["metadata"]["name"],
+    }
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": NAMESPACE}
+    ]
+
+
 def test_kustomization_renders_a_hardened_operator(kube_env: KubeEnv) -> None:
     documents = rendered(kube_env)
     kinds = sorted(f"{d['kind']}/{d['metadata']['name']}" for d in documents)
     assert kinds == [
         "ClusterRole/litellm-operator",
+        "ClusterRole/litellm-operator-edit",
+        "ClusterRole/litellm-operator-view",
         "ClusterRoleBinding/litellm-operator",
         "ConfigMap/litellm-operator",
         f"CustomResourceDefinition/litellmusers.{GROUP}",
         f"CustomResourceDefinition/provisioningpolicies.{GROUP}",
         "Deployment/litellm-operator",
         "Namespace/litellm-operator",
+        "PodDisruptionBudget/litellm-operator",
+        "Role/litellm-operator-leader-election",
+        "RoleBinding/litellm-operator-leader-election",
         "Service/litellm-operator-metrics",
         "ServiceAccount/litellm-operator",
     ], "no Secret is shipped: the user creates litellm-master-key"
@@ -111,6 +142,7 @@ def test_kustomization_renders_a_hardened_operator(kube_env: KubeEnv) -> None:
     assert set(config) == {
         "LITELLM_URL",
         "LITELLM_OPERATOR_NAMESPACES",
+        "LITELLM_OPERATOR_LEADER_ELECTION",
         "LITELLM_OPERATOR_RESYNC_SECONDS",
         "LITELLM_OPERATOR_CONCURRENCY",
         "LITELLM_OPERATOR_TIMEOUT_SECONDS",
@@ -118,8 +150,13 @@ def test_kustomization_renders_a_hardened_operator(kube_env: KubeEnv) -> None:
     }
     deployment = by_kind["Deployment"]
     spec = deployment["spec"]
-    assert spec["replicas"] == 1
-    assert spec["strategy"] == {"type": "Recreate"}
+    assert config["LITELLM_OPERATOR_LEADER_ELECTION"] == "true", "two replicas need the Lease"
+    assert spec["replicas"] == 2
+    assert spec["strategy"]["type"] == "RollingUpdate"
+    assert by_kind["PodDisruptionBudget"]["spec"] == {
+        "minAvailable": 1,
+        "selector": spec["selector"],
+    }
     pod = spec["template"]["spec"]
     assert pod["serviceAccountName"] == SERVICE_ACCOUNT
     assert pod["securityContext"]["runAsNonRoot"] is True
@@ -140,6 +177,8 @@ def test_kustomization_renders_a_hardened_operator(kube_env: KubeEnv) -> None:
     # The master key: a file from the user's Secret, never an environment value.
     env = {e["name"]: e for e in container["env"]}
     assert "LITELLM_MASTER_KEY" not in env
+    for name, field in (("POD_NAMESPACE", "metadata.namespace"), ("POD_NAME", "metadata.name")):
+        assert env[name]["valueFrom"] == {"fieldRef": {"fieldPath": field}}
     key_file = Path(env["LITELLM_MASTER_KEY_FILE"]["value"])
     mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
     volumes = {v["name"]: v for v in pod["volumes"]}
@@ -206,6 +245,9 @@ ALLOWED = [
     ("create", "events", "team-a"),
     ("watch", "customresourcedefinitions.apiextensions.k8s.io", None),
     ("list", "namespaces", None),
+    ("get", "leases.coordination.k8s.io", NAMESPACE),
+    ("create", "leases.coordination.k8s.io", NAMESPACE),
+    ("update", "leases.coordination.k8s.io", NAMESPACE),
 ]
 DENIED = [
     ("get", "secrets", NAMESPACE),
@@ -221,6 +263,9 @@ DENIED = [
     ("get", "configmaps", NAMESPACE),
     ("create", "serviceaccounts/token", NAMESPACE),
     ("create", "clusterrolebindings.rbac.authorization.k8s.io", None),
+    ("update", "leases.coordination.k8s.io", "team-a"),
+    ("delete", "leases.coordination.k8s.io", NAMESPACE),
+    ("list", "leases.coordination.k8s.io", None),
 ]
 
 
@@ -293,6 +338,10 @@ def sa_operator(
         "LITELLM_OPERATOR_RESYNC_SECONDS": "3",
         "LITELLM_OPERATOR_METRICS_PORT": str(free_port()),
         "LITELLM_OPERATOR_TIMEOUT_SECONDS": "3",
+        # As shipped: the Lease in the operator's namespace, with the Role's permissions only.
+        "LITELLM_OPERATOR_LEADER_ELECTION": "true",
+        "POD_NAMESPACE": NAMESPACE,
+        "POD_NAME": "rbac-test",
     }
     process = HealthCheckedOperator(env, tmp_path / "operator.log")
     try:
@@ -330,6 +379,7 @@ async def test_operator_lifecycle_as_the_service_account(
     ns = rbac_namespace
     name = f"sa-{uuid.uuid4().hex[:8]}"
     eventually(lambda: sa_operator.healthz() == 200, timeout=30, what="kopf /healthz")
+    eventually(lambda: sa_operator.gauge("litellm_operator_leader") == 1, timeout=30, what="lead")
 
     cluster.create_policy(
         policy_name,

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from litellm_operator.cli import build_parser
 from litellm_operator.config import ConfigError, load_config
 
 KEY = "sk-master-abcdef0123456789"
@@ -67,3 +68,39 @@ def test_key_never_in_repr_or_summary() -> None:
     config = load_config(GOOD)
     assert KEY not in repr(config)
     assert KEY not in config.summary()
+
+
+ELECTION = [
+    pytest.param({}, False, id="off-by-default"),
+    pytest.param({"LITELLM_OPERATOR_LEADER_ELECTION": "true"}, True, id="true"),
+    pytest.param({"LITELLM_OPERATOR_LEADER_ELECTION": " Yes "}, True, id="yes"),
+    pytest.param({"LITELLM_OPERATOR_LEADER_ELECTION": "0"}, False, id="zero"),
+]
+
+
+@pytest.mark.parametrize(("env", "expected"), ELECTION)
+def test_leader_election_switch(env: dict[str, str], expected: bool) -> None:
+    assert load_config({**GOOD, **env}).leader_election is expected
+
+
+def test_leader_election_switch_must_be_a_boolean() -> None:
+    with pytest.raises(ConfigError, match="LITELLM_OPERATOR_LEADER_ELECTION='maybe'"):
+        load_config({**GOOD, "LITELLM_OPERATOR_LEADER_ELECTION": "maybe"})
+
+
+def test_lease_namespace_and_pod_name_from_the_downward_api() -> None:
+    config = load_config({**GOOD, "POD_NAMESPACE": "ops", "POD_NAME": "litellm-operator-abc"})
+    assert (config.lease_namespace, config.pod_name) == ("ops", "litellm-operator-abc")
+    assert "leader_election=off" in config.summary()
+
+
+FLAG = [
+    pytest.param(["run"], None, id="unset-follows-the-environment"),
+    pytest.param(["run", "--leader-elect"], True, id="on"),
+    pytest.param(["run", "--no-leader-elect"], False, id="off"),
+]
+
+
+@pytest.mark.parametrize(("argv", "expected"), FLAG)
+def test_leader_elect_flag(argv: list[str], expected: bool | None) -> None:
+    assert build_parser().parse_args(argv).leader_elect is expected
