@@ -20,6 +20,7 @@ from pathlib import Path
 
 import yaml
 
+from litellm_operator.fields import ALL_PROXY_MODELS
 from litellm_operator.litellm import LiteLLMClient, TeamExists
 
 
@@ -73,7 +74,7 @@ async def show_users(client: LiteLLMClient, namespaces: list[str]) -> None:
                 record.user_role or "-",
                 record.tpm_limit or "-",
                 record.rpm_limit or "-",
-                ",".join(record.models) or "(all)",
+                ",".join(m for m in record.models if m != ALL_PROXY_MODELS) or "(all)",
                 ",".join(record.teams) or "-",
             )
         )

@@ -51,6 +51,19 @@ class OperatorConfig:
     pod_name: str = ""
     """``POD_NAME`` (downward API): the stem of the holder identity; the host name without it."""
 
+    @property
+    def kopf_namespaces(self) -> list[str]:
+        """The namespace patterns as kopf takes them.
+
+        A plain list (``team-a,team-b``) is one glob per namespace, any of which matches. With
+        an exclusion (``!rbac-*,!fault-*``) the list is one kopf pattern read left to right:
+        split, each ``!glob`` would be a pattern of its own matching everything else, so
+        ``rbac-x`` would match ``!fault-*`` and be watched after all.
+        """
+        if any(part.startswith("!") for part in self.namespaces):
+            return [", ".join(self.namespaces)]
+        return list(self.namespaces)
+
     def summary(self) -> str:
         scope = ",".join(self.namespaces) or "all namespaces"
         election = f"lease {self.lease_namespace}" if self.leader_election else "off"

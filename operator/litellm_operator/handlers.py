@@ -63,7 +63,18 @@ from litellm_operator.status import (
 log = logging.getLogger(__name__)
 
 FINALIZER = f"{GROUP}/finalizer"
-MAX_RETRY_DELAY = 300.0
+MAX_RETRY_DELAY = 15.0
+"""Transient failures are retried after 1, 2, 4, 8 then every 15 s: once LiteLLM is back, every
+resource converges within about 15 s (the README's "Failure behaviour")."""
+
+
+def retry_delay(retry: int, retry_after: float | None = None) -> float:
+    """The one retry formula: LiteLLM's Retry-After when it sent one, else capped exponential."""
+    if retry_after is not None:
+        return retry_after
+    return float(min(2.0**retry, MAX_RETRY_DELAY))
+
+
 NOT_DRIFT = frozenset({"not-ready", "status"})
 """Resync findings that are not changes made in LiteLLM behind the operator's back."""
 ROLLOUT_DEBOUNCE_SECONDS = 0.25
@@ -269,7 +280,7 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
             raise kopf.TemporaryError("the policy changed during the reconcile", delay=0.1)
         outcome = result.outcome
         if isinstance(outcome, Failed) and outcome.transient:
-            delay = result.retry_after or min(5.0 * 2**retry, MAX_RETRY_DELAY)
+            delay = retry_delay(retry, result.retry_after)
             raise kopf.TemporaryError(outcome.message, delay=delay)
 
     @kopf.on.create(*users, registry=registry, id="reconcile")
@@ -303,7 +314,7 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         try:
             events = await runtime.reconciler.finalize(plain(body), policy)
         except Exception as exc:
-            delay = min(5.0 * 2**retry, MAX_RETRY_DELAY)
+            delay = retry_delay(retry)
             kopf.warn(body, reason="DeleteFailed", message=str(exc))
             raise kopf.TemporaryError(f"deletion not finished: {exc}", delay=delay) from exc
         for event in events:

@@ -166,7 +166,7 @@ async def serve(
                 kopf.operator(
                     registry=registry,
                     clusterwide=not config.namespaces,
-                    namespaces=list(config.namespaces),
+                    namespaces=config.kopf_namespaces,
                     standalone=True,
                     priority=0,
                     liveness_endpoint=(

@@ -53,7 +53,7 @@ def test_make_demo_from_scratch(dev_dir: Path) -> None:
         )
         assert demo.returncode == 0, demo.stderr[-3000:]
         kube_rows = [line.split() for line in demo.stdout.splitlines()]
-        ready = {row[0]: row[3] for row in kube_rows if len(row) >= 4 and row[0] in EXAMPLE_USERS}
+        ready = {row[1]: row[4] for row in kube_rows if len(row) >= 5 and row[1] in EXAMPLE_USERS}
         assert ready == dict.fromkeys(EXAMPLE_USERS, "True"), demo.stdout
         assert "alice@example.com" in demo.stdout
         assert "power-users" in demo.stdout, "LiteLLM's side shows alice's team"

@@ -136,6 +136,8 @@ def test_kustomization_renders_a_hardened_operator(kube_env: KubeEnv) -> None:
         "RoleBinding/litellm-operator-leader-election",
         "Service/litellm-operator-metrics",
         "ServiceAccount/litellm-operator",
+        "ValidatingAdmissionPolicy/litellm-operator-annotation-budget",
+        "ValidatingAdmissionPolicyBinding/litellm-operator-annotation-budget",
     ], "no Secret is shipped: the user creates litellm-master-key"
     by_kind = {d["kind"]: d for d in documents}
     config = by_kind["ConfigMap"]["data"]

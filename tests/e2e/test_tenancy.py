@@ -22,7 +22,7 @@ from litellm_operator.litellm import LiteLLMClient, LiteLLMUserRecord, NewUserRe
 from litellm_operator.models import API_VERSION
 from litellm_operator.plan import MANAGED_BY
 from tests.e2e.conftest import RESYNC_SECONDS
-from tests.e2e.operator_harness import Cluster, OperatorProcess
+from tests.e2e.operator_harness import Cluster, OperatorProcess, eventually
 from tests.fixtures.kube import KubeEnv, fresh_namespace
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
@@ -326,3 +326,39 @@ def test_oversized_input_is_rejected_at_admission(tenant: Tenant, admin: Admin) 
     )
     assert result.returncode != 0
     assert admin.cluster.get_user(tenant.namespace, "huge") is None
+
+
+ADMISSION_POLICY = Path(__file__).resolve().parents[2] / "deploy/manifests/admission-policy.yaml"
+
+
+def test_huge_annotations_are_refused_so_kopf_always_has_room(
+    tenant: Tenant, admin: Admin, kube_env: KubeEnv
+) -> None:
+    """The schema cannot bound metadata: the shipped ValidatingAdmissionPolicy does."""
+    kube_env.kubectl("apply", "--server-side", "-f", str(ADMISSION_POLICY))
+    policy = admin.policy(granted(tenant.namespace))
+    body: dict[str, Any] = {
+        "apiVersion": API_VERSION,
+        "kind": "LiteLLMUser",
+        "metadata": {
+            "name": "bloated",
+            "namespace": tenant.namespace,
+            "annotations": {"note": "x" * 200_000},
+        },
+        "spec": {"policyRef": policy},
+    }
+
+    def refused() -> str | None:
+        result = tenant.kube.kubectl("create", "-f", "-", input=json.dumps(body), check=False)
+        if result.returncode == 0:
+            tenant.kube.kubectl("delete", "litellmuser", "bloated", f"-n={tenant.namespace}")
+            return None
+        return result.stderr
+
+    message = eventually(refused, timeout=30, what="the admission policy in force")
+    assert "128 KiB" in message
+    body["metadata"]["annotations"] = {"note": "x" * 1000}
+    tenant.kube.kubectl("create", "-f", "-", input=json.dumps(body))
+    admin.cluster.wait_ready(tenant.namespace, "bloated")
+    tenant.delete("bloated")
+    assert admin.cluster.get_user(tenant.namespace, "bloated") is None

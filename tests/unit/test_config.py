@@ -104,3 +104,26 @@ FLAG = [
 @pytest.mark.parametrize(("argv", "expected"), FLAG)
 def test_leader_elect_flag(argv: list[str], expected: bool | None) -> None:
     assert build_parser().parse_args(argv).leader_elect is expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "patterns"),
+    [
+        pytest.param("team-a,team-b", ["team-a", "team-b"], id="plain-list"),
+        pytest.param("!rbac-*,!fault-*", ["!rbac-*, !fault-*"], id="exclusions-are-one-pattern"),
+        pytest.param("team-*, !team-x", ["team-*, !team-x"], id="mixed"),
+    ],
+)
+def test_namespaces_as_kopf_patterns(raw: str, patterns: list[str]) -> None:
+    config = load_config({**GOOD, "LITELLM_OPERATOR_NAMESPACES": raw})
+    assert config.kopf_namespaces == patterns
+
+
+def test_exclusions_exclude_every_listed_namespace() -> None:
+    """Judged by kopf's own matcher, the one the operator's watch uses."""
+    from kopf._cogs.structs.references import NamespaceName, match_namespace
+
+    env = {**GOOD, "LITELLM_OPERATOR_NAMESPACES": "!rbac-*,!fault-*"}
+    (pattern,) = load_config(env).kopf_namespaces
+    for name, watched in (("rbac-1", False), ("fault-1", False), ("team-a", True)):
+        assert match_namespace(NamespaceName(name), pattern) is watched

@@ -14,7 +14,7 @@ from typing import Any
 import kubernetes
 import pytest
 
-from litellm_operator.handlers import Rollouts
+from litellm_operator.handlers import Rollouts, retry_delay
 from litellm_operator.kube import Kube
 
 
@@ -99,3 +99,17 @@ async def test_a_user_moving_to_another_policy_touches_both(world: Any) -> None:
     assert (status["users"], status["readyUsers"]) == (0, 0), "only what changed is patched"
     assert status["conditions"][0]["status"] == "True"
     await rollouts.close()
+
+
+@pytest.mark.parametrize(
+    ("retry", "retry_after", "expected"),
+    [
+        pytest.param(0, None, 1.0, id="first-retry"),
+        pytest.param(3, None, 8.0, id="doubling"),
+        pytest.param(10, None, 15.0, id="capped-so-recovery-is-quick"),
+        pytest.param(0, 3.0, 3.0, id="retry-after-honoured"),
+        pytest.param(0, 60.0, 60.0, id="a-long-retry-after-is-litellm-s-to-give"),
+    ],
+)
+def test_retry_delay(retry: int, retry_after: float | None, expected: float) -> None:
+    assert retry_delay(retry, retry_after) == expected
