@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, cast
 from urllib.parse import urlparse
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 DEFAULT_RESYNC_SECONDS = 600.0
 DEFAULT_CONCURRENCY = 8
@@ -21,8 +22,6 @@ DEFAULT_TIMEOUT_SECONDS = 10.0
 DEFAULT_METRICS_PORT = 8080
 DEFAULT_LEASE_NAMESPACE = "default"
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
-TRUE = frozenset({"1", "true", "yes", "on"})
-FALSE = frozenset({"", "0", "false", "no", "off"})
 
 
 class ConfigError(Exception):
@@ -33,23 +32,96 @@ class ConfigError(Exception):
         self.problems = problems
 
 
-@dataclass(frozen=True)
-class OperatorConfig:
-    litellm_url: str
-    master_key: SecretStr = field(repr=False)
-    namespaces: tuple[str, ...] = ()
-    """Namespaces to watch; empty means all (cluster-wide)."""
-    resync_seconds: float = DEFAULT_RESYNC_SECONDS
-    concurrency: int = DEFAULT_CONCURRENCY
-    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
-    metrics_port: int = DEFAULT_METRICS_PORT
-    """Port of ``/metrics``; 0 turns the endpoint off."""
-    leader_election: bool = False
-    """Run only while holding the Lease (on in the shipped manifests, off for local runs)."""
-    lease_namespace: str = DEFAULT_LEASE_NAMESPACE
-    """Where the Lease lives: the operator's own namespace (``POD_NAMESPACE``)."""
-    pod_name: str = ""
-    """``POD_NAME`` (downward API): the stem of the holder identity; the host name without it."""
+class OperatorConfig(BaseSettings):
+    """The operator's settings, one field per environment variable (its alias).
+
+    Read through pydantic-settings from the mapping :func:`load_config` gives it (the process
+    environment by default), never from files or other sources: the Deployment's ConfigMap and
+    Secret are the whole configuration.
+    """
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", str_strip_whitespace=True)
+
+    litellm_url: str = Field(
+        validation_alias="LITELLM_URL", description="the base URL of the LiteLLM proxy"
+    )
+    public_url: str | None = Field(
+        default=None,
+        validation_alias="LITELLM_PUBLIC_URL",
+        description="the LiteLLM URL workloads use (default: LITELLM_URL)",
+    )
+    master_key: SecretStr = Field(
+        repr=False,
+        validation_alias="LITELLM_MASTER_KEY",
+        description="LiteLLM's master key, from a Secret (or LITELLM_MASTER_KEY_FILE)",
+    )
+    namespace_list: str = Field(
+        default="",
+        validation_alias="LITELLM_OPERATOR_NAMESPACES",
+        description="comma-separated namespaces (globs, !exclusions) to watch; empty: all",
+    )
+    resync_seconds: float = Field(
+        default=DEFAULT_RESYNC_SECONDS, ge=1.0, validation_alias="LITELLM_OPERATOR_RESYNC_SECONDS"
+    )
+    concurrency: int = Field(
+        default=DEFAULT_CONCURRENCY, ge=1, validation_alias="LITELLM_OPERATOR_CONCURRENCY"
+    )
+    timeout_seconds: float = Field(
+        default=DEFAULT_TIMEOUT_SECONDS, ge=0.1, validation_alias="LITELLM_OPERATOR_TIMEOUT_SECONDS"
+    )
+    metrics_port: int = Field(
+        default=DEFAULT_METRICS_PORT,
+        ge=0,
+        le=65535,
+        validation_alias="LITELLM_OPERATOR_METRICS_PORT",
+        description="port of /metrics; 0 turns the endpoint off",
+    )
+    leader_election: bool = Field(
+        default=False,
+        validation_alias="LITELLM_OPERATOR_LEADER_ELECTION",
+        description="run only while holding the Lease (on in the shipped manifests)",
+    )
+    lease_namespace: str = Field(
+        default=DEFAULT_LEASE_NAMESPACE,
+        validation_alias="POD_NAMESPACE",
+        description="where the Lease lives: the operator's own namespace",
+    )
+    pod_name: str = Field(
+        default="",
+        validation_alias="POD_NAME",
+        description="the stem of the holder identity (downward API); the host name without it",
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+    @field_validator("litellm_url", "public_url")
+    @classmethod
+    def _http_url(cls, url: str | None) -> str | None:
+        if url is None:
+            return None
+        url = url.rstrip("/")
+        parsed = urlparse(url)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise ValueError("is not an http(s) URL")
+        return url
+
+    @property
+    def base_url_for_workloads(self) -> str:
+        return self.public_url or self.litellm_url
+
+    @property
+    def namespaces(self) -> tuple[str, ...]:
+        """Namespaces to watch; empty means all (cluster-wide)."""
+        return tuple(ns.strip() for ns in self.namespace_list.split(",") if ns.strip())
 
     @property
     def kopf_namespaces(self) -> list[str]:
@@ -74,46 +146,65 @@ class OperatorConfig:
         )
 
 
+ALIASES = frozenset(
+    str(f.validation_alias) for f in OperatorConfig.model_fields.values() if f.validation_alias
+)
+KEY_FILE = "LITELLM_MASTER_KEY_FILE"
+
+
 def load_config(environ: Mapping[str, str] | None = None) -> OperatorConfig:
-    """Build the configuration from ``environ`` (default: the process environment)."""
+    """Build the configuration from ``environ`` (default: the process environment).
+
+    Every problem is reported at once (:class:`ConfigError`), one line per variable; a value is
+    quoted, except the master key's, which is never shown.
+    """
     env = os.environ if environ is None else environ
+    values = {name: env[name].strip() for name in ALIASES if env.get(name, "").strip()}
     problems: list[str] = []
-    url = env.get("LITELLM_URL", "").strip().rstrip("/")
-    if not url:
-        problems.append("LITELLM_URL is not set: the base URL of the LiteLLM proxy")
-    elif urlparse(url).scheme not in ("http", "https") or not urlparse(url).netloc:
-        problems.append(f"LITELLM_URL={url!r} is not an http(s) URL")
     key = read_master_key(env, problems)
-    resync = number(env, "LITELLM_OPERATOR_RESYNC_SECONDS", DEFAULT_RESYNC_SECONDS, 1.0, problems)
-    concurrency = int(number(env, "LITELLM_OPERATOR_CONCURRENCY", DEFAULT_CONCURRENCY, 1, problems))
-    timeout = number(
-        env, "LITELLM_OPERATOR_TIMEOUT_SECONDS", DEFAULT_TIMEOUT_SECONDS, 0.1, problems
-    )
-    port = int(number(env, "LITELLM_OPERATOR_METRICS_PORT", DEFAULT_METRICS_PORT, 0, problems))
-    if port > 65535:
-        problems.append(f"LITELLM_OPERATOR_METRICS_PORT={port} is not a port number")
-    namespaces = tuple(
-        ns.strip() for ns in env.get("LITELLM_OPERATOR_NAMESPACES", "").split(",") if ns.strip()
-    )
-    election = env.get("LITELLM_OPERATOR_LEADER_ELECTION", "").strip().lower()
-    if election not in TRUE | FALSE:
-        problems.append(
-            f"LITELLM_OPERATOR_LEADER_ELECTION={election!r} is not a boolean (true or false)"
-        )
+    if key:
+        values["LITELLM_MASTER_KEY"] = key
+    if "POD_NAMESPACE" not in values:
+        values["POD_NAMESPACE"] = own_namespace(env)
+    try:
+        config = OperatorConfig(**cast(dict[str, Any], values))
+    except ValidationError as exc:
+        problems += [described(error, key_problem=bool(problems)) for error in exc.errors()]
+        problems = [p for p in problems if p]
+        raise ConfigError(problems) from None
     if problems:
         raise ConfigError(problems)
-    return OperatorConfig(
-        litellm_url=url,
-        master_key=SecretStr(key),
-        namespaces=namespaces,
-        resync_seconds=resync,
-        concurrency=concurrency,
-        timeout_seconds=timeout,
-        metrics_port=port,
-        leader_election=election in TRUE,
-        lease_namespace=own_namespace(env),
-        pod_name=env.get("POD_NAME", "").strip(),
+    return config
+
+
+def described(error: Any, *, key_problem: bool) -> str:
+    """One line per problem: the variable, its value (never the key's) and what is wrong."""
+    name = str(error["loc"][0]) if error["loc"] else "?"
+    field = next(
+        (f for f in OperatorConfig.model_fields.values() if f.validation_alias == name), None
     )
+    if error["type"] == "missing":
+        if name == "LITELLM_MASTER_KEY":
+            return "" if key_problem else MISSING_KEY
+        return f"{name} is not set: {field.description if field else ''}"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if name == "LITELLM_MASTER_KEY":
+        return f"{name}: {message}"
+    if error["type"] in ("float_parsing", "int_parsing", "int_from_float"):
+        message = "is not a number"
+    elif name == "LITELLM_OPERATOR_METRICS_PORT":
+        message = "is not a port number (0 to 65535)"
+    elif error["type"] == "greater_than_equal":
+        message = f"must be at least {error['ctx']['ge']:g}"
+    elif error["type"] == "bool_parsing":
+        message = "is not a boolean (true or false)"
+    return f"{name}={error['input']!r} {message}"
+
+
+MISSING_KEY = (
+    "LITELLM_MASTER_KEY (or LITELLM_MASTER_KEY_FILE) is not set: LiteLLM's master key, "
+    "from a Secret"
+)
 
 
 def own_namespace(env: Mapping[str, str]) -> str:
@@ -129,7 +220,7 @@ def own_namespace(env: Mapping[str, str]) -> str:
 
 def read_master_key(env: Mapping[str, str], problems: list[str]) -> str:
     """``LITELLM_MASTER_KEY``, or the file named by ``LITELLM_MASTER_KEY_FILE`` (a Secret mount)."""
-    path = env.get("LITELLM_MASTER_KEY_FILE", "").strip()
+    path = env.get(KEY_FILE, "").strip()
     if path:
         try:
             key = Path(path).read_text(encoding="utf-8").strip()
@@ -138,26 +229,4 @@ def read_master_key(env: Mapping[str, str], problems: list[str]) -> str:
             return ""
     else:
         key = env.get("LITELLM_MASTER_KEY", "").strip()
-    if not key:
-        problems.append(
-            "LITELLM_MASTER_KEY (or LITELLM_MASTER_KEY_FILE) is not set: LiteLLM's master key, "
-            "from a Secret"
-        )
     return key
-
-
-def number(
-    env: Mapping[str, str], name: str, default: float, minimum: float, problems: list[str]
-) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        problems.append(f"{name}={raw!r} is not a number")
-        return default
-    if value < minimum:
-        problems.append(f"{name}={raw!r} must be at least {minimum:g}")
-        return default
-    return value

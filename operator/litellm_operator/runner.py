@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import logging
 import os
 import secrets
@@ -84,7 +83,7 @@ def command(args: argparse.Namespace) -> int:
     # httpx logs every request at INFO; the operator's own metrics count them instead.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     if args.leader_elect is not None:
-        config = dataclasses.replace(config, leader_election=args.leader_elect)
+        config = config.model_copy(update={"leader_election": args.leader_elect})
     log.info("starting: %s", config.summary())
     asyncio.run(serve(config, health_port=args.health_port))
     return 0

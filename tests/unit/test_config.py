@@ -35,6 +35,16 @@ def test_namespaces_are_a_comma_list() -> None:
 
 
 BAD = [
+    pytest.param(
+        {**GOOD, "LITELLM_PUBLIC_URL": "llm.example.com"},
+        ["LITELLM_PUBLIC_URL", "not an http(s) URL"],
+        id="bad-public-url",
+    ),
+    pytest.param(
+        {"LITELLM_URL": "ftp://x", "LITELLM_OPERATOR_RESYNC_SECONDS": "ten"},
+        ["not an http(s) URL", "is not a number", "LITELLM_MASTER_KEY"],
+        id="three-problems-at-once",
+    ),
     pytest.param({}, ["LITELLM_URL is not set", "LITELLM_MASTER_KEY"], id="nothing-set"),
     pytest.param({**GOOD, "LITELLM_URL": "litellm:4000"}, ["not an http(s) URL"], id="bad-url"),
     pytest.param(
@@ -62,6 +72,12 @@ def test_every_problem_is_reported(env: dict[str, str], expected: list[str]) -> 
     for fragment in expected:
         assert fragment in text
     assert KEY not in text
+
+
+def test_public_url_defaults_to_the_litellm_url() -> None:
+    assert load_config(GOOD).base_url_for_workloads == "http://litellm:4000"
+    env = {**GOOD, "LITELLM_PUBLIC_URL": "https://llm.example.com/"}
+    assert load_config(env).base_url_for_workloads == "https://llm.example.com"
 
 
 def test_key_never_in_repr_or_summary() -> None:
