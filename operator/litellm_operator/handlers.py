@@ -44,8 +44,17 @@ from litellm_operator.models import (
     USER_PLURAL,
     VERSION,
     ProvisioningPolicy,
+    UserSpec,
 )
-from litellm_operator.reconciler import Claim, ClaimsOf, Event, Reconciler, Result
+from litellm_operator.reasons import Reason
+from litellm_operator.reconciler import (
+    Claim,
+    ClaimsOf,
+    Event,
+    Reconciler,
+    RecordProgress,
+    Result,
+)
 from litellm_operator.status import (
     POLICY_OWNED_KEYS,
     REASON_POLICY_CHANGED,
@@ -199,46 +208,98 @@ class Runtime:
     directory: Directory
 
 
-def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
-    """Register every index, handler and timer of the operator on ``registry``."""
-    users = (GROUP, VERSION, USER_PLURAL)
-    policies = (GROUP, VERSION, POLICY_PLURAL)
+def policy_ref_of(spec: Mapping[str, Any]) -> str:
+    """The policy a LiteLLMUser names: spec.policyRef, ``default`` when omitted (the schema's)."""
+    return str(spec.get("policyRef") or DEFAULT_POLICY_REF)
 
-    @kopf.index(*policies, registry=registry, id="policy_bodies")
-    def policy_bodies(*, name: str, body: kopf.Body, **_: Any) -> dict[str, Any]:
-        return {name: plain(body)}
 
-    @kopf.index(*users, registry=registry, id="users_by_policy")
-    def users_by_policy(
-        *, namespace: str | None, name: str, spec: kopf.Spec, **_: Any
-    ) -> dict[str, Any]:
-        return {spec.get("policyRef") or "default": (namespace, name)}
+DEFAULT_POLICY_REF: str = UserSpec.model_fields["policy_ref"].default
 
-    @kopf.index(*users, registry=registry, id="user_bodies")
-    def user_bodies(
-        *, namespace: str | None, name: str, body: kopf.Body, **_: Any
-    ) -> dict[Any, Any]:
-        return {(namespace, name): slim(body)}
 
-    @kopf.index(*users, registry=registry, id="user_id_claims")
-    def user_id_claims(
-        *,
-        namespace: str | None,
-        name: str,
-        uid: str,
-        meta: kopf.Meta,
-        status: kopf.Status,
-        **_: Any,
-    ) -> dict[str, Claim] | None:
-        user_id = status.get("userId")
-        if not user_id:
-            return None
-        created = str(meta.get("creationTimestamp", ""))
-        return {user_id: Claim(created, namespace or "", name, uid)}
+# --- indices: what every handler reads instead of listing -------------------------------------
 
-    rollouts = Rollouts(runtime.kube)
+
+def index_policy_bodies(*, name: str, body: kopf.Body, **_: Any) -> dict[str, Any]:
+    return {name: plain(body)}
+
+
+def index_users_by_policy(
+    *, namespace: str | None, name: str, spec: kopf.Spec, **_: Any
+) -> dict[str, Any]:
+    return {policy_ref_of(spec): (namespace, name)}
+
+
+def index_user_bodies(
+    *, namespace: str | None, name: str, body: kopf.Body, **_: Any
+) -> dict[Any, Any]:
+    return {(namespace, name): slim(body)}
+
+
+def index_user_id_claims(
+    *,
+    namespace: str | None,
+    name: str,
+    uid: str,
+    meta: kopf.Meta,
+    status: kopf.Status,
+    **_: Any,
+) -> dict[str, Claim] | None:
+    user_id = status.get("userId")
+    if not user_id:
+        return None
+    created = str(meta.get("creationTimestamp", ""))
+    return {user_id: Claim(created, namespace or "", name, uid)}
+
+
+# --- LiteLLMUser handlers ----------------------------------------------------------------------
+
+
+class UserHandlers:
+    """Create, update, resume, delete and watch events of LiteLLMUsers."""
+
+    def __init__(self, runtime: Runtime, rollouts: Rollouts) -> None:
+        self.runtime = runtime
+        self.rollouts = rollouts
+
+    async def changed(self, *, body: kopf.Body, patch: kopf.Patch, retry: int, **kw: Any) -> None:
+        await self.reconcile(body, patch, retry, kw["policy_bodies"], kw["user_id_claims"])
+
+    async def resumed(self, *, body: kopf.Body, patch: kopf.Patch, retry: int, **kw: Any) -> None:
+        """At start-up: a ``/user/list`` snapshot spares each user its own ``/user/info``."""
+        user_id = body.get("status", {}).get("userId")
+        hint = None
+        if user_id:
+            try:
+                hint = (await self.runtime.directory.snapshot()).get(user_id)
+            except LiteLLMError:
+                hint = None  # the reconcile reads /user/info itself and reports the outage
+        await self.reconcile(
+            body, patch, retry, kw["policy_bodies"], kw["user_id_claims"], hint=hint
+        )
+
+    async def event(
+        self, *, type: str | None, namespace: str | None, name: str, spec: kopf.Spec, **kw: Any
+    ) -> None:
+        """Every change of a user moves its policy's rollout counts."""
+        self.rollouts.bind(kw)
+        policy = None if type == "DELETED" else policy_ref_of(spec)
+        self.rollouts.user_seen((namespace, name), policy)
+
+    async def deleted(self, *, body: kopf.Body, retry: int, **kw: Any) -> None:
+        policy_bodies: kopf.Index[str, Any] = kw["policy_bodies"]
+        policy = first(policy_bodies.get(policy_ref_of(body.get("spec", {}))))
+        try:
+            events = await self.runtime.reconciler.finalize(plain(body), policy)
+        except Exception as exc:
+            kopf.warn(body, reason=Reason.DELETE_FAILED, message=str(exc))
+            raise kopf.TemporaryError(
+                f"deletion not finished: {exc}", delay=retry_delay(retry)
+            ) from exc
+        for event in events:
+            post(body, event)
 
     async def reconcile(
+        self,
         body: kopf.Body,
         patch: kopf.Patch,
         retry: int,
@@ -246,28 +307,16 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         user_id_claims: kopf.Index[str, Claim],
         hint: LiteLLMUserRecord | None = None,
     ) -> None:
-        policy_ref = body.get("spec", {}).get("policyRef") or "default"
+        runtime = self.runtime
+        policy_ref = policy_ref_of(body.get("spec", {}))
         policy = first(policy_bodies.get(policy_ref))
         used = policy_of(policy_ref, policy)
         started = time.monotonic()
-
-        async def record_progress(user_id: str, teams: Sequence[str], creating: bool) -> None:
-            # When creating, the same write tells Flux/Argo CD the user is in progress.
-            meta = body.metadata
-            previous = body.get("status") or {}
-            progress = (
-                creating_status(previous, meta.get("generation"), now_iso()) if creating else {}
-            )
-            progress = {**progress, "managedTeams": list(teams)}
-            await runtime.kube.record_user_id(
-                meta.namespace or "", meta.name or "", user_id, progress
-            )
-
         result = await runtime.reconciler.reconcile(
             plain(body),
             policy,
             claims_from(user_id_claims),
-            record_progress=record_progress,
+            record_progress=self.progress_recorder(body),
             observed_hint=hint,
         )
         runtime.metrics.reconcile_seconds.observe(time.monotonic() - started)
@@ -280,97 +329,78 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
             raise kopf.TemporaryError("the policy changed during the reconcile", delay=0.1)
         outcome = result.outcome
         if isinstance(outcome, Failed) and outcome.transient:
-            delay = retry_delay(retry, result.retry_after)
-            raise kopf.TemporaryError(outcome.message, delay=delay)
+            raise kopf.TemporaryError(outcome.message, delay=retry_delay(retry, result.retry_after))
 
-    @kopf.on.create(*users, registry=registry, id="reconcile")
-    @kopf.on.update(*users, registry=registry, id="reconcile")
-    async def user_changed(*, body: kopf.Body, patch: kopf.Patch, retry: int, **kw: Any) -> None:
-        await reconcile(body, patch, retry, kw["policy_bodies"], kw["user_id_claims"])
+    def progress_recorder(self, body: kopf.Body) -> RecordProgress:
+        """The status write the reconciler makes before LiteLLM is written (see RecordProgress)."""
 
-    @kopf.on.event(*users, registry=registry, id="rollout")
-    async def user_event(
-        *, type: str | None, namespace: str | None, name: str, spec: kopf.Spec, **kw: Any
+        async def record(user_id: str, teams: Sequence[str], creating: bool) -> None:
+            # When creating, the same write tells Flux/Argo CD the user is in progress.
+            meta = body.metadata
+            previous = body.get("status") or {}
+            progress = (
+                creating_status(previous, meta.get("generation"), now_iso()) if creating else {}
+            )
+            progress = {**progress, "managedTeams": list(teams)}
+            await self.runtime.kube.record_user_id(
+                meta.namespace or "", meta.name or "", user_id, progress
+            )
+
+        return record
+
+
+# --- ProvisioningPolicy handlers ---------------------------------------------------------------
+
+
+class PolicyHandlers:
+    """Create, update, delete and the periodic resync of ProvisioningPolicies."""
+
+    def __init__(self, runtime: Runtime, rollouts: Rollouts) -> None:
+        self.runtime = runtime
+        self.rollouts = rollouts
+
+    async def changed(self, *, name: str, body: kopf.Body, reason: str, **kw: Any) -> None:
+        self.rollouts.bind(kw)
+        generation = body.get("metadata", {}).get("generation")
+        why = f"policy {name} {reason} (generation {generation}) at {now_iso()}"
+        await self.propagate(name, generation, why, kw)
+        self.rollouts.touch(name)
+
+    async def event(self, *, type: str | None, name: str, **kw: Any) -> None:
+        """A policy is gone (kopf runs no delete handler without a finalizer): tell its users."""
+        if type != "DELETED":
+            return
+        self.rollouts.forget(name)
+        await self.propagate(name, None, f"policy {name} deleted at {now_iso()}", kw)
+
+    async def propagate(
+        self, name: str, generation: int | None, why: str, kw: Mapping[str, Any]
     ) -> None:
-        rollouts.bind(kw)
-        policy = None if type == "DELETED" else spec.get("policyRef") or "default"
-        rollouts.user_seen((namespace, name), policy)
-
-    @kopf.on.resume(*users, registry=registry, id="resume")
-    async def user_resumed(*, body: kopf.Body, patch: kopf.Patch, retry: int, **kw: Any) -> None:
-        user_id = body.get("status", {}).get("userId")
-        hint = None
-        if user_id:
-            try:
-                hint = (await runtime.directory.snapshot()).get(user_id)
-            except LiteLLMError:
-                hint = None  # the reconcile reads /user/info itself and reports the outage
-        await reconcile(body, patch, retry, kw["policy_bodies"], kw["user_id_claims"], hint=hint)
-
-    @kopf.on.delete(*users, registry=registry, id="finalize")
-    async def user_deleted(*, body: kopf.Body, retry: int, **kw: Any) -> None:
-        policy_bodies: kopf.Index[str, Any] = kw["policy_bodies"]
-        policy = first(policy_bodies.get(body.get("spec", {}).get("policyRef") or "default"))
-        try:
-            events = await runtime.reconciler.finalize(plain(body), policy)
-        except Exception as exc:
-            delay = retry_delay(retry)
-            kopf.warn(body, reason="DeleteFailed", message=str(exc))
-            raise kopf.TemporaryError(f"deletion not finished: {exc}", delay=delay) from exc
-        for event in events:
-            post(body, event)
-
-    async def propagate(name: str, generation: int | None, why: str, kw: Mapping[str, Any]) -> None:
         """Turn the policy's users that are behind it non-Ready at once, then reconcile them."""
         users_by_policy: kopf.Index[str, Any] = kw["users_by_policy"]
         user_bodies: kopf.Index[Any, Any] = kw["user_bodies"]
         targets = list(users_by_policy.get(name, []))
+        kube = self.runtime.kube
 
         async def flip_and_nudge(namespace: str, user_name: str) -> None:
             user = first(user_bodies.get((namespace, user_name))) or {}
             previous = user.get("status") or {}
             changes = policy_changed_status(previous, name, generation, now_iso())
             if changes is not None:
-                await runtime.kube.patch_user_status(namespace, user_name, changes)
-            await runtime.kube.nudge(namespace, user_name, why)
+                await kube.patch_user_status(namespace, user_name, changes)
+            await kube.nudge(namespace, user_name, why)
 
         await asyncio.gather(*(flip_and_nudge(ns, n) for ns, n in targets))
         log.info("policy %s: %d user(s) to reconcile", name, len(targets))
 
-    @kopf.on.create(*policies, registry=registry, id="propagate")
-    @kopf.on.update(*policies, registry=registry, id="propagate")
-    async def policy_changed(*, name: str, body: kopf.Body, reason: str, **kw: Any) -> None:
-        rollouts.bind(kw)
-        generation = body.get("metadata", {}).get("generation")
-        why = f"policy {name} {reason} (generation {generation}) at {now_iso()}"
-        await propagate(name, generation, why, kw)
-        rollouts.touch(name)
-
-    @kopf.on.event(*policies, registry=registry, id="deleted")
-    async def policy_event(*, type: str | None, name: str, **kw: Any) -> None:
-        """A policy is gone (kopf runs no delete handler without a finalizer): tell its users."""
-        if type != "DELETED":
-            return
-        rollouts.forget(name)
-        await propagate(name, None, f"policy {name} deleted at {now_iso()}", kw)
-
-    @kopf.on.cleanup(registry=registry, id="rollouts")
-    async def stop_rollouts(**_: Any) -> None:
-        await rollouts.close()
-
-    @kopf.timer(
-        *policies,
-        registry=registry,
-        id="resync",
-        interval=runtime.config.resync_seconds,
-        initial_delay=runtime.config.resync_seconds,
-    )
-    async def resync(*, name: str, body: kopf.Body, **kw: Any) -> None:
+    async def resync(self, *, name: str, body: kopf.Body, **kw: Any) -> None:
+        """Compare the policy's users with one ``/user/list`` snapshot; nudge the drifted."""
+        runtime = self.runtime
         users_by_policy: kopf.Index[str, Any] = kw["users_by_policy"]
         user_bodies: kopf.Index[Any, Any] = kw["user_bodies"]
         targets = list(users_by_policy.get(name, []))
-        rollouts.bind(kw)
-        await rollouts.publish(name)
+        self.rollouts.bind(kw)
+        await self.rollouts.publish(name)
         try:
             policy: ProvisioningPolicy | None = ProvisioningPolicy.model_validate(plain(body))
         except ValidationError:
@@ -403,6 +433,41 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         count_ready(user_bodies, runtime.metrics)
         if drifted:
             log.info("resync of policy %s: %d user(s) drifted", name, drifted)
+
+
+def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
+    """Wire every index, handler and timer of the operator to ``registry``."""
+    users = (GROUP, VERSION, USER_PLURAL)
+    policies = (GROUP, VERSION, POLICY_PLURAL)
+    kopf.index(*policies, registry=registry, id="policy_bodies")(index_policy_bodies)
+    kopf.index(*users, registry=registry, id="users_by_policy")(index_users_by_policy)
+    kopf.index(*users, registry=registry, id="user_bodies")(index_user_bodies)
+    kopf.index(*users, registry=registry, id="user_id_claims")(index_user_id_claims)
+
+    rollouts = Rollouts(runtime.kube)
+    user = UserHandlers(runtime, rollouts)
+    kopf.on.create(*users, registry=registry, id="reconcile")(user.changed)
+    kopf.on.update(*users, registry=registry, id="reconcile")(user.changed)
+    kopf.on.resume(*users, registry=registry, id="resume")(user.resumed)
+    kopf.on.delete(*users, registry=registry, id="finalize")(user.deleted)
+    kopf.on.event(*users, registry=registry, id="rollout")(user.event)
+
+    policy = PolicyHandlers(runtime, rollouts)
+    kopf.on.create(*policies, registry=registry, id="propagate")(policy.changed)
+    kopf.on.update(*policies, registry=registry, id="propagate")(policy.changed)
+    kopf.on.event(*policies, registry=registry, id="deleted")(policy.event)
+    kopf.timer(
+        *policies,
+        registry=registry,
+        id="resync",
+        interval=runtime.config.resync_seconds,
+        initial_delay=runtime.config.resync_seconds,
+    )(policy.resync)
+
+    async def stop_rollouts(**_: Any) -> None:
+        await rollouts.close()
+
+    kopf.on.cleanup(registry=registry, id="rollouts")(stop_rollouts)
 
 
 def publish(
@@ -444,7 +509,7 @@ def superseded(body: kopf.Body, patch: kopf.Patch, latest: PolicyRef | None) -> 
         **dict(body.get("status") or {}),
         "observedGeneration": body.get("metadata", {}).get("generation"),
     }
-    policy = body.get("spec", {}).get("policyRef") or "default"
+    policy = policy_ref_of(body.get("spec", {}))
     state = f"changed to generation {latest[1]}" if latest else "was deleted"
     message = f"policy {policy} {state} during the reconcile; reconciling"
     conditions = pending_conditions(previous, REASON_POLICY_CHANGED, message, now_iso())
