@@ -25,6 +25,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import BaseModel
+
+from litellm_operator.models import UserStatus
 from litellm_operator.reasons import Reason
 
 READY = "Ready"
@@ -172,7 +175,14 @@ def build_status(
     status["conditions"] = merge_conditions(
         previous.get("conditions") or [], conditions_for(outcome, generation), now
     )
-    result: dict[str, Any] = pruned(status)
+    return through(UserStatus, status)
+
+
+def through(model: type[BaseModel], status: Mapping[str, Any]) -> dict[str, Any]:
+    """``status`` validated by its model (a misspelt or mistyped key fails here, not in the API
+    server) and serialised as the API server stores it: camelCase, no nulls."""
+    typed = model.model_validate(pruned(status))
+    result: dict[str, Any] = typed.model_dump(by_alias=True, exclude_none=True, mode="json")
     return result
 
 

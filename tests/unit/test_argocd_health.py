@@ -193,7 +193,7 @@ def test_policy_health(obj: dict[str, Any], expected: str) -> None:
 
 APPLIED = Applied(
     user_id="alice",
-    effective={"maxBudget": 10.0},
+    effective={"maxBudget": 10.0, "models": [], "teams": [], "userRole": "internal_user"},
     sources={"maxBudget": "default"},
     matched_role=None,
     policy_name="default",
