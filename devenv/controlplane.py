@@ -11,9 +11,9 @@ service-account key pair), ``etcd/`` (data), ``*.log``, ``*.pid``, ``state.json`
 
 CLI::
 
-    python -m litellm_operator.devenv.controlplane up --dir DIR [--assets DIR]
-    python -m litellm_operator.devenv.controlplane status --dir DIR
-    python -m litellm_operator.devenv.controlplane down --dir DIR
+    python -m devenv.controlplane up --dir DIR [--assets DIR]
+    python -m devenv.controlplane status --dir DIR
+    python -m devenv.controlplane down --dir DIR
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ LOOPBACK = "127.0.0.1"
 ETCD = "etcd"
 APISERVER = "kube-apiserver"
 COMPONENTS = (ETCD, APISERVER)
-REPO_ROOT = Path(__file__).resolve().parents[3]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 ASSETS_SCRIPT = REPO_ROOT / "hack" / "envtest-assets.sh"
 PR_SET_PDEATHSIG = 1
 GO_FALLBACK_DIRS = (Path("/usr/local/go/bin"), Path("/usr/lib/go/bin"))
@@ -596,7 +596,7 @@ def _cmd_status(plane: ControlPlane) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m litellm_operator.devenv.controlplane", description=__doc__.splitlines()[0]
+        prog="python -m devenv.controlplane", description=__doc__.splitlines()[0]
     )
     parser.add_argument("command", choices=("up", "down", "status"))
     parser.add_argument("--dir", required=True, type=Path, help="state directory")
