@@ -8,7 +8,7 @@ Ownership is proven by markers the operator writes into the LiteLLM user's ``met
 (:data:`MARKER_PREFIX`). A user without them is never changed unless adoption is allowed; a
 user whose markers name another resource is never changed at all.
 
-LiteLLM quirks that shape the plan (observed on the real proxy, see the testbed README):
+LiteLLM quirks that shape the plan (observed on the real proxy, see docs/litellm-api.md):
 
 * ``/user/update`` sends only what differs: resending ``budget_duration`` postpones the reset.
 * ``null`` clears only ``max_budget``, ``budget_duration``, ``tpm_limit`` and ``rpm_limit``;
