@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -191,3 +192,12 @@ def test_reachable_by_needs_search_permission_on_every_ancestor(tmp_path: Path) 
     (tmp_path / "a").chmod(0o750)
     assert reachable_by(inner, uid, [os.getgid()]) == ancestors_open  # through the group
     assert reachable_by(inner, 0, [])  # root reaches everything
+
+
+def test_the_wheel_ships_the_operator_package_alone() -> None:
+    """Development tooling (devenv) is beside the package, not in it: the wheel ships none of it."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert config["tool"]["setuptools"]["packages"]["find"]["where"] == ["operator"]
+    shipped = [p.name for p in (ROOT / "operator").iterdir() if (p / "__init__.py").exists()]
+    assert shipped == ["litellm_operator"]
+    assert not list((ROOT / "operator").rglob("*devenv*"))
