@@ -359,9 +359,10 @@ class Installation:
         stub = self.engine_dir / "schema-engine"
         stub.write_text(SCHEMA_ENGINE_STUB)
         stub.chmod(0o755)
-        log("npm install (Prisma's query engine as WebAssembly, the pg driver adapter)")
-        npm = ["npm", "install", "--no-audit", "--no-fund", "--omit=dev", "--loglevel=error"]
-        _run(npm, "npm install", cwd=self.engine_dir)
+        log("npm ci (Prisma's query engine as WebAssembly, the pg driver adapter)")
+        # package-lock.json pins every package with its integrity hash (and names no registry)
+        npm = ["npm", "ci", "--no-audit", "--no-fund", "--omit=dev", "--loglevel=error"]
+        _run(npm, "npm ci", cwd=self.engine_dir)
         version = _run([str(self.engine_dir / "query-engine.mjs"), "--version"], "engine --version")
         if SCHEMA_ENGINE_COMMIT not in version:
             raise DevEnvError(f"the query engine stand-in reports {version.strip()!r}")
