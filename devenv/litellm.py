@@ -73,6 +73,7 @@ CACHE_ENV = "LITELLM_OPERATOR_LITELLM_CACHE"
 START_TIMEOUT = 300.0
 MIN_NODE_MAJOR = 18
 DATABASE = "litellm"
+PG_OUTSIDE_PREFIX = "litellm-operator-pg-"  # data dirs placed outside an unreachable instance dir
 
 HOW_TO_GET_LITELLM = """\
 Or use a LiteLLM of your own: set LITELLM_URL and LITELLM_MASTER_KEY to a LiteLLM proxy with a
@@ -530,7 +531,7 @@ class Instance:
         if postgres.reachable_by_server(self.directory):
             home.mkdir()
         else:
-            home = Path(tempfile.mkdtemp(prefix="litellm-operator-pg-"))
+            home = Path(tempfile.mkdtemp(prefix=PG_OUTSIDE_PREFIX))
         home.chmod(0o755)
         shutil.copytree(self.install.template, home / "data", symlinks=True)
         (home / "data").chmod(0o700)
@@ -586,7 +587,11 @@ class Instance:
 
     def stop(self, *, remove: bool = True) -> None:
         """Stop the proxy and PostgreSQL; remove ``directory`` (and the data) if ``remove``."""
+        recorded = self._pidfile.read()
         stop(self._pidfile)
+        if recorded is not None and recorded[0] in _CHILDREN:  # ours: collect its exit status
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                _CHILDREN[recorded[0]].wait(timeout=10)
         for pid in [p for p, proc in _CHILDREN.items() if proc.poll() is not None]:
             del _CHILDREN[pid]
         state = InstanceState.load(self._state_file)
@@ -595,7 +600,7 @@ class Instance:
             data = Path(state.pg_data)
             if bin_dir is not None:
                 postgres.Cluster(bin_dir, data, state.pg_port).stop()
-            if not data.is_relative_to(self.directory):
+            if data.parent.name.startswith(PG_OUTSIDE_PREFIX):  # made by _new_cluster
                 shutil.rmtree(data.parent, ignore_errors=True)
         self._state_file.unlink(missing_ok=True)
         self.env_file.unlink(missing_ok=True)

@@ -129,14 +129,18 @@ def give_to_server(path: Path) -> None:
             os.lchown(name, user.pw_uid, user.pw_gid)
 
 
-def _run_as_server(args: Sequence[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+def _run_as_server(
+    args: Sequence[str], *, stdin: int | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run a server command as the server's account (from ``/``, which that account can read)."""
     user = _server_user()
-    extra: dict[str, object] = {}
-    if user is not None:
-        extra = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": [], "cwd": "/"}
-    return subprocess.run(  # type: ignore[call-overload, no-any-return]
-        list(args), capture_output=True, text=True, check=False, **extra, **kwargs
-    )
+    return subprocess.run(
+        list(args), capture_output=True, text=True, check=False, stdin=stdin,
+        user=None if user is None else user.pw_uid,
+        group=None if user is None else user.pw_gid,
+        extra_groups=None if user is None else [],
+        cwd=None if user is None else "/",
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
