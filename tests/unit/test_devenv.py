@@ -5,6 +5,7 @@ judging a killed (zombie) operator dead."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
+from devenv import postgres
 from devenv.litellm import Installation, LiteLLMEndpoint, cache_root, fingerprint, parse_exports
 from devenv.postgres import reachable_by
 from devenv.process import PidFile, is_running, parse_stat, read_stat
@@ -201,3 +203,33 @@ def test_the_wheel_ships_the_operator_package_alone() -> None:
     shipped = [p.name for p in (ROOT / "operator").iterdir() if (p / "__init__.py").exists()]
     assert shipped == ["litellm_operator"]
     assert not list((ROOT / "operator").rglob("*devenv*"))
+
+
+def test_postgres_is_installed_with_apt_when_missing_and_root(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+
+    found: list[Path | None] = [None, tmp_path]
+    commands: list[list[str]] = []
+
+    def run(command: list[str], **_: object) -> subprocess.CompletedProcess[str]:
+        commands.append(command)
+        return subprocess.CompletedProcess(command, 0, "", "")
+
+    monkeypatch.setattr(postgres, "find_bin", lambda: found.pop(0))
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    monkeypatch.setattr(shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(subprocess, "run", run)
+    assert postgres.ensure_installed() == tmp_path
+    assert [c[:2] for c in commands] == [["apt-get", "update"], ["apt-get", "install"]]
+    assert commands[1][-1] == "postgresql"
+
+
+def test_postgres_missing_without_root_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+
+    monkeypatch.setattr(postgres, "find_bin", lambda: None)
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    with pytest.raises(postgres.PostgresError, match="postgresql"):
+        postgres.ensure_installed()
