@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 SRC := operator/litellm_operator
 
-.PHONY: help venv lint typecheck unit integration e2e test crds envtest gitops-check helm up down demo bench clean
+.PHONY: help venv lint typecheck unit integration e2e test crds envtest gitops-check helm litellm up down demo bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -41,11 +41,21 @@ gitops-check: ## build (or reuse) the Flux kstatus / Argo CD Lua checkers and pr
 helm: ## build (or reuse) helm from the Go module proxy and print its path
 	@hack/helm-assets.sh
 
+# The project's own LiteLLM (devenv/litellm.py), unless LITELLM_URL + LITELLM_MASTER_KEY name one:
+# installed once into ~/.cache/litellm-operator/litellm (PostgreSQL and Node.js by apt-get if
+# missing, LiteLLM by pip, the query engine by npm), progress on stderr. Instances start per use.
+WITH_LITELLM = if [ -z "$${LITELLM_URL:-}" ] || [ -z "$${LITELLM_MASTER_KEY:-}" ]; then \
+	  $(PY) -m devenv.litellm install || [ -z "$${CI:-}" ]; fi
+
+litellm: venv ## install (or check) the project's LiteLLM in the cache
+	$(PY) -m devenv.litellm install
+
 # Every tier the machine supports: unit always; integration needs a LiteLLM (LITELLM_URL, or the
-# testbed in ../shared); e2e also needs a control plane (KUBECONFIG, KUBEBUILDER_ASSETS, or a Go
+# project's own); e2e also needs a control plane (KUBECONFIG, KUBEBUILDER_ASSETS, or a Go
 # toolchain to build the envtest binaries). On CI a tier that cannot run is a failure, not a skip.
 test: lint ## lint, then unit + integration + e2e tests
 	@set -euo pipefail; \
+	$(WITH_LITELLM); \
 	if [ -z "$${KUBECONFIG:-}" ] && [ -z "$${KUBEBUILDER_ASSETS:-}" ]; then \
 	  if assets=$$(hack/envtest-assets.sh); then export KUBEBUILDER_ASSETS=$$assets; \
 	  elif [ -n "$${CI:-}" ]; then echo "envtest binaries could not be built" >&2; exit 1; \
@@ -57,10 +67,11 @@ unit: venv ## unit tests only (no LiteLLM, no Kubernetes)
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
 integration: venv ## client tests against a real LiteLLM
+	@set -euo pipefail; $(WITH_LITELLM); \
 	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
 
 e2e: venv ## operator tests against a real control plane and a real LiteLLM
-	@set -euo pipefail; \
+	@set -euo pipefail; $(WITH_LITELLM); \
 	if [ -z "$${KUBECONFIG:-}" ] && [ -z "$${KUBEBUILDER_ASSETS:-}" ]; then export KUBEBUILDER_ASSETS=$$(hack/envtest-assets.sh); fi; \
 	$(PY) -m pytest tests/e2e $(PYTEST_ARGS)
 
@@ -74,9 +85,9 @@ demo: venv ## make up, apply examples/, wait for Ready, show the users from both
 	@hack/dev.sh demo
 
 bench: venv ## benchmarks against a floor measured in the same run (BENCH_USERS=200)
-	@set -euo pipefail; \
+	@set -euo pipefail; $(WITH_LITELLM); \
 	if [ -z "$${KUBECONFIG:-}" ] && [ -z "$${KUBEBUILDER_ASSETS:-}" ]; then export KUBEBUILDER_ASSETS=$$(hack/envtest-assets.sh); fi; \
 	$(PY) bench/bench_operator.py --users $${BENCH_USERS:-200}
 
-clean: ## remove the venv and caches (not the envtest or testbed caches)
+clean: ## remove the venv and caches (not ~/.cache/litellm-operator: envtest, LiteLLM)
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

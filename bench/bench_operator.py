@@ -9,8 +9,8 @@ Three numbers, each beside its floor:
    naive floor of one ``/user/info`` per user; Kubernetes writes in that interval (goal: 0).
 3. **Memory**: the operator's resident set size with N users, against an idle operator.
 
-    python bench/bench_operator.py --users 200       # needs KUBECONFIG or the envtest binaries,
-                                                     # and LITELLM_URL or the testbed
+    python bench/bench_operator.py --users 200       # needs KUBECONFIG or the envtest binaries;
+                                                     # LITELLM_URL, else the project's LiteLLM
 It prints one JSON document and exits 1 when a goal is missed (see GOALS). The operator makes
 three LiteLLM calls per new user (the floor two: it re-reads the user for budgetResetAt, which
 ``/user/new`` does not return) plus its Kubernetes writes (userId pinned before the create, the
@@ -37,16 +37,11 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 import yaml  # noqa: E402
-from tests.e2e.operator_harness import OperatorProcess, eventually, free_port  # noqa: E402
 
-from litellm_operator.devenv.controlplane import ControlPlane, find_assets  # noqa: E402
-from litellm_operator.devenv.testbed import (  # noqa: E402
-    LiteLLMEndpoint,
-    find_testbed,
-    start_testbed,
-    stop_testbed,
-)
+from devenv.controlplane import ControlPlane, find_assets  # noqa: E402
+from devenv.litellm import Instance, LiteLLMEndpoint  # noqa: E402
 from litellm_operator.models import API_VERSION  # noqa: E402
+from tests.e2e.operator_harness import OperatorProcess, eventually, free_port  # noqa: E402
 
 GOALS = {
     "provisioning_ratio_max": 5.0,
@@ -203,18 +198,15 @@ def main() -> int:
             plane.start()
             kubeconfig = plane.kubeconfig
         endpoint = LiteLLMEndpoint.from_env()
-        testbed = None
-        if endpoint is None:
-            testbed = find_testbed()
-            if testbed is None:
-                print("no LiteLLM: set LITELLM_URL and LITELLM_MASTER_KEY", file=sys.stderr)
-                return 2
-            endpoint = start_testbed(workdir / "litellm", testbed=testbed)
+        litellm = None
         try:
+            if endpoint is None:  # the project's own LiteLLM (it copes with this 0700 temp dir)
+                litellm = Instance(workdir / "litellm")
+                endpoint = litellm.start(exit_with_parent=True)
             result = run(kubeconfig, endpoint, args.users, workdir)
         finally:
-            if testbed is not None:
-                stop_testbed(workdir / "litellm", testbed=testbed)
+            if litellm is not None:
+                litellm.stop()
             if plane is not None:
                 plane.stop()
     missed = [

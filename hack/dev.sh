@@ -3,19 +3,25 @@
 #   hack/dev.sh up     start (or reuse) everything; write .dev/env; idempotent
 #   hack/dev.sh down   stop everything that `up` started, by PID
 #   hack/dev.sh demo   up, apply examples/, wait for the users to be Ready, show both sides
+#   hack/dev.sh status say what runs (exit 1 if the operator does not)
 #
 # Control plane: $KUBECONFIG if set, else the envtest binaries (hack/envtest-assets.sh).
-# LiteLLM: $LITELLM_URL + $LITELLM_MASTER_KEY if set, else ../shared/litellm-testbed/testbed.
+# LiteLLM: $LITELLM_URL + $LITELLM_MASTER_KEY if set, else the project's own (devenv/litellm.py:
+# the pinned proxy on a local PostgreSQL, installed once into ~/.cache/litellm-operator/litellm).
 # State lives in .dev/ (gitignored): env, pids, logs.
+# Liveness: the pidfile holds PID and start time, and a zombie counts as dead (where PID 1 reaps
+# nothing, `kill -0` succeeds on a killed operator): see devenv/process.py.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 DEV=${LITELLM_OPERATOR_DEV_DIR:-$ROOT/.dev}
-PY=$ROOT/.venv/bin/python
+PY=${DEV_PYTHON:-$ROOT/.venv/bin/python}
 OPERATOR=$ROOT/.venv/bin/litellm-operator
+export PYTHONPATH=$ROOT${PYTHONPATH:+:$PYTHONPATH}   # the devenv package (not in the wheel)
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf 'dev: error: %s\n' "$*" >&2; exit 1; }
-alive() { [[ -f $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
+alive() { "$PY" -m devenv.process alive "$1"; }
+recorded_pid() { local pid _; read -r pid _ <"$1" && echo "$pid"; }
 
 control_plane() {
   if [[ -n ${KUBECONFIG:-} && ! -f $DEV/controlplane/kubeconfig ]]; then
@@ -26,7 +32,7 @@ control_plane() {
   local assets
   assets=${KUBEBUILDER_ASSETS:-$("$ROOT/hack/envtest-assets.sh")}
   say "control plane (etcd + kube-apiserver) in .dev/controlplane"
-  "$PY" -m litellm_operator.devenv.controlplane up --dir "$DEV/controlplane" --assets "$assets" >"$DEV/kube.env"
+  "$PY" -m devenv.controlplane up --dir "$DEV/controlplane" --assets "$assets" >"$DEV/kube.env"
 }
 
 litellm() {
@@ -39,16 +45,13 @@ litellm() {
     printf 'export LITELLM_URL=%q\nexport LITELLM_MASTER_KEY=%q\n' "$LITELLM_URL" "$LITELLM_MASTER_KEY" >"$DEV/litellm.env"
     return
   fi
-  [[ -x $ROOT/../shared/litellm-testbed/testbed ]] || die "no LiteLLM: set LITELLM_URL and LITELLM_MASTER_KEY
-  (e.g. docker run -p 4000:4000 -e LITELLM_MASTER_KEY=sk-dev -e DATABASE_URL=... ghcr.io/berriai/litellm:main-stable)"
-  say "LiteLLM testbed (real proxy + PostgreSQL) in .dev/litellm"
-  [[ -d $DEV/litellm ]] && "$PY" -m litellm_operator.devenv.testbed down --dir "$DEV/litellm" 2>/dev/null || true
-  "$PY" -m litellm_operator.devenv.testbed up --dir "$DEV/litellm" >"$DEV/litellm.env"
+  say "LiteLLM (the pinned proxy on a local PostgreSQL) in .dev/litellm"
+  "$PY" -m devenv.litellm up --dir "$DEV/litellm" >"$DEV/litellm.env"
 }
 
 operator() {
   if alive "$DEV/operator.pid"; then
-    say "operator already running (pid $(cat "$DEV/operator.pid"))"
+    say "operator already running (pid $(recorded_pid "$DEV/operator.pid"))"
     return
   fi
   say "CRDs"
@@ -57,7 +60,7 @@ operator() {
   say "operator (log: .dev/operator.log, metrics: http://127.0.0.1:${METRICS_PORT}/metrics)"
   LITELLM_OPERATOR_METRICS_PORT=$METRICS_PORT LITELLM_OPERATOR_RESYNC_SECONDS=${LITELLM_OPERATOR_RESYNC_SECONDS:-60} \
     setsid "$OPERATOR" run --log-format plain --health-port "$HEALTH_PORT" >>"$DEV/operator.log" 2>&1 </dev/null &
-  echo $! >"$DEV/operator.pid"
+  "$PY" -m devenv.process record "$DEV/operator.pid" $!
   for _ in $(seq 1 60); do
     curl -sf "http://127.0.0.1:$HEALTH_PORT/healthz" >/dev/null 2>&1 && return
     alive "$DEV/operator.pid" || { tail -20 "$DEV/operator.log" >&2; die "the operator exited"; }
@@ -96,19 +99,19 @@ EOF
 down() {
   if alive "$DEV/operator.pid"; then
     say "stopping the operator"
-    kill -TERM "$(cat "$DEV/operator.pid")"
+    kill -TERM "$(recorded_pid "$DEV/operator.pid")"
     for _ in $(seq 1 40); do alive "$DEV/operator.pid" || break; sleep 0.25; done
-    alive "$DEV/operator.pid" && kill -KILL "$(cat "$DEV/operator.pid")"
+    if alive "$DEV/operator.pid"; then kill -KILL "$(recorded_pid "$DEV/operator.pid")"; fi
   fi
   rm -f "$DEV/operator.pid" "$DEV/ports"
   if [[ -d $DEV/litellm ]]; then
-    say "stopping the LiteLLM testbed"
-    "$PY" -m litellm_operator.devenv.testbed down --dir "$DEV/litellm" || true
+    say "stopping LiteLLM"
+    "$PY" -m devenv.litellm down --dir "$DEV/litellm" || true
   fi
   rm -f "$DEV/litellm.env"
   if [[ -d $DEV/controlplane ]]; then
     say "stopping the control plane"
-    "$PY" -m litellm_operator.devenv.controlplane down --dir "$DEV/controlplane" || true
+    "$PY" -m devenv.controlplane down --dir "$DEV/controlplane" || true
   fi
   rm -f "$DEV/kube.env" "$DEV/env"
 }
@@ -137,9 +140,24 @@ demo() {
   "$PY" "$ROOT/hack/demo_teams.py" --show-users $DEMO_NAMESPACES
 }
 
+status() {
+  local code=0
+  if alive "$DEV/operator.pid"; then
+    echo "operator: running (pid $(recorded_pid "$DEV/operator.pid"))"
+  else
+    echo "operator: not running"; code=1
+  fi
+  if [[ -d $DEV/litellm ]]; then echo "litellm: $("$PY" -m devenv.litellm status --dir "$DEV/litellm" 2>/dev/null || true)"; fi
+  if [[ -d $DEV/controlplane ]]; then
+    if "$PY" -m devenv.controlplane status --dir "$DEV/controlplane" >/dev/null 2>&1; then echo "control plane: running"; else echo "control plane: not running"; fi
+  fi
+  return $code
+}
+
 case ${1:-} in
   up) up ;;
   down) down ;;
   demo) demo ;;
-  *) die "usage: hack/dev.sh up|down|demo" ;;
+  status) status ;;
+  *) die "usage: hack/dev.sh up|down|demo|status" ;;
 esac

@@ -11,7 +11,7 @@ user whose markers name another resource is never changed at all.
 What is written where, and how values compare, comes from the field declarations
 (:data:`litellm_operator.fields.FIELDS`): the planner loops over them and knows no field by name.
 
-LiteLLM quirks that shape the plan (observed on the real proxy, see the testbed README):
+LiteLLM quirks that shape the plan (observed on the real proxy, see docs/litellm-api.md):
 
 * ``/user/update`` sends only what differs: resending ``budget_duration`` postpones the reset.
 * ``null`` clears only some columns; the others are written with the value their declaration

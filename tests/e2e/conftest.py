@@ -10,7 +10,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from litellm_operator.devenv.testbed import LiteLLMEndpoint
+from devenv.litellm import LiteLLMEndpoint
 from tests.e2e.operator_harness import Cluster, Forwarder, OperatorProcess, free_port
 from tests.fixtures.kube import KubeEnv
 

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import yaml
 
-from litellm_operator.devenv.testbed import LiteLLMEndpoint
+from devenv.litellm import LiteLLMEndpoint
 from litellm_operator.litellm import LiteLLMClient, LiteLLMUserRecord
 from tests.e2e.conftest import RBAC_NAMESPACE_PREFIX
 from tests.e2e.operator_harness import Cluster, OperatorProcess, eventually, free_port

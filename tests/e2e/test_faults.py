@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from litellm_operator.devenv.testbed import LiteLLMEndpoint
+from devenv.litellm import LiteLLMEndpoint
 from litellm_operator.litellm import LiteLLMClient, NewUserRequest
 from litellm_operator.plan import MANAGED_BY, OWNER_UID
 from tests.e2e.conftest import FAULT_NAMESPACE_PREFIX

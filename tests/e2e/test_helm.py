@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from litellm_operator.devenv.controlplane import find_kubectl
+from devenv.controlplane import find_kubectl
 from tests.fixtures.kube import CRD_DIR, REPO_ROOT, KubeEnv
 
 pytestmark = [pytest.mark.e2e]

@@ -21,7 +21,7 @@ import pytest
 from kubernetes.client import CoordinationV1Api
 from kubernetes.client.exceptions import ApiException
 
-from litellm_operator.devenv.testbed import LiteLLMEndpoint
+from devenv.litellm import LiteLLMEndpoint
 from litellm_operator.lease import LEASE_NAME
 from tests.e2e.conftest import RBAC_NAMESPACE_PREFIX
 from tests.e2e.operator_harness import Cluster, OperatorProcess, eventually, free_port

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from litellm_operator.devenv.testbed import LiteLLMEndpoint
+from devenv.litellm import LiteLLMEndpoint
 from litellm_operator.litellm import AuthError, LiteLLMClient, NewUserRequest, Unavailable
 
 pytestmark = pytest.mark.integration

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from litellm_operator.devenv.testbed import LiteLLMEndpoint
+from devenv.litellm import LiteLLMEndpoint
 from litellm_operator.litellm import (
     BadRequest,
     EmailInUse,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from litellm_operator.devenv import controlplane as cp
+from devenv import controlplane as cp
 
 needs_openssl = pytest.mark.skipif(shutil.which("openssl") is None, reason="no openssl CLI")
 

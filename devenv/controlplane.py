@@ -11,9 +11,9 @@ service-account key pair), ``etcd/`` (data), ``*.log``, ``*.pid``, ``state.json`
 
 CLI::
 
-    python -m litellm_operator.devenv.controlplane up --dir DIR [--assets DIR]
-    python -m litellm_operator.devenv.controlplane status --dir DIR
-    python -m litellm_operator.devenv.controlplane down --dir DIR
+    python -m devenv.controlplane up --dir DIR [--assets DIR]
+    python -m devenv.controlplane status --dir DIR
+    python -m devenv.controlplane down --dir DIR
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
-import ctypes
 import http.client
 import json
 import os
@@ -39,14 +38,16 @@ from types import TracebackType
 
 import yaml
 
+from devenv.process import exit_with_parent as die_with_parent
+from devenv.process import is_running
+
 ASSETS_ENV = "KUBEBUILDER_ASSETS"
 LOOPBACK = "127.0.0.1"
 ETCD = "etcd"
 APISERVER = "kube-apiserver"
 COMPONENTS = (ETCD, APISERVER)
-REPO_ROOT = Path(__file__).resolve().parents[3]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 ASSETS_SCRIPT = REPO_ROOT / "hack" / "envtest-assets.sh"
-PR_SET_PDEATHSIG = 1
 GO_FALLBACK_DIRS = (Path("/usr/local/go/bin"), Path("/usr/lib/go/bin"))
 
 # Only the processes this module started are children of this interpreter; keep their Popen
@@ -229,10 +230,9 @@ def _is_component(pid: int, component: str) -> bool:
         return name == component and child.poll() is None
     try:
         argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0", 1)[0]
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
+    except OSError:
         return False
-    return state != "Z" and os.path.basename(argv0.decode(errors="replace")) == component
+    return is_running(pid) and os.path.basename(argv0.decode(errors="replace")) == component
 
 
 def _reap(pid: int) -> None:
@@ -270,22 +270,16 @@ def terminate(pid: int, component: str, timeout: float = 15.0) -> None:
     raise ControlPlaneError(f"{component} (pid {pid}) did not stop")
 
 
-def _exit_with_parent() -> None:
-    """In the child before exec: get SIGKILL when the parent dies (Linux), so nothing leaks.
-
-    Not SIGTERM: the apiserver's graceful shutdown hangs when etcd goes down at the same time.
-    """
-    if sys.platform == "linux":
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
 def _spawn(args: Sequence[str], log: Path, *, exit_with_parent: bool = False) -> int:
-    """Start ``args`` in a session of its own, output to ``log``; return its PID."""
+    """Start ``args`` in a session of its own, output to ``log``; return its PID.
+
+    ``exit_with_parent``: SIGKILL (not SIGTERM: the apiserver's graceful shutdown hangs when etcd
+    goes down at the same time) when this process dies.
+    """
     with log.open("ab") as out:
         proc = subprocess.Popen(
             args, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True, preexec_fn=_exit_with_parent if exit_with_parent else None,
+            start_new_session=True, preexec_fn=die_with_parent if exit_with_parent else None,
         )  # fmt: skip
     _CHILDREN[proc.pid] = (Path(args[0]).name, proc)
     return proc.pid
@@ -596,7 +590,7 @@ def _cmd_status(plane: ControlPlane) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m litellm_operator.devenv.controlplane", description=__doc__.splitlines()[0]
+        prog="python -m devenv.controlplane", description=__doc__.splitlines()[0]
     )
     parser.add_argument("command", choices=("up", "down", "status"))
     parser.add_argument("--dir", required=True, type=Path, help="state directory")

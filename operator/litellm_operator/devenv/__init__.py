@@ -1,1 +1,0 @@
-"""Developer environment helpers: a real Kubernetes control plane and a LiteLLM testbed."""
