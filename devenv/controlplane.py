@@ -414,6 +414,18 @@ class ControlPlane:
                 terminate(int(pid_file.read_text().strip()), component)
             pid_file.unlink(missing_ok=True)
 
+    def restart_apiserver(self, *, down_for: float = 0.0, timeout: float = 90.0) -> None:
+        """Stop kube-apiserver, wait ``down_for`` seconds, start it again on the same port with
+        the same etcd: what a control-plane upgrade or a crashed apiserver looks like to clients."""
+        endpoints = self.endpoints()
+        if endpoints is None:
+            raise ControlPlaneError("the control plane is not running")
+        pid = self.pid(APISERVER)
+        if pid is not None:
+            terminate(pid, APISERVER)
+        time.sleep(down_for)
+        self._start_apiserver(endpoints, self.pki, time.monotonic() + timeout)
+
     def __enter__(self) -> ControlPlane:
         self.start()
         return self

@@ -9,6 +9,7 @@ are printed (``FAULT`` lines) and asserted against the README's "Failure behavio
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 import uuid
@@ -18,13 +19,14 @@ from typing import Any
 
 import pytest
 
+from devenv.controlplane import ControlPlane, find_assets, find_kubectl
 from devenv.litellm import LiteLLMEndpoint
 from litellm_operator.litellm import LiteLLMClient, NewUserRequest
 from litellm_operator.plan import MANAGED_BY, OWNER_UID
 from tests.e2e.conftest import FAULT_NAMESPACE_PREFIX
 from tests.e2e.faults import FaultProxy, Rule
 from tests.e2e.operator_harness import Cluster, OperatorProcess, eventually, free_port
-from tests.fixtures.kube import KubeEnv, fresh_namespace
+from tests.fixtures.kube import CRD_DIR, KubeEnv, fresh_namespace
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -264,3 +266,77 @@ async def test_foreign_users_survive_every_fault(world: World, team_of: str) -> 
     assert record is not None
     assert record.max_budget == 1234.0
     assert MANAGED_BY not in record.metadata
+
+
+async def test_api_server_restart_with_etcd_kept(
+    litellm_env: LiteLLMEndpoint,
+    litellm_client: LiteLLMClient,
+    tmp_path: Path,
+) -> None:
+    """A control plane of this test's own: the API server goes away for 5 s with users in
+    flight, and comes back on the same etcd. The operator's watches reconnect and every user
+    converges, exactly once."""
+    if os.environ.get("KUBECONFIG") and not os.environ.get("KUBEBUILDER_ASSETS"):
+        pytest.skip("a cluster of one's own (KUBECONFIG) is not restarted by the tests")
+    assets = find_assets(build=False)
+    plane = ControlPlane(tmp_path / "plane", assets=assets, exit_with_parent=True)
+    plane.start()
+    operator: OperatorProcess | None = None
+    try:
+        kube = KubeEnv(kubeconfig=plane.kubeconfig, kubectl_path=find_kubectl(assets))
+        crds = [f"--filename={f}" for f in sorted(CRD_DIR.glob("*.yaml"))]
+        kube.kubectl("apply", "--server-side", *crds)
+        kube.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
+        env = {
+            **os.environ,
+            "KUBECONFIG": str(plane.kubeconfig),
+            "LITELLM_URL": litellm_env.url,
+            "LITELLM_MASTER_KEY": litellm_env.master_key.get_secret_value(),
+            "LITELLM_OPERATOR_RESYNC_SECONDS": "3",
+            "LITELLM_OPERATOR_METRICS_PORT": str(free_port()),
+            "LITELLM_OPERATOR_TIMEOUT_SECONDS": "2",
+        }
+        operator = OperatorProcess(env, tmp_path / "operator.log")
+        operator.start()
+        with kube.api_client() as api_client:
+            cluster = Cluster(api_client)
+            namespace = f"restart-{uuid.uuid4().hex[:6]}"
+            kube.kubectl("create", "namespace", namespace)
+            policy = f"p-{uuid.uuid4().hex[:6]}"
+            cluster.create_policy(
+                policy, {"allowedNamespaces": ["*"], "defaults": {"maxBudget": 3}}
+            )
+            names = [f"rs-{i}-{uuid.uuid4().hex[:6]}" for i in range(4)]
+            for name in names[:2]:
+                cluster.create_user(namespace, name, {"policyRef": policy})
+            for name in names[:2]:
+                cluster.wait_ready(namespace, name, timeout=30)
+            for name in names[2:]:
+                cluster.create_user(namespace, name, {"policyRef": policy})
+            cluster.patch_policy(policy, {"defaults": {"maxBudget": 4}})
+            plane.restart_apiserver(down_for=5)
+            back = time.monotonic()
+            for name in names:
+                cluster.wait_ready(namespace, name, timeout=60)
+
+            async def budget_applied() -> bool:
+                for name in names:
+                    record = await litellm_client.get_user(name)
+                    if record is None or record.max_budget != 4:
+                        return False
+                return True
+
+            deadline = time.monotonic() + 60
+            while not await budget_applied():
+                assert time.monotonic() < deadline, "the policy edit never reached LiteLLM"
+                await asyncio.sleep(0.5)
+            print(f"\nFAULT API server down 5s: converged {time.monotonic() - back:.1f}s after")
+            for name in names:
+                record = await litellm_client.get_user(name)
+                assert record is not None
+                body = cluster.get_user(namespace, name) or {}
+                assert record.metadata[OWNER_UID] == body["metadata"]["uid"]
+    finally:
+        if operator is not None:
+            operator.stop()
+        plane.stop()
