@@ -77,6 +77,9 @@ MAX_RETRY_DELAY = 15.0
 resource converges within about 15 s (the README's "Failure behaviour")."""
 
 
+UNEXPECTED_ERROR_BACKOFF = 2.0
+
+
 def retry_delay(retry: int, retry_after: float | None = None) -> float:
     """The one retry formula: LiteLLM's Retry-After when it sent one, else capped exponential."""
     if retry_after is not None:
@@ -444,17 +447,20 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
     kopf.index(*users, registry=registry, id="user_bodies")(index_user_bodies)
     kopf.index(*users, registry=registry, id="user_id_claims")(index_user_id_claims)
 
+    # An unexpected error (the API server gone mid-handler, say) is retried this soon rather
+    # than after kopf's default minute, so an outage costs seconds once it ends.
+    backoff = UNEXPECTED_ERROR_BACKOFF
     rollouts = Rollouts(runtime.kube)
     user = UserHandlers(runtime, rollouts)
-    kopf.on.create(*users, registry=registry, id="reconcile")(user.changed)
-    kopf.on.update(*users, registry=registry, id="reconcile")(user.changed)
-    kopf.on.resume(*users, registry=registry, id="resume")(user.resumed)
-    kopf.on.delete(*users, registry=registry, id="finalize")(user.deleted)
+    kopf.on.create(*users, registry=registry, id="reconcile", backoff=backoff)(user.changed)
+    kopf.on.update(*users, registry=registry, id="reconcile", backoff=backoff)(user.changed)
+    kopf.on.resume(*users, registry=registry, id="resume", backoff=backoff)(user.resumed)
+    kopf.on.delete(*users, registry=registry, id="finalize", backoff=backoff)(user.deleted)
     kopf.on.event(*users, registry=registry, id="rollout")(user.event)
 
     policy = PolicyHandlers(runtime, rollouts)
-    kopf.on.create(*policies, registry=registry, id="propagate")(policy.changed)
-    kopf.on.update(*policies, registry=registry, id="propagate")(policy.changed)
+    kopf.on.create(*policies, registry=registry, id="propagate", backoff=backoff)(policy.changed)
+    kopf.on.update(*policies, registry=registry, id="propagate", backoff=backoff)(policy.changed)
     kopf.on.event(*policies, registry=registry, id="deleted")(policy.event)
     kopf.timer(
         *policies,
