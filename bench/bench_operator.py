@@ -131,7 +131,10 @@ def run(kubeconfig: Path, litellm: LiteLLMEndpoint, n: int, workdir: Path) -> di
             "apiVersion": API_VERSION,
             "kind": "ProvisioningPolicy",
             "metadata": {"name": policy},
-            "spec": {"defaults": {"maxBudget": 10, "models": ["gpt-4o-mini"]}},
+            "spec": {
+                "allowedNamespaces": [namespace],
+                "defaults": {"maxBudget": 10, "models": ["gpt-4o-mini"]},
+            },
         }
         users = [
             {
