@@ -36,6 +36,7 @@ class Reason(StrEnum):
     ALREADY_EXISTS = "AlreadyExists"
     CONFLICT = "Conflict"
     EMAIL_IN_USE = "EmailInUse"
+    SSO_USER_ID_MISMATCH = "SsoUserIdMismatch"
     REJECTED = "Rejected"
     TEAM_NOT_FOUND = "TeamNotFound"
     POLICY_DELETED = "PolicyDeleted"

@@ -528,6 +528,8 @@ def desired_for(
         policy_generation=resolution.policy_generation,
         email=email_for(user, user_id),
         alias=user.spec.alias,
+        sso_user_id=user.spec.sso_user_id,
+        provider_owned=provider_owned(policy),
         suspend=user.spec.suspend,
         adoption_allowed=user.spec.adopt and policy.spec.adopt_existing_users,
         managed_teams=frozenset(status.managed_teams or []) if status else frozenset(),
@@ -536,6 +538,12 @@ def desired_for(
             status and status.effective and status.effective.max_budget_in_team is not None
         ),
     )
+
+
+def provider_owned(policy: ProvisioningPolicy) -> frozenset[str]:
+    """The fields (userRole, email, alias) the policy's spec.sso gives the identity provider."""
+    owners = policy.spec.sso.model_dump(by_alias=True)
+    return frozenset(name for name, owner in owners.items() if owner == "Provider")
 
 
 def observed_from(
@@ -551,6 +559,7 @@ def observed_from(
         metadata=dict(record.metadata),
         email=record.user_email,
         alias=record.user_alias,
+        sso_user_id=record.sso_user_id,
         memberships=memberships,
         keys=keys,
         email_in_use=email_in_use,
