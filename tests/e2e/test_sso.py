@@ -1,15 +1,16 @@
 """Single sign-on, end to end: people sign in through LiteLLM's SSO and land on their user.
 
 A real OpenID Connect provider (npm ``oidc-provider``, :mod:`devenv.oidc`) and a LiteLLM of the
-module's own (the project's pinned proxy, its generic SSO pointed at that provider; at most 5
-users, the licence-free limit, ``default_user_id`` included), with an operator of its own
-(namespaces ``sso-*``). The browser flow (``/sso/key/generate`` → the provider's login and
-consent → ``/sso/callback``) is driven with httpx.
+module's own (the project's pinned proxy, its generic SSO pointed at that provider; without a
+licence it signs people in only while its user table holds at most 5 rows, so nothing else may
+share it), with an operator of its own (namespaces ``sso-*``). The browser flow
+(``/sso/key/generate`` → the provider's login and consent → ``/sso/callback``) is driven with
+httpx.
 
 The four people cover the ways LiteLLM matches a sign-in: by user id (the id claim ``sub`` is
 the user id), by ``sso_user_id`` (spec.ssoUserId, no e-mail), by e-mail case-insensitively (the
 id derived from the policy's userIdDomain); and a role the provider owns (spec.sso.userRole:
-Provider) next to roles the operator owns.
+Provider) next to roles the operator owns; then the licence limit itself.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from devenv.oidc import OidcProvider
 from devenv.postgres import PostgresError
 from litellm_operator.litellm import LiteLLMClient, LiteLLMUserRecord
 from tests.e2e.conftest import SSO_NAMESPACE_PREFIX
-from tests.e2e.operator_harness import Cluster, OperatorProcess, free_port
+from tests.e2e.operator_harness import Cluster, OperatorProcess, eventually, free_port
 from tests.fixtures.kube import KubeEnv, fresh_namespace
 from tests.fixtures.litellm import _unavailable
 
@@ -156,6 +157,34 @@ async def sign_in(litellm_url: str, subject: str) -> httpx.Response:
         raise AssertionError(f"sign-in of {subject} ended at {answer.url}: {answer.status_code}")
 
 
+async def licence_limit(
+    world: World, cluster: Cluster, litellm: LiteLLMClient, policy: str
+) -> None:
+    """Without LITELLM_LICENSE, SSO signs people in while the user table holds at most 5 rows."""
+    ns = world.namespace
+    rows = [u async for u in litellm.list_users()]
+    assert len(rows) == 4, [u.user_id for u in rows]  # a fresh proxy has no default_user_id row
+    cluster.create_user(ns, "eve", {"policyRef": policy})
+    cluster.wait_ready(ns, "eve", timeout=60)
+    answer = await sign_in(world.litellm.url, "cy@example.com")  # 5 rows: still signs in
+    assert "login=success" in answer.headers["location"]
+    cluster.create_user(ns, "fay", {"policyRef": policy})
+    cluster.wait_ready(ns, "fay", timeout=60)
+    async with httpx.AsyncClient(timeout=30) as browser:
+        refused = await browser.get(f"{world.litellm.url}/sso/key/generate")
+    assert refused.status_code == 403  # 6 rows
+    assert "more than 5 users" in refused.text
+    for name in ("eve", "fay"):
+        cluster.delete_user(ns, name)
+    eventually(
+        lambda: all(cluster.get_user(ns, n) is None for n in ("eve", "fay")),
+        timeout=60,
+        what="eve and fay deleted",
+    )
+    answer = await sign_in(world.litellm.url, "cy@example.com")
+    assert "login=success" in answer.headers["location"]
+
+
 def policy(cluster: Cluster, name: str, namespace: str, **spec: Any) -> None:
     cluster.create_policy(
         name,
@@ -229,5 +258,7 @@ async def test_sign_ins_land_on_the_provisioned_users(
         drift = "litellm_operator_drift_corrections_total"
         assert world.operator.counter(drift, field="userRole") == 0
         assert world.operator.counter(drift, field="email") == 0
+
+        await licence_limit(world, cluster, litellm, policy_name)
     finally:
         cluster.delete_policy(provider_role)
