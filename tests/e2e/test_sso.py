@@ -212,6 +212,13 @@ async def assert_landed(litellm: LiteLLMClient) -> None:
     assert held["ann@example.com"].user_email == "ann@example.com"
 
 
+async def role_becomes(litellm: LiteLLMClient, user_id: str, role: str) -> None:
+    deadline = time.monotonic() + RESYNC_SECONDS * 6
+    while (record := await litellm.get_user(user_id)) is None or record.user_role != role:
+        assert time.monotonic() < deadline, f"{user_id} kept {record and record.user_role}"
+        await asyncio.sleep(0.3)
+
+
 async def steady(litellm: LiteLLMClient, seconds: float) -> None:
     """Roles sampled through several resyncs never move (no flip-flop)."""
     deadline = time.monotonic() + seconds
@@ -258,6 +265,15 @@ async def test_sign_ins_land_on_the_provisioned_users(
         drift = "litellm_operator_drift_corrections_total"
         assert world.operator.counter(drift, field="userRole") == 0
         assert world.operator.counter(drift, field="email") == 0
+
+        # the same policy handing the role to the operator: it takes dan's role back, and keeps
+        # taking it back after each sign-in (why the README says: no role claim then)
+        cluster.patch_policy(provider_role, {"sso": {"userRole": "Operator"}})
+        await role_becomes(litellm, "dan@example.com", "internal_user")  # a policy change
+        corrections = world.operator.counter(drift, field="userRole")
+        await sign_in(world.litellm.url, "dan-9")
+        await role_becomes(litellm, "dan@example.com", "internal_user")  # drift, corrected
+        assert world.operator.counter(drift, field="userRole") > corrections
 
         await licence_limit(world, cluster, litellm, policy_name)
     finally:
