@@ -35,6 +35,7 @@ from devenv.postgres import PostgresError
 from litellm_operator.litellm import LiteLLMClient, LiteLLMUserRecord
 from tests.e2e.conftest import SSO_NAMESPACE_PREFIX
 from tests.e2e.operator_harness import Cluster, OperatorProcess, eventually, free_port
+from tests.e2e.test_crd_validation import apply
 from tests.fixtures.kube import KubeEnv, fresh_namespace
 from tests.fixtures.litellm import _unavailable
 
@@ -278,3 +279,26 @@ async def test_sign_ins_land_on_the_provisioned_users(
         await licence_limit(world, cluster, litellm, policy_name)
     finally:
         cluster.delete_policy(provider_role)
+
+
+def test_sso_user_id_is_immutable_once_set(
+    kube_env: KubeEnv, crds_installed: list[str], namespace: str
+) -> None:
+    """LiteLLM writes sso_user_id only on /user/new, so the API server keeps it as first set."""
+    del crds_installed
+    body: dict[str, Any] = {
+        "apiVersion": "litellm.platform.dev/v1alpha1",
+        "kind": "LiteLLMUser",
+        "metadata": {"name": "gil", "namespace": namespace},
+        "spec": {"userId": "gil-01"},
+    }
+    apply(kube_env, body)
+    body["spec"]["ssoUserId"] = "sub-gil"  # added later: allowed
+    apply(kube_env, body)
+    body["spec"]["ssoUserId"] = "sub-other"
+    result = apply(kube_env, body, check=False)
+    assert result.returncode != 0
+    assert "spec.ssoUserId is immutable once set" in result.stderr
+    del body["spec"]["ssoUserId"]
+    result = apply(kube_env, body, check=False)
+    assert result.returncode != 0, "removing ssoUserId must be rejected too"
