@@ -61,6 +61,9 @@ MSG_OWNED_BY_OTHER = (
 )
 MSG_EMAIL_IN_USE = "e-mail {email!r} belongs to another LiteLLM user; no change was made in LiteLLM"
 
+MSG_SSO_USER_ID_IN_USE = (
+    "sso user id {sso_user_id!r} belongs to another LiteLLM user; no change was made in LiteLLM"
+)
 MSG_SSO_USER_ID_FIXED = (
     "LiteLLM user {user_id!r} has sso_user_id {held!r}, not {wanted!r}, and LiteLLM cannot change "
     "it after creation (/user/update ignores it); no change was made in LiteLLM"

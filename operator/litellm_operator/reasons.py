@@ -37,6 +37,7 @@ class Reason(StrEnum):
     CONFLICT = "Conflict"
     EMAIL_IN_USE = "EmailInUse"
     SSO_USER_ID_MISMATCH = "SsoUserIdMismatch"
+    SSO_USER_ID_IN_USE = "SsoUserIdInUse"
     REJECTED = "Rejected"
     TEAM_NOT_FOUND = "TeamNotFound"
     POLICY_DELETED = "PolicyDeleted"

@@ -38,6 +38,7 @@ from litellm_operator.litellm import (
 from litellm_operator.models import LiteLLMUser, ProvisioningPolicy
 from litellm_operator.plan import (
     MSG_EMAIL_IN_USE,
+    MSG_SSO_USER_ID_IN_USE,
     Action,
     AddToTeam,
     BlockKey,
@@ -211,6 +212,11 @@ class Reconciler:
         if refusal is not None:
             return failure(refusal.reason, refusal.message, transient=False, applied=applied)
         creating = observed is None and not pinned
+        if observed is None and desired.sso_user_id is not None:
+            holders = await self.client.users_with_sso_user_id(desired.sso_user_id)
+            if holders:
+                message = MSG_SSO_USER_ID_IN_USE.format(sso_user_id=desired.sso_user_id)
+                return failure(Reason.SSO_USER_ID_IN_USE, message, transient=False, applied=applied)
         joining = {a.team_id for a in plan.actions if isinstance(a, AddToTeam)}
         if record_progress is not None and (creating or joining):
             intended = sorted(desired.managed_teams | joining)

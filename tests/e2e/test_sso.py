@@ -276,6 +276,14 @@ async def test_sign_ins_land_on_the_provisioned_users(
         await role_becomes(litellm, "dan@example.com", "internal_user")  # drift, corrected
         assert world.operator.counter(drift, field="userRole") > corrections
 
+        # sso_user_id is unique: a second claim of bob's subject is refused, nothing created
+        hal = {"policyRef": policy_name, "userId": "hal-01", "ssoUserId": "sub-bob"}
+        cluster.create_user(ns, "hal", hal)
+        refusal = cluster.wait_reason(ns, "hal", "SsoUserIdInUse")
+        assert "bob-01" not in refusal["message"]  # the holder is not named
+        assert await litellm.get_user("hal-01") is None
+        cluster.delete_user(ns, "hal")
+
         await licence_limit(world, cluster, litellm, policy_name)
     finally:
         cluster.delete_policy(provider_role)
