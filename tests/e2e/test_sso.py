@@ -68,6 +68,8 @@ LITELLM_OWN_USERS = {"default_user_id"}
 
 @dataclass
 class World:
+    """The module's LiteLLM (SSO on), its operator and its namespace."""
+
     litellm: LiteLLMEndpoint
     operator: OperatorProcess
     namespace: str
