@@ -45,13 +45,17 @@ Source = Literal["builtin", "default", "role", "override"]
 SOURCES: tuple[str, ...] = get_args(Source)
 
 DeletionPolicy = Literal["Delete", "Retain"]
-OVERRIDABLE: tuple[str, ...] = ("userId", *(f.wire for f in FIELDS))
-"""What overrides.allowedFields may name: userId (an explicit spec.userId) and every setting."""
+OVERRIDABLE: tuple[str, ...] = ("userId", "ssoUserId", *(f.wire for f in FIELDS))
+"""What overrides.allowedFields may name: userId (an explicit spec.userId), ssoUserId and every
+setting."""
 if TYPE_CHECKING:
     OverridableField = str
 else:
     OverridableField = Literal[OVERRIDABLE]
 ConditionStatus = Literal["True", "False", "Unknown"]
+FieldOwner = Literal["Operator", "Provider"]
+"""Who owns a user field after creation: the operator (it keeps correcting it) or the identity
+provider (LiteLLM's SSO rewrites it at each sign-in; the operator sets it on create only)."""
 
 # Size limits keep a whole LiteLLMUser far below what kopf and kubectl store in annotations
 # (256 KiB for all of them): the largest spec these limits allow is about 60 KB.
@@ -161,12 +165,18 @@ class _OverrideBase(_Wire):
         description="Regular expression an explicit spec.userId must match as a whole "
         "(e.g. ^svc-.*$); only with userId in allowedFields.",
     )
+    sso_user_id_pattern: str | None = Field(
+        default=None,
+        max_length=MAX_NAME_LENGTH,
+        description="Regular expression spec.ssoUserId must match as a whole; only with "
+        "ssoUserId in allowedFields.",
+    )
 
     if TYPE_CHECKING:
 
         def __getattr__(self, name: str) -> Any: ...
 
-    @field_validator("user_id_pattern")
+    @field_validator("user_id_pattern", "sso_user_id_pattern")
     @classmethod
     def _compiles(cls, pattern: str | None) -> str | None:
         if pattern is not None:
@@ -241,6 +251,20 @@ else:
     )
 
 
+class SsoOwnership(_Wire):
+    """Who owns each field LiteLLM's SSO rewrites at every sign-in, once the user exists.
+
+    Operator: the operator sets the field and keeps correcting it (each resync, after each
+    sign-in). Provider: the operator sets it when it creates the user and never again, nor
+    counts it as drift; the identity provider's value (via LiteLLM's SSO) stands. With
+    userRole: Operator, leave LiteLLM's SSO role mappings and role claim unset.
+    """
+
+    user_role: FieldOwner = Field(default="Operator", description="Owner of user_role.")
+    email: FieldOwner = Field(default="Operator", description="Owner of user_email.")
+    alias: FieldOwner = Field(default="Operator", description="Owner of user_alias.")
+
+
 class PolicySpec(_Wire):
     """How LiteLLM users are provisioned: defaults, per-group roles, allowed overrides."""
 
@@ -279,11 +303,20 @@ class PolicySpec(_Wire):
         description="Let deletionPolicy: Delete delete adopted users too. Default: adopted "
         "users are always retained when their LiteLLMUser is deleted.",
     )
+    sso: SsoOwnership = Field(
+        default_factory=SsoOwnership,
+        description="Who owns userRole, email and alias after creation: the operator or the "
+        "identity provider (LiteLLM's SSO). Default: the operator owns all three.",
+    )
 
 
 USER_ID_IMMUTABLE_RULE = (
     "!has(oldSelf.userId) || (has(self.userId) && self.userId == oldSelf.userId)"
 )
+SSO_USER_ID_IMMUTABLE_RULE = (
+    "!has(oldSelf.ssoUserId) || (has(self.ssoUserId) && self.ssoUserId == oldSelf.ssoUserId)"
+)
+"""LiteLLM 1.108's /user/update ignores sso_user_id: only /user/new sets it."""
 USER_ID_PINNED_RULE = (
     "!has(oldSelf.status) || !has(oldSelf.status.userId) || !has(self.spec) "
     "|| !has(self.spec.userId) || self.spec.userId == oldSelf.status.userId"
@@ -297,7 +330,11 @@ class UserSpec(_Wire):
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
-                {"rule": USER_ID_IMMUTABLE_RULE, "message": "spec.userId is immutable once set"}
+                {"rule": USER_ID_IMMUTABLE_RULE, "message": "spec.userId is immutable once set"},
+                {
+                    "rule": SSO_USER_ID_IMMUTABLE_RULE,
+                    "message": "spec.ssoUserId is immutable once set",
+                },
             ]
         }
     )
@@ -308,6 +345,13 @@ class UserSpec(_Wire):
         description="LiteLLM user id, used verbatim (case-sensitive); an override that the "
         "policy must allow (overrides.allowedFields: [userId]). Default: "
         "metadata.name[@userIdDomain]. Immutable once set or once the operator pinned an id.",
+    )
+    sso_user_id: UserId | None = Field(
+        default=None,
+        description="The user's id at the identity provider (LiteLLM's sso_user_id, the claim "
+        "GENERIC_USER_ID_ATTRIBUTE names), for people whose user id is not that claim; an "
+        "override the policy must allow (overrides.allowedFields: [ssoUserId]). Set when the "
+        "LiteLLM user is created (LiteLLM cannot change it later); immutable once set.",
     )
     email: Email | None = Field(
         default=None,

@@ -61,6 +61,14 @@ MSG_OWNED_BY_OTHER = (
 )
 MSG_EMAIL_IN_USE = "e-mail {email!r} belongs to another LiteLLM user; no change was made in LiteLLM"
 
+MSG_SSO_USER_ID_IN_USE = (
+    "sso user id {sso_user_id!r} belongs to another LiteLLM user; no change was made in LiteLLM"
+)
+MSG_SSO_USER_ID_FIXED = (
+    "LiteLLM user {user_id!r} has sso_user_id {held!r}, not {wanted!r}, and LiteLLM cannot change "
+    "it after creation (/user/update ignores it); no change was made in LiteLLM"
+)
+
 Ownership = Literal["absent", "ours", "other-resource", "unmanaged"]
 
 
@@ -96,6 +104,7 @@ class ObservedUser:
     """The user's whole ``metadata``, foreign keys and ownership markers included."""
     email: str | None = None
     alias: str | None = None
+    sso_user_id: str | None = None
     memberships: Mapping[str, TeamMembership] | None = None
     """Per team the user is in: its role and budget (``/team/info``); ``None`` when not read."""
     keys: tuple[ObservedKey, ...] | None = None
@@ -141,6 +150,11 @@ class Desired:
     policy_generation: int | None
     email: str | None = None
     alias: str | None = None
+    sso_user_id: str | None = None
+    """LiteLLM's ``sso_user_id``: written by ``/user/new`` only (``/user/update`` ignores it)."""
+    provider_owned: frozenset[str] = frozenset()
+    """Of ``userRole``, ``email`` and ``alias``, those the identity provider owns (the policy's
+    ``spec.sso``): set on create, then never written back nor counted as drift."""
     suspend: bool = False
     adoption_allowed: bool = False
     managed_teams: frozenset[str] = frozenset()
@@ -288,6 +302,11 @@ def plan_user(desired: Desired, observed: ObservedUser | None) -> Plan:
     if ownership == "unmanaged" and not desired.adoption_allowed:
         message = MSG_UNMANAGED_EXISTS.format(user_id=desired.user_id)
         return Plan(ownership, (Refuse(Reason.ALREADY_EXISTS, message),))
+    if desired.sso_user_id is not None and desired.sso_user_id != observed.sso_user_id:
+        message = MSG_SSO_USER_ID_FIXED.format(
+            user_id=desired.user_id, wanted=desired.sso_user_id, held=observed.sso_user_id
+        )
+        return Plan(ownership, (Refuse(Reason.SSO_USER_ID_MISMATCH, message),))
     actions: list[Action] = []
     fields, changed = changed_fields(desired, observed, adopting=ownership == "unmanaged")
     if "user_email" in fields and observed.email_in_use:
@@ -312,26 +331,34 @@ def creation_fields(desired: Desired) -> dict[str, Any]:
         fields["user_email"] = desired_email(desired)
     if desired.alias is not None:
         fields["user_alias"] = desired.alias
+    if desired.sso_user_id is not None:
+        fields["sso_user_id"] = desired.sso_user_id
     return fields
 
 
 def changed_fields(
     desired: Desired, observed: ObservedUser, *, adopting: bool = False
 ) -> tuple[dict[str, Any], list[str]]:
-    """The ``/user/update`` body (only the columns that differ) and the settings it changes."""
+    """The ``/user/update`` body (only the columns that differ) and the settings it changes.
+
+    Fields the identity provider owns (``desired.provider_owned``) are left as LiteLLM holds them.
+    """
     settings = desired.settings
     body: dict[str, Any] = {}
     changed: list[str] = []
+    owned = desired.provider_owned
     for managed in USER_COLUMNS:
+        if managed.wire in owned:
+            continue
         wanted = getattr(settings, managed.name)
         if not managed.same(wanted, observed.settings.get(managed.name)):
             body[managed.litellm] = managed.to_litellm(wanted)
             changed.append(managed.wire)
     email = desired_email(desired)
-    if not same_email(email, observed.email):
+    if "email" not in owned and not same_email(email, observed.email):
         body["user_email"] = email
         changed.append("email")
-    if desired.alias is not None and desired.alias != observed.alias:
+    if "alias" not in owned and desired.alias is not None and desired.alias != observed.alias:
         body["user_alias"] = desired.alias
         changed.append("alias")
     metadata = desired_metadata(

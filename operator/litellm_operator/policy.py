@@ -16,7 +16,8 @@ Merge rules (every field records its source: builtin, default, role or override)
   (and reported), since a tenant writes its own groups.
 
 Identity is guarded like an override: an explicit spec.userId needs `userId` in
-spec.overrides.allowedFields (and must match overrides.userIdPattern when set); LiteLLM's own
+spec.overrides.allowedFields (and must match overrides.userIdPattern when set), spec.ssoUserId
+likewise `ssoUserId` (and overrides.ssoUserIdPattern); LiteLLM's own
 users (:data:`RESERVED_USER_IDS`) are never provisioned, whichever way the id was obtained.
 
 Overrides are checked, never silently dropped:
@@ -213,6 +214,23 @@ def check_user_id(policy: ProvisioningPolicy, user: LiteLLMUser, user_id: str) -
     if pattern is not None and re.fullmatch(pattern, user_id) is None:
         message = f"user id {user_id!r} does not match the policy's userIdPattern {pattern!r}"
         return [Problem("spec.userId", message, Reason.USER_ID_NOT_ALLOWED)]
+    return []
+
+
+def check_sso_user_id(policy: ProvisioningPolicy, user: LiteLLMUser) -> list[Problem]:
+    """spec.ssoUserId is an override like spec.userId: allowed, and matching the pattern."""
+    sso_user_id = user.spec.sso_user_id
+    if sso_user_id is None:
+        return []
+    rules = policy.spec.overrides
+    if "ssoUserId" not in rules.allowed_fields:
+        return [forbidden("spec.ssoUserId", "sso_user_id", rules, policy.metadata.name)]
+    pattern = rules.sso_user_id_pattern
+    if pattern is not None and re.fullmatch(pattern, sso_user_id) is None:
+        message = (
+            f"sso user id {sso_user_id!r} does not match the policy's ssoUserIdPattern {pattern!r}"
+        )
+        return [Problem("spec.ssoUserId", message, Reason.USER_ID_NOT_ALLOWED)]
     return []
 
 
@@ -466,7 +484,7 @@ def resolve(
     user_id = pinned_user_id or derive_user_id(policy, user)
     namespace = user.metadata.namespace or ""
     problems = check_policy_ref(policy, user) + check_namespace(policy, user)
-    problems += check_user_id(policy, user, user_id)
+    problems += check_user_id(policy, user, user_id) + check_sso_user_id(policy, user)
     layers = _Layers()
     apply(layers, without_reserved_keys(defaults_layer(policy.spec.defaults)), "default")
     role = match_role(policy.spec.roles, user.spec.groups, namespace)

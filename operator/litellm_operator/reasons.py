@@ -36,6 +36,8 @@ class Reason(StrEnum):
     ALREADY_EXISTS = "AlreadyExists"
     CONFLICT = "Conflict"
     EMAIL_IN_USE = "EmailInUse"
+    SSO_USER_ID_MISMATCH = "SsoUserIdMismatch"
+    SSO_USER_ID_IN_USE = "SsoUserIdInUse"
     REJECTED = "Rejected"
     TEAM_NOT_FOUND = "TeamNotFound"
     POLICY_DELETED = "PolicyDeleted"

@@ -38,6 +38,7 @@ from litellm_operator.litellm import (
 from litellm_operator.models import LiteLLMUser, ProvisioningPolicy
 from litellm_operator.plan import (
     MSG_EMAIL_IN_USE,
+    MSG_SSO_USER_ID_IN_USE,
     Action,
     AddToTeam,
     BlockKey,
@@ -211,6 +212,11 @@ class Reconciler:
         if refusal is not None:
             return failure(refusal.reason, refusal.message, transient=False, applied=applied)
         creating = observed is None and not pinned
+        if observed is None and desired.sso_user_id is not None:
+            holders = await self.client.users_with_sso_user_id(desired.sso_user_id)
+            if holders:
+                message = MSG_SSO_USER_ID_IN_USE.format(sso_user_id=desired.sso_user_id)
+                return failure(Reason.SSO_USER_ID_IN_USE, message, transient=False, applied=applied)
         joining = {a.team_id for a in plan.actions if isinstance(a, AddToTeam)}
         if record_progress is not None and (creating or joining):
             intended = sorted(desired.managed_teams | joining)
@@ -528,6 +534,8 @@ def desired_for(
         policy_generation=resolution.policy_generation,
         email=email_for(user, user_id),
         alias=user.spec.alias,
+        sso_user_id=user.spec.sso_user_id,
+        provider_owned=provider_owned(policy),
         suspend=user.spec.suspend,
         adoption_allowed=user.spec.adopt and policy.spec.adopt_existing_users,
         managed_teams=frozenset(status.managed_teams or []) if status else frozenset(),
@@ -536,6 +544,12 @@ def desired_for(
             status and status.effective and status.effective.max_budget_in_team is not None
         ),
     )
+
+
+def provider_owned(policy: ProvisioningPolicy) -> frozenset[str]:
+    """The fields (userRole, email, alias) the policy's spec.sso gives the identity provider."""
+    owners = policy.spec.sso.model_dump(by_alias=True)
+    return frozenset(name for name, owner in owners.items() if owner == "Provider")
 
 
 def observed_from(
@@ -551,6 +565,7 @@ def observed_from(
         metadata=dict(record.metadata),
         email=record.user_email,
         alias=record.user_alias,
+        sso_user_id=record.sso_user_id,
         memberships=memberships,
         keys=keys,
         email_in_use=email_in_use,

@@ -20,6 +20,8 @@ FAULT_NAMESPACE_PREFIX = "fault-"
 """Namespaces of the fault suite, which runs its own operator behind a fault proxy."""
 """Namespaces the session operator leaves alone: test_deploy runs its own operator there, as the
 ServiceAccount of deploy/manifests, and a second operator must not do the work for it."""
+SSO_NAMESPACE_PREFIX = "sso-"
+"""Namespaces of the SSO suite, whose operator manages a LiteLLM of its own (test_sso)."""
 
 
 @pytest.fixture(scope="session")
@@ -41,8 +43,8 @@ def operator(
     forwarder: Forwarder,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[OperatorProcess]:
-    """``litellm-operator run`` watching every namespace but ``rbac-*`` and ``fault-*`` (kopf
-    namespace globs), reaching LiteLLM through ``forwarder``."""
+    """``litellm-operator run`` watching every namespace but ``rbac-*``, ``fault-*`` and
+    ``sso-*`` (kopf namespace globs), reaching LiteLLM through ``forwarder``."""
     del crds_installed
     env = {
         **os.environ,
@@ -52,7 +54,10 @@ def operator(
         "LITELLM_OPERATOR_RESYNC_SECONDS": str(RESYNC_SECONDS),
         "LITELLM_OPERATOR_METRICS_PORT": str(free_port()),
         "LITELLM_OPERATOR_TIMEOUT_SECONDS": "3",
-        "LITELLM_OPERATOR_NAMESPACES": f"!{RBAC_NAMESPACE_PREFIX}*,!{FAULT_NAMESPACE_PREFIX}*",
+        "LITELLM_OPERATOR_NAMESPACES": ",".join(
+            f"!{prefix}*"
+            for prefix in (RBAC_NAMESPACE_PREFIX, FAULT_NAMESPACE_PREFIX, SSO_NAMESPACE_PREFIX)
+        ),
     }
     log_path = Path(tmp_path_factory.mktemp("operator")) / "operator.log"
     process = OperatorProcess(env, log_path)

@@ -11,7 +11,7 @@ import yaml
 
 from litellm_operator.cli import main
 from litellm_operator.crdgen import build_crds, policy_crd, render_crds, user_crd
-from litellm_operator.models import USER_ID_IMMUTABLE_RULE
+from litellm_operator.models import SSO_USER_ID_IMMUTABLE_RULE, USER_ID_IMMUTABLE_RULE
 
 CRD_DIR = Path(__file__).resolve().parents[2] / "deploy" / "crds"
 
@@ -152,7 +152,8 @@ def test_user_crd() -> None:
     assert {"llmuser", "llmusers"} <= set(crd["spec"]["names"]["shortNames"])
     spec = at(openapi(crd), "spec")
     assert spec["x-kubernetes-validations"] == [
-        {"rule": USER_ID_IMMUTABLE_RULE, "message": "spec.userId is immutable once set"}
+        {"rule": USER_ID_IMMUTABLE_RULE, "message": "spec.userId is immutable once set"},
+        {"rule": SSO_USER_ID_IMMUTABLE_RULE, "message": "spec.ssoUserId is immutable once set"},
     ]
     assert at(spec, "policyRef")["default"] == "default"
     assert at(spec, "deletionPolicy")["enum"] == ["Delete", "Retain"]

@@ -331,6 +331,9 @@ TEAM_CASES = [
     pytest.param([], ("t1",), frozenset({"t1"}), [RemoveFromTeam("t1")], id="leave-managed-team"),
     pytest.param([], ("t1",), frozenset(), [], id="foreign-membership-kept"),
     pytest.param(
+        ["t1"], ("t1", "sso-group"), frozenset({"t1"}), [], id="membership-added-by-sso-kept"
+    ),
+    pytest.param(
         ["t1"], (), frozenset({"t1"}), [AddToTeam("t1")], id="drift-removed-team-rejoined"
     ),
     pytest.param([], (), frozenset({"t1"}), [], id="managed-team-already-left"),

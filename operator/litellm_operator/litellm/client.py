@@ -335,6 +335,23 @@ class LiteLLMClient:
             if (record.user_email or "").lower() == wanted
         ]
 
+    async def users_with_sso_user_id(self, sso_user_id: str) -> list[str]:
+        """The ids of the users whose ``sso_user_id`` is ``sso_user_id`` (at most one: unique).
+
+        ``/user/new`` answers 500 for a taken ``sso_user_id``, so it is looked up before.
+        """
+        body = await self._call(
+            "GET",
+            "/user/list",
+            params={"sso_user_ids": sso_user_id, "page": 1, "page_size": MAX_PAGE_SIZE},
+            idempotent=True,
+        )
+        return [
+            record.user_id
+            for record in (LiteLLMUserRecord.model_validate(raw) for raw in body.get("users") or [])
+            if record.sso_user_id == sso_user_id
+        ]
+
     # ---------------------------------------------------------------- teams
 
     def team_lock(self, team_id: str) -> asyncio.Lock:

@@ -63,6 +63,7 @@ class LiteLLMUserRecord(_Response):
     user_email: str | None = None
     user_alias: str | None = None
     user_role: str | None = None
+    sso_user_id: str | None = None
     max_budget: float | None = None
     budget_duration: str | None = None
     budget_reset_at: datetime | None = None
@@ -96,6 +97,8 @@ class NewUserRequest(_UserFields):
     """
 
     user_id: str
+    sso_user_id: str | None = None
+    """Only ``/user/new`` sets it: LiteLLM 1.108's ``/user/update`` ignores it."""
     auto_create_key: bool = False
 
     def to_wire(self) -> dict[str, Any]:
