@@ -260,6 +260,28 @@ class UserHandlers:
     def __init__(self, runtime: Runtime, rollouts: Rollouts) -> None:
         self.runtime = runtime
         self.rollouts = rollouts
+        self._due: dict[tuple[str, str], asyncio.Task[None]] = {}
+
+    def requeue(self, namespace: str, name: str, delay: float) -> None:
+        """Reconcile the user again in ``delay`` seconds (a key's rotation or grace period is
+        due), through a nudge. One pending requeue per user; a restart resumes every user."""
+        key = (namespace, name)
+        pending = self._due.pop(key, None)
+        if pending is not None:
+            pending.cancel()
+
+        async def later() -> None:
+            await asyncio.sleep(delay)
+            self._due.pop(key, None)
+            await self.runtime.kube.nudge(namespace, name, f"keys due at {now_iso()}")
+
+        self._due[key] = asyncio.create_task(later())
+
+    async def close(self) -> None:
+        tasks = list(self._due.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def changed(self, *, body: kopf.Body, patch: kopf.Patch, retry: int, **kw: Any) -> None:
         await self.reconcile(body, patch, retry, kw["policy_bodies"], kw["user_id_claims"])
@@ -330,6 +352,9 @@ class UserHandlers:
         outcome = result.outcome
         if isinstance(outcome, Failed) and outcome.transient:
             raise kopf.TemporaryError(outcome.message, delay=retry_delay(retry, result.retry_after))
+        if result.requeue_after is not None:
+            meta = body.metadata
+            self.requeue(meta.namespace or "", meta.name or "", result.requeue_after)
 
     def progress_recorder(self, body: kopf.Body) -> RecordProgress:
         """The status write the reconciler makes before LiteLLM is written (see RecordProgress)."""
@@ -466,6 +491,7 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
 
     async def stop_rollouts(**_: Any) -> None:
         await rollouts.close()
+        await user.close()
 
     kopf.on.cleanup(registry=registry, id="rollouts")(stop_rollouts)
 

@@ -58,6 +58,11 @@ EXPECTED_RULES = [
     {"apiGroups": [GROUP], "resources": ["provisioningpolicies/status"], "verbs": ["patch"]},
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
     {
+        "apiGroups": [""],
+        "resources": ["secrets"],
+        "verbs": ["list", "watch", "create", "patch", "delete"],
+    },
+    {
         "apiGroups": ["apiextensions.k8s.io"],
         "resources": ["customresourcedefinitions"],
         "verbs": ["list", "watch"],
@@ -95,7 +100,10 @@ def test_clusterrole_is_exactly_what_the_operator_needs() -> None:
         assert set(rule) == {"apiGroups", "resources", "verbs"}, "no resourceNames, no URLs"
         for field in ("apiGroups", "resources", "verbs"):
             assert "*" not in rule[field], f"wildcard in {field}: {rule}"
-        assert "secrets" not in rule["resources"], "the master key is a mounted file"
+        if "secrets" in rule["resources"]:  # the keys' Secrets; never read one by name
+            assert rule["resources"] == ["secrets"]
+            assert not {"get", "update", "deletecollection"} & set(rule["verbs"]), rule
+            continue
         assert not {"delete", "deletecollection", "create", "update", "escalate", "bind"} & (
             set(rule["verbs"]) - ({"create"} if rule["resources"] == ["events"] else set())
         ), rule
@@ -247,13 +255,18 @@ ALLOWED = [
     ("create", "events", "team-a"),
     ("watch", "customresourcedefinitions.apiextensions.k8s.io", None),
     ("list", "namespaces", None),
+    ("list", "secrets", "team-a"),
+    ("watch", "secrets", None),
+    ("create", "secrets", "team-a"),
+    ("patch", "secrets", "team-a"),
+    ("delete", "secrets", "team-a"),
     ("get", "leases.coordination.k8s.io", NAMESPACE),
     ("create", "leases.coordination.k8s.io", NAMESPACE),
     ("update", "leases.coordination.k8s.io", NAMESPACE),
 ]
 DENIED = [
     ("get", "secrets", NAMESPACE),
-    ("list", "secrets", None),
+    ("update", "secrets", "team-a"),
     ("delete", "namespaces", None),
     ("create", "pods", "team-a"),
     ("create", "litellmusers.litellm.platform.dev", "team-a"),
