@@ -366,6 +366,22 @@ class KeyReconciler:
         return {BASE_URL: url, OPENAI_BASE_URL: url}
 
 
+SECRET_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGER},{USER_LABEL}"
+"""Every key Secret of the operator (the watch's server-side label selector)."""
+
+
+def secret_drifted(kind: str, secret: KeySecret) -> bool:
+    """Whether a watched Secret event means its user must be reconciled: the Secret is gone, or
+    its key is not the one the operator wrote (and no new key is being written)."""
+    if kind == "DELETED":
+        return True
+    if PENDING_ANNOTATION in secret.annotations:
+        return False
+    value = secret.data.get(API_KEY)
+    written = secret.annotations.get(TOKEN_ANNOTATION)
+    return written is not None and (value is None or digest(value) != written)
+
+
 def statuses(desired: Sequence[DesiredKey], observed: KeysObserved) -> list[dict[str, Any]]:
     """``status.keys``: names, aliases and times; never a value or a hash."""
     result: list[dict[str, Any]] = []
@@ -391,6 +407,7 @@ def statuses(desired: Sequence[DesiredKey], observed: KeysObserved) -> list[dict
                     else None
                 ),
                 "ready": ready,
+                "rotation": secret.rotation if secret else None,
             }
         )
     return result

@@ -20,7 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import Mapping
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +31,8 @@ import kubernetes
 from pydantic import SecretStr
 
 from litellm_operator.models import GROUP, POLICY_PLURAL, USER_PLURAL, VERSION
+
+log = logging.getLogger(__name__)
 
 NUDGE_ANNOTATION = f"reconcile.{GROUP}/requested"
 """Outside the ``{GROUP}/`` prefix on purpose: kopf ignores its own storage prefix in diffs."""
@@ -38,6 +43,7 @@ class KeySecret:
     """A Secret of the operator's, with its data as ``SecretStr`` (never printed)."""
 
     name: str
+    namespace: str = ""
     labels: Mapping[str, str] = field(default_factory=dict)
     annotations: Mapping[str, str] = field(default_factory=dict)
     data: Mapping[str, SecretStr] = field(default_factory=dict, repr=False)
@@ -185,6 +191,33 @@ class Kube:
         """Delete a Secret; ``False`` if it was already gone."""
         return await self._ignoring_404(self.core.delete_namespaced_secret, name, namespace)
 
+    def watch_secrets(
+        self,
+        selector: str,
+        deliver: Callable[[str, KeySecret], None],
+        stop: threading.Event,
+        window: int = 60,
+    ) -> None:
+        """Blocking: stream every namespace's Secrets that match ``selector`` (server-side: no
+        other Secret is ever sent to the operator) to ``deliver(event type, secret)`` until
+        ``stop`` is set; each watch lasts at most ``window`` seconds, errors restart it."""
+        while not stop.is_set():
+            watch = kubernetes.watch.Watch()
+            try:
+                for event in watch.stream(
+                    self.core.list_secret_for_all_namespaces,
+                    label_selector=selector,
+                    timeout_seconds=window,
+                ):
+                    if stop.is_set():
+                        break
+                    deliver(str(event["type"]), key_secret(event["object"]))
+            except Exception as exc:  # a watch that broke is simply started again
+                log.warning("watch of the keys' Secrets restarted: %s", type(exc).__name__)
+                time.sleep(1)
+            finally:
+                watch.stop()
+
     def close(self) -> None:
         self.api_client.close()
 
@@ -197,6 +230,7 @@ def key_secret(item: Any) -> KeySecret:
     }
     return KeySecret(
         name=meta.name,
+        namespace=meta.namespace or "",
         labels=dict(meta.labels or {}),
         annotations=dict(meta.annotations or {}),
         data=data,

@@ -530,6 +530,10 @@ class KeyStatus(_Wire):
         json_schema_extra={"format": "date-time"},
     )
     ready: bool = Field(description="The Secret holds a key LiteLLM accepts.")
+    rotation: str | None = Field(
+        default=None,
+        description="The litellm.platform.dev/rotate annotation the key was last issued under.",
+    )
 
 
 class PolicyStatus(_Status):
