@@ -213,7 +213,10 @@ class Kube:
                         break
                     deliver(str(event["type"]), key_secret(event["object"]))
             except Exception as exc:  # a watch that broke is simply started again
-                log.warning("watch of the keys' Secrets restarted: %s", type(exc).__name__)
+                status = getattr(exc, "status", "")  # never the message: it may hold data
+                log.warning(
+                    "watch of the keys' Secrets restarted: %s %s", type(exc).__name__, status
+                )
                 time.sleep(1)
             finally:
                 watch.stop()
