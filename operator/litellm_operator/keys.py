@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from litellm_operator.fields import ALL_PROXY_MODELS
 from litellm_operator.models import KeyPolicy, KeySpec
 from litellm_operator.reasons import Reason
 
@@ -101,6 +102,35 @@ class DesiredKey:
         return self.key_alias + PREVIOUS_SUFFIX
 
 
+def describe(key: DesiredKey) -> dict[str, Any]:
+    """A desired key as ``explain`` shows it (camelCase, like the spec)."""
+    settings = key.settings
+    return {
+        "name": key.name,
+        "secretName": key.secret_name,
+        "keyAlias": key.key_alias,
+        "models": list(settings.models),
+        "maxBudget": settings.max_budget,
+        "budgetDuration": settings.budget_duration,
+        "tpmLimit": settings.tpm_limit,
+        "rpmLimit": settings.rpm_limit,
+        "maxParallelRequests": settings.max_parallel_requests,
+        "rotateEvery": _seconds(key.rotate_every),
+        "gracePeriod": _seconds(key.grace_period),
+    }
+
+
+def _seconds(span: timedelta | None) -> str | None:
+    """``7d``, ``1h``, ``90s``: the largest unit that divides the span."""
+    if span is None:
+        return None
+    seconds = int(span.total_seconds())
+    for unit in ("d", "h", "m"):
+        if seconds and seconds % _UNITS[unit] == 0:
+            return f"{seconds // _UNITS[unit]}{unit}"
+    return f"{seconds}s"
+
+
 @dataclass(frozen=True)
 class KeyRefusal:
     reason: Reason
@@ -118,6 +148,7 @@ def desired_keys(
     """The keys the user asks for, within its policy; ``user_models`` empty = every model."""
     if not keys:
         return ()
+    user_models = [m for m in user_models if m != ALL_PROXY_MODELS]
     if not policy.allowed:
         message = f"policy {policy_name!r} does not allow keys (keys.allowed: false)"
         return KeyRefusal(Reason.OVERRIDE_FORBIDDEN, message)

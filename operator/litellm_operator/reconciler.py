@@ -21,7 +21,6 @@ from typing import Any, Literal, cast
 
 from pydantic import ValidationError
 
-from litellm_operator.fields import ALL_PROXY_MODELS
 from litellm_operator.key_reconciler import (
     KeyOwner,
     KeyReconciler,
@@ -523,12 +522,11 @@ def prepare(
         return failure(reason, str(exc), transient=False)
     user_id = resolution.user_id
     applied = applied_from(resolution, user_id)
-    models = [m for m in resolution.effective.models if m != ALL_PROXY_MODELS]
     keys = desired_keys(
         user.metadata.namespace or "",
         user.metadata.name,
         user.spec.keys,
-        models,
+        resolution.effective.models,
         resolution.policy_name,
         policy.spec.keys,
     )
