@@ -36,7 +36,7 @@ import kopf
 from pydantic import ValidationError
 
 from litellm_operator.config import OperatorConfig
-from litellm_operator.key_reconciler import SECRET_SELECTOR, secret_drifted
+from litellm_operator.key_reconciler import SECRET_SELECTOR, SecretsUnavailable, secret_drifted
 from litellm_operator.keys import ROTATE_ANNOTATION, USER_LABEL
 from litellm_operator.kube import KeySecret, Kube
 from litellm_operator.litellm import LiteLLMClient, LiteLLMError, LiteLLMUserRecord
@@ -455,7 +455,7 @@ class PolicyHandlers:
             record = snapshot.get(user_id) if user_id else None
             try:
                 differences = await runtime.reconciler.check(user, policy, record)
-            except LiteLLMError as exc:  # keys of a suspended user could not be read
+            except (LiteLLMError, SecretsUnavailable) as exc:  # keys could not be read
                 log.warning("resync of %s/%s skipped: %s", ns, user_name, exc)
                 continue
             if not differences:

@@ -193,6 +193,29 @@ class KeyReconciler:
         outcome.statuses = statuses(desired, seen.observed)
         return outcome
 
+    @kube_errors
+    async def drifted(
+        self,
+        owner: KeyOwner,
+        desired: Sequence[DesiredKey],
+        *,
+        suspended: bool,
+        blocked_by_suspension: frozenset[str],
+        rotation: str | None,
+    ) -> bool:
+        """Whether the keys need a reconcile (the resync's check); no writes."""
+        seen = await self.observe(owner)
+        plan = plan_keys(
+            desired,
+            seen.observed,
+            now=datetime.now(UTC),
+            prefix=owner.prefix,
+            suspended=suspended,
+            blocked_by_suspension=blocked_by_suspension,
+            rotation=rotation,
+        )
+        return bool(plan.actions)
+
     async def observe(self, owner: KeyOwner) -> _Observation:
         found = await self.kube.list_secrets(owner.namespace, owner.selector)
         by_name = {s.name: s for s in found}

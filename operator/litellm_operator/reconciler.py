@@ -433,6 +433,18 @@ class Reconciler:
         drift = drifted_fields(plan_user(desired, observed))
         if drift:
             return drift
+        if self.keys is not None and (prepared.keys or status.get("keys")):
+            user = prepared.user
+            meta = user.metadata
+            owner = KeyOwner(meta.namespace or "", meta.name, meta.uid or "", desired.user_id)
+            if await self.keys.drifted(
+                owner,
+                prepared.keys,
+                suspended=desired.suspend,
+                blocked_by_suspension=desired.blocked_keys,
+                rotation=meta.annotations.get(ROTATE_ANNOTATION),
+            ):
+                return ("keys",)
         expected = pruned(applied_fields(prepared.applied))
         stale = any(status.get(k) != expected.get(k) for k in APPLIED_KEYS)
         stale = stale or status.get("spend") != record.spend

@@ -285,3 +285,27 @@ def test_retain_keeps_key_and_secret_without_owner(keys: Keys, ident: Callable[[
     secret = keys.secret(f"{name}-a") or {}
     assert not secret["metadata"].get("ownerReferences")
     assert keys.works(value)
+
+
+async def test_key_changed_in_litellm_is_put_right(keys: Keys, ident: Callable[[str], str]) -> None:
+    """Found by the resync (3 s here): limits drifted → /key/update; blocked → unblocked; deleted
+    → a new key in the Secret."""
+    name = ident("kdrift")
+    keys.create_user(name, keys=[{"name": "a", "maxBudget": 2}])
+    value = keys.wait_value(f"{name}-a")
+
+    await keys.litellm.update_key(value, {"max_budget": 99.0})
+
+    async def restored() -> bool:
+        record = await keys.litellm.key_info(value)
+        return record is not None and record.max_budget == 2.0
+
+    await until(restored, "the key's budget restored")
+
+    await keys.litellm.block_key(value)
+    eventually(lambda: keys.works(value), timeout=30, what="the key unblocked")
+
+    await keys.litellm.delete_keys([value])
+    fresh = keys.wait_value(f"{name}-a", not_in=(None, value))
+    assert not keys.works(value)
+    assert keys.works(fresh)
