@@ -73,6 +73,10 @@ class SecretsUnavailable(Exception):
     an answer about a Secret may echo its data)."""
 
 
+class SecretTaken(Exception):
+    """A Secret of the wanted name exists and is not the operator's: nothing is overwritten."""
+
+
 def kube_errors(method: Any) -> Any:
     @functools.wraps(method)
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -280,14 +284,22 @@ class KeyReconciler:
                         namespace, key.secret_name, annotations=pending, data={PENDING_KEY: value}
                     )
                 else:
-                    await self.kube.create_secret(
-                        namespace,
-                        key.secret_name,
-                        labels=self.labels(owner, key),
-                        annotations=pending,
-                        data={PENDING_KEY: value, **self.urls()},
-                        owner=owner.reference(),
-                    )
+                    try:
+                        await self.kube.create_secret(
+                            namespace,
+                            key.secret_name,
+                            labels=self.labels(owner, key),
+                            annotations=pending,
+                            data={PENDING_KEY: value, **self.urls()},
+                            owner=owner.reference(),
+                        )
+                    except kubernetes.client.ApiException as exc:
+                        if exc.status != 409:
+                            raise
+                        raise SecretTaken(
+                            f"key {key.name!r}: Secret {key.secret_name!r} already exists and is "
+                            "not the operator's; name another with secretName"
+                        ) from None
                 log.info(
                     "key %s of %s/%s: new value chosen (%s)",
                     key.name,

@@ -29,6 +29,7 @@ from litellm_operator.models import KeyPolicy, KeySpec
 from litellm_operator.reasons import Reason
 
 DEFAULT_GRACE_PERIOD = "1h"
+MAX_LABEL_LENGTH = 63
 PREVIOUS_SUFFIX = "/previous"
 
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
@@ -149,6 +150,12 @@ def desired_keys(
     if not keys:
         return ()
     user_models = [m for m in user_models if m != ALL_PROXY_MODELS]
+    if len(user) > MAX_LABEL_LENGTH:
+        message = (
+            f"keys need a LiteLLMUser name of at most {MAX_LABEL_LENGTH} characters "
+            "(it labels the keys' Secrets)"
+        )
+        return KeyRefusal(Reason.INVALID_SPEC, message)
     if not policy.allowed:
         message = f"policy {policy_name!r} does not allow keys (keys.allowed: false)"
         return KeyRefusal(Reason.OVERRIDE_FORBIDDEN, message)

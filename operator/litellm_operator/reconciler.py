@@ -25,6 +25,7 @@ from litellm_operator.key_reconciler import (
     KeyOwner,
     KeyReconciler,
     SecretsUnavailable,
+    SecretTaken,
     next_check_in,
 )
 from litellm_operator.keys import ROTATE_ANNOTATION, DesiredKey, KeyRefusal, desired_keys
@@ -193,6 +194,8 @@ class Reconciler:
             return from_error(exc, applied)
         except SecretsUnavailable as exc:
             return failure(REASON_UNAVAILABLE, str(exc), transient=True, applied=applied)
+        except SecretTaken as exc:
+            return failure(Reason.CONFLICT, str(exc), transient=False, applied=applied)
         return with_resolution_notes(result, resolution)
 
     async def _converge_keys(self, prepared: Prepared, result: Result) -> Result:

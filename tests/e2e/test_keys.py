@@ -309,3 +309,17 @@ async def test_key_changed_in_litellm_is_put_right(keys: Keys, ident: Callable[[
     fresh = keys.wait_value(f"{name}-a", not_in=(None, value))
     assert not keys.works(value)
     assert keys.works(fresh)
+
+
+def test_a_foreign_secret_is_never_overwritten(keys: Keys, ident: Callable[[str], str]) -> None:
+    name = ident("taken")
+    foreign = {"api_key": base64.b64encode(b"not-yours").decode()}
+    keys.cluster.core.create_namespaced_secret(
+        keys.namespace, {"metadata": {"name": f"{name}-a"}, "data": foreign}
+    )
+    keys.create_user(name, keys=[{"name": "a"}])
+    cond = keys.cluster.wait_reason(keys.namespace, name, "Conflict")
+    assert f"{name}-a" in cond["message"]
+    secret = keys.secret(f"{name}-a") or {}
+    assert secret["data"] == foreign
+    assert not secret["metadata"].get("labels")

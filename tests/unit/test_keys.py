@@ -132,6 +132,12 @@ def test_desired_keys(
         assert result == expected
 
 
+def test_user_name_too_long_for_a_label() -> None:
+    result = desired_keys("team-a", "u" * 64, [spec()], [], "default", KeyPolicy())
+    assert isinstance(result, KeyRefusal)
+    assert result.reason == Reason.INVALID_SPEC
+
+
 def test_interval() -> None:
     assert interval("1h30m") == timedelta(minutes=90)
     assert interval("0s") == timedelta(0)
