@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from kubernetes.client import ApiException
+from kubernetes.client import ApiException, V1ObjectMeta, V1Secret
 
 from litellm_operator.devenv.testbed import LiteLLMEndpoint
 from litellm_operator.keys import ROTATE_ANNOTATION
@@ -315,7 +315,7 @@ def test_a_foreign_secret_is_never_overwritten(keys: Keys, ident: Callable[[str]
     name = ident("taken")
     foreign = {"api_key": base64.b64encode(b"not-yours").decode()}
     keys.cluster.core.create_namespaced_secret(
-        keys.namespace, {"metadata": {"name": f"{name}-a"}, "data": foreign}
+        keys.namespace, V1Secret(metadata=V1ObjectMeta(name=f"{name}-a"), data=foreign)
     )
     keys.create_user(name, keys=[{"name": "a"}])
     cond = keys.cluster.wait_reason(keys.namespace, name, "Conflict")
