@@ -130,6 +130,8 @@ class KeysOutcome:
     events: list[KeyEvent] = field(default_factory=list)
     wrote: bool = False
     next_check: datetime | None = None
+    settled: bool = True
+    """False when :data:`MAX_PASSES` passes still left steps to take (others kept writing)."""
 
 
 @dataclass
@@ -190,7 +192,8 @@ class KeyReconciler:
                 rotation=rotation,
             )
             outcome.next_check = plan.next_check
-            if not plan.actions:
+            outcome.settled = not plan.actions
+            if outcome.settled:
                 break
             for action in plan.actions:
                 await self.act(owner, action, seen, rotation, outcome)

@@ -217,6 +217,9 @@ class Reconciler:
             blocked_by_suspension=frozenset(outcome.blocked_keys),
             rotation=meta.annotations.get(ROTATE_ANNOTATION),
         )
+        if not keys.settled:
+            message = "keys did not settle: their Secrets or LiteLLM keys kept changing; retrying"
+            return failure(Reason.PENDING, message, transient=True, applied=prepared.applied)
         result.outcome = replace(outcome, keys=keys.statuses, wrote=outcome.wrote or keys.wrote)
         result.events.extend(Event(e.type, e.reason, e.message) for e in keys.events)
         result.requeue_after = next_check_in(keys.next_check)
