@@ -29,6 +29,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from litellm_operator.fields import BY_WIRE, Bound
+from litellm_operator.keys import DesiredKey, KeyRefusal, describe, desired_keys
 from litellm_operator.models import (
     API_VERSION,
     POLICY_KIND,
@@ -271,6 +272,7 @@ class Explained:
     location: Location
     user: LiteLLMUser
     resolution: Resolution
+    keys: tuple[DesiredKey, ...] = ()
 
 
 def explain_user(
@@ -283,12 +285,24 @@ def explain_user(
         return [
             InputProblem(location, "spec.policyRef", f"policy {ref!r} not found (have: {known})")
         ]
+    policy = policies[ref][1]
     try:
-        return Explained(location, user, resolve(policies[ref][1], user))
+        resolution = resolve(policy, user)
     except PolicyViolation as violation:
         return [
             InputProblem(location, p.path, f"{p.message} [{p.reason}]") for p in violation.problems
         ]
+    keys = desired_keys(
+        user.metadata.namespace or "",
+        user.metadata.name,
+        user.spec.keys,
+        resolution.effective.models,
+        resolution.policy_name,
+        policy.spec.keys,
+    )
+    if isinstance(keys, KeyRefusal):
+        return [InputProblem(location, "spec.keys", f"{keys.message} [{keys.reason}]")]
+    return Explained(location, user, resolution, keys)
 
 
 def explain_all(users: list[tuple[Location, LiteLLMUser]], policies: Policies) -> list[Explained]:
@@ -321,6 +335,7 @@ def to_record(result: Explained) -> dict[str, Any]:
         "ignoredGroups": list(resolution.ignored_groups),
         "effective": resolution.effective.model_dump(by_alias=True, mode="json"),
         "sources": dict(resolution.sources),
+        "keys": [describe(key) for key in result.keys],
     }
 
 
@@ -355,9 +370,22 @@ def format_table(results: list[Explained]) -> str:
         for key, text in shown.items():
             source = record["sources"][key]
             lines.append(f"  {key:<{key_width}}  {text:<{value_width}}  {source}".rstrip())
+        lines.extend(f"  key {key['name']}: {key_summary(key)}" for key in record["keys"])
         lines.extend(f"  note: {note}" for note in result.resolution.notes)
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks) + "\n" if blocks else "no users\n"
+
+
+def key_summary(key: dict[str, Any]) -> str:
+    """One key's Secret and effective limits, on one line."""
+    parts = [f"Secret {key['secretName']}", f"models {show_value('models', key['models'])}"]
+    for name in ("maxBudget", "budgetDuration", "tpmLimit", "rpmLimit", "maxParallelRequests"):
+        if key[name] is not None:
+            parts.append(f"{name} {show_value(name, key[name])}")
+    if key["rotateEvery"]:
+        parts.append(f"rotateEvery {key['rotateEvery']}")
+    parts.append(f"gracePeriod {key['gracePeriod']}")
+    return ", ".join(parts)
 
 
 def format_results(results: list[Explained], output: str) -> str:

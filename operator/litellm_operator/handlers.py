@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -35,7 +36,9 @@ import kopf
 from pydantic import ValidationError
 
 from litellm_operator.config import OperatorConfig
-from litellm_operator.kube import Kube
+from litellm_operator.key_reconciler import SECRET_SELECTOR, SecretsUnavailable, secret_drifted
+from litellm_operator.keys import ROTATE_ANNOTATION, USER_LABEL
+from litellm_operator.kube import KeySecret, Kube
 from litellm_operator.litellm import LiteLLMClient, LiteLLMError, LiteLLMUserRecord
 from litellm_operator.metrics import Metrics
 from litellm_operator.models import (
@@ -151,6 +154,10 @@ class Rollouts:
         if old is not None and old != policy:
             self.touch(old)
 
+    def knows(self, key: Any) -> bool:
+        """Whether a user (namespace, name) is one of this operator's (from the live index)."""
+        return self._indices is not None and key in self._indices[2]
+
     def touch(self, name: str) -> None:
         if name not in self._pending:
             self._pending[name] = asyncio.create_task(self._publish_later(name))
@@ -263,6 +270,28 @@ class UserHandlers:
     def __init__(self, runtime: Runtime, rollouts: Rollouts) -> None:
         self.runtime = runtime
         self.rollouts = rollouts
+        self._due: dict[tuple[str, str], asyncio.Task[None]] = {}
+
+    def requeue(self, namespace: str, name: str, delay: float) -> None:
+        """Reconcile the user again in ``delay`` seconds (a key's rotation or grace period is
+        due), through a nudge. One pending requeue per user; a restart resumes every user."""
+        key = (namespace, name)
+        pending = self._due.pop(key, None)
+        if pending is not None:
+            pending.cancel()
+
+        async def later() -> None:
+            await asyncio.sleep(delay)
+            self._due.pop(key, None)
+            await self.runtime.kube.nudge(namespace, name, f"keys due at {now_iso()}")
+
+        self._due[key] = asyncio.create_task(later())
+
+    async def close(self) -> None:
+        tasks = list(self._due.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def changed(self, *, body: kopf.Body, patch: kopf.Patch, retry: int, **kw: Any) -> None:
         await self.reconcile(body, patch, retry, kw["policy_bodies"], kw["user_id_claims"])
@@ -283,10 +312,14 @@ class UserHandlers:
     async def event(
         self, *, type: str | None, namespace: str | None, name: str, spec: kopf.Spec, **kw: Any
     ) -> None:
-        """Every change of a user moves its policy's rollout counts."""
+        """Every change of a user moves its policy's rollout counts; a new rotate annotation
+        (under kopf's own prefix, so no update handler sees it) is passed on as a nudge."""
         self.rollouts.bind(kw)
         policy = None if type == "DELETED" else policy_ref_of(spec)
         self.rollouts.user_seen((namespace, name), policy)
+        rotation = rotation_requested(kw["body"]) if type != "DELETED" else None
+        if rotation is not None:
+            await self.runtime.kube.nudge(namespace or "", name, f"rotate keys: {rotation}")
 
     async def deleted(self, *, body: kopf.Body, retry: int, **kw: Any) -> None:
         policy_bodies: kopf.Index[str, Any] = kw["policy_bodies"]
@@ -333,6 +366,9 @@ class UserHandlers:
         outcome = result.outcome
         if isinstance(outcome, Failed) and outcome.transient:
             raise kopf.TemporaryError(outcome.message, delay=retry_delay(retry, result.retry_after))
+        if result.requeue_after is not None:
+            meta = body.metadata
+            self.requeue(meta.namespace or "", meta.name or "", result.requeue_after)
 
     def progress_recorder(self, body: kopf.Body) -> RecordProgress:
         """The status write the reconciler makes before LiteLLM is written (see RecordProgress)."""
@@ -422,7 +458,7 @@ class PolicyHandlers:
             record = snapshot.get(user_id) if user_id else None
             try:
                 differences = await runtime.reconciler.check(user, policy, record)
-            except LiteLLMError as exc:  # keys of a suspended user could not be read
+            except (LiteLLMError, SecretsUnavailable) as exc:  # keys could not be read
                 log.warning("resync of %s/%s skipped: %s", ns, user_name, exc)
                 continue
             if not differences:
@@ -436,6 +472,45 @@ class PolicyHandlers:
         count_ready(user_bodies, runtime.metrics)
         if drifted:
             log.info("resync of policy %s: %d user(s) drifted", name, drifted)
+
+
+class SecretWatch:
+    """Watches the operator's key Secrets (label selector, server-side) in a daemon thread and
+    nudges the user of a Secret that was deleted or whose key was changed by someone else.
+    Users outside the operator's namespaces (not in its index) are left alone."""
+
+    def __init__(self, runtime: Runtime, rollouts: Rollouts) -> None:
+        self.runtime = runtime
+        self.rollouts = rollouts
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    async def start(self, **_: Any) -> None:
+        loop = asyncio.get_running_loop()
+
+        def deliver(kind: str, secret: KeySecret) -> None:
+            if secret_drifted(kind, secret):
+                user = secret.labels.get(USER_LABEL, "")
+                asyncio.run_coroutine_threadsafe(self.nudge(secret.namespace, user, kind), loop)
+
+        self._thread = threading.Thread(
+            target=self.runtime.kube.watch_secrets,
+            args=(SECRET_SELECTOR, deliver, self._stop),
+            name="key-secrets-watch",
+            daemon=True,
+        )
+        self._thread.start()
+
+    async def nudge(self, namespace: str, user: str, kind: str) -> None:
+        if not self.rollouts.knows((namespace, user)):
+            return
+        try:
+            await self.runtime.kube.nudge(namespace, user, f"key Secret {kind} at {now_iso()}")
+        except Exception as exc:  # the next resync or restart reconciles it anyway
+            log.warning("user %s/%s not nudged after a Secret change: %s", namespace, user, exc)
+
+    def stop(self) -> None:
+        self._stop.set()
 
 
 def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
@@ -470,8 +545,13 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         initial_delay=runtime.config.resync_seconds,
     )(policy.resync)
 
+    secrets = SecretWatch(runtime, rollouts)
+    kopf.on.startup(registry=registry, id="watch-key-secrets")(secrets.start)
+
     async def stop_rollouts(**_: Any) -> None:
+        secrets.stop()
         await rollouts.close()
+        await user.close()
 
     kopf.on.cleanup(registry=registry, id="rollouts")(stop_rollouts)
 
@@ -500,6 +580,15 @@ def publish(
     else:
         kind = "changed" if outcome.wrote else "in_sync"
     metrics.reconciles.labels(result=kind, reason=reason).inc()
+
+
+def rotation_requested(body: Mapping[str, Any]) -> str | None:
+    """The rotate annotation's value when some key was not issued under it yet."""
+    value = ((body.get("metadata") or {}).get("annotations") or {}).get(ROTATE_ANNOTATION)
+    keys = (body.get("status") or {}).get("keys") or []
+    if value is None or all(k.get("rotation") == value for k in keys):
+        return None
+    return str(value)
 
 
 def policy_of(name: str, policy: Mapping[str, Any] | None) -> PolicyRef | None:

@@ -6,6 +6,9 @@
 * :meth:`Kube.patch_user_status` and :meth:`Kube.patch_policy_status` merge-patch a status
   outside a handler of that object: a policy edit turns its users' Ready to Unknown at once, and
   a policy's rollout counts follow its users' statuses.
+* The Secrets that hold the users' virtual keys (:class:`KeySecret`): listed by the operator's
+  labels only, created, merge-patched and deleted. Values are decoded into ``SecretStr`` here
+  and never leave as plain strings except in the body sent to the API server.
 * :meth:`Kube.nudge` sets an annotation that makes kopf re-run a LiteLLMUser's update handler:
   it is how a policy edit, or drift found by the periodic resync, reaches the users concerned,
   through the same handler (and the same retries and status) as any other change.
@@ -16,15 +19,43 @@ The kubernetes client is synchronous; calls run in a worker thread.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import base64
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import kubernetes
+from pydantic import SecretStr
 
 from litellm_operator.models import GROUP, POLICY_PLURAL, USER_PLURAL, VERSION
 
+log = logging.getLogger(__name__)
+
 NUDGE_ANNOTATION = f"reconcile.{GROUP}/requested"
 """Outside the ``{GROUP}/`` prefix on purpose: kopf ignores its own storage prefix in diffs."""
+
+
+@dataclass(frozen=True)
+class KeySecret:
+    """A Secret of the operator's, with its data as ``SecretStr`` (never printed)."""
+
+    name: str
+    namespace: str = ""
+    labels: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    data: Mapping[str, SecretStr] = field(default_factory=dict, repr=False)
+    owner_uids: tuple[str, ...] = ()
+
+
+def encoded(data: Mapping[str, SecretStr | None]) -> dict[str, str | None]:
+    """``data`` for the API server (base64); ``None`` deletes a key in a merge patch."""
+    return {
+        k: None if v is None else base64.b64encode(v.get_secret_value().encode()).decode()
+        for k, v in data.items()
+    }
 
 
 class Kube:
@@ -33,6 +64,7 @@ class Kube:
             api_client = kubernetes.client.ApiClient(load_configuration())
         self.api_client = api_client
         self.custom = kubernetes.client.CustomObjectsApi(api_client)
+        self.core = kubernetes.client.CoreV1Api(api_client)
 
     async def record_user_id(
         self, namespace: str, name: str, user_id: str, status: Mapping[str, Any]
@@ -99,8 +131,114 @@ class Kube:
             if exc.status != 404:  # deleted meanwhile: nothing left to reconcile
                 raise
 
+    async def list_secrets(self, namespace: str, selector: str) -> list[KeySecret]:
+        """The Secrets of ``namespace`` that match the label ``selector`` (the operator's)."""
+        found = await asyncio.to_thread(
+            self.core.list_namespaced_secret, namespace, label_selector=selector
+        )
+        return [key_secret(item) for item in found.items]
+
+    async def create_secret(
+        self,
+        namespace: str,
+        name: str,
+        *,
+        labels: Mapping[str, str],
+        annotations: Mapping[str, str],
+        data: Mapping[str, SecretStr],
+        owner: Mapping[str, Any] | None,
+    ) -> None:
+        body: dict[str, Any] = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "type": "Opaque",
+            "metadata": {
+                "name": name,
+                "namespace": namespace,
+                "labels": dict(labels),
+                "annotations": dict(annotations),
+                **({"ownerReferences": [dict(owner)]} if owner else {}),
+            },
+            "data": encoded(data),
+        }
+        create: Any = self.core.create_namespaced_secret  # accepts a dict as well as a V1Secret
+        await asyncio.to_thread(create, namespace, body)
+
+    async def patch_secret(
+        self,
+        namespace: str,
+        name: str,
+        *,
+        annotations: Mapping[str, str | None] | None = None,
+        data: Mapping[str, SecretStr | None] | None = None,
+        labels: Mapping[str, str] | None = None,
+        drop_owners: bool = False,
+    ) -> None:
+        """Merge-patch a Secret; ``None`` values delete annotations and data keys."""
+        meta: dict[str, Any] = {}
+        if annotations:
+            meta["annotations"] = dict(annotations)
+        if labels:
+            meta["labels"] = dict(labels)
+        if drop_owners:
+            meta["ownerReferences"] = None
+        body: dict[str, Any] = {"metadata": meta}
+        if data:
+            body["data"] = encoded(data)
+        await asyncio.to_thread(self.core.patch_namespaced_secret, name, namespace, body)
+
+    async def delete_secret(self, namespace: str, name: str) -> bool:
+        """Delete a Secret; ``False`` if it was already gone."""
+        return await self._ignoring_404(self.core.delete_namespaced_secret, name, namespace)
+
+    def watch_secrets(
+        self,
+        selector: str,
+        deliver: Callable[[str, KeySecret], None],
+        stop: threading.Event,
+        window: int = 60,
+    ) -> None:
+        """Blocking: stream every namespace's Secrets that match ``selector`` (server-side: no
+        other Secret is ever sent to the operator) to ``deliver(event type, secret)`` until
+        ``stop`` is set; each watch lasts at most ``window`` seconds, errors restart it."""
+        while not stop.is_set():
+            watch = kubernetes.watch.Watch()
+            try:
+                for event in watch.stream(
+                    self.core.list_secret_for_all_namespaces,
+                    label_selector=selector,
+                    timeout_seconds=window,
+                ):
+                    if stop.is_set():
+                        break
+                    deliver(str(event["type"]), key_secret(event["object"]))
+            except Exception as exc:  # a watch that broke is simply started again
+                status = getattr(exc, "status", "")  # never the message: it may hold data
+                log.warning(
+                    "watch of the keys' Secrets restarted: %s %s", type(exc).__name__, status
+                )
+                time.sleep(1)
+            finally:
+                watch.stop()
+
     def close(self) -> None:
         self.api_client.close()
+
+
+def key_secret(item: Any) -> KeySecret:
+    meta = item.metadata
+    data = {
+        k: SecretStr(base64.b64decode(v).decode(errors="replace"))
+        for k, v in (item.data or {}).items()
+    }
+    return KeySecret(
+        name=meta.name,
+        namespace=meta.namespace or "",
+        labels=dict(meta.labels or {}),
+        annotations=dict(meta.annotations or {}),
+        data=data,
+        owner_uids=tuple(o.uid for o in meta.owner_references or ()),
+    )
 
 
 def load_configuration() -> kubernetes.client.Configuration:

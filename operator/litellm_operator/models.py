@@ -26,6 +26,10 @@ from litellm_operator.fields import (
     MAX_LIST_ITEMS,
     MAX_NAME_LENGTH,
     Bound,
+    Budget,
+    Duration,
+    Limit,
+    ModelList,
     Name,
     UserRole,
 )
@@ -265,6 +269,80 @@ class SsoOwnership(_Wire):
     alias: FieldOwner = Field(default="Operator", description="Owner of user_alias.")
 
 
+MAX_KEYS = 16
+"""Keys one LiteLLMUser may ask for (each is a Secret and a LiteLLM key)."""
+DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
+INTERVAL_PATTERN = r"^([0-9]+(s|m|h|d))+$"
+"""A Go-like interval: 0s, 90s, 30m, 1h, 12h30m, 7d."""
+Interval = Annotated[
+    str,
+    Field(pattern=INTERVAL_PATTERN, max_length=32, description="An interval: 0s, 30m, 1h, 7d."),
+]
+
+
+class KeyPolicy(_Wire):
+    """Whether the policy's users may have virtual keys (spec.keys), and within what."""
+
+    allowed: bool = Field(
+        default=True, description="Whether LiteLLMUsers of this policy may ask for keys."
+    )
+    max_per_user: int | None = Field(
+        default=None, ge=0, le=MAX_KEYS, description="At most this many keys per LiteLLMUser."
+    )
+    max_budget: Budget | None = Field(
+        default=None,
+        description="Ceiling of a key's maxBudget; with it, a key without maxBudget gets it.",
+    )
+    rotate_every: Interval | None = Field(
+        default=None, description="Default rotation schedule of keys that set none."
+    )
+    grace_period: Interval | None = Field(
+        default=None,
+        description="Default gracePeriod of keys that set none (built-in: 1h).",
+    )
+
+
+class KeySpec(_Wire):
+    """A LiteLLM virtual key of the user, delivered into a Secret in the user's namespace."""
+
+    name: str = Field(
+        min_length=1,
+        max_length=63,
+        pattern=DNS_LABEL_PATTERN,
+        description="The key's name: a DNS label, unique within the user.",
+    )
+    secret_name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_NAME_LENGTH,
+        pattern=DNS_SUBDOMAIN_PATTERN,
+        description="The Secret holding the key. Default: <LiteLLMUser name>-<key name>.",
+    )
+    models: ModelList | None = Field(
+        default=None,
+        description="Models the key may call, within the user's. Default: all of the user's.",
+    )
+    max_budget: Budget | None = Field(default=None, description="USD budget of the key.")
+    budget_duration: Duration | None = Field(
+        default=None, description="Period after which the key's spend resets."
+    )
+    tpm_limit: Limit | None = Field(default=None, description="Tokens per minute of the key.")
+    rpm_limit: Limit | None = Field(default=None, description="Requests per minute of the key.")
+    max_parallel_requests: Limit | None = Field(
+        default=None, description="Concurrent requests of the key."
+    )
+    rotate_every: Interval | None = Field(
+        default=None,
+        description="Rotate the key on this schedule. Default: the policy's keys.rotateEvery.",
+    )
+    grace_period: Interval | None = Field(
+        default=None,
+        description="How long the previous key keeps working after a rotation (0s revokes it "
+        "at once). Default: the policy's keys.gracePeriod, else 1h.",
+    )
+
+
 class PolicySpec(_Wire):
     """How LiteLLM users are provisioned: defaults, per-group roles, allowed overrides."""
 
@@ -307,6 +385,10 @@ class PolicySpec(_Wire):
         default_factory=SsoOwnership,
         description="Who owns userRole, email and alias after creation: the operator or the "
         "identity provider (LiteLLM's SSO). Default: the operator owns all three.",
+    )
+    keys: KeyPolicy = Field(
+        default_factory=KeyPolicy,
+        description="What LiteLLMUsers may ask for in spec.keys (virtual keys in Secrets).",
     )
 
 
@@ -386,6 +468,14 @@ class UserSpec(_Wire):
         description="Adopt an existing LiteLLM user of this id; only where the policy sets "
         "adoptExistingUsers.",
     )
+    keys: list[KeySpec] = Field(
+        default_factory=list,
+        max_length=MAX_KEYS,
+        description="Virtual keys of the user, each delivered into a Secret in this namespace "
+        "(api_key, base_url, OPENAI_API_KEY, OPENAI_BASE_URL). Annotate the LiteLLMUser with "
+        "litellm.platform.dev/rotate: <new value> to rotate them all once.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
 
 
 class Condition(_Wire):
@@ -461,6 +551,32 @@ class UserStatus(_Status):
     )
     blocked_keys: list[str] | None = Field(
         default=None, description="Hashes of the keys the operator blocked for a suspension."
+    )
+    keys: list[KeyStatus] | None = Field(
+        default=None, description="The virtual keys delivered into Secrets (spec.keys)."
+    )
+
+
+class KeyStatus(_Wire):
+    """One key as the operator last delivered it; never the key itself."""
+
+    name: str = Field(description="The key's name (spec.keys[].name).")
+    secret_name: str = Field(description="The Secret that holds it.")
+    key_alias: str = Field(description="Its key_alias in LiteLLM.")
+    issued_at: str | None = Field(
+        default=None,
+        description="When the current key was issued (or last rotated).",
+        json_schema_extra={"format": "date-time"},
+    )
+    previous_expires_at: str | None = Field(
+        default=None,
+        description="When the previous key, still valid after a rotation, is revoked.",
+        json_schema_extra={"format": "date-time"},
+    )
+    ready: bool = Field(description="The Secret holds a key LiteLLM accepts.")
+    rotation: str | None = Field(
+        default=None,
+        description="The litellm.platform.dev/rotate annotation the key was last issued under.",
     )
 
 

@@ -50,3 +50,6 @@ class Reason(StrEnum):
     RELEASED = "Released"
     DELETE_FAILED = "DeleteFailed"
     GROUPS_IGNORED = "GroupsIgnored"
+    KEY_ISSUED = "KeyIssued"
+    KEY_ROTATED = "KeyRotated"
+    KEY_REVOKED = "KeyRevoked"

@@ -21,6 +21,14 @@ from typing import Any, Literal, cast
 
 from pydantic import ValidationError
 
+from litellm_operator.key_reconciler import (
+    KeyOwner,
+    KeyReconciler,
+    SecretsUnavailable,
+    SecretTaken,
+    next_check_in,
+)
+from litellm_operator.keys import ROTATE_ANNOTATION, DesiredKey, KeyRefusal, desired_keys
 from litellm_operator.litellm import (
     AuthError,
     EmailInUse,
@@ -117,6 +125,8 @@ class Result:
     events: list[Event] = field(default_factory=list)
     retry_after: float | None = None
     """Set for transient failures: when to try again (LiteLLM's Retry-After when it sent one)."""
+    requeue_after: float | None = None
+    """Set when a key is due (rotation, end of a grace period): reconcile again then."""
 
 
 RecordProgress = Callable[[str, Sequence[str], bool], Awaitable[None]]
@@ -140,8 +150,11 @@ class _Progress:
 
 
 class Reconciler:
-    def __init__(self, client: LiteLLMClient) -> None:
+    def __init__(self, client: LiteLLMClient, keys: KeyReconciler | None = None) -> None:
         self.client = client
+        self.keys = keys
+        """Delivers ``spec.keys`` into Secrets; without it (tests of users alone) keys are
+        resolved and checked against the policy but not issued."""
         self._id_locks: dict[str, asyncio.Lock] = {}
 
     async def reconcile(
@@ -177,9 +190,41 @@ class Reconciler:
                     pinned=pinned is not None,
                     adopted_before=adopted_before,
                 )
+                result = await self._converge_keys(prepared, result)
         except LiteLLMError as exc:
             return from_error(exc, applied)
+        except SecretsUnavailable as exc:
+            return failure(REASON_UNAVAILABLE, str(exc), transient=True, applied=applied)
+        except SecretTaken as exc:
+            return failure(Reason.CONFLICT, str(exc), transient=False, applied=applied)
         return with_resolution_notes(result, resolution)
+
+    async def _converge_keys(self, prepared: Prepared, result: Result) -> Result:
+        """Once the user is in sync: its keys and their Secrets (only for users with keys, or
+        that had some: a user without keys costs no Secret list)."""
+        outcome = result.outcome
+        user = prepared.user
+        had_keys = bool(user.status and user.status.keys)
+        if self.keys is None or not isinstance(outcome, Synced):
+            return result
+        if not prepared.keys and not had_keys:
+            return result
+        meta = user.metadata
+        owner = KeyOwner(meta.namespace or "", meta.name, meta.uid or "", prepared.desired.user_id)
+        keys = await self.keys.converge(
+            owner,
+            prepared.keys,
+            suspended=prepared.desired.suspend,
+            blocked_by_suspension=frozenset(outcome.blocked_keys),
+            rotation=meta.annotations.get(ROTATE_ANNOTATION),
+        )
+        if not keys.settled:
+            message = "keys did not settle: their Secrets or LiteLLM keys kept changing; retrying"
+            return failure(Reason.PENDING, message, transient=True, applied=prepared.applied)
+        result.outcome = replace(outcome, keys=keys.statuses, wrote=outcome.wrote or keys.wrote)
+        result.events.extend(Event(e.type, e.reason, e.message) for e in keys.events)
+        result.requeue_after = next_check_in(keys.next_check)
+        return result
 
     def id_lock(self, user_id: str) -> asyncio.Lock:
         """The critical section of one LiteLLM user id: who creates it is decided inside."""
@@ -400,6 +445,18 @@ class Reconciler:
         drift = drifted_fields(plan_user(desired, observed))
         if drift:
             return drift
+        if self.keys is not None and (prepared.keys or status.get("keys")):
+            user = prepared.user
+            meta = user.metadata
+            owner = KeyOwner(meta.namespace or "", meta.name, meta.uid or "", desired.user_id)
+            if await self.keys.drifted(
+                owner,
+                prepared.keys,
+                suspended=desired.suspend,
+                blocked_by_suspension=desired.blocked_keys,
+                rotation=meta.annotations.get(ROTATE_ANNOTATION),
+            ):
+                return ("keys",)
         expected = pruned(applied_fields(prepared.applied))
         stale = any(status.get(k) != expected.get(k) for k in APPLIED_KEYS)
         stale = stale or status.get("spend") != record.spend
@@ -429,9 +486,13 @@ class Reconciler:
         policy: DeletionPolicy = "Retain" if explicit == "Retain" else "Delete"
         if adopted and not delete_adopted:
             policy = "Retain"
+        events: list[Event] = []
+        if self.keys is not None and (spec.get("keys") or status.get("keys")):
+            owner_keys = KeyOwner(owner.namespace, owner.name, owner.uid, user_id)
+            removed = await self.keys.remove_all(owner_keys, retain=policy == "Retain")
+            events.extend(Event(e.type, e.reason, e.message) for e in removed)
         record = await self.client.get_user(user_id)
         observed = observed_from(record, None) if record is not None else None
-        events: list[Event] = []
         for action in plan_deletion(owner, observed, policy, delete_adopted=delete_adopted):
             if isinstance(action, DeleteUser):
                 with contextlib.suppress(NotFound):  # deleted meanwhile: the goal is reached
@@ -452,6 +513,7 @@ class Prepared:
     resolution: Resolution
     applied: Applied
     desired: Desired
+    keys: tuple[DesiredKey, ...] = ()
 
 
 def prepare(
@@ -484,7 +546,18 @@ def prepare(
         return failure(reason, str(exc), transient=False)
     user_id = resolution.user_id
     applied = applied_from(resolution, user_id)
-    return Prepared(user, resolution, applied, desired_for(user, policy, resolution, user_id))
+    keys = desired_keys(
+        user.metadata.namespace or "",
+        user.metadata.name,
+        user.spec.keys,
+        resolution.effective.models,
+        resolution.policy_name,
+        policy.spec.keys,
+    )
+    if isinstance(keys, KeyRefusal):  # nothing is written to LiteLLM
+        return failure(keys.reason, keys.message, transient=False, applied=applied)
+    desired = desired_for(user, policy, resolution, user_id)
+    return Prepared(user, resolution, applied, desired, keys)
 
 
 def drifted_fields(plan: Plan) -> tuple[str, ...]:

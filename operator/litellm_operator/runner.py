@@ -32,6 +32,7 @@ from aiohttp import web
 
 from litellm_operator.config import ConfigError, OperatorConfig, load_config
 from litellm_operator.handlers import FINALIZER, Directory, Runtime, register
+from litellm_operator.key_reconciler import KeyReconciler
 from litellm_operator.kube import Kube
 from litellm_operator.leader import LeaderElector
 from litellm_operator.litellm import LiteLLMClient
@@ -144,7 +145,9 @@ async def serve(
             runtime = Runtime(
                 config=config,
                 client=client,
-                reconciler=Reconciler(client),
+                reconciler=Reconciler(
+                    client, KeyReconciler(client, kube, config.base_url_for_workloads)
+                ),
                 kube=kube,
                 metrics=metrics,
                 directory=Directory(client, config.resync_seconds * SNAPSHOT_MAX_AGE_FRACTION),

@@ -89,6 +89,7 @@ OWNED_KEYS = (
     "budgetResetAt",
     "managedTeams",
     "blockedKeys",
+    "keys",
     "adopted",
     "conditions",
 )
@@ -122,6 +123,8 @@ class Synced:
     suspended: bool = False
     missing_teams: Sequence[str] = ()
     notes: Sequence[str] = field(default_factory=tuple)
+    keys: Sequence[Mapping[str, Any]] | None = None
+    """``status.keys`` when the user has (or had) keys; ``None`` keeps the previous value."""
 
 
 @dataclass(frozen=True)
@@ -217,6 +220,7 @@ def synced_fields(outcome: Synced, previous: Mapping[str, Any], now: str) -> dic
         "managedTeams": sorted(outcome.managed_teams),
         "blockedKeys": sorted(outcome.blocked_keys),
         "adopted": outcome.adopted,
+        "keys": list(outcome.keys) if outcome.keys is not None else previous.get("keys"),
     }
 
 

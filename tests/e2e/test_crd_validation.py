@@ -112,6 +112,20 @@ def test_example_policies_are_accepted_and_keep_explicit_nulls(
             "spec.overrides.models",
             id="too-many-models",
         ),
+        pytest.param(
+            {"keys": [{"name": "ci"}, {"name": "ci", "maxBudget": 1}]},
+            "duplicate entries for key",
+            id="duplicate-key-name",
+        ),
+        pytest.param({"keys": [{"name": "CI_Key"}]}, "spec.keys[0].name", id="key-not-dns-label"),
+        pytest.param(
+            {"keys": [{"name": "ci", "gracePeriod": "an hour"}]},
+            "spec.keys[0].gracePeriod",
+            id="bad-grace-period",
+        ),
+        pytest.param(
+            {"keys": [{"name": f"k{i}"} for i in range(17)]}, "spec.keys", id="too-many-keys"
+        ),
     ],
 )
 def test_invalid_users_are_rejected(

@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 import yaml
+from kubernetes.client import ApiException
 
 from devenv.litellm import LiteLLMEndpoint
 from litellm_operator.litellm import LiteLLMClient, LiteLLMUserRecord
@@ -57,6 +58,11 @@ EXPECTED_RULES = [
     },
     {"apiGroups": [GROUP], "resources": ["provisioningpolicies/status"], "verbs": ["patch"]},
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
+    {
+        "apiGroups": [""],
+        "resources": ["secrets"],
+        "verbs": ["list", "watch", "create", "patch", "delete"],
+    },
     {
         "apiGroups": ["apiextensions.k8s.io"],
         "resources": ["customresourcedefinitions"],
@@ -95,7 +101,10 @@ def test_clusterrole_is_exactly_what_the_operator_needs() -> None:
         assert set(rule) == {"apiGroups", "resources", "verbs"}, "no resourceNames, no URLs"
         for field in ("apiGroups", "resources", "verbs"):
             assert "*" not in rule[field], f"wildcard in {field}: {rule}"
-        assert "secrets" not in rule["resources"], "the master key is a mounted file"
+        if "secrets" in rule["resources"]:  # the keys' Secrets; never read one by name
+            assert rule["resources"] == ["secrets"]
+            assert not {"get", "update", "deletecollection"} & set(rule["verbs"]), rule
+            continue
         assert not {"delete", "deletecollection", "create", "update", "escalate", "bind"} & (
             set(rule["verbs"]) - ({"create"} if rule["resources"] == ["events"] else set())
         ), rule
@@ -247,13 +256,18 @@ ALLOWED = [
     ("create", "events", "team-a"),
     ("watch", "customresourcedefinitions.apiextensions.k8s.io", None),
     ("list", "namespaces", None),
+    ("list", "secrets", "team-a"),
+    ("watch", "secrets", None),
+    ("create", "secrets", "team-a"),
+    ("patch", "secrets", "team-a"),
+    ("delete", "secrets", "team-a"),
     ("get", "leases.coordination.k8s.io", NAMESPACE),
     ("create", "leases.coordination.k8s.io", NAMESPACE),
     ("update", "leases.coordination.k8s.io", NAMESPACE),
 ]
 DENIED = [
     ("get", "secrets", NAMESPACE),
-    ("list", "secrets", None),
+    ("update", "secrets", "team-a"),
     ("delete", "namespaces", None),
     ("create", "pods", "team-a"),
     ("create", "litellmusers.litellm.platform.dev", "team-a"),
@@ -370,6 +384,24 @@ async def wait_litellm(
     raise AssertionError(f"LiteLLM user {user_id}: never as expected; last: {record!r}")
 
 
+def api_key(cluster: Cluster, namespace: str, name: str) -> str | None:
+    """The Secret's ``api_key`` (base64, as stored), ``None`` while absent."""
+    try:
+        found = cluster.core.read_namespaced_secret(name, namespace)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+    value = (found.data or {}).get("api_key")
+    return None if value is None else str(value)
+
+
+def secret_exists(cluster: Cluster, namespace: str, name: str) -> bool:
+    return api_key(cluster, namespace, name) is not None or bool(
+        cluster.core.list_namespaced_secret(namespace, field_selector=f"metadata.name={name}").items
+    )
+
+
 @pytest.mark.integration
 async def test_operator_lifecycle_as_the_service_account(
     sa_operator: HealthCheckedOperator,
@@ -387,7 +419,7 @@ async def test_operator_lifecycle_as_the_service_account(
         policy_name,
         {"allowedNamespaces": ["*"], "defaults": {"maxBudget": 10, "models": ["gpt-4o-mini"]}},
     )
-    cluster.create_user(ns, name, {"policyRef": policy_name})
+    cluster.create_user(ns, name, {"policyRef": policy_name, "keys": [{"name": "app"}]})
     user = cluster.wait_ready(ns, name, timeout=60)
     assert user["status"]["userId"] == name
     assert user["status"]["effective"]["maxBudget"] == 10
@@ -407,9 +439,19 @@ async def test_operator_lifecycle_as_the_service_account(
         what="status.policy at generation 2",
     )
 
+    # Keys: the Secret is created (create, list), its key promoted (patch); deleted by someone,
+    # it is noticed (watch) and issued again; deleted with the user (delete).
+    secret = f"{name}-app"
+    first = eventually(lambda: api_key(cluster, ns, secret), timeout=30, what="key Secret")
+    cluster.core.delete_namespaced_secret(secret, ns)
+    eventually(
+        lambda: api_key(cluster, ns, secret) not in (None, first), timeout=30, what="re-issued"
+    )
+
     cluster.delete_user(ns, name)
     eventually(lambda: cluster.get_user(ns, name) is None, timeout=30, what="finalizer removed")
     await wait_litellm(litellm_client, name, lambda r: r is None)
+    eventually(lambda: not secret_exists(cluster, ns, secret), timeout=30, what="Secret deleted")
 
     assert sa_operator.healthz() == 200
     assert sa_operator.proc is not None

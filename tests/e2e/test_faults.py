@@ -10,6 +10,7 @@ are printed (``FAULT`` lines) and asserted against the README's "Failure behavio
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import time
 import uuid
@@ -17,11 +18,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from kubernetes.client import ApiException
 
 from devenv.controlplane import ControlPlane, find_assets, find_kubectl
 from devenv.litellm import LiteLLMEndpoint
+from litellm_operator.keys import ROTATE_ANNOTATION
 from litellm_operator.litellm import LiteLLMClient, NewUserRequest
+from litellm_operator.models import GROUP, USER_PLURAL, VERSION
 from litellm_operator.plan import MANAGED_BY, OWNER_UID
 from tests.e2e.conftest import FAULT_NAMESPACE_PREFIX
 from tests.e2e.faults import FaultProxy, Rule
@@ -342,3 +347,82 @@ async def test_api_server_restart_with_etcd_kept(
         if operator is not None:
             operator.stop()
         plane.stop()
+
+
+KEY_KILL_POINTS = [
+    pytest.param("/key/generate", "issue", id="after-key-registered"),
+    pytest.param("/key/generate", "rotate", id="after-rotated-key-registered"),
+    pytest.param("/key/update", "rotate", id="after-previous-key-renamed"),
+    pytest.param("/key/delete", "rotate-now", id="after-old-key-revoked"),
+    pytest.param(None, "issue", id="after-secret-written-before-registered"),
+]
+
+
+def key_in_secret(world: World, secret: str) -> str | None:
+    try:
+        found = world.cluster.core.read_namespaced_secret(secret, world.namespace)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+    data = found.data or {}
+    return base64.b64decode(data["api_key"]).decode() if "api_key" in data else None
+
+
+def key_works(endpoint: LiteLLMEndpoint, value: str) -> bool:
+    answer = httpx.get(
+        f"{endpoint.url}/key/info", headers={"Authorization": f"Bearer {value}"}, timeout=10
+    )
+    assert answer.status_code in (200, 401)
+    return answer.status_code == 200
+
+
+@pytest.mark.parametrize(("path", "step"), KEY_KILL_POINTS)
+async def test_sigkill_while_issuing_or_rotating_a_key(
+    world: World, team_of: str, litellm_env: LiteLLMEndpoint, path: str | None, step: str
+) -> None:
+    """Whatever step a SIGKILL interrupts, the restarted operator ends with exactly one key
+    per alias, the Secret holding a key that works, no key without its Secret."""
+    del team_of
+    name = f"kkey-{uuid.uuid4().hex[:6]}"
+    secret, alias = f"{name}-app", f"{world.namespace}/{name}/app"
+    grace = "0s" if step == "rotate-now" else "1h"
+    first = None
+    if step != "issue":
+        world.create(name, keys=[{"name": "app", "gracePeriod": grace}])
+        await world.converged([name], time.monotonic(), "baseline")
+        first = eventually(lambda: key_in_secret(world, secret), timeout=30, what="first key")
+    if path is None:  # LiteLLM refuses every registration: the pending value is only in the Secret
+        rule = world.proxy.add(Rule("status", "/key/generate", code=500, times=None))
+    else:
+        rule = world.proxy.add(Rule("hold", path, method="POST"))
+    if step == "issue":
+        world.create(name, keys=[{"name": "app", "gracePeriod": grace}])
+    else:
+        body = {"metadata": {"annotations": {ROTATE_ANNOTATION: "now"}}}
+        world.cluster.custom.patch_namespaced_custom_object(
+            GROUP, VERSION, world.namespace, USER_PLURAL, name, body
+        )
+    if path is None:
+        eventually(lambda: rule.hits > 0, timeout=30, what="a registration attempt")
+    else:
+        assert rule.held.wait(30), f"the operator never called {path}"
+    world.restart_operator()
+    restarted = time.monotonic()
+
+    def settled() -> str | None:
+        value = key_in_secret(world, secret)
+        return value if value and value != first and key_works(litellm_env, value) else None
+
+    value = eventually(settled, timeout=CONVERGE_SECONDS, what="a working new key in the Secret")
+    print(f"\nFAULT SIGKILL keys {step} {path}: settled in {time.monotonic() - restarted:.1f}s")
+    keys = [k for k in await world.litellm.list_user_keys(name) if k.key_alias]
+    aliases = sorted(k.key_alias or "" for k in keys)
+    expected = [alias, f"{alias}/previous"] if step == "rotate" else [alias]
+    assert aliases == expected, "exactly one key per alias, no orphan"
+    if first is not None:
+        assert key_works(litellm_env, first) == (step == "rotate"), "grace 1h; 0s revokes"
+    assert value not in world.operator.log_text()
+    world.cluster.delete_user(world.namespace, name)
+    world.gone(name)
+    assert not key_works(litellm_env, value)

@@ -3,12 +3,17 @@
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 from collections.abc import Callable
 
+import httpx
 import pytest
 from pydantic import SecretStr
 
+from devenv.litellm import LiteLLMEndpoint
 from litellm_operator.litellm import (
+    GenerateKeyRequest,
     KeyAliasInUse,
     LiteLLMClient,
     NewUserRequest,
@@ -101,3 +106,42 @@ async def test_delete_by_alias_and_user_delete_removes_keys(
     assert await litellm_client.key_info(second.key) is None
     with pytest.raises(NotFound):
         await litellm_client.list_user_keys(user_id)
+
+
+async def self_info(litellm_env: LiteLLMEndpoint, value: str) -> int:
+    """``GET /key/info`` with the key itself as the Bearer: 200 while it is usable."""
+    async with httpx.AsyncClient(base_url=litellm_env.url, timeout=10) as http:
+        response = await http.get("/key/info", headers={"Authorization": f"Bearer {value}"})
+        return response.status_code
+
+
+async def test_caller_chosen_key_is_stored_as_its_sha256(
+    litellm_client: LiteLLMClient, litellm_env: LiteLLMEndpoint, make_id: Callable[[str], str]
+) -> None:
+    """The facts the operator's crash-safe issuing rests on: LiteLLM accepts a chosen ``key``,
+    stores it under the SHA-256 of its value, and registering it again makes no second key."""
+    user_id, alias = make_id("user"), make_id("alias")
+    await litellm_client.create_user(NewUserRequest(user_id=user_id))
+    value = SecretStr("sk-" + secrets.token_urlsafe(32))
+    expected = hashlib.sha256(value.get_secret_value().encode()).hexdigest()
+    assert await litellm_client.key_info(expected) is None
+    request = GenerateKeyRequest(
+        user_id=user_id, key_alias=alias, models=["gpt-4o"], max_parallel_requests=3
+    )
+
+    assert await litellm_client.register_key(value, request) == expected
+    info = await litellm_client.key_info(expected)
+    assert info is not None
+    assert (info.token, info.key_alias, info.max_parallel_requests) == (expected, alias, 3)
+    assert await self_info(litellm_env, value.get_secret_value()) == 200
+
+    assert await litellm_client.register_key(value, request) == expected  # a retry
+    assert [k.token for k in await litellm_client.list_user_keys(user_id)] == [expected]
+
+    await litellm_client.block_key(expected)
+    assert await self_info(litellm_env, value.get_secret_value()) == 401
+    await litellm_client.unblock_key(expected)
+    assert await self_info(litellm_env, value.get_secret_value()) == 200
+    await litellm_client.delete_keys([expected])
+    assert await self_info(litellm_env, value.get_secret_value()) == 401
+    await litellm_client.delete_users([user_id])

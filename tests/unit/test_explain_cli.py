@@ -26,6 +26,7 @@ KEYS = {
     "ignoredGroups",
     "effective",
     "sources",
+    "keys",
 }
 EFFECTIVE_KEYS = [
     "maxBudget",
@@ -438,3 +439,81 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "explain", "--user", USERS)
     assert code == 2
     assert "--policy" in err
+
+
+KEYS_POLICY = """
+    apiVersion: litellm.platform.dev/v1alpha1
+    kind: ProvisioningPolicy
+    metadata: {name: default}
+    spec:
+      allowedNamespaces: ["*"]
+      defaults: {models: [gpt-4o, gpt-4o-mini]}
+      keys: {maxBudget: 5, rotateEvery: 7d}
+    """
+
+
+def test_keys_and_their_effective_limits(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    policy = write(tmp_path, "policy.yaml", KEYS_POLICY)
+    user = write(
+        tmp_path,
+        "user.yaml",
+        """
+        apiVersion: litellm.platform.dev/v1alpha1
+        kind: LiteLLMUser
+        metadata: {name: app, namespace: team-a}
+        spec:
+          keys:
+            - {name: ci, models: [gpt-4o], rpmLimit: 30}
+            - {name: web, secretName: web-llm, gracePeriod: 0s, maxBudget: 2}
+        """,
+    )
+    (record,) = explain_json(capsys, "--policy", policy, "--user", user)
+    ci, web = record["keys"]
+    assert ci == {
+        "name": "ci",
+        "secretName": "app-ci",
+        "keyAlias": "team-a/app/ci",
+        "models": ["gpt-4o"],
+        "maxBudget": 5.0,
+        "budgetDuration": None,
+        "tpmLimit": None,
+        "rpmLimit": 30,
+        "maxParallelRequests": None,
+        "rotateEvery": "7d",
+        "gracePeriod": "1h",
+    }
+    assert (web["secretName"], web["models"], web["maxBudget"], web["gracePeriod"]) == (
+        "web-llm",
+        ["gpt-4o", "gpt-4o-mini"],
+        2.0,
+        "0s",
+    )
+    code, out, _ = run(capsys, "explain", "--policy", policy, "--user", user)
+    assert code == 0
+    assert (
+        "  key ci: Secret app-ci, models gpt-4o, maxBudget 5, rpmLimit 30, "
+        "rotateEvery 7d, gracePeriod 1h"
+    ) in out.splitlines()
+
+
+def test_forbidden_key_is_an_input_problem(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    policy = write(tmp_path, "policy.yaml", KEYS_POLICY)
+    user = write(
+        tmp_path,
+        "user.yaml",
+        """
+        apiVersion: litellm.platform.dev/v1alpha1
+        kind: LiteLLMUser
+        metadata: {name: app, namespace: team-a}
+        spec:
+          keys: [{name: ci, models: [o1]}]
+        """,
+    )
+    code, _, err = run(capsys, "explain", "--policy", policy, "--user", user)
+    assert code == 2
+    assert "spec.keys" in err
+    assert "[ModelNotAllowed]" in err

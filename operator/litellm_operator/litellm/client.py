@@ -520,6 +520,37 @@ class LiteLLMClient:
             await self._backoff_sleep(attempt)
             attempt += 1
 
+    async def register_key(self, key: SecretStr, req: GenerateKeyRequest) -> str:
+        """``/key/generate`` with a value the caller chose (and already stored); its token.
+
+        LiteLLM stores a key as the SHA-256 of its value (:func:`key_token`), so the call is
+        safe to repeat: after an ambiguous failure ``/key/info`` by that hash says whether the
+        key exists, and it is only sent again if it does not. The value never leaves this
+        method except in the request body. Sent again with its ``key_alias``, LiteLLM answers
+        400 (alias taken): the hash then proves it is this very key.
+        """
+        token = key_token(key)
+        payload = {**req.to_wire(), "key": key.get_secret_value()}
+        attempt = 0
+        while True:
+            try:
+                await self._call("POST", "/key/generate", json=payload, idempotent=False)
+                return token
+            except BadRequest as err:
+                error = _key_alias_error(err)
+                if isinstance(error, KeyAliasInUse) and await self.key_info(token) is not None:
+                    return token  # an earlier attempt registered it (the alias is its own)
+                raise error from None
+            except LiteLLMError as err:
+                if not may_have_been_processed(err):
+                    raise
+                if await self.key_info(token) is not None:
+                    return token
+                if attempt >= self._max_retries:
+                    raise
+            await self._backoff_sleep(attempt)
+            attempt += 1
+
     async def key_info(
         self, key: str | SecretStr, *, include_deleted: bool = False
     ) -> KeyRecord | None:

@@ -192,6 +192,7 @@ class KeyRecord(_Response):
     spend: float = 0.0
     tpm_limit: int | None = None
     rpm_limit: int | None = None
+    max_parallel_requests: int | None = None
     metadata: AnyMap = Field(default_factory=dict)
     blocked: bool = False
     expires: datetime | None = None
@@ -220,6 +221,7 @@ class GenerateKeyRequest(_Request):
     budget_duration: str | None = None
     tpm_limit: int | None = None
     rpm_limit: int | None = None
+    max_parallel_requests: int | None = None
     duration: str | None = None
     metadata: dict[str, Any] | None = None
 

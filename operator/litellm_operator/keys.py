@@ -1,0 +1,461 @@
+"""Virtual keys delivered into Secrets: what each key should be, and the next step towards it.
+
+Pure: no I/O. :func:`desired_keys` turns a LiteLLMUser's ``spec.keys`` and its policy's
+``spec.keys`` into :class:`DesiredKey` values (or the :class:`KeyRefusal` that stops the whole
+reconcile before LiteLLM is touched). :func:`plan_keys` compares them with what is observed (the
+operator's Secrets, described by hashes only, and the user's keys in LiteLLM, found by their
+deterministic ``key_alias``) and returns at most one action per key; the actor applies them,
+observes again and plans again until nothing is left.
+
+Crash safety lives in the Secret: a new key value is written to the Secret (as ``pending``)
+*before* it is registered in LiteLLM, and LiteLLM stores a key as the SHA-256 of its value, so
+any retry can tell from the Secret alone whether the key exists. A key is never registered
+without its Secret, and never twice.
+
+Aliases: the current key is ``<namespace>/<user>/<key>``; during a rotation's grace period the
+previous key is renamed ``<namespace>/<user>/<key>/previous`` (LiteLLM aliases are unique).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from litellm_operator.fields import ALL_PROXY_MODELS
+from litellm_operator.models import KeyPolicy, KeySpec
+from litellm_operator.reasons import Reason
+
+DEFAULT_GRACE_PERIOD = "1h"
+MAX_LABEL_LENGTH = 63
+PREVIOUS_SUFFIX = "/previous"
+
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGER = "litellm-operator"
+USER_LABEL = "litellm.platform.dev/user"
+KEY_LABEL = "litellm.platform.dev/key"
+ROTATE_ANNOTATION = "litellm.platform.dev/rotate"
+"""On a LiteLLMUser: a new value rotates every key of the user once."""
+
+# Secret annotations: the operator's crash-safe record of what it did (hashes, never values).
+TOKEN_ANNOTATION = "litellm.platform.dev/token"
+PENDING_ANNOTATION = "litellm.platform.dev/pending-token"
+PREVIOUS_ANNOTATION = "litellm.platform.dev/previous-token"
+PREVIOUS_EXPIRES_ANNOTATION = "litellm.platform.dev/previous-expires-at"
+ISSUED_ANNOTATION = "litellm.platform.dev/issued-at"
+ROTATION_ANNOTATION = "litellm.platform.dev/rotation"
+"""The value of :data:`ROTATE_ANNOTATION` the key was last issued under."""
+
+API_KEY = "api_key"
+BASE_URL = "base_url"
+PENDING_KEY = "pending_api_key"
+"""Data of a Secret whose next key is chosen but not yet confirmed registered."""
+
+_INTERVAL = re.compile(r"([0-9]+)(s|m|h|d)")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def interval(text: str) -> timedelta:
+    """``1h30m`` → 90 minutes (the models' ``Interval`` pattern is already checked)."""
+    return timedelta(seconds=sum(int(n) * _UNITS[u] for n, u in _INTERVAL.findall(text)))
+
+
+def alias_prefix(namespace: str, user: str) -> str:
+    return f"{namespace}/{user}/"
+
+
+@dataclass(frozen=True)
+class KeySettings:
+    """The key's limits as LiteLLM's ``/key/generate`` and ``/key/update`` name them."""
+
+    models: tuple[str, ...] = ()
+    """Empty: every model the user may call."""
+    max_budget: float | None = None
+    budget_duration: str | None = None
+    tpm_limit: int | None = None
+    rpm_limit: int | None = None
+    max_parallel_requests: int | None = None
+
+    def wire(self) -> dict[str, Any]:
+        return {
+            "models": list(self.models),
+            "max_budget": self.max_budget,
+            "budget_duration": self.budget_duration,
+            "tpm_limit": self.tpm_limit,
+            "rpm_limit": self.rpm_limit,
+            "max_parallel_requests": self.max_parallel_requests,
+        }
+
+
+@dataclass(frozen=True)
+class DesiredKey:
+    name: str
+    secret_name: str
+    key_alias: str
+    settings: KeySettings
+    rotate_every: timedelta | None
+    grace_period: timedelta
+
+    @property
+    def previous_alias(self) -> str:
+        return self.key_alias + PREVIOUS_SUFFIX
+
+
+def describe(key: DesiredKey) -> dict[str, Any]:
+    """A desired key as ``explain`` shows it (camelCase, like the spec)."""
+    settings = key.settings
+    return {
+        "name": key.name,
+        "secretName": key.secret_name,
+        "keyAlias": key.key_alias,
+        "models": list(settings.models),
+        "maxBudget": settings.max_budget,
+        "budgetDuration": settings.budget_duration,
+        "tpmLimit": settings.tpm_limit,
+        "rpmLimit": settings.rpm_limit,
+        "maxParallelRequests": settings.max_parallel_requests,
+        "rotateEvery": _seconds(key.rotate_every),
+        "gracePeriod": _seconds(key.grace_period),
+    }
+
+
+def _seconds(span: timedelta | None) -> str | None:
+    """``7d``, ``1h``, ``90s``: the largest unit that divides the span."""
+    if span is None:
+        return None
+    seconds = int(span.total_seconds())
+    for unit in ("d", "h", "m"):
+        if seconds and seconds % _UNITS[unit] == 0:
+            return f"{seconds // _UNITS[unit]}{unit}"
+    return f"{seconds}s"
+
+
+@dataclass(frozen=True)
+class KeyRefusal:
+    reason: Reason
+    message: str
+
+
+def desired_keys(
+    namespace: str,
+    user: str,
+    keys: Sequence[KeySpec],
+    user_models: Sequence[str],
+    policy_name: str,
+    policy: KeyPolicy,
+) -> tuple[DesiredKey, ...] | KeyRefusal:
+    """The keys the user asks for, within its policy; ``user_models`` empty = every model."""
+    if not keys:
+        return ()
+    user_models = [m for m in user_models if m != ALL_PROXY_MODELS]
+    if len(user) > MAX_LABEL_LENGTH:
+        message = (
+            f"keys need a LiteLLMUser name of at most {MAX_LABEL_LENGTH} characters "
+            "(it labels the keys' Secrets)"
+        )
+        return KeyRefusal(Reason.INVALID_SPEC, message)
+    if not policy.allowed:
+        message = f"policy {policy_name!r} does not allow keys (keys.allowed: false)"
+        return KeyRefusal(Reason.OVERRIDE_FORBIDDEN, message)
+    if policy.max_per_user is not None and len(keys) > policy.max_per_user:
+        message = (
+            f"{len(keys)} keys asked for; policy {policy_name!r} allows at most "
+            f"{policy.max_per_user} per user"
+        )
+        return KeyRefusal(Reason.OVERRIDE_FORBIDDEN, message)
+    desired: list[DesiredKey] = []
+    secret_names: set[str] = set()
+    for key in keys:
+        ceiling = policy.max_budget
+        if ceiling is not None and key.max_budget is not None and key.max_budget > ceiling:
+            message = (
+                f"key {key.name!r}: maxBudget {key.max_budget:g} is above the policy's "
+                f"keys.maxBudget {ceiling:g}"
+            )
+            return KeyRefusal(Reason.OVERRIDE_FORBIDDEN, message)
+        outside = sorted(set(key.models or ()) - set(user_models)) if user_models else []
+        if outside:
+            message = (
+                f"key {key.name!r}: model(s) {', '.join(outside)} are not among the user's "
+                f"models ({', '.join(user_models)})"
+            )
+            return KeyRefusal(Reason.MODEL_NOT_ALLOWED, message)
+        secret_name = key.secret_name or f"{user}-{key.name}"
+        if secret_name in secret_names:
+            message = f"key {key.name!r}: Secret {secret_name!r} is used by another key"
+            return KeyRefusal(Reason.INVALID_SPEC, message)
+        secret_names.add(secret_name)
+        rotate_every = key.rotate_every or policy.rotate_every
+        grace = key.grace_period or policy.grace_period or DEFAULT_GRACE_PERIOD
+        models = tuple(key.models) if key.models is not None else tuple(user_models)
+        settings = KeySettings(
+            models=models,
+            max_budget=key.max_budget if key.max_budget is not None else ceiling,
+            budget_duration=key.budget_duration,
+            tpm_limit=key.tpm_limit,
+            rpm_limit=key.rpm_limit,
+            max_parallel_requests=key.max_parallel_requests,
+        )
+        desired.append(
+            DesiredKey(
+                name=key.name,
+                secret_name=secret_name,
+                key_alias=alias_prefix(namespace, user) + key.name,
+                settings=settings,
+                rotate_every=interval(rotate_every) if rotate_every else None,
+                grace_period=interval(grace),
+            )
+        )
+    return tuple(desired)
+
+
+# --- observed ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ObservedSecret:
+    """One of the operator's Secrets, as hashes and timestamps (the values stay in kube.py)."""
+
+    name: str
+    key_name: str
+    value_token: str | None
+    """SHA-256 of ``data.api_key`` as it is now (``None``: absent)."""
+    token: str | None = None
+    """The hash the operator wrote (annotation): differs from ``value_token`` after an edit."""
+    pending_token: str | None = None
+    """Set (with ``data.pending_api_key``) from the moment a new value is chosen until it is
+    registered and promoted."""
+    previous_token: str | None = None
+    previous_expires_at: datetime | None = None
+    issued_at: datetime | None = None
+    rotation: str | None = None
+    base_url_ok: bool = True
+
+
+@dataclass(frozen=True)
+class ObservedKey:
+    """One of the user's keys in LiteLLM (found by alias)."""
+
+    token: str
+    alias: str
+    blocked: bool = False
+    settings: KeySettings = field(default_factory=KeySettings)
+
+
+@dataclass(frozen=True)
+class KeysObserved:
+    secrets: Mapping[str, ObservedSecret]
+    """By Secret name: every Secret labelled as this user's."""
+    litellm: Mapping[str, ObservedKey]
+    """By alias: the user's keys whose alias starts with its prefix."""
+
+
+# --- actions -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IssueKey:
+    """Choose a new value and write it to the Secret as pending (creating the Secret if needed),
+    after revoking ``revoke`` (keys whose value is lost); :class:`CompleteKey` follows."""
+
+    key: DesiredKey
+    why: str
+    revoke: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CompleteKey:
+    """Register the Secret's pending value unless LiteLLM has it, then promote it to
+    ``api_key``. First ``drop`` is revoked (a key that holds the alias but is lost, or an older
+    previous key) and ``keep``, the key being rotated out, is renamed to the previous alias
+    (revoked at once when the grace period is 0s). ``previous`` is the key in its grace period
+    once promoted."""
+
+    key: DesiredKey
+    keep: str | None = None
+    drop: str | None = None
+    previous: str | None = None
+
+
+@dataclass(frozen=True)
+class UpdateKey:
+    key: DesiredKey
+    token: str
+    fields: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class UnblockKey:
+    key: DesiredKey
+    token: str
+
+
+@dataclass(frozen=True)
+class RevokePrevious:
+    """The grace period is over (or the previous key is no longer wanted)."""
+
+    key: DesiredKey
+    token: str | None
+
+
+@dataclass(frozen=True)
+class RefreshSecret:
+    """The Secret's other data (base_url) no longer matches: rewrite it, value unchanged."""
+
+    key: DesiredKey
+
+
+@dataclass(frozen=True)
+class RevokeKeys:
+    """Keys of a key name no longer in the spec."""
+
+    name: str
+    tokens: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DeleteSecret:
+    name: str
+
+
+KeyAction = (
+    IssueKey
+    | CompleteKey
+    | UpdateKey
+    | UnblockKey
+    | RevokePrevious
+    | RefreshSecret
+    | RevokeKeys
+    | DeleteSecret
+)
+
+
+@dataclass(frozen=True)
+class KeysPlan:
+    actions: tuple[KeyAction, ...]
+    next_check: datetime | None = None
+    """When a rotation or the end of a grace period is due (the reconciler requeues then)."""
+
+
+def plan_keys(
+    desired: Sequence[DesiredKey],
+    observed: KeysObserved,
+    *,
+    now: datetime,
+    prefix: str,
+    suspended: bool = False,
+    blocked_by_suspension: frozenset[str] = frozenset(),
+    rotation: str | None = None,
+) -> KeysPlan:
+    """At most one action per key (and per unwanted Secret or key name): the next step."""
+    actions: list[KeyAction] = []
+    due: list[datetime] = []
+    for key in desired:
+        action, when = plan_key(
+            key,
+            observed.secrets.get(key.secret_name),
+            observed.litellm.get(key.key_alias),
+            observed.litellm.get(key.previous_alias),
+            now=now,
+            suspended=suspended,
+            blocked_by_suspension=blocked_by_suspension,
+            rotation=rotation,
+        )
+        if action is not None:
+            actions.append(action)
+        if when is not None:
+            due.append(when)
+    wanted_names = {k.name for k in desired}
+    unwanted: dict[str, list[str]] = {}
+    for alias, record in sorted(observed.litellm.items()):
+        if not alias.startswith(prefix):
+            continue
+        name = alias[len(prefix) :].removesuffix(PREVIOUS_SUFFIX)
+        if name not in wanted_names:
+            unwanted.setdefault(name, []).append(record.token)
+    actions.extend(RevokeKeys(name, tuple(tokens)) for name, tokens in sorted(unwanted.items()))
+    wanted_secrets = {k.secret_name for k in desired}
+    actions.extend(
+        DeleteSecret(name) for name in sorted(observed.secrets) if name not in wanted_secrets
+    )
+    return KeysPlan(tuple(actions), min(due) if due else None)
+
+
+def plan_key(
+    key: DesiredKey,
+    secret: ObservedSecret | None,
+    current: ObservedKey | None,
+    previous: ObservedKey | None,
+    *,
+    now: datetime,
+    suspended: bool,
+    blocked_by_suspension: frozenset[str],
+    rotation: str | None,
+) -> tuple[KeyAction | None, datetime | None]:
+    """The next step for one key, and when it next needs a look if nothing is to be done."""
+    ours = tuple(r.token for r in (current, previous) if r is not None)
+    if secret is None:
+        if suspended:
+            return None, None  # re-issued on resume: a new key must not bypass the suspension
+        return IssueKey(key, "SecretMissing", revoke=ours), None
+    if secret.pending_token is not None:
+        return complete(key, secret, current, previous), None
+    if secret.value_token is None or secret.value_token != secret.token:
+        if suspended:
+            return None, None
+        return IssueKey(key, "SecretEdited", revoke=ours), None
+    if current is None or current.token != secret.token:
+        if suspended:
+            return None, None
+        return IssueKey(key, "KeyMissing", revoke=ours), None
+    if not suspended:
+        rotate_at = (
+            secret.issued_at + key.rotate_every
+            if key.rotate_every is not None and secret.issued_at is not None
+            else None
+        )
+        if rotation is not None and rotation != secret.rotation:
+            return IssueKey(key, "RotationRequested"), None
+        if rotate_at is not None and now >= rotate_at:
+            return IssueKey(key, "RotationDue"), None
+        if current.blocked and current.token not in blocked_by_suspension:
+            return UnblockKey(key, current.token), None
+    else:
+        rotate_at = None
+    if current.settings != key.settings:
+        fields = changed_fields(key.settings, current.settings)
+        return UpdateKey(key, current.token, fields), None
+    if not secret.base_url_ok:
+        return RefreshSecret(key), None
+    expires = secret.previous_expires_at
+    has_previous = previous is not None or secret.previous_token is not None
+    if has_previous and (expires is None or now >= expires):
+        return RevokePrevious(key, previous.token if previous else None), None
+    when = [t for t in (rotate_at, expires) if t is not None]
+    return None, min(when) if when else None
+
+
+def complete(
+    key: DesiredKey,
+    secret: ObservedSecret,
+    current: ObservedKey | None,
+    previous: ObservedKey | None,
+) -> CompleteKey:
+    """The pending key's registration, from wherever an earlier attempt stopped."""
+    in_grace = previous.token if previous is not None else None
+    if current is None:
+        return CompleteKey(key, previous=in_grace if key.grace_period else None)
+    if current.token == secret.pending_token:  # registered; the promotion was interrupted
+        return CompleteKey(key, previous=in_grace if key.grace_period else None)
+    if current.token == secret.token == secret.value_token:  # a rotation: keep the current key
+        if not key.grace_period:
+            return CompleteKey(key, drop=current.token)
+        return CompleteKey(key, keep=current.token, drop=in_grace, previous=current.token)
+    return CompleteKey(key, drop=current.token, previous=in_grace if key.grace_period else None)
+
+
+def changed_fields(desired: KeySettings, observed: KeySettings) -> dict[str, Any]:
+    want, have = desired.wire(), observed.wire()
+    return {name: value for name, value in want.items() if have[name] != value}
