@@ -43,6 +43,7 @@ from litellm_operator.keys import (
     KeyAction,
     KeySettings,
     KeysObserved,
+    KeysPlan,
     ObservedKey,
     ObservedSecret,
     RefreshSecret,
@@ -182,15 +183,7 @@ class KeyReconciler:
         outcome = KeysOutcome()
         for _ in range(MAX_PASSES):
             seen = await self.observe(owner)
-            plan = plan_keys(
-                desired,
-                seen.observed,
-                now=datetime.now(UTC),
-                prefix=owner.prefix,
-                suspended=suspended,
-                blocked_by_suspension=blocked_by_suspension,
-                rotation=rotation,
-            )
+            plan = self.plan(owner, desired, seen, suspended, blocked_by_suspension, rotation)
             outcome.next_check = plan.next_check
             outcome.settled = not plan.actions
             if outcome.settled:
@@ -212,7 +205,20 @@ class KeyReconciler:
     ) -> bool:
         """Whether the keys need a reconcile (the resync's check); no writes."""
         seen = await self.observe(owner)
-        plan = plan_keys(
+        plan = self.plan(owner, desired, seen, suspended, blocked_by_suspension, rotation)
+        return bool(plan.actions)
+
+    @staticmethod
+    def plan(
+        owner: KeyOwner,
+        desired: Sequence[DesiredKey],
+        seen: _Observation,
+        suspended: bool,
+        blocked_by_suspension: frozenset[str],
+        rotation: str | None,
+    ) -> KeysPlan:
+        """The pure planner on what was just observed, at the current time."""
+        return plan_keys(
             desired,
             seen.observed,
             now=datetime.now(UTC),
@@ -221,7 +227,6 @@ class KeyReconciler:
             blocked_by_suspension=blocked_by_suspension,
             rotation=rotation,
         )
-        return bool(plan.actions)
 
     async def observe(self, owner: KeyOwner) -> _Observation:
         found = await self.kube.list_secrets(owner.namespace, owner.selector)
