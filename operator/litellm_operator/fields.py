@@ -15,7 +15,7 @@ and ``litellm-operator explain``, and the README's field table (checked by a tes
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -332,11 +332,6 @@ ALLOW_LIST_NAMES: Mapping[str, str] = {
     f.name: "allowed_" + f.name for f in FIELDS if f.bound is Bound.ALLOW_LIST
 }
 """List fields → the OverridePolicy field bounding their overrides (allowed_models ...)."""
-CEILING_NAMES = tuple(f.name for f in FIELDS if f.bound is Bound.CEILING)
-
-
-def wire_names(names: Sequence[str]) -> list[str]:
-    return [BY_NAME[n].wire for n in names]
 
 
 OVERRIDE_BOUNDS: Mapping[Bound, str] = {

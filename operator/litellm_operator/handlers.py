@@ -60,7 +60,6 @@ from litellm_operator.reconciler import (
 )
 from litellm_operator.status import (
     POLICY_OWNED_KEYS,
-    REASON_POLICY_CHANGED,
     Failed,
     build_status,
     creating_status,
@@ -607,7 +606,7 @@ def superseded(body: kopf.Body, patch: kopf.Patch, latest: PolicyRef | None) -> 
     policy = policy_ref_of(body.get("spec", {}))
     state = f"changed to generation {latest[1]}" if latest else "was deleted"
     message = f"policy {policy} {state} during the reconcile; reconciling"
-    conditions = pending_conditions(previous, REASON_POLICY_CHANGED, message, now_iso())
+    conditions = pending_conditions(previous, Reason.POLICY_CHANGED, message, now_iso())
     patch.status["conditions"] = conditions
 
 

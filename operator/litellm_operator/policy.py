@@ -398,6 +398,10 @@ def clamp(name: str, value: Any, rules: OverridePolicy, current: Any, notes: lis
     return ceiling
 
 
+OUTSIDE_ALLOW_LIST = {"models": Reason.MODEL_NOT_ALLOWED, "teams": Reason.TEAM_NOT_ALLOWED}
+"""The reason a list override outside its bound is refused with, by the list's CRD name."""
+
+
 def check_subset(
     path: str, wire: str, requested: list[str], allow_list: list[str] | None, current: list[str]
 ) -> Problem | None:
@@ -414,7 +418,7 @@ def check_subset(
         bound_name = f"spec.overrides.allowed{wire[0].upper()}{wire[1:]}"
     if wire == "models" and not bound:
         return None
-    reason = Reason(f"{wire[:-1].capitalize()}NotAllowed")  # ModelNotAllowed, TeamNotAllowed
+    reason = OUTSIDE_ALLOW_LIST[wire]
     if wire == "models" and not requested and bound:
         message = f"[] means all models, but {bound_name} allows only {bound}"
         return Problem(path, message, reason)

@@ -13,7 +13,6 @@ class Reason(StrEnum):
     # Ready=True
     SYNCED = "Synced"
     SUSPENDED = "Suspended"
-    ACCEPTED = "Accepted"
     ROLLED_OUT = "RolledOut"
     # in progress (Reconciling=True)
     PENDING = "Pending"

@@ -74,10 +74,6 @@ from litellm_operator.plan import (
 from litellm_operator.policy import PolicyViolation, Resolution, email_for, resolve
 from litellm_operator.reasons import Reason
 from litellm_operator.status import (
-    REASON_INVALID_SPEC,
-    REASON_POLICY_NOT_FOUND,
-    REASON_REJECTED,
-    REASON_UNAVAILABLE,
     Applied,
     Failed,
     Outcome,
@@ -194,7 +190,7 @@ class Reconciler:
         except LiteLLMError as exc:
             return from_error(exc, applied)
         except SecretsUnavailable as exc:
-            return failure(REASON_UNAVAILABLE, str(exc), transient=True, applied=applied)
+            return failure(Reason.UNAVAILABLE, str(exc), transient=True, applied=applied)
         except SecretTaken as exc:
             return failure(Reason.CONFLICT, str(exc), transient=False, applied=applied)
         return with_resolution_notes(result, resolution)
@@ -531,7 +527,7 @@ def prepare(
         return invalid(exc)
     if policy_body is None:
         message = MSG_POLICY_NOT_FOUND.format(name=user.spec.policy_ref)
-        return failure(REASON_POLICY_NOT_FOUND, message, transient=False)
+        return failure(Reason.POLICY_NOT_FOUND, message, transient=False)
     try:
         policy = (
             policy_body
@@ -542,7 +538,7 @@ def prepare(
     except ValidationError as exc:
         return invalid(exc, what="policy")
     except PolicyViolation as exc:
-        reason = exc.problems[0].reason if exc.problems else REASON_INVALID_SPEC
+        reason = exc.problems[0].reason if exc.problems else Reason.INVALID_SPEC
         return failure(reason, str(exc), transient=False)
     user_id = resolution.user_id
     applied = applied_from(resolution, user_id)
@@ -732,18 +728,18 @@ def invalid(exc: ValidationError, what: str = "spec") -> Result:
     problems = "; ".join(
         f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()[:5]
     )
-    return failure(REASON_INVALID_SPEC, f"invalid {what}: {problems}", transient=False)
+    return failure(Reason.INVALID_SPEC, f"invalid {what}: {problems}", transient=False)
 
 
 def from_error(exc: LiteLLMError, applied: Applied | None) -> Result:
     """Map a LiteLLM error: outages are retried, rejections wait for a change."""
     if isinstance(exc, Unavailable | RateLimited | ServerError):
-        result = failure(REASON_UNAVAILABLE, str(exc), transient=True, applied=applied)
+        result = failure(Reason.UNAVAILABLE, str(exc), transient=True, applied=applied)
         result.retry_after = exc.retry_after if isinstance(exc, RateLimited) else None
         return result
     if isinstance(exc, AuthError):
         message = f"LiteLLM refused the operator's master key: {exc}"
         return failure(Reason.UNAUTHORIZED, message, transient=True, applied=applied)
     return failure(
-        REASON_REJECTED, f"LiteLLM rejected the request: {exc}", transient=False, applied=applied
+        Reason.REJECTED, f"LiteLLM rejected the request: {exc}", transient=False, applied=applied
     )

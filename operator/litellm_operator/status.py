@@ -34,23 +34,6 @@ READY = "Ready"
 RECONCILING = "Reconciling"
 STALLED = "Stalled"
 
-REASON_SYNCED = Reason.SYNCED
-REASON_ACCEPTED = Reason.ACCEPTED
-REASON_CREATING = Reason.CREATING
-REASON_SUSPENDED = Reason.SUSPENDED
-REASON_TEAM_NOT_FOUND = Reason.TEAM_NOT_FOUND
-REASON_UNAVAILABLE = Reason.UNAVAILABLE
-REASON_REJECTED = Reason.REJECTED
-REASON_INVALID_SPEC = Reason.INVALID_SPEC
-REASON_POLICY_NOT_FOUND = Reason.POLICY_NOT_FOUND
-REASON_CONFLICT = Reason.CONFLICT
-REASON_ALREADY_EXISTS = Reason.ALREADY_EXISTS
-REASON_PENDING = Reason.PENDING
-REASON_POLICY_CHANGED = Reason.POLICY_CHANGED
-REASON_POLICY_DELETED = Reason.POLICY_DELETED
-REASON_ROLLED_OUT = Reason.ROLLED_OUT
-REASON_ROLLING_OUT = Reason.ROLLING_OUT
-REASON_USERS_STALLED = Reason.USERS_STALLED
 
 PENDING_MESSAGE = "waiting for the operator to reconcile this generation"
 PENDING_STATUS: Mapping[str, Any] = {
@@ -59,13 +42,13 @@ PENDING_STATUS: Mapping[str, Any] = {
         {
             "type": READY,
             "status": "Unknown",
-            "reason": REASON_PENDING.value,
+            "reason": Reason.PENDING.value,
             "message": PENDING_MESSAGE,
         },
         {
             "type": RECONCILING,
             "status": "True",
-            "reason": REASON_PENDING.value,
+            "reason": Reason.PENDING.value,
             "message": PENDING_MESSAGE,
         },
     ],
@@ -229,14 +212,14 @@ def conditions_for(outcome: Outcome, generation: int | None) -> list[dict[str, A
         if outcome.missing_teams:
             teams = ", ".join(sorted(outcome.missing_teams))
             message = f"team(s) {teams} do not exist in LiteLLM; every other setting is applied"
-            return kstatus(False, REASON_TEAM_NOT_FOUND, message, generation, stalled=True)
+            return kstatus(False, Reason.TEAM_NOT_FOUND, message, generation, stalled=True)
         if outcome.suspended:
             message = "user is suspended: every key is blocked"
-            return kstatus(True, REASON_SUSPENDED, message, generation)
+            return kstatus(True, Reason.SUSPENDED, message, generation)
         message = "LiteLLM user matches the effective settings"
         if outcome.notes:
             message += " (" + "; ".join(outcome.notes) + ")"
-        return kstatus(True, REASON_SYNCED, message, generation)
+        return kstatus(True, Reason.SYNCED, message, generation)
     return kstatus(
         False, outcome.reason, outcome.message, generation, stalled=not outcome.transient
     )
@@ -288,7 +271,7 @@ def creating_status(
     message = "creating the LiteLLM user"
     conditions = [
         {**c, "status": "Unknown" if c["type"] == READY else c["status"]}
-        for c in kstatus(False, REASON_CREATING, message, generation, stalled=False)
+        for c in kstatus(False, Reason.CREATING, message, generation, stalled=False)
     ]
     merged = merge_conditions(previous.get("conditions") or [], conditions, now)
     result: dict[str, Any] = pruned({"observedGeneration": generation, "conditions": merged})
@@ -309,10 +292,10 @@ def policy_changed_status(
         return None
     if policy_generation is None:
         message = f"policy {policy} was deleted; reconciling"
-        reason = REASON_POLICY_DELETED
+        reason = Reason.POLICY_DELETED
     else:
         message = f"policy {policy} changed to generation {policy_generation}; reconciling"
-        reason = REASON_POLICY_CHANGED
+        reason = Reason.POLICY_CHANGED
     before = ready_condition(previous) or {}
     if before.get("status") == "Unknown" and before.get("message") == message:
         return None
@@ -399,13 +382,13 @@ def policy_status(
         f"generation {generation}, {rollout.ready} Ready"
     )
     if rollout.updated_ready == rollout.users:
-        conditions = kstatus(True, REASON_ROLLED_OUT, counts, generation)
+        conditions = kstatus(True, Reason.ROLLED_OUT, counts, generation)
     elif rollout.waiting:
         message = f"{counts}; waiting for {names(rollout.waiting)}"
-        conditions = kstatus(False, REASON_ROLLING_OUT, message, generation)
+        conditions = kstatus(False, Reason.ROLLING_OUT, message, generation)
     else:
         message = f"{counts}; stalled: {names(rollout.stalled)}"
-        conditions = kstatus(False, REASON_USERS_STALLED, message, generation, stalled=True)
+        conditions = kstatus(False, Reason.USERS_STALLED, message, generation, stalled=True)
     result: dict[str, Any] = pruned(
         {
             "observedGeneration": generation,

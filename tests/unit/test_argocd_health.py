@@ -9,9 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
+from litellm_operator.reasons import Reason
 from litellm_operator.status import (
-    REASON_POLICY_NOT_FOUND,
-    REASON_UNAVAILABLE,
     Applied,
     Failed,
     Synced,
@@ -203,8 +202,8 @@ OUTCOMES = [
     ("synced", Synced(APPLIED, wrote=True), "Healthy"),
     ("suspended", Synced(APPLIED, wrote=False, suspended=True), "Suspended"),
     ("missing team", Synced(APPLIED, wrote=True, missing_teams=["t1"]), "Degraded"),
-    ("unavailable", Failed(REASON_UNAVAILABLE, "down", transient=True), "Progressing"),
-    ("policy not found", Failed(REASON_POLICY_NOT_FOUND, "gone", transient=False), "Degraded"),
+    ("unavailable", Failed(Reason.UNAVAILABLE, "down", transient=True), "Progressing"),
+    ("policy not found", Failed(Reason.POLICY_NOT_FOUND, "gone", transient=False), "Degraded"),
 ]
 
 

@@ -14,12 +14,9 @@ from typing import Any
 import pytest
 
 from litellm_operator.crdgen import user_crd
+from litellm_operator.reasons import Reason
 from litellm_operator.status import (
     PENDING_STATUS,
-    REASON_ALREADY_EXISTS,
-    REASON_CONFLICT,
-    REASON_POLICY_NOT_FOUND,
-    REASON_UNAVAILABLE,
     Applied,
     Failed,
     Synced,
@@ -78,13 +75,13 @@ USER_STATES: list[Any] = [
     ("policy deleted, not reconciled yet", user(POLICY_DELETED), "InProgress", "Progressing"),
     (
         "policy deleted",
-        user(outcome(Failed(REASON_POLICY_NOT_FOUND, "gone", transient=False))),
+        user(outcome(Failed(Reason.POLICY_NOT_FOUND, "gone", transient=False))),
         "Failed",
         "Degraded",
     ),
     (
         "LiteLLM down",
-        user(outcome(Failed(REASON_UNAVAILABLE, "connection refused", transient=True))),
+        user(outcome(Failed(Reason.UNAVAILABLE, "connection refused", transient=True))),
         "InProgress",
         "Progressing",
     ),
@@ -96,13 +93,13 @@ USER_STATES: list[Any] = [
     ),
     (
         "foreign LiteLLM user",
-        user(outcome(Failed(REASON_ALREADY_EXISTS, "not ours", False, applied=APPLIED))),
+        user(outcome(Failed(Reason.ALREADY_EXISTS, "not ours", False, applied=APPLIED))),
         "Failed",
         "Degraded",
     ),
     (
         "user id claimed by another resource",
-        user(outcome(Failed(REASON_CONFLICT, "claimed", False, applied=APPLIED))),
+        user(outcome(Failed(Reason.CONFLICT, "claimed", False, applied=APPLIED))),
         "Failed",
         "Degraded",
     ),
