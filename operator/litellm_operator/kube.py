@@ -58,6 +58,10 @@ def encoded(data: Mapping[str, SecretStr | None]) -> dict[str, str | None]:
     }
 
 
+class ResourceGone(LookupError):
+    """The resource a write was meant for has been deleted meanwhile."""
+
+
 class Kube:
     def __init__(self, api_client: kubernetes.client.ApiClient | None = None) -> None:
         if api_client is None:
@@ -69,17 +73,10 @@ class Kube:
     async def record_user_id(
         self, namespace: str, name: str, user_id: str, status: Mapping[str, Any]
     ) -> None:
-        """Merge-patch ``status`` (which holds ``userId``) through the status subresource."""
-        body = {"status": {**status, "userId": user_id}}
-        await asyncio.to_thread(
-            self.custom.patch_namespaced_custom_object_status,
-            GROUP,
-            VERSION,
-            namespace,
-            USER_PLURAL,
-            name,
-            body,
-        )
+        """Merge-patch ``status`` with ``userId`` before LiteLLM is written; raises
+        :class:`ResourceGone` when the user no longer exists (nothing is created for it)."""
+        if not await self.patch_user_status(namespace, name, {**status, "userId": user_id}):
+            raise ResourceGone(f"LiteLLMUser {namespace}/{name} no longer exists")
 
     async def patch_user_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> bool:
         """Merge-patch a user's ``status``; ``False`` if the user is gone."""

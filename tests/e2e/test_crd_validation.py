@@ -43,6 +43,16 @@ def apply(kube_env: KubeEnv, body: dict[str, Any], *, check: bool = True) -> Any
     )
 
 
+def user_body(namespace: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """A LiteLLMUser manifest for the API server alone (no operator involved)."""
+    return {
+        "apiVersion": "litellm.platform.dev/v1alpha1",
+        "kind": "LiteLLMUser",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": spec,
+    }
+
+
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:6]}"
 
@@ -136,12 +146,7 @@ def test_invalid_users_are_rejected(
     fragment: str,
 ) -> None:
     del crds_installed
-    body = {
-        "apiVersion": "litellm.platform.dev/v1alpha1",
-        "kind": "LiteLLMUser",
-        "metadata": {"name": "bad", "namespace": namespace},
-        "spec": spec,
-    }
+    body = user_body(namespace, "bad", spec)
     result = apply(kube_env, body, check=False)
     assert result.returncode != 0
     assert fragment in result.stderr
@@ -194,12 +199,7 @@ def test_user_id_cannot_be_added_after_the_operator_pinned_one(
 ) -> None:
     """Once status.userId is pinned, a spec.userId naming another id is refused at admission."""
     del crds_installed
-    body: dict[str, Any] = {
-        "apiVersion": "litellm.platform.dev/v1alpha1",
-        "kind": "LiteLLMUser",
-        "metadata": {"name": "erin", "namespace": namespace},
-        "spec": {"email": "erin@example.com"},
-    }
+    body: dict[str, Any] = user_body(namespace, "erin", {"email": "erin@example.com"})
     apply(kube_env, body)
     kube_env.kubectl(
         "patch",
@@ -223,12 +223,7 @@ def test_user_id_is_immutable_once_set(
     kube_env: KubeEnv, crds_installed: list[str], namespace: str
 ) -> None:
     del crds_installed
-    body: dict[str, Any] = {
-        "apiVersion": "litellm.platform.dev/v1alpha1",
-        "kind": "LiteLLMUser",
-        "metadata": {"name": "dana", "namespace": namespace},
-        "spec": {"userId": "dana@example.com"},
-    }
+    body: dict[str, Any] = user_body(namespace, "dana", {"userId": "dana@example.com"})
     apply(kube_env, body)
     body["spec"]["userId"] = "someone-else"
     result = apply(kube_env, body, check=False)

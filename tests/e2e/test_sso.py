@@ -35,7 +35,7 @@ from devenv.postgres import PostgresError
 from litellm_operator.litellm import LiteLLMClient, LiteLLMUserRecord
 from tests.e2e.conftest import SSO_NAMESPACE_PREFIX
 from tests.e2e.operator_harness import Cluster, OperatorProcess, eventually, free_port
-from tests.e2e.test_crd_validation import apply
+from tests.e2e.test_crd_validation import apply, user_body
 from tests.fixtures.kube import KubeEnv, fresh_namespace
 from tests.fixtures.litellm import _unavailable
 
@@ -296,12 +296,7 @@ def test_sso_user_id_is_immutable_once_set(
 ) -> None:
     """LiteLLM writes sso_user_id only on /user/new, so the API server keeps it as first set."""
     del crds_installed
-    body: dict[str, Any] = {
-        "apiVersion": "litellm.platform.dev/v1alpha1",
-        "kind": "LiteLLMUser",
-        "metadata": {"name": "gil", "namespace": namespace},
-        "spec": {"userId": "gil-01"},
-    }
+    body: dict[str, Any] = user_body(namespace, "gil", {"userId": "gil-01"})
     apply(kube_env, body)
     body["spec"]["ssoUserId"] = "sub-gil"  # added later: allowed
     apply(kube_env, body)

@@ -323,34 +323,22 @@ class LiteLLMClient:
         ``/user/list?user_email=`` matches substrings; the exact match is made here.
         """
         wanted = email.lower()
-        body = await self._call(
-            "GET",
-            "/user/list",
-            params={"user_email": email, "page": 1, "page_size": MAX_PAGE_SIZE},
-            idempotent=True,
-        )
-        return [
-            record.user_id
-            for record in (LiteLLMUserRecord.model_validate(raw) for raw in body.get("users") or [])
-            if (record.user_email or "").lower() == wanted
-        ]
+        found = await self._users_matching(user_email=email)
+        return [r.user_id for r in found if (r.user_email or "").lower() == wanted]
 
     async def users_with_sso_user_id(self, sso_user_id: str) -> list[str]:
         """The ids of the users whose ``sso_user_id`` is ``sso_user_id`` (at most one: unique).
 
         ``/user/new`` answers 500 for a taken ``sso_user_id``, so it is looked up before.
         """
-        body = await self._call(
-            "GET",
-            "/user/list",
-            params={"sso_user_ids": sso_user_id, "page": 1, "page_size": MAX_PAGE_SIZE},
-            idempotent=True,
-        )
-        return [
-            record.user_id
-            for record in (LiteLLMUserRecord.model_validate(raw) for raw in body.get("users") or [])
-            if record.sso_user_id == sso_user_id
-        ]
+        found = await self._users_matching(sso_user_ids=sso_user_id)
+        return [r.user_id for r in found if r.sso_user_id == sso_user_id]
+
+    async def _users_matching(self, **filters: str) -> list[LiteLLMUserRecord]:
+        """The first ``/user/list`` page under ``filters`` (lookups that match a handful)."""
+        params = {**filters, "page": 1, "page_size": MAX_PAGE_SIZE}
+        body = await self._call("GET", "/user/list", params=params, idempotent=True)
+        return [LiteLLMUserRecord.model_validate(raw) for raw in body.get("users") or []]
 
     # ---------------------------------------------------------------- teams
 
