@@ -29,7 +29,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from litellm_operator.fields import BY_WIRE, Bound
-from litellm_operator.keys import DesiredKey, KeyRefusal, describe, desired_keys
+from litellm_operator.keys import DesiredKey, KeyRefusal, describe, keys_of
 from litellm_operator.models import (
     API_VERSION,
     POLICY_KIND,
@@ -292,14 +292,7 @@ def explain_user(
         return [
             InputProblem(location, p.path, f"{p.message} [{p.reason}]") for p in violation.problems
         ]
-    keys = desired_keys(
-        user.metadata.namespace or "",
-        user.metadata.name,
-        user.spec.keys,
-        resolution.effective.models,
-        resolution.policy_name,
-        policy.spec.keys,
-    )
+    keys = keys_of(user, policy, resolution.effective.models)
     if isinstance(keys, KeyRefusal):
         return [InputProblem(location, "spec.keys", f"{keys.message} [{keys.reason}]")]
     return Explained(location, user, resolution, keys)

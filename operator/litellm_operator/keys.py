@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from litellm_operator.fields import ALL_PROXY_MODELS
-from litellm_operator.models import KeyPolicy, KeySpec
+from litellm_operator.models import KeyPolicy, KeySpec, LiteLLMUser, ProvisioningPolicy
 from litellm_operator.reasons import Reason
 
 DEFAULT_GRACE_PERIOD = "1h"
@@ -136,6 +136,20 @@ def _seconds(span: timedelta | None) -> str | None:
 class KeyRefusal:
     reason: Reason
     message: str
+
+
+def keys_of(
+    user: LiteLLMUser, policy: ProvisioningPolicy, user_models: Sequence[str]
+) -> tuple[DesiredKey, ...] | KeyRefusal:
+    """:func:`desired_keys` of a LiteLLMUser under its policy, with its effective models."""
+    return desired_keys(
+        user.metadata.namespace or "",
+        user.metadata.name,
+        user.spec.keys,
+        user_models,
+        policy.metadata.name,
+        policy.spec.keys,
+    )
 
 
 def desired_keys(

@@ -28,7 +28,7 @@ from litellm_operator.key_reconciler import (
     SecretTaken,
     next_check_in,
 )
-from litellm_operator.keys import ROTATE_ANNOTATION, DesiredKey, KeyRefusal, desired_keys
+from litellm_operator.keys import ROTATE_ANNOTATION, DesiredKey, KeyRefusal, keys_of
 from litellm_operator.litellm import (
     AuthError,
     EmailInUse,
@@ -542,14 +542,7 @@ def prepare(
         return failure(reason, str(exc), transient=False)
     user_id = resolution.user_id
     applied = applied_from(resolution, user_id)
-    keys = desired_keys(
-        user.metadata.namespace or "",
-        user.metadata.name,
-        user.spec.keys,
-        resolution.effective.models,
-        resolution.policy_name,
-        policy.spec.keys,
-    )
+    keys = keys_of(user, policy, resolution.effective.models)
     if isinstance(keys, KeyRefusal):  # nothing is written to LiteLLM
         return failure(keys.reason, keys.message, transient=False, applied=applied)
     desired = desired_for(user, policy, resolution, user_id)
