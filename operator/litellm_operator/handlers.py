@@ -49,11 +49,10 @@ from litellm_operator.models import (
     ProvisioningPolicy,
     UserSpec,
 )
-from litellm_operator.reasons import Reason
+from litellm_operator.reasons import Event, Reason
 from litellm_operator.reconciler import (
     Claim,
     ClaimsOf,
-    Event,
     Reconciler,
     RecordProgress,
     Result,

@@ -17,7 +17,7 @@ import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 import kubernetes
 from pydantic import SecretStr
@@ -57,7 +57,7 @@ from litellm_operator.keys import (
 from litellm_operator.kube import KeySecret, Kube
 from litellm_operator.litellm import GenerateKeyRequest, LiteLLMClient, NotFound
 from litellm_operator.models import API_VERSION, USER_KIND
-from litellm_operator.reasons import Reason
+from litellm_operator.reasons import Event, Reason
 
 log = logging.getLogger(__name__)
 
@@ -118,17 +118,10 @@ class KeyOwner:
         }
 
 
-@dataclass(frozen=True)
-class KeyEvent:
-    type: Literal["Normal", "Warning"]
-    reason: str
-    message: str
-
-
 @dataclass
 class KeysOutcome:
     statuses: list[dict[str, Any]] = field(default_factory=list)
-    events: list[KeyEvent] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
     wrote: bool = False
     next_check: datetime | None = None
     settled: bool = True
@@ -352,11 +345,11 @@ class KeyReconciler:
                 verb = "rotated" if rotated else "issued"
                 grace = f"; the previous key works until {expires}" if expires else ""
                 message = f"{verb} key {key.name!r} into Secret {key.secret_name!r}{grace}"
-                outcome.events.append(KeyEvent("Normal", reason, message))
+                outcome.events.append(Event("Normal", reason, message))
             case UpdateKey(key=key, token=token, fields=fields):
                 await self.client.update_key(token, fields)
                 message = f"updated key {key.name!r}: {', '.join(sorted(fields))}"
-                outcome.events.append(KeyEvent("Normal", Reason.UPDATED, message))
+                outcome.events.append(Event("Normal", Reason.UPDATED, message))
             case UnblockKey(token=token):
                 await self.client.unblock_key(token)
             case RevokePrevious(key=key, token=token):
@@ -368,13 +361,13 @@ class KeyReconciler:
                 )
                 if token:
                     message = f"revoked the previous key of {key.name!r}: grace period over"
-                    outcome.events.append(KeyEvent("Normal", Reason.KEY_REVOKED, message))
+                    outcome.events.append(Event("Normal", Reason.KEY_REVOKED, message))
             case RefreshSecret(key=key):
                 await self.kube.patch_secret(namespace, key.secret_name, data=self.urls())
             case RevokeKeys(name=name, tokens=tokens):
                 await self.revoke(tokens)
                 message = f"revoked key {name!r}: no longer in spec.keys"
-                outcome.events.append(KeyEvent("Normal", Reason.KEY_REVOKED, message))
+                outcome.events.append(Event("Normal", Reason.KEY_REVOKED, message))
             case DeleteSecret(name=name):
                 await self.kube.delete_secret(namespace, name)
 
@@ -384,7 +377,7 @@ class KeyReconciler:
                 await self.client.delete_keys([token])
 
     @kube_errors
-    async def remove_all(self, owner: KeyOwner, *, retain: bool) -> list[KeyEvent]:
+    async def remove_all(self, owner: KeyOwner, *, retain: bool) -> list[Event]:
         """The user is being deleted: revoke its keys and delete its Secrets, or (``retain``)
         keep both and drop the Secrets' ownerReference so no garbage collector takes them."""
         seen = await self.observe(owner)
@@ -399,7 +392,7 @@ class KeyReconciler:
         if not tokens and not seen.secrets:
             return []
         message = f"revoked {len(tokens)} key(s) and deleted {len(seen.secrets)} Secret(s)"
-        return [KeyEvent("Normal", Reason.KEY_REVOKED, message)]
+        return [Event("Normal", Reason.KEY_REVOKED, message)]
 
     def labels(self, owner: KeyOwner, key: DesiredKey) -> dict[str, str]:
         return {MANAGED_BY_LABEL: MANAGER, USER_LABEL: owner.name, KEY_LABEL: key.name}

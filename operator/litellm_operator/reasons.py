@@ -1,4 +1,5 @@
-"""Every reason the operator gives, in conditions and events: one StrEnum, declared once.
+"""Every reason the operator gives, in conditions and events: one StrEnum, declared once, and
+the :class:`Event` that carries one.
 
 A reason is machine-readable (Flux, Argo CD and alerting match on it), so each is spelled here
 and nowhere else; policy.py, plan.py, reconciler.py and status.py use the members.
@@ -6,7 +7,9 @@ and nowhere else; policy.py, plan.py, reconciler.py and status.py use the member
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
+from typing import Literal
 
 
 class Reason(StrEnum):
@@ -52,3 +55,12 @@ class Reason(StrEnum):
     KEY_ISSUED = "KeyIssued"
     KEY_ROTATED = "KeyRotated"
     KEY_REVOKED = "KeyRevoked"
+
+
+@dataclass(frozen=True)
+class Event:
+    """A Kubernetes event to post on the resource: the reconcile's and the keys' alike."""
+
+    type: Literal["Normal", "Warning"]
+    reason: str
+    message: str

@@ -72,7 +72,7 @@ from litellm_operator.plan import (
     same_email,
 )
 from litellm_operator.policy import PolicyViolation, Resolution, email_for, resolve
-from litellm_operator.reasons import Reason
+from litellm_operator.reasons import Event, Reason
 from litellm_operator.status import (
     Applied,
     Failed,
@@ -106,13 +106,6 @@ class Claim:
     namespace: str
     name: str
     uid: str
-
-
-@dataclass(frozen=True)
-class Event:
-    type: Literal["Normal", "Warning"]
-    reason: str
-    message: str
 
 
 @dataclass
@@ -218,7 +211,7 @@ class Reconciler:
             message = "keys did not settle: their Secrets or LiteLLM keys kept changing; retrying"
             return failure(Reason.PENDING, message, transient=True, applied=prepared.applied)
         result.outcome = replace(outcome, keys=keys.statuses, wrote=outcome.wrote or keys.wrote)
-        result.events.extend(Event(e.type, e.reason, e.message) for e in keys.events)
+        result.events.extend(keys.events)
         result.requeue_after = next_check_in(keys.next_check)
         return result
 
@@ -486,7 +479,7 @@ class Reconciler:
         if self.keys is not None and (spec.get("keys") or status.get("keys")):
             owner_keys = KeyOwner(owner.namespace, owner.name, owner.uid, user_id)
             removed = await self.keys.remove_all(owner_keys, retain=policy == "Retain")
-            events.extend(Event(e.type, e.reason, e.message) for e in removed)
+            events.extend(removed)
         record = await self.client.get_user(user_id)
         observed = observed_from(record, None) if record is not None else None
         for action in plan_deletion(owner, observed, policy, delete_adopted=delete_adopted):
