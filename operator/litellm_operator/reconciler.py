@@ -306,7 +306,8 @@ class Reconciler:
         """The user as LiteLLM holds it.
 
         Keys are read only when a suspension is involved; the owner of the desired e-mail only
-        when the e-mail must change (LiteLLM's ``/user/update`` does not check it is free).
+        when the operator owns the e-mail and it must change (LiteLLM's ``/user/update`` does
+        not check it is free; an e-mail the identity provider owns is never written back).
         """
         if record is None:
             return None
@@ -319,7 +320,8 @@ class Reconciler:
             )
         email = desired_email(desired)
         email_in_use = False
-        if not same_email(email, record.user_email) and email is not None:
+        operator_owns_email = "email" not in desired.provider_owned
+        if operator_owns_email and email is not None and not same_email(email, record.user_email):
             holders = await self.client.users_with_email(email)
             email_in_use = any(holder != desired.user_id for holder in holders)
         held = await self.observe_memberships(desired, record) if memberships else None

@@ -340,3 +340,23 @@ async def test_a_2xx_that_is_not_json_is_retried_not_stalled(reconciler: Reconci
     result = await reconciler.reconcile(user(), POLICY)
     assert isinstance(result.outcome, Failed)
     assert (result.outcome.reason, result.outcome.transient) == ("LiteLLMUnavailable", True)
+
+
+@respx.mock
+async def test_an_email_the_provider_owns_is_never_looked_up(reconciler: Reconciler) -> None:
+    """SSO rewrote the e-mail: the operator neither writes it back nor asks who holds it."""
+    respx.get(f"{BASE}/user/info").mock(
+        return_value=user_info(
+            user_email="ann@sso.example",
+            user_role="internal_user",
+            metadata=OURS,
+            teams=["t1", "t2"],
+        )
+    )
+    lookup = respx.get(f"{BASE}/user/list")
+    update = respx.post(f"{BASE}/user/update")
+    policy = {**POLICY, "spec": {**POLICY["spec"], "sso": {"email": "Provider"}}}
+    result = await reconciler.reconcile(user(email="ann@example.com"), policy)
+    assert isinstance(result.outcome, Synced)
+    assert not lookup.called
+    assert not update.called
