@@ -269,12 +269,19 @@ def ownership_of(observed: ObservedUser | None, owner: Owner) -> Ownership:
     return "other-resource"
 
 
-def owner_named_by(observed: ObservedUser, viewer: Owner) -> str:
-    """The owning resource, named only to a resource of the same namespace (tenancy)."""
-    meta = observed.metadata
-    if meta.get(OWNER_NAMESPACE) != viewer.namespace:
+def named_for(namespace: str, name: str, viewer_namespace: str) -> str:
+    """Another LiteLLMUser as a message may name it: only to a viewer in its own namespace
+    (tenancy: nothing outside the tenant's namespace is revealed)."""
+    if namespace != viewer_namespace:
         return "a LiteLLMUser in another namespace"
-    return f"LiteLLMUser {viewer.namespace}/{meta.get(OWNER_NAME, '?')}"
+    return f"LiteLLMUser {namespace}/{name}"
+
+
+def owner_named_by(observed: ObservedUser, viewer: Owner) -> str:
+    """The resource the user's markers name as its owner, as ``viewer`` may see it."""
+    meta = observed.metadata
+    namespace, name = str(meta.get(OWNER_NAMESPACE, "")), str(meta.get(OWNER_NAME, "?"))
+    return named_for(namespace, name, viewer.namespace)
 
 
 def is_adopted(observed: ObservedUser) -> bool:

@@ -65,6 +65,7 @@ from litellm_operator.plan import (
     UpdateTeamMembership,
     UpdateUser,
     desired_email,
+    named_for,
     observed_settings,
     ownership_of,
     plan_deletion,
@@ -636,10 +637,8 @@ def owned_by(record: LiteLLMUserRecord | None, owner: Owner) -> bool:
 
 
 def claimant(rival: Claim, user: LiteLLMUser) -> str:
-    """The rival resource, named only when it is in the user's own namespace (tenancy)."""
-    if rival.namespace == (user.metadata.namespace or ""):
-        return f"LiteLLMUser {rival.namespace}/{rival.name}"
-    return "a LiteLLMUser in another namespace"
+    """The rival resource, as the user may see it (see :func:`named_for`)."""
+    return named_for(rival.namespace, rival.name, user.metadata.namespace or "")
 
 
 def with_resolution_notes(result: Result, resolution: Resolution) -> Result:
