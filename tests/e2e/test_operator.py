@@ -209,14 +209,14 @@ async def test_drift_is_reverted_and_steady_state_writes_nothing(scene: Scene) -
     list_calls = "litellm_operator_litellm_requests_total"
     assert scene.operator.counter(list_calls, endpoint="/user/list") > lists
 
-    # Drift: budget raised and team left behind the operator's back.
-    await scene.litellm.update_user(name, {"max_budget": 999.0})
-    await scene.litellm.remove_team_member(team, name)
-    await scene.until(
-        name, lambda r: r.max_budget == 10 and team in r.teams, timeout=RESYNC_SECONDS * 6
-    )
+    # Drift behind the operator's back, one change at a time: a resync that fell between two
+    # changes would count only the first (the reconcile it triggers reverts both).
     drift = "litellm_operator_drift_corrections_total"
+    await scene.litellm.update_user(name, {"max_budget": 999.0})
+    await scene.until(name, lambda r: r.max_budget == 10, timeout=RESYNC_SECONDS * 6)
     assert scene.operator.counter(drift, field="maxBudget") >= 1  # the CRD name
+    await scene.litellm.remove_team_member(team, name)
+    await scene.until(name, lambda r: team in r.teams, timeout=RESYNC_SECONDS * 6)
     assert scene.operator.counter(drift, field="teams") >= 1
 
 
