@@ -431,6 +431,29 @@ class PolicyHandlers:
         log.info("policy %s: %d user(s) to reconcile", name, len(targets))
 
     async def resync(self, *, name: str, body: kopf.Body, **kw: Any) -> None:
+        """One resync run, given up as soon as the operator stops.
+
+        It only reads and nudges, so stopping half-way loses nothing; kopf does not cancel a
+        timer on exit but waits 5 s for it, which would delay the Lease's release (handover).
+        """
+
+        stopped: kopf.DaemonStopped = kw["stopped"]  # kopf passes it to timers
+
+        async def operator_stopping() -> None:
+            await stopped.wait()
+
+        work = asyncio.ensure_future(self.check_users(name, body, kw))
+        stop = asyncio.ensure_future(operator_stopping())
+        try:
+            await asyncio.wait({work, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (work, stop):
+                task.cancel()
+            await asyncio.gather(work, stop, return_exceptions=True)
+        if not work.cancelled():
+            work.result()  # re-raise what the run raised
+
+    async def check_users(self, name: str, body: kopf.Body, kw: Mapping[str, Any]) -> None:
         """Compare the policy's users with one ``/user/list`` snapshot; nudge the drifted."""
         runtime = self.runtime
         users_by_policy: kopf.Index[str, Any] = kw["users_by_policy"]
