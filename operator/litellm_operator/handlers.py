@@ -11,7 +11,8 @@ Triggers, and what each costs:
 * the operator starts → users are checked against one paged ``/user/list`` snapshot;
 * a ProvisioningPolicy is created, edited or deleted → every user that references it and was
   not reconciled against that generation turns Ready=Unknown/Reconciling=True at once (one
-  status patch), then is nudged (annotation) and reconciled through the same update handler;
+  status patch); the watch event of that patch reconciles the user, and the reconcile's
+  status patch is the second and last write;
 * any LiteLLMUser event → the status of its policy (users, updatedUsers, readyUsers, Ready) is
   recomputed from the indices, at most once per :data:`ROLLOUT_DEBOUNCE_SECONDS` per policy,
   and patched only when it changed (:class:`Rollouts`);
@@ -60,6 +61,7 @@ from litellm_operator.reconciler import (
 from litellm_operator.status import (
     POLICY_OWNED_KEYS,
     Failed,
+    awaits_policy_reconcile,
     build_status,
     creating_status,
     pending_conditions,
@@ -292,7 +294,8 @@ class UserHandlers:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     async def changed(self, *, body: kopf.Body, patch: kopf.Patch, retry: int, **kw: Any) -> None:
-        await self.reconcile(body, patch, retry, kw["policy_bodies"], kw["user_id_claims"])
+        delay = await self.reconcile(body, patch, retry, kw["policy_bodies"], kw["user_id_claims"])
+        retry_later(delay)
 
     async def resumed(self, *, body: kopf.Body, patch: kopf.Patch, retry: int, **kw: Any) -> None:
         """At start-up: a ``/user/list`` snapshot spares each user its own ``/user/info``."""
@@ -302,10 +305,11 @@ class UserHandlers:
             try:
                 hint = (await self.runtime.directory.snapshot()).get(user_id)
             except LiteLLMError:
-                hint = None  # the reconcile reads /user/info itself and reports the outage
-        await self.reconcile(
+                hint = None  # the reconcile reads the user itself and reports the outage
+        delay = await self.reconcile(
             body, patch, retry, kw["policy_bodies"], kw["user_id_claims"], hint=hint
         )
+        retry_later(delay)
 
     async def event(
         self, *, type: str | None, namespace: str | None, name: str, spec: kopf.Spec, **kw: Any
@@ -318,6 +322,25 @@ class UserHandlers:
         rotation = rotation_requested(kw["body"]) if type != "DELETED" else None
         if rotation is not None:
             await self.runtime.kube.nudge(namespace or "", name, f"rotate keys: {rotation}")
+        if type not in (None, "DELETED") and awaits_policy_reconcile(kw["body"]):
+            await self.follow_policy(namespace or "", name, kw)
+
+    async def follow_policy(self, namespace: str, name: str, kw: Mapping[str, Any]) -> None:
+        """Reconcile a user its policy left behind, in the event that says so (see
+        :class:`PolicyHandlers`), its status patched with the event's: no nudge, and no
+        second write. kopf runs one object's handlers one at a time, so this never overlaps
+        the user's own reconcile. A failure is retried through a nudge, by kopf's handler."""
+        delay: float | None = None
+        try:
+            retry = await self.reconcile(
+                kw["body"], kw["patch"], 0, kw["policy_bodies"], kw["user_id_claims"]
+            )
+            delay = retry.delay if retry else None
+        except Exception as exc:  # kopf ignores an event handler's errors: retry it ourselves
+            log.warning("user %s/%s not reconciled after a policy change: %s", namespace, name, exc)
+            delay = UNEXPECTED_ERROR_BACKOFF
+        if delay is not None:
+            self.requeue(namespace, name, delay)
 
     async def deleted(self, *, body: kopf.Body, retry: int, **kw: Any) -> None:
         policy_bodies: kopf.Index[str, Any] = kw["policy_bodies"]
@@ -340,7 +363,9 @@ class UserHandlers:
         policy_bodies: kopf.Index[str, Any],
         user_id_claims: kopf.Index[str, Claim],
         hint: LiteLLMUserRecord | None = None,
-    ) -> None:
+    ) -> Retry | None:
+        """Reconcile and publish the outcome in ``patch``; when to retry a transient failure
+        (``None`` when nothing needs retrying)."""
         runtime = self.runtime
         policy_ref = policy_ref_of(body.get("spec", {}))
         policy = first(policy_bodies.get(policy_ref))
@@ -355,18 +380,20 @@ class UserHandlers:
         )
         runtime.metrics.reconcile_seconds.observe(time.monotonic() - started)
         publish(body, patch, result, runtime.metrics, used)
-        latest = policy_of(policy_ref, first(policy_bodies.get(policy_ref)))
-        if latest != used:
-            # The policy changed while LiteLLM was being written: what was written is already
-            # stale, so the user must not read Ready; reconcile again against the new policy.
-            superseded(body, patch, latest)
-            raise kopf.TemporaryError("the policy changed during the reconcile", delay=0.1)
-        outcome = result.outcome
-        if isinstance(outcome, Failed) and outcome.transient:
-            raise kopf.TemporaryError(outcome.message, delay=retry_delay(retry, result.retry_after))
         if result.requeue_after is not None:
             meta = body.metadata
             self.requeue(meta.namespace or "", meta.name or "", result.requeue_after)
+        latest = policy_of(policy_ref, first(policy_bodies.get(policy_ref)))
+        if latest != used:
+            # The policy changed while LiteLLM was being written: what was written is already
+            # stale, so the user must not read Ready. The status says so, and the event that
+            # brings it reconciles the user against the new policy (follow_policy).
+            superseded(body, patch, latest)
+            return None
+        outcome = result.outcome
+        if isinstance(outcome, Failed) and outcome.transient:
+            return Retry(retry_delay(retry, result.retry_after), outcome.message)
+        return None
 
     def progress_recorder(self, body: kopf.Body) -> RecordProgress:
         """The status write the reconciler makes before LiteLLM is written (see RecordProgress)."""
@@ -398,9 +425,7 @@ class PolicyHandlers:
 
     async def changed(self, *, name: str, body: kopf.Body, reason: str, **kw: Any) -> None:
         self.rollouts.bind(kw)
-        generation = body.get("metadata", {}).get("generation")
-        why = f"policy {name} {reason} (generation {generation}) at {now_iso()}"
-        await self.propagate(name, generation, why, kw)
+        await self.propagate(name, body.get("metadata", {}).get("generation"), kw)
         self.rollouts.touch(name)
 
     async def event(self, *, type: str | None, name: str, **kw: Any) -> None:
@@ -408,27 +433,25 @@ class PolicyHandlers:
         if type != "DELETED":
             return
         self.rollouts.forget(name)
-        await self.propagate(name, None, f"policy {name} deleted at {now_iso()}", kw)
+        await self.propagate(name, None, kw)
 
-    async def propagate(
-        self, name: str, generation: int | None, why: str, kw: Mapping[str, Any]
-    ) -> None:
-        """Turn the policy's users that are behind it non-Ready at once, then reconcile them."""
+    async def propagate(self, name: str, generation: int | None, kw: Mapping[str, Any]) -> None:
+        """Turn the policy's users that are behind it non-Ready at once (one status write each):
+        the event of that write reconciles each one (:meth:`UserHandlers.follow_policy`)."""
         users_by_policy: kopf.Index[str, Any] = kw["users_by_policy"]
         user_bodies: kopf.Index[Any, Any] = kw["user_bodies"]
         targets = list(users_by_policy.get(name, []))
         kube = self.runtime.kube
 
-        async def flip_and_nudge(namespace: str, user_name: str) -> None:
+        async def flip(namespace: str, user_name: str) -> bool:
             user = first(user_bodies.get((namespace, user_name))) or {}
-            previous = user.get("status") or {}
-            changes = policy_changed_status(previous, name, generation, now_iso())
+            changes = policy_changed_status(user.get("status") or {}, name, generation, now_iso())
             if changes is not None:
                 await kube.patch_user_status(namespace, user_name, changes)
-            await kube.nudge(namespace, user_name, why)
+            return changes is not None
 
-        await asyncio.gather(*(flip_and_nudge(ns, n) for ns, n in targets))
-        log.info("policy %s: %d user(s) to reconcile", name, len(targets))
+        flipped = await asyncio.gather(*(flip(ns, n) for ns, n in targets))
+        log.info("policy %s: %d of %d user(s) to reconcile", name, sum(flipped), len(targets))
 
     async def resync(self, *, name: str, body: kopf.Body, **kw: Any) -> None:
         """One resync run, given up as soon as the operator stops.
@@ -601,6 +624,20 @@ def publish(
     else:
         kind = "changed" if outcome.wrote else "in_sync"
     metrics.reconciles.labels(result=kind, reason=reason).inc()
+
+
+@dataclass(frozen=True)
+class Retry:
+    """A transient failure of a reconcile: retry after ``delay`` seconds."""
+
+    delay: float
+    message: str
+
+
+def retry_later(retry: Retry | None) -> None:
+    """Hand a transient failure to kopf, which retries the handler after its delay."""
+    if retry is not None:
+        raise kopf.TemporaryError(retry.message, delay=retry.delay)
 
 
 def rotation_requested(body: Mapping[str, Any]) -> str | None:

@@ -123,6 +123,9 @@ RecordProgress = Callable[[str, Sequence[str], bool], Awaitable[None]]
 """Writes ``status.userId`` and ``status.managedTeams`` *before* LiteLLM is written, with the
 creating conditions when the third argument says the user is being created: progress that a
 crash or a lost answer cannot lose (the memberships about to be added count as the operator's)."""
+ReadUser = Callable[[str], Awaitable[LiteLLMUserRecord | None]]
+"""Reads one user as LiteLLM holds it (``None`` when absent): ``/user/info``, or the batched
+:class:`~litellm_operator.litellm.UserReads` the operator runs with."""
 ClaimsOf = Callable[[str], Sequence[Claim]]
 """The resources that recorded a given user id in their status (from a kopf index)."""
 
@@ -137,11 +140,19 @@ class _Progress:
     blocked_keys: set[str] = field(default_factory=set)
     missing_teams: list[str] = field(default_factory=list)
     changed: list[str] = field(default_factory=list)
+    updated: LiteLLMUserRecord | None = None
+    """The user row as ``/user/update`` answered it (budget reset and spend included)."""
 
 
 class Reconciler:
-    def __init__(self, client: LiteLLMClient, keys: KeyReconciler | None = None) -> None:
+    def __init__(
+        self,
+        client: LiteLLMClient,
+        keys: KeyReconciler | None = None,
+        read_user: ReadUser | None = None,
+    ) -> None:
         self.client = client
+        self.read_user = read_user or client.get_user
         self.keys = keys
         """Delivers ``spec.keys`` into Secrets; without it (tests of users alone) keys are
         resolved and checked against the policy but not issued."""
@@ -237,7 +248,7 @@ class Reconciler:
         """Observe, plan, act. Ownership in LiteLLM decides first: a user whose markers name
         this resource stays its own whatever other resources claim; only an absent user goes
         to the oldest claimant (``rival``, when another resource claimed the id earlier)."""
-        record = hint if hint is not None else await self.client.get_user(desired.user_id)
+        record = hint if hint is not None else await self.read_user(desired.user_id)
         observed = await self.observe_record(desired, record)
         if rival is not None and ownership_of(observed, desired.owner) != "ours":
             message = MSG_CLAIMED.format(user_id=desired.user_id, owner=rival)
@@ -276,7 +287,7 @@ class Reconciler:
         refusal = plan.refusal
         if refusal is not None:
             return failure(refusal.reason, refusal.message, transient=False, applied=applied)
-        final = await self.client.get_user(desired.user_id) if progress.wrote else record
+        final = await self.final_record(desired.user_id, record, progress)
         if progress.created and final is not None and not owned_by(final, desired.owner):
             # LiteLLM's /user/new is last-write-wins: another writer created the id meanwhile.
             message = MSG_LOST_RACE.format(user_id=desired.user_id)
@@ -299,7 +310,18 @@ class Reconciler:
         )
 
     async def observe(self, desired: Desired) -> ObservedUser | None:
-        return await self.observe_record(desired, await self.client.get_user(desired.user_id))
+        return await self.observe_record(desired, await self.read_user(desired.user_id))
+
+    async def final_record(
+        self, user_id: str, observed: LiteLLMUserRecord | None, progress: _Progress
+    ) -> LiteLLMUserRecord | None:
+        """The user row after the writes, for the status (spend, budget, reset): read again after
+        a create (``/user/new`` answers without the budget reset, and the markers must be ours),
+        else ``/user/update``'s answer, else what was observed (team calls leave the row alone).
+        """
+        if progress.created:
+            return await self.read_user(user_id)
+        return progress.updated or observed
 
     async def observe_record(
         self, desired: Desired, record: LiteLLMUserRecord | None, *, memberships: bool = True
@@ -371,7 +393,7 @@ class Reconciler:
                 await client.create_user(NewUserRequest(**fields))
                 progress.created = progress.wrote = True
             case UpdateUser(fields=fields):
-                await client.update_user(user_id, fields)
+                progress.updated = await client.update_user(user_id, fields)
                 progress.wrote = True
                 progress.changed.extend(action.changed)
             case AddToTeam(team_id=team, max_budget_in_team=budget):
@@ -483,7 +505,7 @@ class Reconciler:
             owner_keys = KeyOwner(owner.namespace, owner.name, owner.uid, user_id)
             removed = await self.keys.remove_all(owner_keys, retain=policy == "Retain")
             events.extend(removed)
-        record = await self.client.get_user(user_id)
+        record = await self.read_user(user_id)
         observed = observed_from(record, None) if record is not None else None
         for action in plan_deletion(owner, observed, policy, delete_adopted=delete_adopted):
             if isinstance(action, DeleteUser):

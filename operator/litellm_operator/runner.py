@@ -35,7 +35,7 @@ from litellm_operator.handlers import FINALIZER, Directory, Runtime, register
 from litellm_operator.key_reconciler import KeyReconciler
 from litellm_operator.kube import Kube
 from litellm_operator.leader import LeaderElector
-from litellm_operator.litellm import LiteLLMClient
+from litellm_operator.litellm import LiteLLMClient, UserReads
 from litellm_operator.metrics import Metrics
 from litellm_operator.models import GROUP
 from litellm_operator.reconciler import Reconciler
@@ -135,18 +135,21 @@ async def serve(
                 return
         leading = True
         metrics.leader.set(1)
-        async with LiteLLMClient(
-            config.litellm_url,
-            config.master_key,
-            timeout=config.timeout_seconds,
-            max_concurrency=config.concurrency,
-            observer=metrics.observe_request,
-        ) as client:
+        async with (
+            LiteLLMClient(
+                config.litellm_url,
+                config.master_key,
+                timeout=config.timeout_seconds,
+                max_concurrency=config.concurrency,
+                observer=metrics.observe_request,
+            ) as client,
+            UserReads(client) as reads,
+        ):
             runtime = Runtime(
                 config=config,
                 client=client,
                 reconciler=Reconciler(
-                    client, KeyReconciler(client, kube, config.base_url_for_workloads)
+                    client, KeyReconciler(client, kube, config.base_url_for_workloads), reads.get
                 ),
                 kube=kube,
                 metrics=metrics,
@@ -240,6 +243,23 @@ async def standby_health(port: int) -> web.AppRunner:
     return runner
 
 
+class StatusDiffBase(kopf.MultiDiffBaseStorage):
+    """kopf's last-handled configuration, kept in ``status.kopf`` and written there only.
+
+    In an annotation it costs every handled change a second request (the main resource beside
+    the status). It is still read from the annotation earlier versions wrote, so an upgrade is
+    not taken for a change of every resource.
+    """
+
+    def __init__(self) -> None:
+        self.status = kopf.StatusDiffBaseStorage()
+        legacy = kopf.AnnotationsDiffBaseStorage(prefix=GROUP, key="last-handled-configuration")
+        super().__init__([self.status, legacy])
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        self.status.store(body=body, patch=patch, essence=essence)
+
+
 def configure_kopf(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
@@ -250,10 +270,11 @@ def configure_kopf(registry: kopf.OperatorRegistry, config: OperatorConfig) -> N
     @kopf.on.startup(registry=registry)
     def settings(settings: kopf.OperatorSettings, **_: Any) -> None:
         settings.persistence.finalizer = FINALIZER
-        settings.persistence.progress_storage = kopf.SmartProgressStorage(prefix=GROUP)
-        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-            prefix=GROUP, key="last-handled-configuration"
-        )
+        # Progress and the last-handled configuration live in status.kopf: a handled change
+        # then costs one status write, where annotations cost a second write per change (and
+        # a first one per object for kopf's "kopf-managed" marker).
+        settings.persistence.progress_storage = kopf.StatusProgressStorage()
+        settings.persistence.diffbase_storage = StatusDiffBase()
         # kopf's own "Handler succeeded" events are noise; the operator posts its own.
         settings.posting.level = logging.WARNING
         settings.watching.server_timeout = 300

@@ -302,6 +302,21 @@ def policy_changed_status(
     return {"conditions": pending_conditions(previous, reason, message, now)}
 
 
+POLICY_PENDING = frozenset({Reason.POLICY_CHANGED, Reason.POLICY_DELETED})
+
+
+def awaits_policy_reconcile(body: Mapping[str, Any]) -> bool:
+    """Whether a user was marked as behind its policy (:func:`policy_changed_status`, or a
+    reconcile the policy overtook) and nothing else will reconcile it: its spec is handled
+    (a spec change is kopf's update handler's) and it is not being deleted."""
+    meta = body.get("metadata") or {}
+    status = body.get("status") or {}
+    if meta.get("deletionTimestamp") or status.get("observedGeneration") != meta.get("generation"):
+        return False
+    ready = ready_condition(status) or {}
+    return ready.get("status") == "Unknown" and ready.get("reason") in POLICY_PENDING
+
+
 def pending_conditions(
     previous: Mapping[str, Any], reason: str, message: str, now: str
 ) -> list[dict[str, Any]]:

@@ -215,6 +215,30 @@ async def test_list_users_pages_beyond_100(
     await litellm_client.delete_users(sorted(ids))
 
 
+async def test_get_users_reads_exactly_the_ids_asked_for_and_matches_user_info(
+    litellm_client: LiteLLMClient, make_id: Callable[[str], str]
+) -> None:
+    """The batched reads rely on ``/user/list?user_ids=`` matching whole ids (not prefixes or
+    substrings) and returning the same user as ``/user/info`` (markers, teams, budget reset)."""
+    stem = make_id("batch")
+    ids = [f"{stem}-{i}" for i in range(3)]
+    for user_id in ids:
+        req = NewUserRequest(
+            user_id=user_id, max_budget=3.0, budget_duration="30d", metadata={"owner": "op"}
+        )
+        await litellm_client.create_user(req)
+    await litellm_client.create_user(NewUserRequest(user_id=f"{stem}-0x"))  # shares a prefix
+    asked = [ids[0], ids[2], f"{stem}-missing", stem]
+    found = await litellm_client.get_users(asked)
+    assert sorted(found) == [ids[0], ids[2]]
+    info = await litellm_client.get_user(ids[0])
+    assert info is not None
+    listed = found[ids[0]]
+    for field in ("max_budget", "budget_duration", "budget_reset_at", "metadata", "teams"):
+        assert getattr(listed, field) == getattr(info, field), field
+    await litellm_client.delete_users([*ids, f"{stem}-0x"])
+
+
 def _raw(endpoint: LiteLLMEndpoint) -> httpx.AsyncClient:
     """A bare HTTP client, to show LiteLLM behaviour the typed client refuses to send."""
     key = endpoint.master_key.get_secret_value()

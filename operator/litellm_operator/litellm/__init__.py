@@ -1,5 +1,6 @@
 """The LiteLLM admin client package: the operator's only interface to a LiteLLM proxy."""
 
+from litellm_operator.litellm.batching import UserReads
 from litellm_operator.litellm.client import MAX_PAGE_SIZE, LiteLLMClient, Observer, key_token
 from litellm_operator.litellm.errors import (
     AlreadyMember,
@@ -63,6 +64,7 @@ __all__ = [
     "Unavailable",
     "UpdateUserRequest",
     "UserExists",
+    "UserReads",
     "key_token",
     "redact",
 ]

@@ -28,7 +28,7 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping
 from types import EllipsisType, TracebackType
 from typing import Any, Self
 
@@ -237,6 +237,24 @@ class LiteLLMClient:
         if body is None:
             return None
         return LiteLLMUserRecord.model_validate(body["user_info"])
+
+    async def get_users(self, user_ids: Collection[str]) -> dict[str, LiteLLMUserRecord]:
+        """``/user/list?user_ids=``: those of ``user_ids`` that exist, by id, in one call.
+
+        At most :data:`MAX_PAGE_SIZE` ids, none with a comma (the filter is comma-separated):
+        :class:`ValueError` otherwise. Reading N users this way costs LiteLLM a small fraction
+        of N ``/user/info`` calls (measured in the benchmark's README section).
+        """
+        ids = sorted(set(user_ids))
+        if len(ids) > MAX_PAGE_SIZE or any("," in user_id for user_id in ids):
+            raise ValueError("get_users takes at most 100 ids, none with a comma")
+        if not ids:
+            return {}
+        params = {"user_ids": ",".join(ids), "page": 1, "page_size": MAX_PAGE_SIZE}
+        body = await self._call("GET", "/user/list", params=params, idempotent=True)
+        wanted = set(ids)
+        records = (LiteLLMUserRecord.model_validate(raw) for raw in body.get("users") or [])
+        return {r.user_id: r for r in records if r.user_id in wanted}
 
     async def _user_info(self, user_id: str) -> dict[str, Any] | None:
         try:

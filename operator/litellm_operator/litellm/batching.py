@@ -1,0 +1,131 @@
+"""Coalesced user reads: concurrent single-user reads become one ``/user/list?user_ids=`` call.
+
+A reconcile reads its user once before planning and, after a create, once more. Under load
+(a thousand users applied at once, a policy edit over all of them) those reads arrive
+together; each ``/user/info`` costs LiteLLM about as much as the write it precedes, while one
+``/user/list`` filtered by up to 50 ids costs about as much as two. :class:`UserReads` gathers
+reads into one call and hands each caller its own answer: a batch leaves
+:data:`WINDOW_SECONDS` after its first read, when it is full, or, while
+:data:`MAX_FLIGHTS` batches are already in flight, as soon as one of them lands. So a lone
+read waits the window and no more, and under load batches grow by themselves.
+
+Ids a filter cannot carry (a comma) are read with ``/user/info``. A failed batch fails every
+read in it with the same typed error, so each reconcile handles it as it would its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from types import TracebackType
+from typing import Self
+
+from litellm_operator.litellm.client import LiteLLMClient
+from litellm_operator.litellm.models import LiteLLMUserRecord
+
+WINDOW_SECONDS = 0.01
+MAX_BATCH = 50
+MAX_FLIGHTS = 2
+MAX_QUERY_CHARS = 4000
+"""Keeps the query string well under the proxy's request-line limits, whatever the ids."""
+
+
+class UserReads:
+    """``await reads.get(user_id)``: the user as LiteLLM holds it, or ``None``; batched."""
+
+    def __init__(
+        self,
+        client: LiteLLMClient,
+        *,
+        window: float = WINDOW_SECONDS,
+        max_batch: int = MAX_BATCH,
+        max_query_chars: int = MAX_QUERY_CHARS,
+        max_flights: int = MAX_FLIGHTS,
+    ) -> None:
+        self.client = client
+        self.window = window
+        self.max_batch = max_batch
+        self.max_query_chars = max_query_chars
+        self.max_flights = max_flights
+        self._waiting: dict[str, list[asyncio.Future[LiteLLMUserRecord | None]]] = {}
+        self._chars = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._flights: set[asyncio.Task[None]] = set()
+        self._closed = False
+
+    async def get(self, user_id: str) -> LiteLLMUserRecord | None:
+        if "," in user_id:
+            return await self.client.get_user(user_id)
+        future: asyncio.Future[LiteLLMUserRecord | None] = (
+            asyncio.get_running_loop().create_future()
+        )
+        if user_id not in self._waiting:
+            if self._chars + len(user_id) + 1 > self.max_query_chars:
+                self._flush()
+            self._chars += len(user_id) + 1
+        self._waiting.setdefault(user_id, []).append(future)
+        if len(self._waiting) >= self.max_batch:
+            self._flush()
+        elif self._timer is None and len(self._flights) < self.max_flights:
+            self._timer = asyncio.get_running_loop().call_later(self.window, self._flush)
+        return await future
+
+    def _flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        batch, self._waiting, self._chars = self._waiting, {}, 0
+        if batch:
+            task = asyncio.create_task(self._read(batch))
+            self._flights.add(task)
+            task.add_done_callback(self._landed)
+
+    def _landed(self, task: asyncio.Task[None]) -> None:
+        self._flights.discard(task)
+        if self._waiting and self._timer is None and not self._closed:
+            self._flush()
+
+    async def _read(self, batch: dict[str, list[asyncio.Future[LiteLLMUserRecord | None]]]) -> None:
+        try:
+            found = await self.client.get_users(batch)
+        except Exception as exc:
+            for futures in batch.values():
+                for future in futures:
+                    if not future.done():
+                        future.set_exception(exc)
+            return
+        except BaseException:  # cancelled: so are the reads waiting for this batch
+            for futures in batch.values():
+                for future in futures:
+                    future.cancel()
+            raise
+        for user_id, futures in batch.items():
+            for future in futures:
+                if not future.done():
+                    future.set_result(found.get(user_id))
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Cancel reads in flight (their callers get ``CancelledError``)."""
+        self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+        waiting, self._waiting = self._waiting, {}
+        for futures in waiting.values():
+            for future in futures:
+                future.cancel()
+        for task in list(self._flights):
+            task.cancel()
+        for task in list(self._flights):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

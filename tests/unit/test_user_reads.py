@@ -1,0 +1,176 @@
+"""Batched user reads (UserReads): one ``/user/list?user_ids=`` call answers many readers.
+
+HTTP is mocked with respx; that LiteLLM's filter matches ids exactly is proven against the real
+proxy in tests/integration/test_litellm_users.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+import respx
+
+from litellm_operator.litellm import LiteLLMClient, ServerError, UserReads
+
+BASE = "http://litellm.test"
+EXISTING = {f"u{i}" for i in range(0, 200, 2)}  # even ids exist
+
+
+class FakeList:
+    """``/user/list`` over EXISTING, recording the ids of each call; optionally slow."""
+
+    def __init__(self, delay: float = 0.0, extra: str | None = None) -> None:
+        self.calls: list[list[str]] = []
+        self.delay = delay
+        self.extra = extra
+
+    async def __call__(self, request: httpx.Request) -> httpx.Response:
+        ids = request.url.params["user_ids"].split(",")
+        self.calls.append(ids)
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        users = [{"user_id": i, "max_budget": 1.0} for i in ids if i in EXISTING]
+        if self.extra is not None:  # a user LiteLLM returns without having been asked for
+            users.append({"user_id": self.extra, "max_budget": 9.0})
+        return httpx.Response(200, json={"users": users, "total_pages": 1})
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[LiteLLMClient]:
+    async with LiteLLMClient(BASE, "sk-test", backoff_base=0.001, max_retries=0) as opened:
+        yield opened
+
+
+async def read_all(reads: UserReads, ids: list[str]) -> dict[str, float | None]:
+    records = await asyncio.gather(*(reads.get(i) for i in ids))
+    return {i: (r.max_budget if r else None) for i, r in zip(ids, records, strict=True)}
+
+
+@respx.mock
+async def test_concurrent_reads_share_one_call(client: LiteLLMClient) -> None:
+    fake = FakeList()
+    respx.get(f"{BASE}/user/list").mock(side_effect=fake)
+    ids = [f"u{i}" for i in range(30)]
+    found = await read_all(UserReads(client), ids)
+    assert len(fake.calls) == 1
+    assert sorted(fake.calls[0]) == sorted(ids)
+    assert found == {i: (1.0 if i in EXISTING else None) for i in ids}
+
+
+@respx.mock
+async def test_a_lone_read_is_answered_alone(client: LiteLLMClient) -> None:
+    fake = FakeList()
+    respx.get(f"{BASE}/user/list").mock(side_effect=fake)
+    reads = UserReads(client)
+    assert (await reads.get("u2")) is not None
+    assert await reads.get("u3") is None
+    assert fake.calls == [["u2"], ["u3"]]
+
+
+@pytest.mark.parametrize(
+    ("count", "max_batch", "most"),
+    [
+        pytest.param(120, 50, 50, id="full-batches-leave-at-once"),
+        pytest.param(7, 3, 3, id="small-batches"),
+    ],
+)
+@respx.mock
+async def test_batches_never_exceed_their_size(
+    client: LiteLLMClient, count: int, max_batch: int, most: int
+) -> None:
+    fake = FakeList()
+    respx.get(f"{BASE}/user/list").mock(side_effect=fake)
+    ids = [f"u{i}" for i in range(count)]
+    found = await read_all(UserReads(client, max_batch=max_batch), ids)
+    assert max(len(c) for c in fake.calls) <= most
+    assert sorted(i for c in fake.calls for i in c) == sorted(ids)
+    assert found == {i: (1.0 if i in EXISTING else None) for i in ids}
+
+
+@respx.mock
+async def test_long_ids_split_the_query(client: LiteLLMClient) -> None:
+    fake = FakeList()
+    respx.get(f"{BASE}/user/list").mock(side_effect=fake)
+    ids = [f"{'x' * 240}-{i}" for i in range(10)]
+    await read_all(UserReads(client, max_query_chars=1000), ids)
+    assert len(fake.calls) >= 3
+    assert all(sum(len(i) + 1 for i in c) <= 1000 for c in fake.calls)
+
+
+@respx.mock
+async def test_the_same_id_read_twice_is_asked_once(client: LiteLLMClient) -> None:
+    fake = FakeList()
+    respx.get(f"{BASE}/user/list").mock(side_effect=fake)
+    reads = UserReads(client)
+    both = await asyncio.gather(reads.get("u4"), reads.get("u4"))
+    assert [r.user_id if r else None for r in both] == ["u4", "u4"]
+    assert fake.calls == [["u4"]]
+
+
+@respx.mock
+async def test_an_id_with_a_comma_is_read_with_user_info(client: LiteLLMClient) -> None:
+    info = respx.get(f"{BASE}/user/info").mock(
+        return_value=httpx.Response(200, json={"user_info": {"user_id": "a,b"}})
+    )
+    listed = respx.get(f"{BASE}/user/list").mock(side_effect=FakeList())
+    record = await UserReads(client).get("a,b")
+    assert record is not None
+    assert record.user_id == "a,b"
+    assert info.call_count == 1
+    assert listed.call_count == 0
+
+
+@respx.mock
+async def test_a_user_not_asked_for_is_not_handed_out(client: LiteLLMClient) -> None:
+    respx.get(f"{BASE}/user/list").mock(side_effect=FakeList(extra="u1x"))
+    assert await UserReads(client).get("u1") is None
+
+
+@respx.mock
+async def test_a_failed_batch_fails_each_of_its_reads(client: LiteLLMClient) -> None:
+    respx.get(f"{BASE}/user/list").mock(return_value=httpx.Response(500, json={}))
+    reads = UserReads(client)
+    results = await asyncio.gather(*(reads.get(f"u{i}") for i in range(5)), return_exceptions=True)
+    assert all(isinstance(r, ServerError) for r in results)
+
+
+@respx.mock
+async def test_reads_wait_for_a_flight_to_land_and_then_go_together(
+    client: LiteLLMClient,
+) -> None:
+    fake = FakeList(delay=0.05)
+    respx.get(f"{BASE}/user/list").mock(side_effect=fake)
+    reads = UserReads(client, max_flights=1)
+    first = asyncio.ensure_future(reads.get("u0"))
+    await asyncio.sleep(0.02)  # the first batch is in flight
+    later = [asyncio.ensure_future(reads.get(f"u{i}")) for i in range(1, 9)]
+    await asyncio.gather(first, *later)
+    assert fake.calls == [["u0"], [f"u{i}" for i in range(1, 9)]]
+
+
+@respx.mock
+async def test_close_cancels_what_is_waiting(client: LiteLLMClient) -> None:
+    respx.get(f"{BASE}/user/list").mock(side_effect=FakeList(delay=1.0))
+    reads = UserReads(client, window=10.0)
+    waiting = asyncio.ensure_future(reads.get("u0"))
+    await asyncio.sleep(0)
+    await reads.close()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+
+
+@pytest.mark.parametrize(
+    "ids",
+    [
+        pytest.param([f"u{i}" for i in range(101)], id="more-than-a-page"),
+        pytest.param(["a,b"], id="a-comma"),
+    ],
+)
+async def test_get_users_refuses_what_one_filter_cannot_carry(
+    client: LiteLLMClient, ids: list[str]
+) -> None:
+    with pytest.raises(ValueError, match="at most 100 ids"):
+        await client.get_users(ids)
