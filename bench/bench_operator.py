@@ -259,7 +259,9 @@ def run_size(kubeconfig: Path, litellm: LiteLLMEndpoint, n: int, workdir: Path) 
         after = watch.versions()
         rested = rss_kib(operator.proc.pid)
         restart_report = restart.report(n)
-        restart_report["users_written"] = sum(after.get(k) != v for k, v in before.items())
+        written = sorted(k for k, v in before.items() if after.get(k) != v)
+        restart_report["users_written"] = len(written)
+        restart_report["users_written_first"] = written[:5]
         result["restart"] = restart_report
         result["memory"] = {
             "rss_idle_mib": round(idle / 1024, 1),

@@ -264,6 +264,36 @@ def index_user_id_claims(
 # --- LiteLLMUser handlers ----------------------------------------------------------------------
 
 
+class PolicyModels:
+    """Each policy validated once per resourceVersion, not once per user reconciled against it.
+
+    A policy that does not validate is handed on as its body: the reconcile reports why.
+    """
+
+    def __init__(self) -> None:
+        self._models: dict[str, tuple[str, ProvisioningPolicy | None]] = {}
+
+    def of(self, body: Mapping[str, Any] | None) -> ProvisioningPolicy | Mapping[str, Any] | None:
+        if body is None:
+            return None
+        meta = body.get("metadata") or {}
+        key, version = str(meta.get("uid") or meta.get("name")), str(meta.get("resourceVersion"))
+        cached = self._models.get(key)
+        if cached is None or cached[0] != version:
+            try:
+                cached = (version, ProvisioningPolicy.model_validate(body))
+            except ValidationError:
+                cached = (version, None)
+            self._models[key] = cached
+        return cached[1] or body
+
+
+RECONCILES_PER_LITELLM_SLOT = 2
+"""Reconciles in progress at once, per LiteLLM request allowed in flight: enough to keep LiteLLM
+busy, few enough that a thousand users arriving together do not each hold a reconcile's worth
+of memory (bodies, models, responses) while they wait for LiteLLM."""
+
+
 class UserHandlers:
     """Create, update, resume, delete and watch events of LiteLLMUsers."""
 
@@ -271,6 +301,8 @@ class UserHandlers:
         self.runtime = runtime
         self.rollouts = rollouts
         self._due: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self.policies = PolicyModels()
+        self._slots = asyncio.Semaphore(RECONCILES_PER_LITELLM_SLOT * runtime.config.concurrency)
 
     def requeue(self, namespace: str, name: str, delay: float) -> None:
         """Reconcile the user again in ``delay`` seconds (a key's rotation or grace period is
@@ -370,15 +402,16 @@ class UserHandlers:
         policy_ref = policy_ref_of(body.get("spec", {}))
         policy = first(policy_bodies.get(policy_ref))
         used = policy_of(policy_ref, policy)
-        started = time.monotonic()
-        result = await runtime.reconciler.reconcile(
-            plain(body),
-            policy,
-            claims_from(user_id_claims),
-            record_progress=self.progress_recorder(body),
-            observed_hint=hint,
-        )
-        runtime.metrics.reconcile_seconds.observe(time.monotonic() - started)
+        async with self._slots:
+            started = time.monotonic()
+            result = await runtime.reconciler.reconcile(
+                plain(body),
+                self.policies.of(policy),
+                claims_from(user_id_claims),
+                record_progress=self.progress_recorder(body),
+                observed_hint=hint,
+            )
+            runtime.metrics.reconcile_seconds.observe(time.monotonic() - started)
         publish(body, patch, result, runtime.metrics, used)
         if result.requeue_after is not None:
             meta = body.metadata

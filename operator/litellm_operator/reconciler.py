@@ -161,7 +161,7 @@ class Reconciler:
     async def reconcile(
         self,
         body: Mapping[str, Any],
-        policy_body: Mapping[str, Any] | None,
+        policy_body: ProvisioningPolicy | Mapping[str, Any] | None,
         claims: ClaimsOf = lambda _user_id: (),
         *,
         record_progress: RecordProgress | None = None,

@@ -155,7 +155,7 @@ FAULTS = [
     pytest.param(Rule("reset", "/user/new"), id="connection-reset-before-create"),
     pytest.param(Rule("drop", "/user/new"), id="create-response-lost"),
     pytest.param(Rule("garbage", "/user/new"), id="create-answered-with-garbage"),
-    pytest.param(Rule("status", "/user/info", times=3, code=500), id="reads-fail-with-500"),
+    pytest.param(Rule("status", "/user/list", times=3, code=500), id="reads-fail-with-500"),
     pytest.param(
         Rule("status", "/user/new", code=429, headers={"Retry-After": "1"}), id="rate-limited"
     ),
@@ -262,7 +262,7 @@ async def test_foreign_users_survive_every_fault(world: World, team_of: str) -> 
     del team_of
     name = f"foreign-{uuid.uuid4().hex[:6]}"
     await world.litellm.create_user(NewUserRequest(user_id=name, max_budget=1234.0))
-    with world.proxy.injected(Rule("drop", "/user/info", times=2)):
+    with world.proxy.injected(Rule("drop", "/user/list", times=2)):
         world.create(name)
         world.cluster.wait_reason(world.namespace, name, "AlreadyExists", timeout=60)
     world.cluster.delete_user(world.namespace, name)
