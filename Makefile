@@ -84,10 +84,10 @@ down: ## stop everything `make up` started
 demo: venv ## make up, apply examples/, wait for Ready, show the users from both sides
 	@hack/dev.sh demo
 
-bench: venv ## benchmarks against a floor measured in the same run (BENCH_USERS=200)
+bench: venv ## the operator against floors measured in the same run (BENCH_USERS=100,1000; 10000 on demand)
 	@set -euo pipefail; $(WITH_LITELLM); \
 	if [ -z "$${KUBECONFIG:-}" ] && [ -z "$${KUBEBUILDER_ASSETS:-}" ]; then export KUBEBUILDER_ASSETS=$$(hack/envtest-assets.sh); fi; \
-	$(PY) bench/bench_operator.py --users $${BENCH_USERS:-200}
+	$(PY) bench/bench_operator.py --users $${BENCH_USERS:-100,1000}
 
 clean: ## remove the venv and caches (not ~/.cache/litellm-operator: envtest, LiteLLM)
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -31,6 +31,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -339,6 +340,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", default="100,1000", help="comma-separated sizes")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument("--logs", type=Path, help="keep the operator's logs in this directory")
     args = parser.parse_args()
     sizes = [int(s) for s in str(args.users).split(",") if s.strip()]
     args.out.mkdir(parents=True, exist_ok=True)
@@ -365,6 +367,9 @@ def main() -> int:
             for n in sizes:
                 results.append(run_size(kubeconfig, endpoint, n, workdir))
                 print(json.dumps(results[-1]), file=sys.stderr)
+                if args.logs:
+                    args.logs.mkdir(parents=True, exist_ok=True)
+                    shutil.copy(workdir / f"operator-{n}.log", args.logs)
         finally:
             if litellm is not None:
                 litellm.stop()

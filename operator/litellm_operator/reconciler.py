@@ -144,15 +144,23 @@ class _Progress:
     """The user row as ``/user/update`` answered it (budget reset and spend included)."""
 
 
+DEFAULT_MAX_IN_PROGRESS = 16
+
+
 class Reconciler:
     def __init__(
         self,
         client: LiteLLMClient,
         keys: KeyReconciler | None = None,
         read_user: ReadUser | None = None,
+        max_in_progress: int = DEFAULT_MAX_IN_PROGRESS,
     ) -> None:
         self.client = client
         self.read_user = read_user or client.get_user
+        self._slots = asyncio.Semaphore(max_in_progress)
+        """Reconciles past their first read at once: enough to keep LiteLLM busy, few enough
+        that a thousand users arriving together do not each hold a reconcile's worth of
+        memory (responses, models, progress) while they wait for LiteLLM."""
         self.keys = keys
         """Delivers ``spec.keys`` into Secrets; without it (tests of users alone) keys are
         resolved and checked against the policy but not issued."""
@@ -181,17 +189,24 @@ class Reconciler:
         adopted_before = bool(user.status and user.status.adopted)
         rival = older_claim(claims(desired.user_id), user)
         try:
-            async with self.id_lock(desired.user_id):
-                result = await self._converge(
-                    desired,
-                    applied,
-                    record_progress,
-                    observed_hint,
-                    rival=None if rival is None else claimant(rival, user),
-                    pinned=pinned is not None,
-                    adopted_before=adopted_before,
-                )
-                result = await self._converge_keys(prepared, result)
+            # Read before taking a slot: the reads of users waiting for one go out together.
+            record = observed_hint or await self.read_user(desired.user_id)
+            async with self._slots:
+                lock = self.id_lock(desired.user_id)
+                contended = lock.locked()
+                async with lock:
+                    if contended:  # another reconcile of this id went first: read it again
+                        record = await self.read_user(desired.user_id)
+                    result = await self._converge(
+                        desired,
+                        applied,
+                        record_progress,
+                        record,
+                        rival=None if rival is None else claimant(rival, user),
+                        pinned=pinned is not None,
+                        adopted_before=adopted_before,
+                    )
+                    result = await self._converge_keys(prepared, result)
         except LiteLLMError as exc:
             return from_error(exc, applied)
         except SecretsUnavailable as exc:
@@ -239,7 +254,7 @@ class Reconciler:
         desired: Desired,
         applied: Applied,
         record_progress: RecordProgress | None,
-        hint: LiteLLMUserRecord | None,
+        record: LiteLLMUserRecord | None,
         *,
         rival: str | None,
         pinned: bool,
@@ -248,7 +263,6 @@ class Reconciler:
         """Observe, plan, act. Ownership in LiteLLM decides first: a user whose markers name
         this resource stays its own whatever other resources claim; only an absent user goes
         to the oldest claimant (``rival``, when another resource claimed the id earlier)."""
-        record = hint if hint is not None else await self.read_user(desired.user_id)
         observed = await self.observe_record(desired, record)
         if rival is not None and ownership_of(observed, desired.owner) != "ours":
             message = MSG_CLAIMED.format(user_id=desired.user_id, owner=rival)

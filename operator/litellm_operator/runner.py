@@ -149,7 +149,10 @@ async def serve(
                 config=config,
                 client=client,
                 reconciler=Reconciler(
-                    client, KeyReconciler(client, kube, config.base_url_for_workloads), reads.get
+                    client,
+                    KeyReconciler(client, kube, config.base_url_for_workloads),
+                    reads.get,
+                    max_in_progress=RECONCILES_PER_LITELLM_SLOT * config.concurrency,
                 ),
                 kube=kube,
                 metrics=metrics,
@@ -241,6 +244,10 @@ async def standby_health(port: int) -> web.AppRunner:
     await runner.setup()
     await web.TCPSite(runner, "0.0.0.0", port, reuse_address=True).start()  # noqa: S104
     return runner
+
+
+RECONCILES_PER_LITELLM_SLOT = 2
+"""Reconciles past their first read at once, per LiteLLM request allowed in flight."""
 
 
 class StatusDiffBase(kopf.MultiDiffBaseStorage):

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel
@@ -30,6 +31,8 @@ from pydantic import BaseModel
 from litellm_operator.models import UserStatus
 from litellm_operator.reasons import Reason
 
+TIMESTAMP = "%Y-%m-%dT%H:%M:%SZ"
+"""How conditions' lastTransitionTime is written (handlers.now_iso)."""
 READY = "Ready"
 RECONCILING = "Reconciling"
 STALLED = "Stalled"
@@ -302,6 +305,22 @@ def policy_changed_status(
     return {"conditions": pending_conditions(previous, reason, message, now)}
 
 
+def retry_due(status: Mapping[str, Any], now: datetime, interval: float) -> bool:
+    """Whether the resync should retry a user that is not Ready: it is stalled (nothing else
+    retries it), or it has not been Ready for longer than one resync interval (whatever was to
+    reconcile it did not). A user that turned non-Ready more recently is in progress: a policy
+    rollout or kopf's own retries reach it, and a nudge would only reconcile it twice."""
+    conditions = {c.get("type"): c for c in status.get("conditions") or []}
+    if (conditions.get(STALLED) or {}).get("status") == "True":
+        return True
+    since = (conditions.get(READY) or {}).get("lastTransitionTime")
+    try:
+        changed = datetime.strptime(str(since), TIMESTAMP).replace(tzinfo=UTC)
+    except ValueError:
+        return True
+    return (now - changed).total_seconds() >= interval
+
+
 POLICY_PENDING = frozenset({Reason.POLICY_CHANGED, Reason.POLICY_DELETED})
 
 
@@ -348,32 +367,57 @@ class Rollout:
     """Users not (yet) updated, or updated and still reconciling (namespace/name), sorted."""
 
 
+@dataclass(frozen=True, slots=True)
+class UserState:
+    """What a policy's rollout needs of one of its users (kept per user in the operator's index,
+    and read on every user event: a few fields, not the body)."""
+
+    key: str
+    """namespace/name"""
+    ready: str | None
+    """The Ready condition's status."""
+    stalled: bool
+    fresh: bool
+    """Reconciled for its own current generation."""
+    policy: tuple[str | None, int | None] | None
+    """The policy (name, generation) it was last reconciled against."""
+
+    @classmethod
+    def of(cls, body: Mapping[str, Any]) -> UserState:
+        meta = body.get("metadata") or {}
+        status = body.get("status") or {}
+        conditions = {c.get("type"): c.get("status") for c in status.get("conditions") or []}
+        policy = status.get("policy")
+        return cls(
+            key=f"{meta.get('namespace', '')}/{meta.get('name', '')}",
+            ready=conditions.get(READY),
+            stalled=conditions.get(STALLED) == "True",
+            fresh=status.get("observedGeneration") == meta.get("generation"),
+            policy=(policy.get("name"), policy.get("generation")) if policy else None,
+        )
+
+
 def policy_rollout(
-    policy: str, policy_generation: int | None, users: Sequence[Mapping[str, Any]]
+    policy: str, policy_generation: int | None, users: Sequence[UserState]
 ) -> Rollout:
-    """Tally ``users`` (LiteLLMUser bodies referencing ``policy``) against its generation."""
+    """Tally ``users`` (the LiteLLMUsers referencing ``policy``) against its generation."""
     updated = ready = updated_ready = 0
     stalled: list[str] = []
     waiting: list[str] = []
-    current = pruned({"name": policy, "generation": policy_generation})
+    current = (policy, policy_generation)
     for user in users:
-        meta = user.get("metadata") or {}
-        status = user.get("status") or {}
-        key = f"{meta.get('namespace', '')}/{meta.get('name', '')}"
-        conditions = {c.get("type"): c.get("status") for c in status.get("conditions") or []}
-        is_ready = conditions.get(READY) == "True"
+        is_ready = user.ready == "True"
         ready += is_ready
-        fresh = status.get("observedGeneration") == meta.get("generation")
-        if not (fresh and status.get("policy") == current):
-            waiting.append(key)
+        if not (user.fresh and user.policy == current):
+            waiting.append(user.key)
             continue
         updated += 1
         if is_ready:
             updated_ready += 1
-        elif conditions.get(STALLED) == "True":
-            stalled.append(key)
+        elif user.stalled:
+            stalled.append(user.key)
         else:
-            waiting.append(key)
+            waiting.append(user.key)
     return Rollout(
         len(users), updated, ready, updated_ready, tuple(sorted(stalled)), tuple(sorted(waiting))
     )

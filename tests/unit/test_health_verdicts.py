@@ -20,6 +20,7 @@ from litellm_operator.status import (
     Applied,
     Failed,
     Synced,
+    UserState,
     build_status,
     creating_status,
     policy_changed_status,
@@ -158,7 +159,9 @@ STALLED = outcome(Failed("OverrideForbidden", "no", transient=False))
 
 
 def rolled(*users: dict[str, Any], generation: int = 3) -> dict[str, Any]:
-    return policy_status({}, generation, policy_rollout("default", generation, list(users)), NOW)
+    return policy_status(
+        {}, generation, policy_rollout("default", generation, [UserState.of(u) for u in users]), NOW
+    )
 
 
 POLICY_STATES: list[Any] = [

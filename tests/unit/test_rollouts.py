@@ -14,7 +14,7 @@ from typing import Any
 import kubernetes
 import pytest
 
-from litellm_operator.handlers import Rollouts, retry_delay
+from litellm_operator.handlers import IndexedUser, Rollouts, retry_delay
 from litellm_operator.kube import Kube
 
 
@@ -28,15 +28,17 @@ class RecordingKube(Kube):
         return True
 
 
-def user(name: str, policy: str, policy_generation: int, ready: str = "True") -> dict[str, Any]:
-    return {
-        "metadata": {"namespace": "ns", "name": name, "generation": 1},
-        "status": {
-            "observedGeneration": 1,
-            "policy": {"name": policy, "generation": policy_generation},
-            "conditions": [{"type": "Ready", "status": ready}],
-        },
-    }
+def user(name: str, policy: str, policy_generation: int, ready: str = "True") -> IndexedUser:
+    return IndexedUser.of(
+        {
+            "metadata": {"namespace": "ns", "name": name, "generation": 1},
+            "status": {
+                "observedGeneration": 1,
+                "policy": {"name": policy, "generation": policy_generation},
+                "conditions": [{"type": "Ready", "status": ready}],
+            },
+        }
+    )
 
 
 @pytest.fixture
@@ -113,3 +115,46 @@ async def test_a_user_moving_to_another_policy_touches_both(world: Any) -> None:
 )
 def test_retry_delay(retry: int, retry_after: float | None, expected: float) -> None:
     assert retry_delay(retry, retry_after) == expected
+
+
+def test_the_index_keeps_what_the_resync_reads_and_drops_the_rest() -> None:
+    body = {
+        "apiVersion": "litellm.platform.dev/v1alpha1",
+        "kind": "LiteLLMUser",
+        "metadata": {
+            "namespace": "ns",
+            "name": "a",
+            "uid": "u",
+            "generation": 3,
+            "creationTimestamp": "2026-01-01T00:00:00Z",
+            "annotations": {
+                "litellm.platform.dev/rotate": "r1",
+                "kubectl.kubernetes.io/last-applied-configuration": "x" * 4000,
+            },
+            "managedFields": [{"manager": "kubectl"}] * 5,
+        },
+        "spec": {"policyRef": "p", "keys": [{"name": "k"}]},
+        "status": {
+            "observedGeneration": 3,
+            "userId": "a",
+            "kopf": {"last-handled-configuration": "y" * 4000},
+            "conditions": [
+                {"type": "Ready", "status": "False"},
+                {"type": "Stalled", "status": "True"},
+            ],
+        },
+    }
+    indexed = IndexedUser.of(body)
+    kept = indexed.body()
+    assert kept["metadata"]["annotations"] == {"litellm.platform.dev/rotate": "r1"}
+    assert "managedFields" not in kept["metadata"]
+    assert "kopf" not in kept["status"]
+    assert kept["spec"] == body["spec"]
+    assert kept["status"]["userId"] == "a"
+    assert len(indexed.compact) < 600
+    assert (indexed.state.key, indexed.state.ready, indexed.state.stalled) == (
+        "ns/a",
+        "False",
+        True,
+    )
+    assert indexed.state.fresh

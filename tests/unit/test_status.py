@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -12,12 +13,15 @@ from litellm_operator.status import (
     Failed,
     Outcome,
     Synced,
+    UserState,
+    awaits_policy_reconcile,
     build_status,
     creating_status,
     policy_changed_status,
     policy_rollout,
     policy_status,
     ready_condition,
+    retry_due,
     status_patch,
 )
 
@@ -253,7 +257,7 @@ def test_policy_rollout(
     waiting: tuple[str, ...],
     ready: tuple[str, str],
 ) -> None:
-    rollout = policy_rollout("p", 2, users)
+    rollout = policy_rollout("p", 2, [UserState.of(u) for u in users])
     assert (rollout.users, rollout.updated, rollout.ready, rollout.updated_ready) == counts
     assert (rollout.stalled, rollout.waiting) == (stalled, waiting)
     status = policy_status({}, 2, rollout, T0)
@@ -266,12 +270,12 @@ def test_policy_rollout(
 
 
 def test_policy_status_stays_quiet_when_unchanged_and_names_few_users() -> None:
-    users = [body(f"u{i}", policy=1) for i in range(5)]
+    users = [UserState.of(body(f"u{i}", policy=1)) for i in range(5)]
     first = policy_status({}, 2, policy_rollout("p", 2, users), T0)
     assert "waiting for ns/u0, ns/u1, ns/u2 and 2 more" in first["conditions"][0]["message"]
     again = policy_status(first, 2, policy_rollout("p", 2, users), T1)
     assert status_patch(first, again, POLICY_OWNED_KEYS) is None
-    done = policy_status(first, 2, policy_rollout("p", 2, [body("u0")]), T1)
+    done = policy_status(first, 2, policy_rollout("p", 2, [UserState.of(body("u0"))]), T1)
     changes = status_patch(first, done, POLICY_OWNED_KEYS)
     assert changes is not None
     assert set(changes) == {"users", "updatedUsers", "readyUsers", "conditions"}
@@ -331,3 +335,86 @@ def test_synced_status_records_the_budget_litellm_holds() -> None:
     status = build_status({}, 1, Synced(APPLIED, wrote=True, max_budget=7.5), T0)
     assert status["maxBudget"] == 7.5
     assert "maxBudget" not in build_status({}, 1, Synced(APPLIED, wrote=True), T0)
+
+
+def conditions(ready: str, since: str, stalled: str = "False", reason: str = "x") -> dict[str, Any]:
+    return {
+        "conditions": [
+            {"type": "Ready", "status": ready, "reason": reason, "lastTransitionTime": since},
+            {"type": "Stalled", "status": stalled, "reason": reason, "lastTransitionTime": since},
+        ]
+    }
+
+
+NOW = datetime(2026, 1, 1, 0, 10, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("status", "due"),
+    [
+        pytest.param(conditions("Unknown", T1), False, id="just-turned-non-ready-is-in-progress"),
+        pytest.param(conditions("False", T0), True, id="non-ready-for-an-interval-is-retried"),
+        pytest.param(
+            conditions("False", T1, stalled="True"), True, id="stalled-is-retried-at-once"
+        ),
+        pytest.param({}, True, id="no-conditions-is-retried"),
+        pytest.param(conditions("False", "garbage"), True, id="unreadable-time-is-retried"),
+    ],
+)
+def test_retry_due(status: dict[str, Any], due: bool) -> None:
+    assert retry_due(status, NOW, interval=600) is due
+
+
+def user_body(status: dict[str, Any], generation: int = 1, **meta: Any) -> dict[str, Any]:
+    return {"metadata": {"generation": generation, **meta}, "status": status}
+
+
+@pytest.mark.parametrize(
+    ("body", "awaits"),
+    [
+        pytest.param(
+            user_body(
+                {"observedGeneration": 1, **conditions("Unknown", T0, reason="PolicyChanged")}
+            ),
+            True,
+            id="flipped-by-a-policy-edit",
+        ),
+        pytest.param(
+            user_body(
+                {"observedGeneration": 1, **conditions("Unknown", T0, reason="PolicyDeleted")}
+            ),
+            True,
+            id="flipped-by-a-policy-deletion",
+        ),
+        pytest.param(
+            user_body(
+                {"observedGeneration": 1, **conditions("Unknown", T0, reason="PolicyChanged")},
+                generation=2,
+            ),
+            False,
+            id="spec-changed-too-so-kopf-handles-it",
+        ),
+        pytest.param(
+            user_body(
+                {"observedGeneration": 1, **conditions("Unknown", T0, reason="PolicyChanged")},
+                deletionTimestamp=T1,
+            ),
+            False,
+            id="being-deleted",
+        ),
+        pytest.param(
+            user_body({"observedGeneration": 1, **conditions("True", T0, reason="Synced")}),
+            False,
+            id="ready",
+        ),
+        pytest.param(
+            user_body(
+                {"observedGeneration": 1, **conditions("False", T0, reason="PolicyNotFound")}
+            ),
+            False,
+            id="failed-for-another-reason",
+        ),
+    ],
+)
+def test_awaits_policy_reconcile(body: dict[str, Any], awaits: bool) -> None:
+    assert awaits_policy_reconcile(body) is awaits
