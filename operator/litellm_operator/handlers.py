@@ -540,7 +540,7 @@ class PolicyHandlers:
             if not differences:
                 continue
             interval = runtime.config.resync_seconds
-            if differences == ("not-ready",) and not retry_due(status_of(user), now, interval):
+            if differences == ("not-ready",) and not retry_due(user, now, interval):
                 continue
             drifted += 1
             for field in differences:
@@ -725,10 +725,6 @@ def readiness(user_bodies: kopf.Index[Any, Any], key: Any) -> str:
 
 def claims_from(index: kopf.Index[str, Claim]) -> ClaimsOf:
     return lambda user_id: list(index.get(user_id, []))
-
-
-def status_of(user: Mapping[str, Any]) -> Mapping[str, Any]:
-    return user.get("status") or {}
 
 
 def first(store: Any) -> Any:

@@ -305,14 +305,19 @@ def policy_changed_status(
     return {"conditions": pending_conditions(previous, reason, message, now)}
 
 
-def retry_due(status: Mapping[str, Any], now: datetime, interval: float) -> bool:
+def retry_due(body: Mapping[str, Any], now: datetime, interval: float) -> bool:
     """Whether the resync should retry a user that is not Ready: it is stalled (nothing else
     retries it), or it has not been Ready for longer than one resync interval (whatever was to
-    reconcile it did not). A user that turned non-Ready more recently is in progress: a policy
-    rollout or kopf's own retries reach it, and a nudge would only reconcile it twice."""
+    reconcile it did not). A user that turned non-Ready more recently is in progress (a policy
+    rollout or kopf's own retries reach it), and so is one whose current generation was never
+    handled (kopf's create or update handler has it, and resumes it after a restart): a nudge
+    would only reconcile it twice."""
+    status = body.get("status") or {}
     conditions = {c.get("type"): c for c in status.get("conditions") or []}
     if (conditions.get(STALLED) or {}).get("status") == "True":
         return True
+    if status.get("observedGeneration") != (body.get("metadata") or {}).get("generation"):
+        return False
     since = (conditions.get(READY) or {}).get("lastTransitionTime")
     try:
         changed = datetime.strptime(str(since), TIMESTAMP).replace(tzinfo=UTC)

@@ -339,10 +339,11 @@ def test_synced_status_records_the_budget_litellm_holds() -> None:
 
 def conditions(ready: str, since: str, stalled: str = "False", reason: str = "x") -> dict[str, Any]:
     return {
+        "observedGeneration": 1,
         "conditions": [
             {"type": "Ready", "status": ready, "reason": reason, "lastTransitionTime": since},
             {"type": "Stalled", "status": stalled, "reason": reason, "lastTransitionTime": since},
-        ]
+        ],
     }
 
 
@@ -357,12 +358,23 @@ NOW = datetime(2026, 1, 1, 0, 10, tzinfo=UTC)
         pytest.param(
             conditions("False", T1, stalled="True"), True, id="stalled-is-retried-at-once"
         ),
-        pytest.param({}, True, id="no-conditions-is-retried"),
+        pytest.param({"observedGeneration": 1}, True, id="no-conditions-is-retried"),
         pytest.param(conditions("False", "garbage"), True, id="unreadable-time-is-retried"),
+        pytest.param(
+            {**conditions("Unknown", "1970-01-01T00:00:00Z"), "observedGeneration": 0},
+            False,
+            id="never-handled-is-kopfs",
+        ),
+        pytest.param(
+            {**conditions("False", T1, stalled="True"), "observedGeneration": 0},
+            True,
+            id="stalled-even-if-behind",
+        ),
     ],
 )
 def test_retry_due(status: dict[str, Any], due: bool) -> None:
-    assert retry_due(status, NOW, interval=600) is due
+    body = {"metadata": {"generation": 1}, "status": status}
+    assert retry_due(body, NOW, interval=600) is due
 
 
 def user_body(status: dict[str, Any], generation: int = 1, **meta: Any) -> dict[str, Any]:
