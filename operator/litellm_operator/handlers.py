@@ -523,8 +523,9 @@ class PolicyHandlers:
         except LiteLLMError as exc:
             log.warning("resync of policy %s skipped: LiteLLM unavailable: %s", name, exc)
             return
-        drifted = 0
         now = datetime.now(UTC)
+        interval = runtime.config.resync_seconds
+        suspects: list[tuple[str, str, dict[str, Any], tuple[str, ...]]] = []
         for ns, user_name in targets:
             indexed = first(user_bodies.get((ns, user_name)))
             if indexed is None:
@@ -532,16 +533,13 @@ class PolicyHandlers:
             user = indexed.body()
             user_id = user.get("status", {}).get("userId")
             record = snapshot.get(user_id) if user_id else None
-            try:
-                differences = await runtime.reconciler.check(user, policy, record)
-            except (LiteLLMError, SecretsUnavailable) as exc:  # keys could not be read
-                log.warning("resync of %s/%s skipped: %s", ns, user_name, exc)
-                continue
-            if not differences:
-                continue
-            interval = runtime.config.resync_seconds
+            differences = await self.differences(ns, user_name, user, policy, record)
             if differences == ("not-ready",) and not retry_due(user, now, interval):
                 continue
+            if differences:
+                suspects.append((ns, user_name, user, differences))
+        drifted = 0
+        for ns, user_name, differences in await self.confirmed(suspects, policy):
             drifted += 1
             for field in differences:
                 if field not in NOT_DRIFT:
@@ -551,6 +549,43 @@ class PolicyHandlers:
         count_ready(user_bodies, runtime.metrics)
         if drifted:
             log.info("resync of policy %s: %d user(s) drifted", name, drifted)
+
+    async def differences(
+        self,
+        namespace: str,
+        name: str,
+        user: Mapping[str, Any],
+        policy: ProvisioningPolicy | None,
+        record: LiteLLMUserRecord | None,
+    ) -> tuple[str, ...]:
+        try:
+            return await self.runtime.reconciler.check(user, policy, record)
+        except (LiteLLMError, SecretsUnavailable) as exc:  # keys could not be read
+            log.warning("resync of %s/%s skipped: %s", namespace, name, exc)
+            return ()
+
+    async def confirmed(
+        self,
+        suspects: Sequence[tuple[str, str, dict[str, Any], tuple[str, ...]]],
+        policy: ProvisioningPolicy | None,
+    ) -> list[tuple[str, str, tuple[str, ...]]]:
+        """The suspects that still differ when read now: a snapshot can predate a user's
+        creation or its last reconcile, and then only looks like drift (reads are batched)."""
+
+        async def confirm(
+            ns: str, name: str, user: dict[str, Any], differences: tuple[str, ...]
+        ) -> tuple[str, str, tuple[str, ...]]:
+            user_id = user.get("status", {}).get("userId")
+            if differences == ("not-ready",) or not user_id:
+                return ns, name, differences
+            try:
+                record = await self.runtime.reconciler.read_user(user_id)
+            except LiteLLMError:
+                return ns, name, differences  # the reconcile it gets reports the outage
+            return ns, name, await self.differences(ns, name, user, policy, record)
+
+        checked = await asyncio.gather(*(confirm(*suspect) for suspect in suspects))
+        return [(ns, name, differences) for ns, name, differences in checked if differences]
 
 
 class SecretWatch:

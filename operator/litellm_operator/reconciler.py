@@ -144,7 +144,7 @@ class _Progress:
     """The user row as ``/user/update`` answered it (budget reset and spend included)."""
 
 
-DEFAULT_MAX_IN_PROGRESS = 16
+DEFAULT_MAX_IN_PROGRESS = 32
 
 
 class Reconciler:
@@ -158,9 +158,9 @@ class Reconciler:
         self.client = client
         self.read_user = read_user or client.get_user
         self._slots = asyncio.Semaphore(max_in_progress)
-        """Reconciles past their first read at once: enough to keep LiteLLM busy, few enough
-        that a thousand users arriving together do not each hold a reconcile's worth of
-        memory (responses, models, progress) while they wait for LiteLLM."""
+        """Reconciles in progress at once: enough to keep LiteLLM busy and the batched reads
+        full, few enough that a thousand users arriving together do not each hold a
+        reconcile's worth of memory (models, responses, progress) while they wait."""
         self.keys = keys
         """Delivers ``spec.keys`` into Secrets; without it (tests of users alone) keys are
         resolved and checked against the policy but not issued."""
@@ -176,6 +176,17 @@ class Reconciler:
         observed_hint: LiteLLMUserRecord | None = None,
     ) -> Result:
         """Make LiteLLM hold the user's effective settings; never raises a LiteLLM error."""
+        async with self._slots:
+            return await self._reconcile(body, policy_body, claims, record_progress, observed_hint)
+
+    async def _reconcile(
+        self,
+        body: Mapping[str, Any],
+        policy_body: ProvisioningPolicy | Mapping[str, Any] | None,
+        claims: ClaimsOf,
+        record_progress: RecordProgress | None,
+        observed_hint: LiteLLMUserRecord | None,
+    ) -> Result:
         pinned = ((body.get("status") or {}).get("userId")) or None
         prepared = prepare(body, policy_body, pinned)
         if isinstance(prepared, Result):
@@ -189,24 +200,22 @@ class Reconciler:
         adopted_before = bool(user.status and user.status.adopted)
         rival = older_claim(claims(desired.user_id), user)
         try:
-            # Read before taking a slot: the reads of users waiting for one go out together.
             record = observed_hint or await self.read_user(desired.user_id)
-            async with self._slots:
-                lock = self.id_lock(desired.user_id)
-                contended = lock.locked()
-                async with lock:
-                    if contended:  # another reconcile of this id went first: read it again
-                        record = await self.read_user(desired.user_id)
-                    result = await self._converge(
-                        desired,
-                        applied,
-                        record_progress,
-                        record,
-                        rival=None if rival is None else claimant(rival, user),
-                        pinned=pinned is not None,
-                        adopted_before=adopted_before,
-                    )
-                    result = await self._converge_keys(prepared, result)
+            lock = self.id_lock(desired.user_id)
+            contended = lock.locked()
+            async with lock:
+                if contended:  # another reconcile of this id went first: read it again
+                    record = await self.read_user(desired.user_id)
+                result = await self._converge(
+                    desired,
+                    applied,
+                    record_progress,
+                    record,
+                    rival=None if rival is None else claimant(rival, user),
+                    pinned=pinned is not None,
+                    adopted_before=adopted_before,
+                )
+                result = await self._converge_keys(prepared, result)
         except LiteLLMError as exc:
             return from_error(exc, applied)
         except SecretsUnavailable as exc:

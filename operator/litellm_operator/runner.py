@@ -36,6 +36,7 @@ from litellm_operator.key_reconciler import KeyReconciler
 from litellm_operator.kube import Kube
 from litellm_operator.leader import LeaderElector
 from litellm_operator.litellm import LiteLLMClient, UserReads
+from litellm_operator.memory import trimming
 from litellm_operator.metrics import Metrics
 from litellm_operator.models import GROUP
 from litellm_operator.reconciler import Reconciler
@@ -144,6 +145,7 @@ async def serve(
                 observer=metrics.observe_request,
             ) as client,
             UserReads(client) as reads,
+            trimming(),
         ):
             runtime = Runtime(
                 config=config,
@@ -246,8 +248,8 @@ async def standby_health(port: int) -> web.AppRunner:
     return runner
 
 
-RECONCILES_PER_LITELLM_SLOT = 2
-"""Reconciles past their first read at once, per LiteLLM request allowed in flight."""
+RECONCILES_PER_LITELLM_SLOT = 4
+"""Reconciles in progress at once, per LiteLLM request allowed in flight."""
 
 
 class StatusDiffBase(kopf.MultiDiffBaseStorage):
