@@ -24,6 +24,7 @@ Triggers, and what each costs:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import json
 import logging
@@ -73,6 +74,7 @@ from litellm_operator.status import (
     policy_status,
     ready_condition,
     retry_due,
+    rollout_finished,
     status_patch,
 )
 
@@ -96,6 +98,7 @@ def retry_delay(retry: int, retry_after: float | None = None) -> float:
 
 NOT_DRIFT = frozenset({"not-ready", "status"})
 """Resync findings that are not changes made in LiteLLM behind the operator's back."""
+YIELD_EVERY = 50
 ROLLOUT_DEBOUNCE_SECONDS = 0.25
 ROLLOUT_RETRY_SECONDS = 5.0
 PolicyRef = tuple[str, int | None]
@@ -195,6 +198,10 @@ class Rollouts:
         changes = status_patch(previous, desired, POLICY_OWNED_KEYS)
         if changes and await self.kube.patch_policy_status(name, changes):
             self._written[identity] = desired
+            if rollout_finished(previous, desired):
+                message = str((ready_condition(desired) or {}).get("message", ""))
+                with contextlib.suppress(LookupError):  # outside kopf's tasks (tests): no poster
+                    kopf.event(policy, type="Normal", reason=Reason.ROLLED_OUT, message=message)
 
     def forget(self, name: str) -> None:
         task = self._pending.pop(name, None)
@@ -362,7 +369,12 @@ class UserHandlers:
         delay: float | None = None
         try:
             retry = await self.reconcile(
-                kw["body"], kw["patch"], 0, kw["policy_bodies"], kw["user_id_claims"]
+                kw["body"],
+                kw["patch"],
+                0,
+                kw["policy_bodies"],
+                kw["user_id_claims"],
+                announce=False,
             )
             delay = retry.delay if retry else None
         except Exception as exc:  # kopf ignores an event handler's errors: retry it ourselves
@@ -392,6 +404,8 @@ class UserHandlers:
         policy_bodies: kopf.Index[str, Any],
         user_id_claims: kopf.Index[str, Claim],
         hint: LiteLLMUserRecord | None = None,
+        *,
+        announce: bool = True,
     ) -> Retry | None:
         """Reconcile and publish the outcome in ``patch``; when to retry a transient failure
         (``None`` when nothing needs retrying)."""
@@ -408,7 +422,7 @@ class UserHandlers:
             observed_hint=hint,
         )
         runtime.metrics.reconcile_seconds.observe(time.monotonic() - started)
-        publish(body, patch, result, runtime.metrics, used)
+        publish(body, patch, result, runtime.metrics, used, announce=announce)
         if result.requeue_after is not None:
             meta = body.metadata
             self.requeue(meta.namespace or "", meta.name or "", result.requeue_after)
@@ -526,7 +540,9 @@ class PolicyHandlers:
         now = datetime.now(UTC)
         interval = runtime.config.resync_seconds
         suspects: list[tuple[str, str, dict[str, Any], tuple[str, ...]]] = []
-        for ns, user_name in targets:
+        for count, (ns, user_name) in enumerate(targets):
+            if count % YIELD_EVERY == 0:
+                await asyncio.sleep(0)  # a long pure loop: let other work, and a stop, in
             indexed = first(user_bodies.get((ns, user_name)))
             if indexed is None:
                 continue
@@ -671,9 +687,19 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
 
 
 def publish(
-    body: kopf.Body, patch: kopf.Patch, result: Result, metrics: Metrics, policy: PolicyRef | None
+    body: kopf.Body,
+    patch: kopf.Patch,
+    result: Result,
+    metrics: Metrics,
+    policy: PolicyRef | None,
+    *,
+    announce: bool = True,
 ) -> None:
-    """Status patch (only what changed), events and metrics for one reconcile."""
+    """Status patch (only what changed), events and metrics for one reconcile.
+
+    ``announce=False`` (a policy rollout) posts only warnings: a rollout over thousands of
+    users would otherwise add an event per user, a third of its Kubernetes writes, where the
+    policy says it once (RolledOut) and each user's status says what it holds."""
     previous = dict(body.get("status") or {})
     generation = body.get("metadata", {}).get("generation")
     status = build_status(previous, generation, result.outcome, now_iso(), policy)
@@ -685,6 +711,8 @@ def publish(
     after = ready_condition(status) or {}
     condition_changed = any(before.get(k) != after.get(k) for k in ("status", "reason", "message"))
     for event in result.events:
+        if event.type == "Normal" and not announce:
+            continue
         if event.type == "Normal" or condition_changed:
             post(body, event)
     outcome = result.outcome

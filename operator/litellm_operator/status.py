@@ -465,6 +465,18 @@ def policy_status(
     return result
 
 
+def rollout_finished(previous: Mapping[str, Any], desired: Mapping[str, Any]) -> bool:
+    """Whether ``desired`` completes a rollout ``previous`` had not: the moment to say so once
+    on the policy (its users' own events say nothing of a policy-driven update)."""
+
+    def done(status: Mapping[str, Any]) -> bool:
+        ready = ready_condition(status) or {}
+        return ready.get("status") == "True" and ready.get("reason") == Reason.ROLLED_OUT
+
+    moved = previous.get("observedGeneration") != desired.get("observedGeneration")
+    return bool(desired.get("users")) and done(desired) and (moved or not done(previous))
+
+
 def names(keys: Sequence[str]) -> str:
     shown = ", ".join(keys[:NAMES_SHOWN])
     return shown if len(keys) <= NAMES_SHOWN else f"{shown} and {len(keys) - NAMES_SHOWN} more"

@@ -22,6 +22,7 @@ from litellm_operator.status import (
     policy_status,
     ready_condition,
     retry_due,
+    rollout_finished,
     status_patch,
 )
 
@@ -430,3 +431,29 @@ def user_body(status: dict[str, Any], generation: int = 1, **meta: Any) -> dict[
 )
 def test_awaits_policy_reconcile(body: dict[str, Any], awaits: bool) -> None:
     assert awaits_policy_reconcile(body) is awaits
+
+
+def rolled_status(generation: int, users: int, updated: int) -> dict[str, Any]:
+    rollout = policy_rollout(
+        "p",
+        generation,
+        [UserState(f"ns/u{i}", "True", False, True, ("p", generation)) for i in range(updated)]
+        + [UserState(f"ns/w{i}", "True", False, True, ("p", 0)) for i in range(users - updated)],
+    )
+    return policy_status({}, generation, rollout, T0)
+
+
+@pytest.mark.parametrize(
+    ("previous", "desired", "finished"),
+    [
+        pytest.param(rolled_status(2, 3, 1), rolled_status(2, 3, 3), True, id="completes"),
+        pytest.param(rolled_status(2, 3, 3), rolled_status(2, 3, 3), False, id="already-done"),
+        pytest.param(rolled_status(1, 3, 3), rolled_status(2, 3, 3), True, id="next-generation"),
+        pytest.param(rolled_status(2, 3, 1), rolled_status(2, 3, 2), False, id="still-rolling"),
+        pytest.param({}, rolled_status(1, 0, 0), False, id="no-users-nothing-to-say"),
+    ],
+)
+def test_rollout_finished(
+    previous: dict[str, Any], desired: dict[str, Any], finished: bool
+) -> None:
+    assert rollout_finished(previous, desired) is finished
