@@ -173,6 +173,17 @@ async def test_policy_edit_reaches_every_user_of_the_policy(scene: Scene) -> Non
     status = eventually(policy_status, timeout=RESYNC_SECONDS * 4, what="policy status counts")
     assert any(c["type"] == "Ready" and c["status"] == "True" for c in status["conditions"])
 
+    def rolled_out() -> list[str] | None:
+        events = scene.cluster.events("default", scene.policy)
+        said = [m for _, reason, m in events if reason == "RolledOut" and "generation 2" in m]
+        return said or None
+
+    said = eventually(rolled_out, timeout=10, what="RolledOut event on the policy")
+    assert said == ["3 LiteLLMUser(s) use this policy; 3 reconciled against generation 2, 3 Ready"]
+    for name in names:  # the rollout is said once, on the policy, not once per user
+        updated = [e for e in scene.cluster.events(scene.namespace, name) if e[1] == "Updated"]
+        assert updated == []
+
 
 async def test_missing_policy_changes_nothing_until_it_exists(scene: Scene) -> None:
     name = scene.ident("orphan")
