@@ -87,7 +87,8 @@ demo: venv ## make up, apply examples/, wait for Ready, show the users from both
 bench: venv ## the operator against floors measured in the same run (BENCH_USERS=100,1000; 10000 on demand)
 	@set -euo pipefail; $(WITH_LITELLM); \
 	if [ -z "$${KUBECONFIG:-}" ] && [ -z "$${KUBEBUILDER_ASSETS:-}" ]; then export KUBEBUILDER_ASSETS=$$(hack/envtest-assets.sh); fi; \
-	$(PY) bench/bench_operator.py --users $${BENCH_USERS:-100,1000}
+	status=0; $(PY) bench/bench_operator.py --users $${BENCH_USERS:-100,1000} || status=$$?; \
+	$(PY) bench/report.py --readme; exit $$status
 
 clean: ## remove the venv and caches (not ~/.cache/litellm-operator: envtest, LiteLLM)
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

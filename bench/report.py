@@ -1,0 +1,97 @@
+"""The README's table of benchmark figures, rendered from ``bench/results/bench.json``.
+
+    python bench/report.py            # print the table
+    python bench/report.py --readme   # rewrite it in README.md (make bench does)
+
+A unit test checks that the README shows what the committed results say.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results" / "bench.json"
+README = ROOT / "README.md"
+BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
+TIMES = "\u00d7"  # the multiplication sign
+
+
+def calls(counts: dict[str, int]) -> str:
+    return ", ".join(f"{n} {endpoint}" for endpoint, n in sorted(counts.items())) or "none"
+
+
+def table(document: dict[str, Any]) -> str:
+    machine = document["machine"]
+    goals = document["goals"]
+    lines = [
+        f"Measured {machine['when']} on {machine['cpus']} CPUs ({machine['cpu']}), "
+        f"{machine['memory_gib']} GiB, Python {machine['python']}; operator, kube-apiserver, "
+        "etcd, LiteLLM and PostgreSQL on that one machine. Goals: create and policy edit "
+        f"≤ {goals['create_ratio_max']:g}{TIMES} their floor, "
+        f"≤ {goals['memory_kib_per_user_max']:g} KiB per user, no write in steady state or after "
+        "a restart.",
+        "",
+        "| N | scenario | operator | floor | ratio | LiteLLM calls | Kubernetes writes per user "
+        "| CPU s: operator / apiserver / LiteLLM |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for result in sorted(document["results"], key=lambda r: r["users"]):
+        n = result["users"]
+        for key, label in (
+            ("create", "create → all Ready"),
+            ("policy_edit", "policy edit → all Ready"),
+            ("resync", "2 resync intervals"),
+            ("restart", "restart → all resumed"),
+        ):
+            s = result[key]
+            cpu = s["cpu_seconds"]
+            floor = f"{s['floor_seconds']:.1f} s" if "floor_seconds" in s else ""
+            ratio = f"{s['ratio']:.2f}{TIMES}" if "ratio" in s else ""
+            lines.append(
+                f"| {n:,} | {label} | {s['seconds']:.1f} s | {floor} | {ratio} "
+                f"| {calls(s['litellm_calls'])} | {s['k8s_user_writes_per_user']:g} "
+                f"| {cpu.get('operator', 0):g} / {cpu.get('kube-apiserver', 0):g} / "
+                f"{cpu.get('litellm', 0):g} |"
+            )
+    lines += [
+        "",
+        "| N | RSS idle | after creating N | at rest (after a restart) | KiB per user at rest |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for result in sorted(document["results"], key=lambda r: r["users"]):
+        m = result["memory"]
+        lines.append(
+            f"| {result['users']:,} | {m['rss_idle_mib']:g} MiB "
+            f"| {m['rss_after_create_mib']:g} MiB | {m['rss_after_restart_mib']:g} MiB "
+            f"| {m['kib_per_user_at_rest']:g} |"
+        )
+    missed = document.get("missed") or []
+    lines += ["", f"Goals missed in this run: {', '.join(missed) if missed else 'none'}."]
+    return "\n".join(lines)
+
+
+def with_table(readme: str, rendered: str) -> str:
+    head, rest = readme.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    return f"{head}{BEGIN}\n{rendered}\n{END}{tail}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--readme", action="store_true", help="rewrite the table in README.md")
+    args = parser.parse_args()
+    rendered = table(json.loads(RESULTS.read_text()))
+    if args.readme:
+        README.write_text(with_table(README.read_text(), rendered))
+    else:
+        print(rendered)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
