@@ -42,7 +42,7 @@ from litellm_operator.config import OperatorConfig
 from litellm_operator.key_reconciler import SECRET_SELECTOR, SecretsUnavailable, secret_drifted
 from litellm_operator.keys import ROTATE_ANNOTATION, USER_LABEL
 from litellm_operator.kube import KeySecret, Kube
-from litellm_operator.litellm import LiteLLMClient, LiteLLMError, LiteLLMUserRecord
+from litellm_operator.litellm import LiteLLMClient, LiteLLMError, LiteLLMUserRecord, UserReads
 from litellm_operator.metrics import Metrics
 from litellm_operator.models import (
     GROUP,
@@ -227,6 +227,8 @@ class Runtime:
     kube: Kube
     metrics: Metrics
     directory: Directory
+    reads: UserReads | None = None
+    """The batched reads the reconciler uses, so a policy edit can prefetch its users."""
 
 
 def policy_ref_of(spec: Mapping[str, Any]) -> str:
@@ -485,17 +487,21 @@ class PolicyHandlers:
         user_bodies: kopf.Index[Any, Any] = kw["user_bodies"]
         targets = list(users_by_policy.get(name, []))
         kube = self.runtime.kube
-
-        async def flip(namespace: str, user_name: str) -> bool:
+        now = now_iso()
+        flips: list[tuple[str, str, dict[str, Any], str | None]] = []
+        for namespace, user_name in targets:
             indexed = first(user_bodies.get((namespace, user_name)))
-            user = indexed.body() if indexed is not None else {}
-            changes = policy_changed_status(user.get("status") or {}, name, generation, now_iso())
+            status = (indexed.body().get("status") or {}) if indexed is not None else {}
+            changes = policy_changed_status(status, name, generation, now)
             if changes is not None:
-                await kube.patch_user_status(namespace, user_name, changes)
-            return changes is not None
+                flips.append((namespace, user_name, changes, status.get("userId")))
+        if self.runtime.reads is not None:  # their reads, in full batches, before their turn
+            self.runtime.reads.prefetch(user_id for *_, user_id in flips if user_id)
 
-        flipped = await asyncio.gather(*(flip(ns, n) for ns, n in targets))
-        log.info("policy %s: %d of %d user(s) to reconcile", name, sum(flipped), len(targets))
+        await asyncio.gather(
+            *(kube.patch_user_status(ns, n, changes) for ns, n, changes, _ in flips)
+        )
+        log.info("policy %s: %d of %d user(s) to reconcile", name, len(flips), len(targets))
 
     async def resync(self, *, name: str, body: kopf.Body, **kw: Any) -> None:
         """One resync run, given up as soon as the operator stops.

@@ -159,6 +159,7 @@ async def serve(
                 kube=kube,
                 metrics=metrics,
                 directory=Directory(client, config.resync_seconds * SNAPSHOT_MAX_AGE_FRACTION),
+                reads=reads,
             )
             registry = kopf.OperatorRegistry()
             register(registry, runtime)

@@ -13,7 +13,7 @@ import httpx
 import pytest
 import respx
 
-from litellm_operator.litellm import LiteLLMClient, ServerError, UserReads
+from litellm_operator.litellm import LiteLLMClient, ServerError, UserReads, batching
 
 BASE = "http://litellm.test"
 EXISTING = {f"u{i}" for i in range(0, 200, 2)}  # even ids exist
@@ -174,3 +174,49 @@ async def test_get_users_refuses_what_one_filter_cannot_carry(
 ) -> None:
     with pytest.raises(ValueError, match="at most 100 ids"):
         await client.get_users(ids)
+
+
+@respx.mock
+async def test_prefetched_reads_go_in_full_batches_and_are_handed_out_once(
+    client: LiteLLMClient,
+) -> None:
+    fake = FakeList()
+    respx.get(f"{BASE}/user/list").mock(side_effect=fake)
+    reads = UserReads(client)
+    ids = [f"u{i}" for i in range(120)]
+    reads.prefetch(ids)
+    found = await read_all(reads, ids)
+    assert [len(c) for c in fake.calls] == [50, 50, 20]
+    assert found == {i: (1.0 if i in EXISTING else None) for i in ids}
+    await reads.get("u0")  # taken already: read again
+    assert fake.calls[-1] == ["u0"]
+
+
+@respx.mock
+async def test_a_failed_prefetch_is_read_again(client: LiteLLMClient) -> None:
+    fake = FakeList()
+    answers = iter([httpx.Response(500, json={})])
+
+    async def first_fails(request: httpx.Request) -> httpx.Response:
+        return next(answers, None) or await fake(request)
+
+    route = respx.get(f"{BASE}/user/list").mock(side_effect=first_fails)
+    reads = UserReads(client)
+    reads.prefetch(["u2"])
+    record = await reads.get("u2")
+    assert record is not None
+    assert route.call_count == 2
+
+
+@respx.mock
+async def test_an_expired_prefetch_is_not_handed_out(
+    client: LiteLLMClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = FakeList()
+    respx.get(f"{BASE}/user/list").mock(side_effect=fake)
+    monkeypatch.setattr(batching, "PREFETCH_TTL_SECONDS", 0.0)
+    reads = UserReads(client)
+    reads.prefetch(["u2"])
+    await asyncio.sleep(0.01)
+    await reads.get("u2")
+    assert len(fake.calls) == 2

@@ -9,6 +9,10 @@ reads into one call and hands each caller its own answer: a batch leaves
 :data:`MAX_FLIGHTS` batches are already in flight, as soon as one of them lands. So a lone
 read waits the window and no more, and under load batches grow by themselves.
 
+When the ids are known ahead (a policy edit knows every user it is about to reconcile),
+:meth:`UserReads.prefetch` reads them in full batches at once; each reconcile then takes its
+user's answer instead of reading it, if it comes within :data:`PREFETCH_TTL_SECONDS`.
+
 Ids a filter cannot carry (a comma) are read with ``/user/info``. A failed batch fails every
 read in it with the same typed error, so each reconcile handles it as it would its own.
 """
@@ -17,15 +21,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+from collections.abc import Iterable
 from types import TracebackType
 from typing import Self
 
 from litellm_operator.litellm.client import LiteLLMClient
+from litellm_operator.litellm.errors import LiteLLMError
 from litellm_operator.litellm.models import LiteLLMUserRecord
+
+log = logging.getLogger(__name__)
 
 WINDOW_SECONDS = 0.01
 MAX_BATCH = 50
 MAX_FLIGHTS = 2
+PREFETCH_TTL_SECONDS = 30.0
+"""A prefetched answer not taken by then is dropped: a reconcile that late reads afresh."""
 MAX_QUERY_CHARS = 4000
 """Keeps the query string well under the proxy's request-line limits, whatever the ids."""
 
@@ -52,10 +63,42 @@ class UserReads:
         self._timer: asyncio.TimerHandle | None = None
         self._flights: set[asyncio.Task[None]] = set()
         self._closed = False
+        self._parked: dict[str, tuple[float, asyncio.Future[LiteLLMUserRecord | None]]] = {}
+
+    def prefetch(self, user_ids: Iterable[str]) -> None:
+        """Read ``user_ids`` now, in full batches; :meth:`get` hands each answer out once."""
+        loop = asyncio.get_running_loop()
+        self._drop_expired(loop.time())
+        batch: dict[str, list[asyncio.Future[LiteLLMUserRecord | None]]] = {}
+        chars = 0
+        for user_id in dict.fromkeys(user_ids):
+            if "," in user_id or user_id in self._parked:
+                continue
+            if len(batch) >= self.max_batch or chars + len(user_id) + 1 > self.max_query_chars:
+                self._launch(batch)
+                batch, chars = {}, 0
+            future: asyncio.Future[LiteLLMUserRecord | None] = loop.create_future()
+            future.add_done_callback(_retrieve)
+            self._parked[user_id] = (loop.time() + PREFETCH_TTL_SECONDS, future)
+            batch[user_id] = [future]
+            chars += len(user_id) + 1
+        if batch:
+            self._launch(batch)
+        loop.call_later(PREFETCH_TTL_SECONDS + 1, lambda: self._drop_expired(loop.time()))
+
+    def _drop_expired(self, now: float) -> None:
+        for user_id in [u for u, (expires, _) in self._parked.items() if expires < now]:
+            del self._parked[user_id]
 
     async def get(self, user_id: str) -> LiteLLMUserRecord | None:
         if "," in user_id:
             return await self.client.get_user(user_id)
+        parked = self._parked.pop(user_id, None)
+        if parked is not None and parked[0] >= asyncio.get_running_loop().time():
+            try:
+                return await asyncio.shield(parked[1])
+            except LiteLLMError as exc:  # the prefetch failed: read it like any other
+                log.debug("prefetched read of %s failed (%s); reading again", user_id, exc)
         future: asyncio.Future[LiteLLMUserRecord | None] = (
             asyncio.get_running_loop().create_future()
         )
@@ -76,9 +119,12 @@ class UserReads:
             self._timer = None
         batch, self._waiting, self._chars = self._waiting, {}, 0
         if batch:
-            task = asyncio.create_task(self._read(batch))
-            self._flights.add(task)
-            task.add_done_callback(self._landed)
+            self._launch(batch)
+
+    def _launch(self, batch: dict[str, list[asyncio.Future[LiteLLMUserRecord | None]]]) -> None:
+        task = asyncio.create_task(self._read(batch))
+        self._flights.add(task)
+        task.add_done_callback(self._landed)
 
     def _landed(self, task: asyncio.Task[None]) -> None:
         self._flights.discard(task)
@@ -121,6 +167,9 @@ class UserReads:
         if self._timer is not None:
             self._timer.cancel()
         waiting, self._waiting = self._waiting, {}
+        for _, future in self._parked.values():
+            future.cancel()
+        self._parked.clear()
         for futures in waiting.values():
             for future in futures:
                 future.cancel()
@@ -129,3 +178,9 @@ class UserReads:
         for task in list(self._flights):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+def _retrieve(future: asyncio.Future[LiteLLMUserRecord | None]) -> None:
+    """A prefetched answer nobody took must not log "exception was never retrieved"."""
+    if not future.cancelled():
+        future.exception()
