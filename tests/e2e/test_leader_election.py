@@ -14,6 +14,7 @@ import signal
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -153,7 +154,13 @@ def make_users(
         cluster.create_user(namespace, name, {"policyRef": policy})
     for name in names:
         cluster.wait_ready(namespace, name, timeout=60)
+    for name in names:  # events are posted after the status, in the background: wait for them
+        eventually(partial(created_event, cluster, namespace, name), timeout=10, what="Created")
     return names
+
+
+def created_event(cluster: Cluster, namespace: str, name: str) -> bool:
+    return any(e[1] == "Created" for e in cluster.events(namespace, name))
 
 
 def lease_only_kubeconfig(kube_env: KubeEnv, namespace: str, path: Path) -> Path:
