@@ -31,7 +31,7 @@ import logging
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -217,6 +217,30 @@ class Rollouts:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
+class PolicyModels:
+    """Each policy validated once per resourceVersion, not once per user reconciled against it.
+
+    A policy that does not validate is handed on as its body: the reconcile reports why.
+    """
+
+    def __init__(self) -> None:
+        self._models: dict[str, tuple[str, ProvisioningPolicy | None]] = {}
+
+    def of(self, body: Mapping[str, Any] | None) -> ProvisioningPolicy | Mapping[str, Any] | None:
+        if body is None:
+            return None
+        meta = body.get("metadata") or {}
+        key, version = str(meta.get("uid") or meta.get("name")), str(meta.get("resourceVersion"))
+        cached = self._models.get(key)
+        if cached is None or cached[0] != version:
+            try:
+                cached = (version, ProvisioningPolicy.model_validate(body))
+            except ValidationError:
+                cached = (version, None)
+            self._models[key] = cached
+        return cached[1] or body
+
+
 @dataclass
 class Runtime:
     """What the handlers share, built at start-up from the validated configuration."""
@@ -229,6 +253,7 @@ class Runtime:
     directory: Directory
     reads: UserReads | None = None
     """The batched reads the reconciler uses, so a policy edit can prefetch its users."""
+    policies: PolicyModels = field(default_factory=PolicyModels)
 
 
 def policy_ref_of(spec: Mapping[str, Any]) -> str:
@@ -277,30 +302,6 @@ def index_user_id_claims(
 # --- LiteLLMUser handlers ----------------------------------------------------------------------
 
 
-class PolicyModels:
-    """Each policy validated once per resourceVersion, not once per user reconciled against it.
-
-    A policy that does not validate is handed on as its body: the reconcile reports why.
-    """
-
-    def __init__(self) -> None:
-        self._models: dict[str, tuple[str, ProvisioningPolicy | None]] = {}
-
-    def of(self, body: Mapping[str, Any] | None) -> ProvisioningPolicy | Mapping[str, Any] | None:
-        if body is None:
-            return None
-        meta = body.get("metadata") or {}
-        key, version = str(meta.get("uid") or meta.get("name")), str(meta.get("resourceVersion"))
-        cached = self._models.get(key)
-        if cached is None or cached[0] != version:
-            try:
-                cached = (version, ProvisioningPolicy.model_validate(body))
-            except ValidationError:
-                cached = (version, None)
-            self._models[key] = cached
-        return cached[1] or body
-
-
 class UserHandlers:
     """Create, update, resume, delete and watch events of LiteLLMUsers."""
 
@@ -308,7 +309,6 @@ class UserHandlers:
         self.runtime = runtime
         self.rollouts = rollouts
         self._due: dict[tuple[str, str], asyncio.Task[None]] = {}
-        self.policies = PolicyModels()
 
     def requeue(self, namespace: str, name: str, delay: float) -> None:
         """Reconcile the user again in ``delay`` seconds (a key's rotation or grace period is
@@ -418,7 +418,7 @@ class UserHandlers:
         started = time.monotonic()
         result = await runtime.reconciler.reconcile(
             plain(body),
-            self.policies.of(policy),
+            runtime.policies.of(policy),
             claims_from(user_id_claims),
             record_progress=self.progress_recorder(body),
             observed_hint=hint,
@@ -534,10 +534,9 @@ class PolicyHandlers:
         targets = list(users_by_policy.get(name, []))
         self.rollouts.bind(kw)
         await self.rollouts.publish(name)
-        try:
-            policy: ProvisioningPolicy | None = ProvisioningPolicy.model_validate(plain(body))
-        except ValidationError:
-            policy = None  # each user's reconcile reports it (InvalidSpec)
+        validated = runtime.policies.of(plain(body))
+        # An invalid policy: each user's reconcile reports it (InvalidSpec).
+        policy = validated if isinstance(validated, ProvisioningPolicy) else None
         try:
             snapshot = await runtime.directory.snapshot()
         except LiteLLMError as exc:
@@ -563,9 +562,9 @@ class PolicyHandlers:
         drifted = 0
         for ns, user_name, differences in await self.confirmed(suspects, policy):
             drifted += 1
-            for field in differences:
-                if field not in NOT_DRIFT:
-                    runtime.metrics.drift_corrections.labels(field=field).inc()
+            for found in differences:
+                if found not in NOT_DRIFT:
+                    runtime.metrics.drift_corrections.labels(field=found).inc()
             why = f"resync at {now_iso()}: {', '.join(differences)}"
             await runtime.kube.nudge(ns, user_name, why)
         count_ready(user_bodies, runtime.metrics)
