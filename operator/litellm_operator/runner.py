@@ -30,6 +30,7 @@ from typing import Any, NoReturn
 import kopf
 from aiohttp import web
 
+from litellm_operator import kopf_toggles
 from litellm_operator.config import ConfigError, OperatorConfig, load_config
 from litellm_operator.handlers import FINALIZER, Directory, Runtime, register
 from litellm_operator.key_reconciler import KeyReconciler
@@ -161,6 +162,7 @@ async def serve(
                 directory=Directory(client, config.resync_seconds * SNAPSHOT_MAX_AGE_FRACTION),
                 reads=reads,
             )
+            kopf_toggles.install()
             registry = kopf.OperatorRegistry()
             register(registry, runtime)
             configure_kopf(registry, config)
