@@ -158,3 +158,17 @@ def test_the_index_keeps_what_the_resync_reads_and_drops_the_rest() -> None:
         True,
     )
     assert indexed.state.fresh
+
+
+@pytest.mark.parametrize(
+    ("users", "delay"),
+    [(0, 0.05), (2, 0.05), (1_000, 0.5), (10_000, 5.0)],
+    ids=["no-users", "few-users", "1k-users", "10k-users"],
+)
+def test_recomputation_waits_longer_for_a_larger_policy(
+    world: Any, users: int, delay: float
+) -> None:
+    rollouts, _, indices = world
+    indices["users_by_policy"]["p"] = [("ns", f"u{i}") for i in range(users)]
+    assert rollouts.delay_for("p") == pytest.approx(delay)
+    assert rollouts.delay_for("unknown") == pytest.approx(0.05)

@@ -1,0 +1,52 @@
+"""Directory: one shared /user/list snapshot, refreshed after max_age and let go after it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any, cast
+
+from litellm_operator.handlers import Directory
+from litellm_operator.litellm import LiteLLMClient
+from litellm_operator.litellm.models import LiteLLMUserRecord
+
+
+class ListingClient:
+    """Stands in for LiteLLMClient.list_users: counts the listings."""
+
+    def __init__(self) -> None:
+        self.listings = 0
+
+    async def list_users(self) -> AsyncIterator[LiteLLMUserRecord]:
+        self.listings += 1
+        await asyncio.sleep(0.01)
+        for i in range(3):
+            yield LiteLLMUserRecord(user_id=f"u{i}")
+
+
+def directory(max_age: float) -> tuple[Directory, ListingClient]:
+    client = ListingClient()
+    return Directory(cast(LiteLLMClient, client), max_age), client
+
+
+async def test_concurrent_callers_share_one_listing() -> None:
+    users, client = directory(max_age=10)
+    snapshots: list[Any] = await asyncio.gather(*(users.snapshot() for _ in range(5)))
+    assert client.listings == 1
+    assert all(set(s) == {"u0", "u1", "u2"} for s in snapshots)
+
+
+async def test_an_old_snapshot_is_listed_again() -> None:
+    users, client = directory(max_age=0.05)
+    await users.snapshot()
+    await asyncio.sleep(0.1)
+    assert set(await users.snapshot()) == {"u0", "u1", "u2"}
+    assert client.listings == 2
+
+
+async def test_the_snapshot_is_let_go_once_too_old() -> None:
+    users, _ = directory(max_age=0.05)
+    await users.snapshot()
+    assert users._users
+    await asyncio.sleep(0.1)
+    assert users._users == {}, "an expired snapshot is not kept in memory"
