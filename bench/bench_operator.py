@@ -191,7 +191,7 @@ def run_size(kubeconfig: Path, litellm: LiteLLMEndpoint, n: int, workdir: Path) 
     cpu = CpuMeter(lambda: operator.proc.pid if operator.proc else None)
     watch = UserWatch(kubeconfig, GROUP, VERSION, USER_PLURAL, namespace)
     watch.start()
-    result: dict[str, Any] = {"users": n}
+    result: dict[str, Any] = {"users": n, "when": machine()["when"]}
     names = [f"{stem}-u{i:05d}" for i in range(n)]
     operator.start()
     try:
@@ -336,15 +336,32 @@ def machine() -> dict[str, Any]:
     }
 
 
+def kept_results(path: Path, sizes: list[int]) -> list[dict[str, Any]]:
+    """The results of an earlier run for the sizes this run does not measure (``--keep``)."""
+    if not path.exists():
+        return []
+    earlier = json.loads(path.read_text())
+    return [
+        {"when": earlier["machine"]["when"], **r}
+        for r in earlier["results"]
+        if r["users"] not in sizes
+    ]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", default="100,1000", help="comma-separated sizes")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--logs", type=Path, help="keep the operator's logs in this directory")
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the results of other sizes already in --out (each says when it was measured)",
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in str(args.users).split(",") if s.strip()]
     args.out.mkdir(parents=True, exist_ok=True)
-    results: list[dict[str, Any]] = []
+    results = kept_results(args.out / "bench.json", sizes) if args.keep else []
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         workdir = Path(tmp)
         plane = None

@@ -25,6 +25,18 @@ def calls(counts: dict[str, int]) -> str:
     return ", ".join(f"{n} {endpoint}" for endpoint, n in sorted(counts.items())) or "none"
 
 
+def earlier_runs(document: dict[str, Any]) -> list[str]:
+    """A line for the sizes measured in another run than the document's (``--keep``)."""
+    when = document["machine"]["when"]
+    others = sorted(
+        (r["users"], r["when"]) for r in document["results"] if r.get("when", when) != when
+    )
+    if not others:
+        return []
+    listed = "; ".join(f"N = {n:,} on {at}" for n, at in others)
+    return ["", f"Measured in an earlier run of the same code on the same machine: {listed}."]
+
+
 def table(document: dict[str, Any]) -> str:
     machine = document["machine"]
     goals = document["goals"]
@@ -35,6 +47,7 @@ def table(document: dict[str, Any]) -> str:
         f"≤ {goals['create_ratio_max']:g}{TIMES} their floor, "
         f"≤ {goals['memory_kib_per_user_max']:g} KiB per user, no write in steady state or after "
         "a restart.",
+        *earlier_runs(document),
         "",
         "| N | scenario | operator | floor | ratio | LiteLLM calls | Kubernetes writes per user "
         "| CPU s: operator / apiserver / LiteLLM |",
