@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -164,7 +165,9 @@ class Reconciler:
         self.keys = keys
         """Delivers ``spec.keys`` into Secrets; without it (tests of users alone) keys are
         resolved and checked against the policy but not issued."""
-        self._id_locks: dict[str, asyncio.Lock] = {}
+        self._id_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
 
     async def reconcile(
         self,
@@ -252,7 +255,8 @@ class Reconciler:
         return result
 
     def id_lock(self, user_id: str) -> asyncio.Lock:
-        """The critical section of one LiteLLM user id: who creates it is decided inside."""
+        """The critical section of one LiteLLM user id: who creates it is decided inside. The
+        lock lives as long as a reconcile of that id holds it (the map does not grow forever)."""
         lock = self._id_locks.get(user_id)
         if lock is None:
             lock = self._id_locks[user_id] = asyncio.Lock()

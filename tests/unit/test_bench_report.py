@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from bench.bench_operator import kept_results
 from bench.report import README, RESULTS, earlier_runs, table, with_table
@@ -16,7 +17,7 @@ def test_readme_shows_the_committed_benchmark_results() -> None:
 
 
 def test_sizes_from_an_earlier_run_are_named_with_their_time() -> None:
-    document = {
+    document: dict[str, Any] = {
         "machine": {"when": "2026-11-27 16:00 UTC"},
         "results": [
             {"users": 100, "when": "2026-11-27 16:00 UTC"},

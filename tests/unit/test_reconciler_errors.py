@@ -6,6 +6,7 @@ these cases force the failures that are hard to produce there.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -360,3 +361,13 @@ async def test_an_email_the_provider_owns_is_never_looked_up(reconciler: Reconci
     assert isinstance(result.outcome, Synced)
     assert not lookup.called
     assert not update.called
+
+
+async def test_an_id_lock_is_shared_while_held_and_then_forgotten(reconciler: Reconciler) -> None:
+    lock = reconciler.id_lock("alice")
+    async with lock:
+        assert reconciler.id_lock("alice") is lock, "a second reconcile of alice waits on it"
+        assert reconciler.id_lock("bob") is not lock
+    del lock
+    gc.collect()
+    assert len(reconciler._id_locks) == 0, "ids seen once are not kept forever"
