@@ -67,6 +67,7 @@ from litellm_operator.status import (
     Failed,
     UserState,
     awaits_policy_reconcile,
+    behind_policy,
     build_status,
     creating_status,
     pending_conditions,
@@ -559,6 +560,7 @@ class PolicyHandlers:
             return
         now = datetime.now(UTC)
         interval = runtime.config.resync_seconds
+        generation = body.get("metadata", {}).get("generation")
         suspects: list[tuple[str, str, dict[str, Any], tuple[str, ...]]] = []
         for count, (ns, user_name) in enumerate(targets):
             if count % YIELD_EVERY == 0:
@@ -567,6 +569,8 @@ class PolicyHandlers:
             if indexed is None:
                 continue
             user = indexed.body()
+            if behind_policy(user, generation):
+                continue  # mid-rollout, not drifted: the policy's propagation reconciles it
             user_id = user.get("status", {}).get("userId")
             record = snapshot.get(user_id) if user_id else None
             differences = await self.differences(ns, user_name, user, policy, record)

@@ -341,6 +341,14 @@ def awaits_policy_reconcile(body: Mapping[str, Any]) -> bool:
     return ready.get("status") == "Unknown" and ready.get("reason") in POLICY_PENDING
 
 
+def behind_policy(body: Mapping[str, Any], policy_generation: int | None) -> bool:
+    """Whether a user was last reconciled against an older generation of its policy: the
+    policy's rollout reaches it (its Ready=Unknown flip, then its reconcile), so what LiteLLM
+    holds for it is not drift yet."""
+    applied = ((body.get("status") or {}).get("policy") or {}).get("generation")
+    return applied is not None and policy_generation is not None and applied < policy_generation
+
+
 def pending_conditions(
     previous: Mapping[str, Any], reason: str, message: str, now: str
 ) -> list[dict[str, Any]]:

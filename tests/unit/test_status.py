@@ -15,6 +15,7 @@ from litellm_operator.status import (
     Synced,
     UserState,
     awaits_policy_reconcile,
+    behind_policy,
     build_status,
     creating_status,
     policy_changed_status,
@@ -457,3 +458,19 @@ def test_rollout_finished(
     previous: dict[str, Any], desired: dict[str, Any], finished: bool
 ) -> None:
     assert rollout_finished(previous, desired) is finished
+
+
+@pytest.mark.parametrize(
+    ("applied", "current", "behind"),
+    [
+        (1, 2, True),
+        (2, 2, False),
+        (3, 2, False),
+        (None, 2, False),
+        (1, None, False),
+    ],
+    ids=["older-generation", "current", "newer-than-seen", "never-reconciled", "no-generation"],
+)
+def test_behind_policy(applied: int | None, current: int | None, behind: bool) -> None:
+    status = {} if applied is None else {"policy": {"name": "p", "generation": applied}}
+    assert behind_policy({"status": status}, current) is behind
