@@ -220,3 +220,60 @@ async def test_an_expired_prefetch_is_not_handed_out(
     await asyncio.sleep(0.01)
     await reads.get("u2")
     assert len(fake.calls) == 2
+
+
+def many(n: int) -> list[str]:
+    return [f"u{i}" for i in range(n)]
+
+
+@respx.mock
+async def test_prefetch_reads_ahead_of_the_reconciles_not_all_at_once(
+    client: LiteLLMClient,
+) -> None:
+    fake = FakeList()
+    respx.get(f"{BASE}/user/list").mock(side_effect=fake)
+    reads = UserReads(client, read_ahead=100)
+    ids = many(1000)
+    reads.prefetch(ids)
+    await asyncio.sleep(0.01)
+    assert len(fake.calls) == 2, "100 answers ahead: two batches of 50, no more"
+    found = {}
+    for user_id in ids:  # the reconciles take their answers in the order of the flips
+        record = await reads.get(user_id)
+        found[user_id] = record.max_budget if record else None
+    assert found == {i: (1.0 if i in EXISTING else None) for i in ids}
+    assert [len(c) for c in fake.calls] == [50] * 20, "every read came from the prefetch"
+
+
+@respx.mock
+async def test_a_rollout_longer_than_the_ttl_is_still_served_by_the_prefetch(
+    client: LiteLLMClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = FakeList()
+    respx.get(f"{BASE}/user/list").mock(side_effect=fake)
+    monkeypatch.setattr(batching, "PREFETCH_TTL_SECONDS", 0.2)
+    reads = UserReads(client, max_batch=10, read_ahead=20)  # < 30 answers ahead, < 0.1 s
+    ids = many(400)
+    reads.prefetch(ids)
+    started = asyncio.get_running_loop().time()
+    for user_id in ids:
+        await reads.get(user_id)
+        await asyncio.sleep(0.002)
+    assert asyncio.get_running_loop().time() - started > 0.2, "the rollout outlasted the TTL"
+    assert len(fake.calls) == 40, "no answer expired unread: no read of its own"
+
+
+@respx.mock
+async def test_an_id_read_before_its_turn_is_not_read_again_ahead(client: LiteLLMClient) -> None:
+    fake = FakeList()
+    respx.get(f"{BASE}/user/list").mock(side_effect=fake)
+    reads = UserReads(client, read_ahead=50)
+    ids = many(100)
+    reads.prefetch(ids)
+    await reads.get("u98")  # out of order: its own (batched) read
+    for user_id in ids:
+        if user_id != "u98":
+            await reads.get(user_id)
+    read = [i for call in fake.calls for i in call]
+    assert sorted(read) == sorted(ids), "each id read exactly once"
+    await reads.close()
