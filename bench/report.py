@@ -34,7 +34,7 @@ def earlier_runs(document: dict[str, Any]) -> list[str]:
     if not others:
         return []
     listed = "; ".join(f"N = {n:,} on {at}" for n, at in others)
-    return ["", f"Measured in an earlier run of the same code on the same machine: {listed}."]
+    return ["", f"Carried over from an earlier run (`--keep`): {listed}."]
 
 
 def table(document: dict[str, Any]) -> str:

@@ -26,8 +26,7 @@ def test_sizes_from_an_earlier_run_are_named_with_their_time() -> None:
     }
     assert earlier_runs(document) == [
         "",
-        "Measured in an earlier run of the same code on the same machine: "
-        "N = 10,000 on 2026-11-27 15:00 UTC.",
+        "Carried over from an earlier run (`--keep`): N = 10,000 on 2026-11-27 15:00 UTC.",
     ]
     document["results"].pop()
     assert earlier_runs(document) == []
