@@ -342,7 +342,7 @@ def kept_results(path: Path, sizes: list[int]) -> list[dict[str, Any]]:
         return []
     earlier = json.loads(path.read_text())
     return [
-        {"when": earlier["machine"]["when"], **r}
+        {"when": earlier["machine"]["when"], **r, "carried_over": True}
         for r in earlier["results"]
         if r["users"] not in sizes
     ]

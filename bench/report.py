@@ -27,10 +27,7 @@ def calls(counts: dict[str, int]) -> str:
 
 def earlier_runs(document: dict[str, Any]) -> list[str]:
     """A line for the sizes measured in another run than the document's (``--keep``)."""
-    when = document["machine"]["when"]
-    others = sorted(
-        (r["users"], r["when"]) for r in document["results"] if r.get("when", when) != when
-    )
+    others = sorted((r["users"], r["when"]) for r in document["results"] if r.get("carried_over"))
     if not others:
         return []
     listed = "; ".join(f"N = {n:,} on {at}" for n, at in others)

@@ -21,7 +21,7 @@ def test_sizes_from_an_earlier_run_are_named_with_their_time() -> None:
         "machine": {"when": "2026-11-27 16:00 UTC"},
         "results": [
             {"users": 100, "when": "2026-11-27 16:00 UTC"},
-            {"users": 10_000, "when": "2026-11-27 15:00 UTC"},
+            {"users": 10_000, "when": "2026-11-27 15:00 UTC", "carried_over": True},
         ],
     }
     assert earlier_runs(document) == [
@@ -36,5 +36,7 @@ def test_keep_carries_over_only_the_sizes_not_measured_again(tmp_path: Path) -> 
     earlier = {"machine": {"when": "then"}, "results": [{"users": 100}, {"users": 10_000}]}
     path = tmp_path / "bench.json"
     path.write_text(json.dumps(earlier))
-    assert kept_results(path, [100, 1000]) == [{"users": 10_000, "when": "then"}]
+    assert kept_results(path, [100, 1000]) == [
+        {"users": 10_000, "when": "then", "carried_over": True}
+    ]
     assert kept_results(tmp_path / "absent.json", [100]) == []
