@@ -27,6 +27,7 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Iterable
+from itertools import takewhile
 from types import TracebackType
 from typing import Self
 
@@ -117,7 +118,10 @@ class UserReads:
         self._pump()
 
     def _drop_expired(self, now: float) -> None:
-        for user_id in [u for u, (expires, _) in self._parked.items() if expires < now]:
+        # Parked in the order they expire (one TTL for all): stop at the first still valid, as
+        # this runs on every answer taken during a rollout.
+        expired = takewhile(lambda item: item[1][0] < now, self._parked.items())
+        for user_id in [u for u, _ in expired]:
             del self._parked[user_id]
 
     async def get(self, user_id: str) -> LiteLLMUserRecord | None:
