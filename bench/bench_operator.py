@@ -9,7 +9,8 @@ operator, limited to a fresh namespace, runs five scenarios:
    writes (goal: no write of either kind).
 3. **policy edit**: the policy's ``defaults.maxBudget`` changes, until all N users are Ready for
    the new policy generation (then LiteLLM is checked to hold the new budget for every one).
-   Floor: N ``/user/update`` calls with the operator's own body.
+   Floor: N ``/user/update`` calls with the operator's own body (the goal's floor), and beside
+   it the same bodies as the ``/user/bulk_update`` calls the operator's coalesced writes make.
 4. **restart**: the operator restarts; time until it has resumed all N users, its LiteLLM
    calls meanwhile (paged ``/user/list`` reads, goal ≤ N/50) and its Kubernetes writes (goal 0).
 5. **memory**: resident memory idle, after the create, and after the restart (N users at rest).
@@ -58,6 +59,7 @@ from bench.measure import (  # noqa: E402
 )
 from devenv.controlplane import ControlPlane, find_assets  # noqa: E402
 from devenv.litellm import Instance, LiteLLMEndpoint  # noqa: E402
+from litellm_operator.litellm.writes import MAX_BATCH, MAX_FLIGHTS  # noqa: E402
 from litellm_operator.models import API_VERSION, GROUP, USER_PLURAL, VERSION  # noqa: E402
 from tests.e2e.operator_harness import OperatorProcess, eventually, free_port  # noqa: E402
 
@@ -288,10 +290,13 @@ def run_size(kubeconfig: Path, litellm: LiteLLMEndpoint, n: int, workdir: Path) 
     update_bodies = [floors.update_body(u, old, new, u["metadata"]["name"]) for u in floor_users]
     create_floor = floors.create_floor(litellm.url, key, CONCURRENCY, create_bodies)
     update_floor = floors.update_floor(litellm.url, key, CONCURRENCY, update_bodies)
+    bulk_floor = floors.bulk_update_floor(litellm.url, key, MAX_FLIGHTS, MAX_BATCH, update_bodies)
     result["create"]["floor_seconds"] = round(create_floor, 2)
     result["create"]["ratio"] = round(result["create"]["seconds"] / create_floor, 2)
     result["policy_edit"]["floor_seconds"] = round(update_floor, 2)
     result["policy_edit"]["ratio"] = round(result["policy_edit"]["seconds"] / update_floor, 2)
+    result["policy_edit"]["bulk_floor_seconds"] = round(bulk_floor, 2)
+    result["policy_edit"]["bulk_ratio"] = round(result["policy_edit"]["seconds"] / bulk_floor, 2)
     result["floor_payloads"] = {"create": create_bodies[0], "update": update_bodies[0]}
     return result
 

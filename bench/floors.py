@@ -89,3 +89,15 @@ def update_floor(url: str, key: str, concurrency: int, bodies: list[dict[str, An
     """Per user: one ``/user/update``."""
     calls = [[("POST", "/user/update", b)] for b in bodies]
     return asyncio.run(_run(url, key, concurrency, calls))
+
+
+def bulk_update_floor(
+    url: str, key: str, flights: int, batch: int, bodies: list[dict[str, Any]]
+) -> float:
+    """The same updates as ``/user/bulk_update`` calls of ``batch`` users, ``flights`` at a
+    time: what the operator's coalesced writes (``UserWrites``) send at best."""
+    calls = [
+        [("POST", "/user/bulk_update", {"users": bodies[i : i + batch]})]
+        for i in range(0, len(bodies), batch)
+    ]
+    return asyncio.run(_run(url, key, flights, calls))

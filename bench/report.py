@@ -62,6 +62,9 @@ def table(document: dict[str, Any]) -> str:
             cpu = s["cpu_seconds"]
             floor = f"{s['floor_seconds']:.1f} s" if "floor_seconds" in s else ""
             ratio = f"{s['ratio']:.2f}{TIMES}" if "ratio" in s else ""
+            if "bulk_floor_seconds" in s:
+                floor += f" (bulk {s['bulk_floor_seconds']:.1f} s)"
+                ratio += f" ({s['bulk_ratio']:.2f}{TIMES})"
             lines.append(
                 f"| {n:,} | {label} | {s['seconds']:.1f} s | {floor} | {ratio} "
                 f"| {calls(s['litellm_calls'])} | {s['k8s_user_writes_per_user']:g} "

@@ -42,6 +42,7 @@ from litellm_operator.litellm import (
     ServerError,
     TeamRole,
     Unavailable,
+    UpdateUserRequest,
     UserExists,
 )
 from litellm_operator.models import LiteLLMUser, ProvisioningPolicy
@@ -127,6 +128,9 @@ crash or a lost answer cannot lose (the memberships about to be added count as t
 ReadUser = Callable[[str], Awaitable[LiteLLMUserRecord | None]]
 """Reads one user as LiteLLM holds it (``None`` when absent): ``/user/info``, or the batched
 :class:`~litellm_operator.litellm.UserReads` the operator runs with."""
+WriteUser = Callable[[str, UpdateUserRequest | Mapping[str, Any]], Awaitable[LiteLLMUserRecord]]
+"""Updates one user (``/user/update``'s contract: the row as updated), or the coalesced
+:class:`~litellm_operator.litellm.UserWrites` the operator runs with."""
 ClaimsOf = Callable[[str], Sequence[Claim]]
 """The resources that recorded a given user id in their status (from a kopf index)."""
 
@@ -155,9 +159,11 @@ class Reconciler:
         keys: KeyReconciler | None = None,
         read_user: ReadUser | None = None,
         max_in_progress: int = DEFAULT_MAX_IN_PROGRESS,
+        update_user: WriteUser | None = None,
     ) -> None:
         self.client = client
         self.read_user = read_user or client.get_user
+        self.update_user = update_user or client.update_user
         self._slots = asyncio.Semaphore(max_in_progress)
         """Reconciles in progress at once: enough to keep LiteLLM busy and the batched reads
         full, few enough that a thousand users arriving together do not each hold a
@@ -420,7 +426,7 @@ class Reconciler:
                 await client.create_user(NewUserRequest(**fields))
                 progress.created = progress.wrote = True
             case UpdateUser(fields=fields):
-                progress.updated = await client.update_user(user_id, fields)
+                progress.updated = await self.update_user(user_id, fields)
                 progress.wrote = True
                 progress.changed.extend(action.changed)
             case AddToTeam(team_id=team, max_budget_in_team=budget):
@@ -540,7 +546,7 @@ class Reconciler:
                     await self.client.delete_users([action.user_id])
                 events.append(Event("Normal", Reason.DELETED, f"deleted LiteLLM user {user_id!r}"))
             elif isinstance(action, UpdateUser):
-                await self.client.update_user(user_id, action.fields)
+                await self.update_user(user_id, action.fields)
                 message = f"released LiteLLM user {user_id!r}: markers removed, user retained"
                 events.append(Event("Normal", Reason.RELEASED, message))
         return events

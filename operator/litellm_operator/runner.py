@@ -36,7 +36,7 @@ from litellm_operator.handlers import FINALIZER, Directory, Runtime, register
 from litellm_operator.key_reconciler import KeyReconciler
 from litellm_operator.kube import Kube
 from litellm_operator.leader import LeaderElector
-from litellm_operator.litellm import LiteLLMClient, UserReads
+from litellm_operator.litellm import LiteLLMClient, UserReads, UserWrites
 from litellm_operator.memory import trimming
 from litellm_operator.metrics import Metrics
 from litellm_operator.models import GROUP
@@ -146,6 +146,7 @@ async def serve(
                 observer=metrics.observe_request,
             ) as client,
             UserReads(client) as reads,
+            UserWrites(client) as writes,
             trimming(),
         ):
             runtime = Runtime(
@@ -156,6 +157,7 @@ async def serve(
                     KeyReconciler(client, kube, config.base_url_for_workloads),
                     reads.get,
                     max_in_progress=RECONCILES_PER_LITELLM_SLOT * config.concurrency,
+                    update_user=writes.update,
                 ),
                 kube=kube,
                 metrics=metrics,

@@ -15,10 +15,12 @@ from litellm_operator.litellm import (
     BadRequest,
     EmailInUse,
     LiteLLMClient,
+    LiteLLMUserRecord,
     NewUserRequest,
     NotFound,
     UpdateUserRequest,
     UserExists,
+    UserWrites,
 )
 
 pytestmark = pytest.mark.integration
@@ -237,6 +239,78 @@ async def test_get_users_reads_exactly_the_ids_asked_for_and_matches_user_info(
     for field in ("max_budget", "budget_duration", "budget_reset_at", "metadata", "teams"):
         assert getattr(listed, field) == getattr(info, field), field
     await litellm_client.delete_users([*ids, f"{stem}-0x"])
+
+
+async def test_bulk_update_applies_each_entry_as_update_user_does(
+    litellm_client: LiteLLMClient, make_id: Callable[[str], str]
+) -> None:
+    """UserWrites relies on ``/user/bulk_update`` running ``/user/update``'s own code per entry:
+    omitted fields kept, ``null`` clears, metadata replaced, missing users created, and each
+    entry answered with its row, in order."""
+    stem = make_id("bulk")
+    ids = [f"{stem}-{i}" for i in range(3)]
+    for user_id in ids[:2]:
+        await litellm_client.create_user(
+            NewUserRequest(user_id=user_id, user_alias="keep", max_budget=5.0, metadata={"a": "1"})
+        )
+    rows = await litellm_client.update_users(
+        [
+            (ids[0], UpdateUserRequest(max_budget=6.0, metadata={"b": "2"})),
+            (ids[1], UpdateUserRequest(max_budget=None, budget_duration="30d")),
+            (ids[2], UpdateUserRequest(max_budget=1.0)),
+        ]
+    )
+    assert [row.user_id if row else None for row in rows] == ids
+    first, second, third = [await litellm_client.get_user(i) for i in ids]
+    assert first is not None
+    assert second is not None
+    assert third is not None
+    assert (first.max_budget, first.metadata, first.user_alias) == (6.0, {"b": "2"}, "keep")
+    assert (second.max_budget, second.budget_duration) == (None, "30d")
+    assert second.budget_reset_at is not None
+    assert third.max_budget == 1.0  # created, as /user/update would
+    for row, info in zip(rows, (first, second, third), strict=True):
+        assert row is not None
+        for field in ("max_budget", "budget_duration", "budget_reset_at", "metadata"):
+            assert getattr(row, field) == getattr(info, field), field
+    await litellm_client.delete_users(ids)
+
+
+async def test_user_writes_answer_each_caller_as_update_user_would(
+    litellm_env: LiteLLMEndpoint, make_id: Callable[[str], str]
+) -> None:
+    """Updates gathered into one ``/user/bulk_update``: the good ones land, the one LiteLLM
+    rejects raises the typed error ``/user/update`` raises for it, and nothing else is sent."""
+    calls: list[str] = []
+    async with LiteLLMClient(
+        litellm_env.url, litellm_env.master_key, observer=lambda path, *_: calls.append(path)
+    ) as client:
+        stem = make_id("writes")
+        ids = [f"{stem}-{i}" for i in range(4)]
+        for user_id in ids:
+            await client.create_user(NewUserRequest(user_id=user_id, max_budget=1.0))
+        calls.clear()
+        async with UserWrites(client) as writes:
+            answers = await asyncio.gather(
+                *(writes.update(u, {"max_budget": 2.0 + i}) for i, u in enumerate(ids[:3])),
+                writes.update(ids[3], {"budget_duration": "bogus"}),
+                return_exceptions=True,
+            )
+        assert calls == ["/user/bulk_update", "/user/update"]
+        assert [a.max_budget for a in answers[:3] if isinstance(a, LiteLLMUserRecord)] == [
+            2.0,
+            3.0,
+            4.0,
+        ]
+        rejected = answers[3]
+        assert isinstance(rejected, BadRequest)
+        assert (rejected.status_code, rejected.endpoint) == (400, "/user/update")
+        assert "Invalid budget_duration 'bogus'" in rejected.message
+        for i, user_id in enumerate(ids[:3]):
+            held = await client.get_user(user_id)
+            assert held is not None
+            assert held.max_budget == 2.0 + i
+        await client.delete_users(ids)
 
 
 def _raw(endpoint: LiteLLMEndpoint) -> httpx.AsyncClient:

@@ -1,7 +1,13 @@
 """The LiteLLM admin client package: the operator's only interface to a LiteLLM proxy."""
 
 from litellm_operator.litellm.batching import UserReads
-from litellm_operator.litellm.client import MAX_PAGE_SIZE, LiteLLMClient, Observer, key_token
+from litellm_operator.litellm.client import (
+    MAX_BULK_UPDATE,
+    MAX_PAGE_SIZE,
+    LiteLLMClient,
+    Observer,
+    key_token,
+)
 from litellm_operator.litellm.errors import (
     AlreadyMember,
     AuthError,
@@ -33,9 +39,11 @@ from litellm_operator.litellm.models import (
     UpdateUserRequest,
 )
 from litellm_operator.litellm.redact import redact
+from litellm_operator.litellm.writes import UserWrites
 
 __all__ = [
     "CLEARABLE_USER_FIELDS",
+    "MAX_BULK_UPDATE",
     "MAX_PAGE_SIZE",
     "AlreadyMember",
     "AuthError",
@@ -65,6 +73,7 @@ __all__ = [
     "UpdateUserRequest",
     "UserExists",
     "UserReads",
+    "UserWrites",
     "key_token",
     "redact",
 ]

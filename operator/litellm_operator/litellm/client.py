@@ -28,7 +28,7 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping, Sequence
 from types import EllipsisType, TracebackType
 from typing import Any, Self
 
@@ -76,6 +76,7 @@ log = logging.getLogger(__name__)
 Observer = Callable[[str, str, float], None]
 
 MAX_PAGE_SIZE = 100  # /user/list rejects larger pages (422)
+MAX_BULK_UPDATE = 500  # /user/bulk_update refuses more users in one call (400)
 
 
 def key_token(key: str | SecretStr) -> str:
@@ -310,6 +311,30 @@ class LiteLLMClient:
         payload = {"user_id": user_id, **req.to_wire()}
         body = await self._call("POST", "/user/update", json=payload, idempotent=True)
         return LiteLLMUserRecord.model_validate(body.get("data", body))
+
+    async def update_users(
+        self, updates: Sequence[tuple[str, UpdateUserRequest]]
+    ) -> list[LiteLLMUserRecord | None]:
+        """``/user/bulk_update``: each ``(user_id, fields)`` as :meth:`update_user` would apply
+        it, in one call; the rows as updated, in the same order.
+
+        LiteLLM runs the very code of ``/user/update`` for each entry, one after the other, and
+        reports a failed entry by a bare message: ``None`` stands for it (update that user
+        alone for a typed error). At most :data:`MAX_BULK_UPDATE` entries, one per user id
+        (:class:`ValueError` otherwise). Same caution as :meth:`update_user`: missing users are
+        created. A LiteLLM without the endpoint answers 404 (:class:`NotFound`).
+        """
+        ids = [user_id for user_id, _ in updates]
+        if len(ids) > MAX_BULK_UPDATE or len(set(ids)) != len(ids):
+            raise ValueError(f"update_users takes at most {MAX_BULK_UPDATE} distinct user ids")
+        payload = {"users": [{"user_id": u, **req.to_wire()} for u, req in updates]}
+        body = await self._call("POST", "/user/bulk_update", json=payload, idempotent=True)
+        results = body.get("results") if isinstance(body, dict) else None
+        answered: list[Any] = results if isinstance(results, list) else []
+        return [
+            _bulk_entry(user_id, answered[i] if i < len(answered) else None)
+            for i, user_id in enumerate(ids)
+        ]
 
     async def delete_users(self, user_ids: Iterable[str]) -> None:
         """``/user/delete`` (also deletes their keys). Raises :class:`NotFound` for the whole
@@ -624,6 +649,23 @@ class LiteLLMClient:
     async def _key_block_call(self, path: str, key: str | SecretStr) -> KeyRecord:
         body = await self._call("POST", path, json={"key": key_token(key)}, idempotent=True)
         return KeyRecord.model_validate(body)
+
+
+def _bulk_entry(user_id: str, entry: Any) -> LiteLLMUserRecord | None:
+    """One entry of ``/user/bulk_update``'s ``results``: the row it answered for ``user_id``, or
+    ``None`` for a failed, missing, malformed or mismatched entry."""
+    if not isinstance(entry, dict) or entry.get("success") is not True:
+        return None
+    updated = entry.get("updated_user")
+    if not isinstance(updated, dict):
+        return None
+    row = updated.get("data", updated)
+    if not isinstance(row, dict) or row.get("user_id") != user_id:
+        return None
+    try:
+        return LiteLLMUserRecord.model_validate(row)
+    except ValueError:
+        return None
 
 
 def _membership_error(err: LiteLLMError) -> LiteLLMError:
