@@ -76,7 +76,13 @@ GOALS = {
 RESYNC_SECONDS = 30
 CONCURRENCY = 8
 BUDGET_BEFORE, BUDGET_AFTER = 10, 20
-LITELLM_WRITES = ("/user/new", "/user/update", "/user/delete", "/team/member_add")
+LITELLM_WRITES = (
+    "/user/new",
+    "/user/update",
+    "/user/bulk_update",
+    "/user/delete",
+    "/team/member_add",
+)
 
 
 def kubectl(kubeconfig: Path, *args: str, stdin: str | None = None) -> str:

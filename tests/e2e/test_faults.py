@@ -180,6 +180,34 @@ async def test_a_fault_on_the_way_converges_exactly_once(
     assert await world.litellm.get_user(name) is None
 
 
+UPDATE_FAULTS = [
+    pytest.param(Rule("drop", "/user/bulk_update"), id="update-response-lost"),
+    pytest.param(Rule("garbage", "/user/bulk_update"), id="update-answered-with-garbage"),
+    pytest.param(Rule("status", "/user/bulk_update", code=500), id="update-fails-with-500"),
+    pytest.param(Rule("status", "/user/bulk_update", code=404), id="no-bulk-endpoint"),
+]
+
+
+@pytest.mark.parametrize("rule", UPDATE_FAULTS)
+async def test_a_fault_on_a_coalesced_update_converges_exactly_once(
+    world: World, team_of: str, rule: Rule
+) -> None:
+    """Updates travel as ``/user/bulk_update`` (UserWrites): a lost or garbled answer, a 500,
+    or a LiteLLM without the endpoint still lands each update once."""
+    del team_of
+    name = f"u-{uuid.uuid4().hex[:8]}"
+    world.create(name)
+    await world.converged([name], time.monotonic(), "baseline")
+    started = time.monotonic()
+    with world.proxy.injected(rule):
+        world.cluster.patch_user(world.namespace, name, {"alias": "Updated Through A Fault"})
+        eventually(lambda: rule.hits >= 1, timeout=30, what=f"the fault {rule.action} hit")
+        assert await world.converged([name], started, rule.action + " " + rule.path) < 30
+    record = await world.litellm.get_user(name)
+    assert record is not None
+    assert record.user_alias == "Updated Through A Fault"
+
+
 async def test_litellm_slower_than_the_timeout_then_recovers(world: World, team_of: str) -> None:
     del team_of
     names = [f"slow-{i}-{uuid.uuid4().hex[:6]}" for i in range(3)]
@@ -213,7 +241,7 @@ async def test_litellm_paused_then_resumed(world: World, team_of: str) -> None:
 KILL_POINTS = [
     pytest.param("/user/new", "create", id="after-create"),
     pytest.param("/team/member_add", "create", id="after-member-add"),
-    pytest.param("/user/update", "update", id="after-update"),
+    pytest.param("/user/bulk_update", "update", id="after-update"),
     pytest.param("/user/delete", "delete", id="after-delete"),
 ]
 

@@ -31,7 +31,13 @@ POLICY: dict[str, Any] = {
     ],
     "overrides": {"allowedFields": ["userId", "maxBudget"], "maxBudget": 50},
 }
-WRITES = ("/user/update", "/user/new", "/team/member_add", "/team/member_delete")
+WRITES = (
+    "/user/update",
+    "/user/bulk_update",
+    "/user/new",
+    "/team/member_add",
+    "/team/member_delete",
+)
 
 
 def with_teams(*teams: str) -> dict[str, Any]:

@@ -252,7 +252,8 @@ async def test_sign_ins_land_on_the_provisioned_users(
             ROLE_OF, "internal_user"
         )
         writes = "litellm_operator_litellm_requests_total"
-        updates_before = world.operator.counter(writes, endpoint="/user/update")
+        updates = ("/user/update", "/user/bulk_update")
+        updates_before = sum(world.operator.counter(writes, endpoint=e) for e in updates)
 
         for round_ in (1, 2):
             for subject in ACCOUNTS:
@@ -264,7 +265,7 @@ async def test_sign_ins_land_on_the_provisioned_users(
             for name in ("cy", "bob", "ann", "dan"):
                 cluster.wait_ready(ns, name, timeout=5)
 
-        assert world.operator.counter(writes, endpoint="/user/update") == updates_before
+        assert sum(world.operator.counter(writes, endpoint=e) for e in updates) == updates_before
         drift = "litellm_operator_drift_corrections_total"
         assert world.operator.counter(drift, field="userRole") == 0
         assert world.operator.counter(drift, field="email") == 0
