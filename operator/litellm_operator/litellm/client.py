@@ -8,6 +8,8 @@ LiteLLM 1.108 quirks the reconciler must know (verified against a real proxy by
 ``tests/integration``):
 
 * ``/user/update`` creates missing users, so existence is only ever probed with ``/user/info``.
+* ``/user/bulk_update`` runs ``/user/update``'s code per entry and reports a failed entry by a
+  bare message (:meth:`update_users`).
 * ``/user/new`` answers 409 for an existing id *or* an existing e-mail; :meth:`create_user`
   tells them apart (:class:`UserExists` vs :class:`EmailInUse`).
 * ``null`` clears only ``max_budget``, ``budget_duration``, ``tpm_limit``, ``rpm_limit``;
