@@ -139,6 +139,21 @@ class Directory:
         if self._taken == taken:
             self._users = {}
 
+    async def prefetch(self) -> None:
+        """Take the snapshot now, at start-up, before kopf lists the users it will resume.
+
+        Otherwise the first resumed user takes it, and every other user's resume waits for it
+        inside kopf's handler machinery: at 1,000 users, 1,000 invocations (about 9 KB each)
+        waited 3.4 s for the listing together, and what they allocated stayed resident (see
+        :mod:`litellm_operator.kopf_watch` on why a burst's memory stays): 9-12 KiB per user
+        at rest. With the snapshot ready, each resume runs through without waiting. A failure
+        here is left to the resumes, which read LiteLLM themselves and report it.
+        """
+        try:
+            await self.snapshot()
+        except Exception as exc:  # never holds up the operator's start
+            log.warning("no /user/list snapshot at start-up (users are read one by one): %s", exc)
+
 
 class Rollouts:
     """Keeps each policy's status (its rollout across its users) current, debounced.
@@ -709,6 +724,11 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
 
     secrets = SecretWatch(runtime, rollouts)
     kopf.on.startup(registry=registry, id="watch-key-secrets")(secrets.start)
+
+    async def prefetch_directory(**_: Any) -> None:
+        await runtime.directory.prefetch()
+
+    kopf.on.startup(registry=registry, id="prefetch-litellm-users")(prefetch_directory)
 
     async def stop_rollouts(**_: Any) -> None:
         secrets.stop()

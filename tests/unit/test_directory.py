@@ -6,8 +6,10 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any, cast
 
+import pytest
+
 from litellm_operator.handlers import Directory
-from litellm_operator.litellm import LiteLLMClient
+from litellm_operator.litellm import LiteLLMClient, LiteLLMError
 from litellm_operator.litellm.models import LiteLLMUserRecord
 
 
@@ -50,3 +52,24 @@ async def test_the_snapshot_is_let_go_once_too_old() -> None:
     assert users._users
     await asyncio.sleep(0.1)
     assert users._users == {}, "an expired snapshot is not kept in memory"
+
+
+async def test_the_prefetched_snapshot_serves_the_resumes() -> None:
+    users, client = directory(max_age=10)
+    await users.prefetch()
+    assert client.listings == 1
+    await asyncio.gather(*(users.snapshot() for _ in range(5)))
+    assert client.listings == 1, "the resumes reuse the start-up snapshot"
+
+
+class FailingClient:
+    async def list_users(self) -> AsyncIterator[LiteLLMUserRecord]:
+        raise LiteLLMError("LiteLLM is down")
+        yield  # an async generator
+
+
+async def test_a_failed_prefetch_does_not_stop_the_start(caplog: pytest.LogCaptureFixture) -> None:
+    users = Directory(cast(LiteLLMClient, FailingClient()), max_age=10)
+    await users.prefetch()
+    assert "no /user/list snapshot at start-up" in caplog.text
+    assert users._users == {}
