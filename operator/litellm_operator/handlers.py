@@ -31,6 +31,7 @@ import json
 import logging
 import threading
 import time
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -849,6 +850,9 @@ def first(store: Any) -> Any:
     return next(iter(store), None)
 
 
+COMPACT_LEVEL = 6
+"""zlib's default (on a Ready user's 1.6 KB of JSON: 601 bytes, 32 µs; level 1: 620, 25 µs)."""
+
 KEPT_METADATA = ("name", "namespace", "uid", "generation", "creationTimestamp")
 
 
@@ -873,19 +877,21 @@ def slim(body: Mapping[str, Any]) -> dict[str, Any]:
 @dataclass(frozen=True, slots=True)
 class IndexedUser:
     """A LiteLLMUser as the operator's index keeps it: the few fields the rollout counts read
-    on every user event, and the rest of :func:`slim` as compact JSON, for the resync and the
-    policy propagation, which read it once per run (a fifth of the memory of the parsed body)."""
+    on every user event, and the rest of :func:`slim` as compressed compact JSON, for the resync
+    and the policy propagation, which read it once per run. A Ready user's JSON is 1.6 KB, 0.6 KB
+    compressed; compressing costs about 30 µs per watch event, reading it back 5 µs per user
+    and run."""
 
     state: UserState
     compact: bytes
 
     @classmethod
     def of(cls, body: Mapping[str, Any]) -> IndexedUser:
-        compact = json.dumps(slim(body), separators=(",", ":")).encode()
-        return cls(UserState.of(body), compact)
+        encoded = json.dumps(slim(body), separators=(",", ":")).encode()
+        return cls(UserState.of(body), zlib.compress(encoded, COMPACT_LEVEL))
 
     def body(self) -> dict[str, Any]:
-        decoded: dict[str, Any] = json.loads(self.compact)
+        decoded: dict[str, Any] = json.loads(zlib.decompress(self.compact))
         return decoded
 
 
