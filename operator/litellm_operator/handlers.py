@@ -106,6 +106,8 @@ ROLLOUT_DEBOUNCE_SECONDS = 0.25
 ROLLOUT_DEBOUNCE_SECONDS_PER_USER = 0.0005
 """A recomputation reads every user of the policy: with 10,000 users it waits 5 s, not 0.25."""
 ROLLOUT_RETRY_SECONDS = 5.0
+PREFETCH_WAIT_SECONDS = 5.0
+"""kopf's start waits this long at most for the start-up /user/list snapshot (Directory)."""
 PolicyRef = tuple[str, int | None]
 
 
@@ -127,6 +129,7 @@ class Directory:
         self._users: dict[str, LiteLLMUserRecord] = {}
         self._taken = float("-inf")
         self._lock = asyncio.Lock()
+        self._prefetching: asyncio.Task[None] | None = None
 
     async def snapshot(self) -> Mapping[str, LiteLLMUserRecord]:
         async with self._lock:
@@ -140,20 +143,36 @@ class Directory:
         if self._taken == taken:
             self._users = {}
 
-    async def prefetch(self) -> None:
+    async def prefetch(self, wait: float = PREFETCH_WAIT_SECONDS) -> None:
         """Take the snapshot now, at start-up, before kopf lists the users it will resume.
 
         Otherwise the first resumed user takes it, and every other user's resume waits for it
         inside kopf's handler machinery: at 1,000 users, 1,000 invocations (about 9 KB each)
         waited 3.4 s for the listing together, and what they allocated stayed resident (see
-        :mod:`litellm_operator.kopf_watch` on why a burst's memory stays): 9-12 KiB per user
-        at rest. With the snapshot ready, each resume runs through without waiting. A failure
-        here is left to the resumes, which read LiteLLM themselves and report it.
+        :mod:`litellm_operator.kopf_watch` on why a burst's memory stays): 9 KiB per user at
+        rest. With the snapshot ready, each resume runs through without waiting.
+
+        kopf starts nothing (not even its liveness endpoint) before its start-up handlers end,
+        so this waits at most ``wait`` seconds; a longer listing goes on in the background, and
+        the resumes wait for it as they did before. A failure is left to the resumes, which read
+        LiteLLM themselves and report it.
         """
+        if self._prefetching is None:
+            self._prefetching = asyncio.create_task(self._prefetch())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._prefetching), wait)
+
+    async def _prefetch(self) -> None:
         try:
             await self.snapshot()
         except Exception as exc:  # never holds up the operator's start
             log.warning("no /user/list snapshot at start-up (users are read one by one): %s", exc)
+
+    async def close(self) -> None:
+        """Stop a start-up listing still under way."""
+        if self._prefetching is not None:
+            self._prefetching.cancel()
+            await asyncio.gather(self._prefetching, return_exceptions=True)
 
 
 class Rollouts:
@@ -735,6 +754,7 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         secrets.stop()
         await rollouts.close()
         await user.close()
+        await runtime.directory.close()
 
     kopf.on.cleanup(registry=registry, id="rollouts")(stop_rollouts)
 

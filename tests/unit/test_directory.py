@@ -73,3 +73,28 @@ async def test_a_failed_prefetch_does_not_stop_the_start(caplog: pytest.LogCaptu
     await users.prefetch()
     assert "no /user/list snapshot at start-up" in caplog.text
     assert users._users == {}
+
+
+class SlowClient(ListingClient):
+    async def list_users(self) -> AsyncIterator[LiteLLMUserRecord]:
+        self.listings += 1
+        await asyncio.sleep(0.2)
+        yield LiteLLMUserRecord(user_id="u0")
+
+
+async def test_a_slow_prefetch_does_not_hold_the_start_and_goes_on_in_the_background() -> None:
+    client = SlowClient()
+    users = Directory(cast(LiteLLMClient, client), max_age=10)
+    await asyncio.wait_for(users.prefetch(wait=0.01), timeout=0.1)
+    assert set(await users.snapshot()) == {"u0"}, "the resumes wait for the same listing"
+    assert client.listings == 1
+    await users.close()
+
+
+async def test_close_stops_a_listing_under_way() -> None:
+    client = SlowClient()
+    users = Directory(cast(LiteLLMClient, client), max_age=10)
+    await users.prefetch(wait=0)
+    await users.close()
+    assert users._users == {}
+    await users.close()  # twice is harmless
