@@ -31,6 +31,7 @@ import json
 import logging
 import threading
 import time
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -105,6 +106,8 @@ ROLLOUT_DEBOUNCE_SECONDS = 0.25
 ROLLOUT_DEBOUNCE_SECONDS_PER_USER = 0.0005
 """A recomputation reads every user of the policy: with 10,000 users it waits 5 s, not 0.25."""
 ROLLOUT_RETRY_SECONDS = 5.0
+PREFETCH_WAIT_SECONDS = 5.0
+"""kopf's start waits this long at most for the start-up /user/list snapshot (Directory)."""
 PolicyRef = tuple[str, int | None]
 
 
@@ -126,6 +129,7 @@ class Directory:
         self._users: dict[str, LiteLLMUserRecord] = {}
         self._taken = float("-inf")
         self._lock = asyncio.Lock()
+        self._prefetching: asyncio.Task[None] | None = None
 
     async def snapshot(self) -> Mapping[str, LiteLLMUserRecord]:
         async with self._lock:
@@ -138,6 +142,37 @@ class Directory:
     def _expire(self, taken: float) -> None:
         if self._taken == taken:
             self._users = {}
+
+    async def prefetch(self, wait: float = PREFETCH_WAIT_SECONDS) -> None:
+        """Take the snapshot now, at start-up, before kopf lists the users it will resume.
+
+        Otherwise the first resumed user takes it, and every other user's resume waits for it
+        inside kopf's handler machinery: at 1,000 users, 1,000 invocations (about 9 KB each)
+        waited 3.4 s for the listing together, and what they allocated stayed resident (see
+        :mod:`litellm_operator.kopf_watch` on why a burst's memory stays): 9 KiB per user at
+        rest. With the snapshot ready, each resume runs through without waiting.
+
+        kopf starts nothing (not even its liveness endpoint) before its start-up handlers end,
+        so this waits at most ``wait`` seconds; a longer listing goes on in the background, and
+        the resumes wait for it as they did before. A failure is left to the resumes, which read
+        LiteLLM themselves and report it.
+        """
+        if self._prefetching is None:
+            self._prefetching = asyncio.create_task(self._prefetch())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._prefetching), wait)
+
+    async def _prefetch(self) -> None:
+        try:
+            await self.snapshot()
+        except Exception as exc:  # never holds up the operator's start
+            log.warning("no /user/list snapshot at start-up (users are read one by one): %s", exc)
+
+    async def close(self) -> None:
+        """Stop a start-up listing still under way."""
+        if self._prefetching is not None:
+            self._prefetching.cancel()
+            await asyncio.gather(self._prefetching, return_exceptions=True)
 
 
 class Rollouts:
@@ -710,10 +745,16 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
     secrets = SecretWatch(runtime, rollouts)
     kopf.on.startup(registry=registry, id="watch-key-secrets")(secrets.start)
 
+    async def prefetch_directory(**_: Any) -> None:
+        await runtime.directory.prefetch()
+
+    kopf.on.startup(registry=registry, id="prefetch-litellm-users")(prefetch_directory)
+
     async def stop_rollouts(**_: Any) -> None:
         secrets.stop()
         await rollouts.close()
         await user.close()
+        await runtime.directory.close()
 
     kopf.on.cleanup(registry=registry, id="rollouts")(stop_rollouts)
 
@@ -829,6 +870,9 @@ def first(store: Any) -> Any:
     return next(iter(store), None)
 
 
+COMPACT_LEVEL = 6
+"""zlib's default (on a Ready user's 1.6 KB of JSON: 601 bytes, 32 µs; level 1: 620, 25 µs)."""
+
 KEPT_METADATA = ("name", "namespace", "uid", "generation", "creationTimestamp")
 
 
@@ -853,19 +897,21 @@ def slim(body: Mapping[str, Any]) -> dict[str, Any]:
 @dataclass(frozen=True, slots=True)
 class IndexedUser:
     """A LiteLLMUser as the operator's index keeps it: the few fields the rollout counts read
-    on every user event, and the rest of :func:`slim` as compact JSON, for the resync and the
-    policy propagation, which read it once per run (a fifth of the memory of the parsed body)."""
+    on every user event, and the rest of :func:`slim` as compressed compact JSON, for the resync
+    and the policy propagation, which read it once per run. A Ready user's JSON is 1.6 KB, 0.6 KB
+    compressed; compressing costs about 30 µs per watch event, reading it back 5 µs per user
+    and run."""
 
     state: UserState
     compact: bytes
 
     @classmethod
     def of(cls, body: Mapping[str, Any]) -> IndexedUser:
-        compact = json.dumps(slim(body), separators=(",", ":")).encode()
-        return cls(UserState.of(body), compact)
+        encoded = json.dumps(slim(body), separators=(",", ":")).encode()
+        return cls(UserState.of(body), zlib.compress(encoded, COMPACT_LEVEL))
 
     def body(self) -> dict[str, Any]:
-        decoded: dict[str, Any] = json.loads(self.compact)
+        decoded: dict[str, Any] = json.loads(zlib.decompress(self.compact))
         return decoded
 
 

@@ -30,7 +30,7 @@ from typing import Any, NoReturn
 import kopf
 from aiohttp import web
 
-from litellm_operator import kopf_toggles
+from litellm_operator import kopf_toggles, kopf_watch
 from litellm_operator.config import ConfigError, OperatorConfig, load_config
 from litellm_operator.handlers import FINALIZER, Directory, Runtime, register
 from litellm_operator.key_reconciler import KeyReconciler
@@ -165,6 +165,7 @@ async def serve(
                 reads=reads,
             )
             kopf_toggles.install()
+            kopf_watch.install()
             registry = kopf.OperatorRegistry()
             register(registry, runtime)
             configure_kopf(registry, config)

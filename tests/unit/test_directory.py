@@ -6,8 +6,10 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any, cast
 
+import pytest
+
 from litellm_operator.handlers import Directory
-from litellm_operator.litellm import LiteLLMClient
+from litellm_operator.litellm import LiteLLMClient, LiteLLMError
 from litellm_operator.litellm.models import LiteLLMUserRecord
 
 
@@ -50,3 +52,49 @@ async def test_the_snapshot_is_let_go_once_too_old() -> None:
     assert users._users
     await asyncio.sleep(0.1)
     assert users._users == {}, "an expired snapshot is not kept in memory"
+
+
+async def test_the_prefetched_snapshot_serves_the_resumes() -> None:
+    users, client = directory(max_age=10)
+    await users.prefetch()
+    assert client.listings == 1
+    await asyncio.gather(*(users.snapshot() for _ in range(5)))
+    assert client.listings == 1, "the resumes reuse the start-up snapshot"
+
+
+class FailingClient:
+    async def list_users(self) -> AsyncIterator[LiteLLMUserRecord]:
+        raise LiteLLMError("LiteLLM is down")
+        yield  # an async generator
+
+
+async def test_a_failed_prefetch_does_not_stop_the_start(caplog: pytest.LogCaptureFixture) -> None:
+    users = Directory(cast(LiteLLMClient, FailingClient()), max_age=10)
+    await users.prefetch()
+    assert "no /user/list snapshot at start-up" in caplog.text
+    assert users._users == {}
+
+
+class SlowClient(ListingClient):
+    async def list_users(self) -> AsyncIterator[LiteLLMUserRecord]:
+        self.listings += 1
+        await asyncio.sleep(0.2)
+        yield LiteLLMUserRecord(user_id="u0")
+
+
+async def test_a_slow_prefetch_does_not_hold_the_start_and_goes_on_in_the_background() -> None:
+    client = SlowClient()
+    users = Directory(cast(LiteLLMClient, client), max_age=10)
+    await asyncio.wait_for(users.prefetch(wait=0.01), timeout=0.1)
+    assert set(await users.snapshot()) == {"u0"}, "the resumes wait for the same listing"
+    assert client.listings == 1
+    await users.close()
+
+
+async def test_close_stops_a_listing_under_way() -> None:
+    client = SlowClient()
+    users = Directory(cast(LiteLLMClient, client), max_age=10)
+    await users.prefetch(wait=0)
+    await users.close()
+    assert users._users == {}
+    await users.close()  # twice is harmless

@@ -8,6 +8,7 @@ e2e tests cover the real one).
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -152,6 +153,7 @@ def test_the_index_keeps_what_the_resync_reads_and_drops_the_rest() -> None:
     assert kept["spec"] == body["spec"]
     assert kept["status"]["userId"] == "a"
     assert len(indexed.compact) < 600
+    assert len(indexed.compact) < len(json.dumps(kept, separators=(",", ":"))), "compressed"
     assert (indexed.state.key, indexed.state.ready, indexed.state.stalled) == (
         "ns/a",
         "False",
