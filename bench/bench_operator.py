@@ -61,6 +61,7 @@ from devenv.controlplane import ControlPlane, find_assets  # noqa: E402
 from devenv.litellm import Instance, LiteLLMEndpoint  # noqa: E402
 from litellm_operator.litellm.writes import MAX_BATCH, MAX_FLIGHTS  # noqa: E402
 from litellm_operator.models import API_VERSION, GROUP, USER_PLURAL, VERSION  # noqa: E402
+from litellm_operator.runner import SNAPSHOT_MAX_AGE_FRACTION  # noqa: E402
 from tests.e2e.operator_harness import OperatorProcess, eventually, free_port  # noqa: E402
 
 GOALS = {
@@ -211,7 +212,9 @@ def run_size(kubeconfig: Path, litellm: LiteLLMEndpoint, n: int, workdir: Path) 
             "-",
             stdin=yaml.safe_dump(policy_doc(policy, namespace, BUDGET_BEFORE)),
         )
-        time.sleep(3)
+        # Idle means without the /user/list snapshot taken at start-up (it holds whatever
+        # LiteLLM already has, earlier sizes included): measured once it has been let go.
+        time.sleep(RESYNC_SECONDS * SNAPSHOT_MAX_AGE_FRACTION + 2)
         idle = rss_kib(operator.proc.pid)
 
         manifest = yaml.safe_dump_all([user_doc(namespace, name, policy) for name in names])
