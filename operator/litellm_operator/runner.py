@@ -254,6 +254,12 @@ async def standby_health(port: int) -> web.AppRunner:
     return runner
 
 
+LIST_CHUNK_SIZE = 100
+"""kopf lists the objects it watches in pages of this many, not in one response. What a
+restart allocates stays resident (see kopf_watch), and one response parses every object at
+once, managedFields included (kopf_watch drops them only as each object passes on): at 1,000
+users the resident size after a restart was 131.5-131.7 MiB listing at once, 128.4-129.0 in
+pages of 20, 50 or 100 (130.0 in pages of 200). 10,000 users cost 100 list requests."""
 RECONCILES_PER_LITELLM_SLOT = 4
 """Reconciles in progress at once, per LiteLLM request allowed in flight."""
 
@@ -284,16 +290,22 @@ def configure_kopf(registry: kopf.OperatorRegistry, config: OperatorConfig) -> N
 
     @kopf.on.startup(registry=registry)
     def settings(settings: kopf.OperatorSettings, **_: Any) -> None:
-        settings.persistence.finalizer = FINALIZER
-        # Progress and the last-handled configuration live in status.kopf: a handled change
-        # then costs one status write, where annotations cost a second write per change (and
-        # a first one per object for kopf's "kopf-managed" marker).
-        settings.persistence.progress_storage = kopf.StatusProgressStorage()
-        settings.persistence.diffbase_storage = StatusDiffBase()
-        # kopf's own "Handler succeeded" events are noise; the operator posts its own.
-        settings.posting.level = logging.WARNING
-        settings.watching.server_timeout = 300
-        settings.networking.request_timeout = 60
+        apply_settings(settings)
+
+
+def apply_settings(settings: kopf.OperatorSettings) -> None:
+    """The operator's kopf settings (set by a start-up handler, before kopf lists anything)."""
+    settings.persistence.finalizer = FINALIZER
+    # Progress and the last-handled configuration live in status.kopf: a handled change then
+    # costs one status write, where annotations cost a second write per change (and a first one
+    # per object for kopf's "kopf-managed" marker).
+    settings.persistence.progress_storage = kopf.StatusProgressStorage()
+    settings.persistence.diffbase_storage = StatusDiffBase()
+    # kopf's own "Handler succeeded" events are noise; the operator posts its own.
+    settings.posting.level = logging.WARNING
+    settings.watching.server_timeout = 300
+    settings.watching.chunk_size = LIST_CHUNK_SIZE
+    settings.networking.request_timeout = 60
 
 
 def register_command(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -1,0 +1,19 @@
+"""The operator's kopf settings (runner.apply_settings): the ones its behaviour and its
+memory at a restart depend on (the benchmark measures their effect on real components)."""
+
+from __future__ import annotations
+
+import kopf
+
+from litellm_operator.handlers import FINALIZER
+from litellm_operator.runner import LIST_CHUNK_SIZE, StatusDiffBase, apply_settings
+
+
+def test_kopf_lists_in_pages_and_keeps_its_bookkeeping_in_the_status() -> None:
+    settings = kopf.OperatorSettings()
+    assert settings.watching.chunk_size is None  # kopf's default: everything in one response
+    apply_settings(settings)
+    assert settings.watching.chunk_size == LIST_CHUNK_SIZE
+    assert settings.persistence.finalizer == FINALIZER
+    assert isinstance(settings.persistence.progress_storage, kopf.StatusProgressStorage)
+    assert isinstance(settings.persistence.diffbase_storage, StatusDiffBase)
