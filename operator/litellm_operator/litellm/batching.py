@@ -26,10 +26,10 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from itertools import takewhile
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from litellm_operator.litellm.client import LiteLLMClient
 from litellm_operator.litellm.errors import LiteLLMError
@@ -48,6 +48,69 @@ MAX_QUERY_CHARS = 4000
 """Keeps the query string well under the proxy's request-line limits, whatever the ids."""
 
 
+class Flights:
+    """When a coalescer's next batch leaves, and its batches in the air (shared by
+    :class:`UserReads` and :class:`~litellm_operator.litellm.UserWrites`).
+
+    A batch leaves ``window`` seconds after its first entry, when it is full, or, while
+    ``max_flights`` batches are in the air, as soon as one of them lands. ``flush`` hands what
+    is waiting to :meth:`launch`; ``waiting`` says whether anything is.
+    """
+
+    def __init__(
+        self,
+        flush: Callable[[], None],
+        waiting: Callable[[], bool],
+        window: float,
+        max_flights: int,
+    ) -> None:
+        self._hand_over = flush
+        self._waiting = waiting
+        self.window = window
+        self.max_flights = max_flights
+        self.closed = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def added(self, full: bool) -> None:
+        """An entry joined the waiting batch (``full``: it may not grow any more)."""
+        if full:
+            self.flush()
+        elif self._timer is None and len(self._tasks) < self.max_flights:
+            self._timer = asyncio.get_running_loop().call_later(self.window, self.flush)
+
+    def flush(self) -> None:
+        """The waiting batch leaves now."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._hand_over()
+
+    def launch(self, send: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(send)
+        self._tasks.add(task)
+        task.add_done_callback(self._landed)
+
+    def _landed(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if self._waiting() and self._timer is None and not self.closed:
+            self.flush()
+
+    def close(self) -> None:
+        """No batch leaves from now on; call :meth:`land` to end those in the air."""
+        self.closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+
+    async def land(self) -> None:
+        """Cancel the batches in the air, and wait for them to end."""
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
 class UserReads:
     """``await reads.get(user_id)``: the user as LiteLLM holds it, or ``None``; batched."""
 
@@ -62,19 +125,15 @@ class UserReads:
         read_ahead: int = READ_AHEAD,
     ) -> None:
         self.client = client
-        self.window = window
         self.max_batch = max_batch
         self.max_query_chars = max_query_chars
-        self.max_flights = max_flights
         self.read_ahead = read_ahead
         self._ahead: deque[str] = deque()
         self._queued: set[str] = set()
         self._expiry: asyncio.TimerHandle | None = None
         self._waiting: dict[str, list[asyncio.Future[LiteLLMUserRecord | None]]] = {}
         self._chars = 0
-        self._timer: asyncio.TimerHandle | None = None
-        self._flights: set[asyncio.Task[None]] = set()
-        self._closed = False
+        self._flights = Flights(self._flush, lambda: bool(self._waiting), window, max_flights)
         self._parked: dict[str, tuple[float, asyncio.Future[LiteLLMUserRecord | None]]] = {}
 
     def prefetch(self, user_ids: Iterable[str]) -> None:
@@ -88,7 +147,7 @@ class UserReads:
 
     def _pump(self) -> None:
         """Launch the next batches of queued ids while fewer than ``read_ahead`` answers wait."""
-        if self._closed:
+        if self._flights.closed:
             return
         loop = asyncio.get_running_loop()
         self._drop_expired(loop.time())
@@ -141,32 +200,19 @@ class UserReads:
         )
         if user_id not in self._waiting:
             if self._chars + len(user_id) + 1 > self.max_query_chars:
-                self._flush()
+                self._flights.flush()
             self._chars += len(user_id) + 1
         self._waiting.setdefault(user_id, []).append(future)
-        if len(self._waiting) >= self.max_batch:
-            self._flush()
-        elif self._timer is None and len(self._flights) < self.max_flights:
-            self._timer = asyncio.get_running_loop().call_later(self.window, self._flush)
+        self._flights.added(full=len(self._waiting) >= self.max_batch)
         return await future
 
     def _flush(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
         batch, self._waiting, self._chars = self._waiting, {}, 0
         if batch:
             self._launch(batch)
 
     def _launch(self, batch: dict[str, list[asyncio.Future[LiteLLMUserRecord | None]]]) -> None:
-        task = asyncio.create_task(self._read(batch))
-        self._flights.add(task)
-        task.add_done_callback(self._landed)
-
-    def _landed(self, task: asyncio.Task[None]) -> None:
-        self._flights.discard(task)
-        if self._waiting and self._timer is None and not self._closed:
-            self._flush()
+        self._flights.launch(self._read(batch))
 
     async def _read(self, batch: dict[str, list[asyncio.Future[LiteLLMUserRecord | None]]]) -> None:
         try:
@@ -200,9 +246,7 @@ class UserReads:
 
     async def close(self) -> None:
         """Cancel reads in flight (their callers get ``CancelledError``)."""
-        self._closed = True
-        if self._timer is not None:
-            self._timer.cancel()
+        self._flights.close()
         waiting, self._waiting = self._waiting, {}
         for _, future in self._parked.values():
             future.cancel()
@@ -214,11 +258,7 @@ class UserReads:
         for futures in waiting.values():
             for future in futures:
                 future.cancel()
-        for task in list(self._flights):
-            task.cancel()
-        for task in list(self._flights):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._flights.land()
 
 
 def _retrieve(future: asyncio.Future[LiteLLMUserRecord | None]) -> None:

@@ -27,13 +27,13 @@ Two updates of one user never travel together or overlap: the second waits for t
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
 
+from litellm_operator.litellm.batching import Flights
 from litellm_operator.litellm.client import LiteLLMClient
 from litellm_operator.litellm.errors import LiteLLMError, NotFound
 from litellm_operator.litellm.models import LiteLLMUserRecord, UpdateUserRequest
@@ -64,16 +64,12 @@ class UserWrites:
         max_flights: int = MAX_FLIGHTS,
     ) -> None:
         self.client = client
-        self.window = window
         self.max_batch = max_batch
-        self.max_flights = max_flights
         self.bulk = True
         """False once LiteLLM answered 404 for ``/user/bulk_update`` (a release without it)."""
         self._waiting: list[_Write] = []
         self._unsettled: dict[str, asyncio.Future[LiteLLMUserRecord]] = {}
-        self._timer: asyncio.TimerHandle | None = None
-        self._flights: set[asyncio.Task[None]] = set()
-        self._closed = False
+        self._flights = Flights(self._flush, lambda: bool(self._waiting), window, max_flights)
 
     async def update(
         self, user_id: str, fields: UpdateUserRequest | Mapping[str, Any]
@@ -82,16 +78,13 @@ class UserWrites:
         request = fields if isinstance(fields, UpdateUserRequest) else UpdateUserRequest(**fields)
         while (earlier := self._unsettled.get(user_id)) is not None:
             await asyncio.wait([earlier])
-        if not self.bulk or self._closed:
+        if not self.bulk or self._flights.closed:
             return await self.client.update_user(user_id, request)
         future: asyncio.Future[LiteLLMUserRecord] = asyncio.get_running_loop().create_future()
         self._unsettled[user_id] = future
         future.add_done_callback(lambda done: self._settled(user_id, done))
         self._waiting.append(_Write(user_id, request, future))
-        if len(self._waiting) >= self.max_batch:
-            self._flush()
-        elif self._timer is None and len(self._flights) < self.max_flights:
-            self._timer = asyncio.get_running_loop().call_later(self.window, self._flush)
+        self._flights.added(full=len(self._waiting) >= self.max_batch)
         # Shielded: a caller cancelled after its update left cannot unsend it, and the next
         # update of that user must still wait for this one to land.
         return await asyncio.shield(future)
@@ -103,19 +96,9 @@ class UserWrites:
             future.exception()  # retrieved: a caller that went away must not log it as lost
 
     def _flush(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
         batch, self._waiting = self._waiting, []
         if batch:
-            task = asyncio.create_task(self._send(batch))
-            self._flights.add(task)
-            task.add_done_callback(self._landed)
-
-    def _landed(self, task: asyncio.Task[None]) -> None:
-        self._flights.discard(task)
-        if self._waiting and self._timer is None and not self._closed:
-            self._flush()
+            self._flights.launch(self._send(batch))
 
     async def _send(self, batch: list[_Write]) -> None:
         rows: list[LiteLLMUserRecord | None]
@@ -168,17 +151,11 @@ class UserWrites:
     async def close(self) -> None:
         """Cancel updates not sent yet and batches in flight (their callers get
         ``CancelledError``); later updates go one by one."""
-        self._closed = True
-        if self._timer is not None:
-            self._timer.cancel()
+        self._flights.close()
         waiting, self._waiting = self._waiting, []
         for write in waiting:
             write.future.cancel()
-        for task in list(self._flights):
-            task.cancel()
-        for task in list(self._flights):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._flights.land()
 
 
 def _fail(batch: list[_Write], exc: Exception) -> None:
