@@ -13,7 +13,8 @@ operator, limited to a fresh namespace, runs five scenarios:
    it the same bodies as the ``/user/bulk_update`` calls the operator's coalesced writes make.
 4. **restart**: the operator restarts; time until it has resumed all N users, its LiteLLM
    calls meanwhile (paged ``/user/list`` reads, goal ≤ N/50) and its Kubernetes writes (goal 0).
-5. **memory**: resident memory idle, after the create, and after the restart (N users at rest).
+5. **memory**: resident memory idle, after the create, and after the restart (N users at rest),
+   and the restart's peak.
 
 Every scenario also reports CPU seconds per process (operator, kube-apiserver, etcd, LiteLLM,
 PostgreSQL), the API server's own count of requests per verb and resource, and the operator's
@@ -51,6 +52,7 @@ import yaml  # noqa: E402
 from bench import floors  # noqa: E402
 from bench.measure import (  # noqa: E402
     CpuMeter,
+    RssPeak,
     UserWatch,
     apiserver_requests,
     difference,
@@ -259,7 +261,10 @@ def run_size(kubeconfig: Path, litellm: LiteLLMEndpoint, n: int, workdir: Path) 
 
         operator.stop()
         before = watch.versions()
-        with Scenario(kubeconfig, operator, cpu) as restart:
+        with (
+            RssPeak(lambda: operator.proc.pid if operator.proc else None) as restart_peak,
+            Scenario(kubeconfig, operator, cpu) as restart,
+        ):
             operator.start()
             eventually(
                 lambda: operator.counter("litellm_operator_reconciles_total") >= n,
@@ -280,8 +285,10 @@ def run_size(kubeconfig: Path, litellm: LiteLLMEndpoint, n: int, workdir: Path) 
             "rss_after_create_mib": round(loaded / 1024, 1),
             "rss_settled_mib": round(settled / 1024, 1),
             "rss_after_restart_mib": round(rested / 1024, 1),
+            "rss_restart_peak_mib": round(restart_peak.kib / 1024, 1),
             "kib_per_user_after_create": round((loaded - idle) / n, 1),
             "kib_per_user_at_rest": round((rested - idle) / n, 1),
+            "kib_per_user_restart_peak": round((restart_peak.kib - idle) / n, 1),
         }
     finally:
         operator.stop()

@@ -6,11 +6,12 @@
   subresource), so Kubernetes writes per user are counted by the server that served them.
 * :class:`UserWatch`: one watch on the LiteLLMUsers of a namespace (readiness without polling
   lists, which would load the API server during the measurement).
-* :func:`rss_kib`: a process group's resident memory.
+* :func:`rss_kib`: a process's resident memory; :class:`RssPeak`, its highest while a block runs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
@@ -137,6 +138,33 @@ def rss_kib(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     return 0
+
+
+class RssPeak:
+    """The highest resident memory of a process while the block runs, sampled every 50 ms."""
+
+    def __init__(self, pid: Callable[[], int | None], every: float = 0.05) -> None:
+        self.pid = pid
+        self.every = every
+        self.kib = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="bench-rss")
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            pid = self.pid()
+            if pid is not None:
+                with contextlib.suppress(OSError):  # not started yet, or gone
+                    self.kib = max(self.kib, rss_kib(pid))
+            self._stop.wait(self.every)
+
+    def __enter__(self) -> RssPeak:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def ready_at(obj: Mapping[str, Any]) -> tuple[bool, int | None]:

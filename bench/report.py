@@ -73,15 +73,18 @@ def table(document: dict[str, Any]) -> str:
             )
     lines += [
         "",
-        "| N | RSS idle | after creating N | at rest (after a restart) | KiB per user at rest |",
-        "| --- | --- | --- | --- | --- |",
+        "| N | RSS idle | after creating N | restart's peak | at rest (after a restart) "
+        "| KiB per user at rest |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     for result in sorted(document["results"], key=lambda r: r["users"]):
         m = result["memory"]
+        peak = m.get("rss_restart_peak_mib")
         lines.append(
             f"| {result['users']:,} | {m['rss_idle_mib']:g} MiB "
-            f"| {m['rss_after_create_mib']:g} MiB | {m['rss_after_restart_mib']:g} MiB "
-            f"| {m['kib_per_user_at_rest']:g} |"
+            f"| {m['rss_after_create_mib']:g} MiB "
+            f"| {f'{peak:g} MiB' if peak is not None else 'not measured'} "
+            f"| {m['rss_after_restart_mib']:g} MiB | {m['kib_per_user_at_rest']:g} |"
         )
     missed = document.get("missed") or []
     lines += ["", f"Goals missed in this run: {', '.join(missed) if missed else 'none'}."]

@@ -1,42 +1,133 @@
-"""Drops ``metadata.managedFields`` from every object kopf watches, before kopf queues it.
+"""What kopf's watchers see: objects without ``managedFields``, and a restart's listing handed
+over a few objects at a time, after the operator's own indices hold all of it.
 
-The API server sends each object with its server-side-apply bookkeeping: one
-``managedFields`` entry per manager and subresource, a nested ``fieldsV1`` map of every field
-it owns. For a LiteLLMUser that is 1.7 KB of the 6.9 KB of JSON, and many small dicts once
-parsed. Neither kopf nor the operator reads it (kopf's patches are merge patches; its
-last-handled configuration is the object's essence, which leaves ``managedFields`` out; the
-operator's indices keep chosen fields).
+**managedFields.** The API server sends each object with its server-side-apply bookkeeping:
+one ``managedFields`` entry per manager and subresource, a nested ``fieldsV1`` map of every
+field it owns. For a LiteLLMUser that is 1.7 KB of the 6.9 KB of JSON, and many small dicts
+once parsed. Neither kopf nor the operator reads it (kopf's patches are merge patches; its
+last-handled configuration is the object's essence, which leaves ``managedFields`` out).
 
-It matters at a restart: kopf lists every object and holds each one's event, with the parsed
-body, until all index handlers have seen every object (:mod:`litellm_operator.kopf_toggles`).
-What the burst allocates stays resident after it (CPython's allocator cannot return an arena
-that one long-lived object still uses), so the whole list's ``managedFields`` cost about
-8.5 KiB per user for the life of the process (measured at 1,000 users: 49.2 KiB per user at
-rest with it, 40.7 without).
+**The listing.** kopf lists every object at start-up and gives each one a worker. With a kopf
+index on the kind, every worker holds its event (the parsed body, its queue, loggers, patch and
+task: about 15 KB) until every object of the listing has been indexed, so at a restart with N
+users all N exist at once; and what that burst allocates stays resident after it (CPython's
+allocator cannot return an arena that one long-lived object still uses): 27 KiB per user at
+rest with 1,000 users, 37 with 10,000. kopf's ``worker_limit`` cannot bound it: with any limit
+below N the indexing deadlocks.
 
-:func:`install` wraps kopf's ``infinite_watch`` (the one source of the events its watcher
-queues) with a generator that removes the field from each event's object; it refuses (and
-kopf keeps its own function) when kopf's internals no longer look as this module expects.
-This is a change to a library's internals, written here because kopf has no setting for it.
+So for a kind given a :class:`Feed`, the watch stream itself does the indexing
+(:class:`~litellm_operator.indices.ObjectIndices`): it reads the whole listing first, keeping
+each object compressed (about 1 KB) and its index entries; once the listing is complete it
+replaces what the indices held for that stream, tells kopf the listing is over
+(``Bookmark.LISTED``, which is all kopf's readiness waits for), and only then hands kopf the
+listed objects, at most :data:`REPLAY_IN_FLIGHT` in kopf's hands at once (:class:`ReplayGate`).
+An object leaves kopf's hands when its create/update/resume/delete handler ends, or when kopf
+is done with its event (:func:`install` wraps kopf's ``process_resource_event`` for that).
+Watch events update the indices before kopf sees them. A listing cut short changes nothing:
+kopf lists again.
+
+:func:`install` wraps kopf's ``continuous_watch`` (one listing and the watch after it) and
+``process_resource_event``; it refuses (and kopf keeps its own functions) when kopf's internals
+no longer look as this module expects. This is a change to a library's internals, written here
+because kopf has no setting for it; it belongs upstream.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import inspect
+import json
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+import zlib
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 from kopf._cogs.clients import watching
-from kopf._core.reactor import queueing
+from kopf._core.reactor import processing, running
+
+from litellm_operator.indices import Entries, ObjectIndices, uid_of
 
 log = logging.getLogger(__name__)
 
 Watch = Callable[..., AsyncIterator[Any]]
+Process = Callable[..., Awaitable[Any]]
 
-_ORIGINAL_INFINITE_WATCH: Watch = watching.infinite_watch
-_PARAMETERS = ("settings", "resource", "namespace", "operator_paused")
+REPLAY_IN_FLIGHT = 200
+"""Listed objects in kopf's hands at once: at about 15 KB each, 3 MB, and more than the
+reconciles the operator runs at once (:data:`litellm_operator.runner.RECONCILES_PER_LITELLM_SLOT`
+times its concurrency)."""
+
+REPLAY_STALL_SECONDS = 30.0
+"""If no listed object has left kopf's hands for this long, the oldest is taken as gone (a
+slow handler, say) and the next one is handed over: the gate bounds memory, never progress."""
+
+PACK_LEVEL = 1
+"""zlib's fastest level: a listed LiteLLMUser's JSON (about 5 KB) packs to about 1 KB."""
+
+_ORIGINAL_CONTINUOUS_WATCH: Watch = watching.continuous_watch
+_ORIGINAL_PROCESS: Process = processing.process_resource_event
+_WATCH_PARAMETERS = ("settings", "resource", "namespace", "operator_pause_waiter")
+
+
+class ReplayGate:
+    """At most ``limit`` objects of a replayed listing in kopf's hands at once."""
+
+    def __init__(self, limit: int = REPLAY_IN_FLIGHT, stall: float = REPLAY_STALL_SECONDS):
+        self.limit = limit
+        self.stall = stall
+        self._out: dict[str, None] = {}  # insertion-ordered: the oldest first
+        self._freed = asyncio.Event()
+
+    def __len__(self) -> int:
+        return len(self._out)
+
+    async def admit(self, uid: str) -> None:
+        """Wait until fewer than ``limit`` are out, then count ``uid`` out."""
+        while len(self._out) >= self.limit:
+            self._freed.clear()
+            try:
+                await asyncio.wait_for(self._freed.wait(), self.stall)
+            except TimeoutError:
+                oldest = next(iter(self._out))
+                log.debug("listed object %s held for %.0f s: not waited for", oldest, self.stall)
+                del self._out[oldest]
+        self._out[uid] = None
+
+    def release(self, uid: str) -> None:
+        """Object ``uid`` left kopf's hands (nothing happens if it was not out)."""
+        if self._out.pop(uid, 0) is None:
+            self._freed.set()
+
+
+@dataclass
+class Feed:
+    """The indices a watched kind feeds, and the gate its listings are replayed through."""
+
+    indices: ObjectIndices
+    gate: ReplayGate = field(default_factory=ReplayGate)
+
+
+_FEEDS: dict[tuple[str, str], Feed] = {}
+
+
+@contextlib.asynccontextmanager
+async def feeding(feeds: Mapping[tuple[str, str], Feed]) -> AsyncIterator[None]:
+    """Feed ``feeds`` (by (group, plural)) from kopf's watch streams while the block runs."""
+    _FEEDS.update(feeds)
+    try:
+        yield
+    finally:
+        for key, feed in feeds.items():
+            if _FEEDS.get(key) is feed:
+                del _FEEDS[key]
+
+
+def release(uid: str) -> None:
+    """Object ``uid`` left kopf's hands: let the next listed object in."""
+    for feed in list(_FEEDS.values()):
+        feed.gate.release(uid)
 
 
 def strip_managed_fields(event: Any) -> Any:
@@ -51,36 +142,114 @@ def strip_managed_fields(event: Any) -> Any:
     return event
 
 
+def pack(body: Mapping[str, Any]) -> bytes:
+    return zlib.compress(json.dumps(body, separators=(",", ":")).encode(), PACK_LEVEL)
+
+
+def unpack(packed: bytes) -> dict[str, Any]:
+    body: dict[str, Any] = json.loads(zlib.decompress(packed))
+    return body
+
+
+async def fed(events: AsyncIterator[Any], feed: Feed, stream: str | None) -> AsyncIterator[Any]:
+    """``events`` (one listing, ``Bookmark.LISTED``, then watch events) as kopf should see
+    them: the listing indexed whole before it is handed over, then replayed through the gate;
+    each watch event indexed before it is passed on."""
+    listed: dict[str, tuple[Entries, bytes]] = {}
+    async for event in events:
+        if event is watching.Bookmark.LISTED:
+            break
+        body = strip_managed_fields(event).get("object") if isinstance(event, dict) else None
+        uid = uid_of(body) if isinstance(body, dict) else None
+        if uid is None or body is None:
+            continue
+        listed[uid] = (feed.indices.entries(body), pack(body))
+    else:
+        return  # the listing was cut short: kopf lists again, and nothing was indexed from it
+    feed.indices.replace_stream(stream, {uid: entries for uid, (entries, _) in listed.items()})
+    yield watching.Bookmark.LISTED
+    while listed:
+        uid = next(iter(listed))
+        _, packed = listed.pop(uid)
+        await feed.gate.admit(uid)
+        yield {"type": None, "object": unpack(packed)}
+    async for event in events:
+        strip_managed_fields(event)
+        if isinstance(event, dict):
+            feed.indices.apply(stream, event)
+        yield event
+
+
 def slimmed(watch: Watch) -> Watch:
-    """``watch`` whose events carry no ``managedFields``."""
+    """``watch`` (kopf's ``continuous_watch``) whose events carry no ``managedFields``, and
+    whose listings of a fed kind are indexed whole, then replayed through the feed's gate."""
 
-    async def infinite_watch(**kwargs: Any) -> AsyncIterator[Any]:
+    async def continuous_watch(**kwargs: Any) -> AsyncIterator[Any]:
         source = cast(AsyncGenerator[Any, None], watch(**kwargs))
+        resource = kwargs.get("resource")
+        settings = kwargs.get("settings")
+        feed = _FEEDS.get((getattr(resource, "group", ""), getattr(resource, "plural", "")))
+        streamed = getattr(getattr(settings, "watching", None), "initial_streaming", False)
         async with contextlib.aclosing(source) as events:
-            async for event in events:
-                yield strip_managed_fields(event)
+            if feed is None or streamed:
+                async for event in events:
+                    strip_managed_fields(event)
+                    if feed is not None and isinstance(event, dict):
+                        feed.indices.apply(kwargs.get("namespace"), event)
+                    yield event
+                return
+            replay = cast(AsyncGenerator[Any, None], fed(events, feed, kwargs.get("namespace")))
+            async with contextlib.aclosing(replay) as replayed:
+                async for event in replayed:
+                    yield event
 
-    infinite_watch.__wrapped__ = watch  # type: ignore[attr-defined]
-    return infinite_watch
+    continuous_watch.__wrapped__ = watch  # type: ignore[attr-defined]
+    return continuous_watch
+
+
+def releasing(process: Process) -> Process:
+    """kopf's ``process_resource_event`` that lets the gate know when an object is done."""
+
+    async def process_resource_event(*, raw_event: Any, **kwargs: Any) -> Any:
+        try:
+            return await process(raw_event=raw_event, **kwargs)
+        finally:
+            body = raw_event.get("object") if isinstance(raw_event, dict) else None
+            uid = uid_of(body) if isinstance(body, dict) else None
+            if uid is not None:
+                release(uid)
+
+    process_resource_event.__wrapped__ = process  # type: ignore[attr-defined]
+    return process_resource_event
 
 
 def installed() -> bool:
-    return getattr(watching.infinite_watch, "__wrapped__", None) is _ORIGINAL_INFINITE_WATCH
+    return (
+        getattr(watching.continuous_watch, "__wrapped__", None) is _ORIGINAL_CONTINUOUS_WATCH
+        and getattr(processing.process_resource_event, "__wrapped__", None) is _ORIGINAL_PROCESS
+    )
 
 
 def install() -> bool:
-    """Make kopf's watchers drop ``managedFields``; ``False`` (and a warning) if it cannot."""
+    """Put :func:`slimmed` and :func:`releasing` in kopf; ``False`` (and a warning) if kopf's
+    internals have changed (then kopf keeps its own functions, and the indices stay empty:
+    the caller must not rely on them)."""
     if installed():
         return True
-    original = watching.infinite_watch
-    parameters = inspect.signature(original).parameters
+    watch, process = watching.continuous_watch, processing.process_resource_event
+    parameters = inspect.signature(watch).parameters
     if (
-        original is not _ORIGINAL_INFINITE_WATCH
-        or not inspect.isasyncgenfunction(original)
-        or getattr(queueing, "watching", None) is not watching
-        or not all(p in parameters for p in _PARAMETERS)
+        watch is not _ORIGINAL_CONTINUOUS_WATCH
+        or process is not _ORIGINAL_PROCESS
+        or not inspect.isasyncgenfunction(watch)
+        or not all(p in parameters for p in _WATCH_PARAMETERS)
+        or "continuous_watch" not in watching.infinite_watch.__code__.co_names
+        or "raw_event" not in inspect.signature(process).parameters
+        or "process_resource_event" not in running.spawn_tasks.__code__.co_names
+        or not hasattr(watching.Bookmark, "LISTED")
     ):
-        log.warning("kopf's watch stream has changed: objects keep their managedFields")
+        log.warning("kopf's watch stream has changed: its listings are not indexed here")
         return False
-    watching.infinite_watch = slimmed(original)
+    watching.continuous_watch = slimmed(watch)
+    processing.process_resource_event = releasing(process)  # type: ignore[assignment]
     return True

@@ -1,25 +1,31 @@
-"""kopf_watch: kopf's watch events reach its queues without managedFields, and nothing else
-about them changes."""
+"""kopf_watch: kopf's watch events reach its queues without managedFields; a fed kind's listing
+is indexed whole before kopf sees any of it, then handed over through the replay gate."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Hashable, Mapping
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from kopf._cogs.clients import watching
+from kopf._core.reactor import processing
 
 from litellm_operator import kopf_watch
+from litellm_operator.handlers import with_user_indices
+from litellm_operator.indices import ObjectIndices
 
 MANAGED = [{"manager": "kubectl", "operation": "Update", "fieldsV1": {"f:spec": {}}}]
 
 
-def user(**metadata: Any) -> dict[str, Any]:
+def user(name: str = "alice", **metadata: Any) -> dict[str, Any]:
+    metadata.setdefault("uid", f"uid-{name}")
     return {
         "apiVersion": "litellm.platform.dev/v1alpha1",
         "kind": "LiteLLMUser",
-        "metadata": {"name": "alice", "namespace": "team-a", "uid": "u-1", **metadata},
+        "metadata": {"name": name, "namespace": "team-a", **metadata},
         "spec": {"policyRef": "default"},
         "status": {"kopf": {"progress": {}}},
     }
@@ -58,58 +64,204 @@ def test_strip_managed_fields(event: Any, expected: Any) -> None:
     assert kopf_watch.strip_managed_fields(event) == expected
 
 
-async def test_slimmed_watch_yields_every_event_in_order_and_closes_the_source() -> None:
-    events = [
-        {"type": None, "object": user(managedFields=MANAGED)},
-        watching.Bookmark.LISTED,
-        {"type": "DELETED", "object": user(managedFields=MANAGED)},
-    ]
-    seen_kwargs: dict[str, Any] = {}
-    closed = []
+USERS = SimpleNamespace(group="litellm.platform.dev", plural="litellmusers")
+OTHERS = SimpleNamespace(group="litellm.platform.dev", plural="provisioningpolicies")
+SETTINGS = SimpleNamespace(watching=SimpleNamespace(initial_streaming=False))
 
-    async def source(**kwargs: Any) -> AsyncIterator[Any]:
-        seen_kwargs.update(kwargs)
+
+def by_name(body: Mapping[str, Any]) -> dict[Hashable, Any]:
+    return {body["metadata"]["name"]: body["metadata"].get("resourceVersion")}
+
+
+class Source:
+    """Stands in for kopf's continuous_watch: yields the given events, records its closing."""
+
+    def __init__(self, events: list[Any]) -> None:
+        self.events = events
+        self.kwargs: dict[str, Any] = {}
+        self.closed = False
+
+    async def __call__(self, **kwargs: Any) -> AsyncIterator[Any]:
+        self.kwargs = kwargs
         try:
-            for event in copy.deepcopy(events):
+            for event in copy.deepcopy(self.events):
+                await asyncio.sleep(0)
                 yield event
-            yield {"type": "ADDED", "object": user()}  # never taken: the consumer stops
         finally:
-            closed.append(True)
+            self.closed = True
 
-    got = []
-    stream = kopf_watch.slimmed(source)(settings="s", resource="r", namespace=None)
-    async for event in stream:
-        got.append(event)
-        if len(got) == len(events):
-            break
-    await stream.aclose()  # type: ignore[attr-defined]
+
+def listing(*names: str) -> list[Any]:
+    return [{"type": None, "object": user(n, managedFields=MANAGED)} for n in names]
+
+
+async def take(stream: AsyncIterator[Any], count: int, timeout: float = 1.0) -> list[Any]:
+    got: list[Any] = []
+    async with asyncio.timeout(timeout):
+        async for event in stream:
+            got.append(event)
+            if len(got) == count:
+                break
+    return got
+
+
+@pytest.fixture
+def feed() -> Any:
+    return kopf_watch.Feed(ObjectIndices({"by_name": by_name}), kopf_watch.ReplayGate(limit=2))
+
+
+async def watch_of(source: Source, feed: kopf_watch.Feed, resource: Any = USERS) -> Any:
+    async with kopf_watch.feeding({(USERS.group, USERS.plural): feed}):
+        stream = kopf_watch.slimmed(source)(
+            settings=SETTINGS, resource=resource, namespace="team-a", operator_pause_waiter=None
+        )
+        yield stream
+
+
+async def test_an_unfed_kind_passes_through_without_managed_fields(feed: Any) -> None:
+    source = Source(
+        [*listing("a"), watching.Bookmark.LISTED, {"type": "DELETED", "object": user("a")}]
+    )
+    async for stream in watch_of(source, feed, resource=OTHERS):
+        got = await take(stream, 3)
+        await stream.aclose()
     assert got == [
-        {"type": None, "object": user()},
+        {"type": None, "object": user("a")},
         watching.Bookmark.LISTED,
-        {"type": "DELETED", "object": user()},
+        {"type": "DELETED", "object": user("a")},
     ]
-    assert seen_kwargs == {"settings": "s", "resource": "r", "namespace": None}
-    assert closed == [True]
+    assert source.closed
+    assert len(feed.indices) == 0
+    assert source.kwargs["namespace"] == "team-a"
 
 
-def test_install_wraps_kopf_infinite_watch(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(watching, "infinite_watch", kopf_watch._ORIGINAL_INFINITE_WATCH)
+async def test_a_listing_is_indexed_whole_then_listed_then_replayed(feed: Any) -> None:
+    modified = user("b", resourceVersion="9", managedFields=MANAGED)
+    source = Source(
+        [*listing("a", "b"), watching.Bookmark.LISTED, {"type": "MODIFIED", "object": modified}]
+    )
+    async for stream in watch_of(source, feed):
+        first = await take(stream, 1)
+        assert first == [watching.Bookmark.LISTED], (
+            "kopf hears the listing is over before any object"
+        )
+        assert sorted(feed.indices.views["by_name"]) == ["a", "b"], "and the index holds it all"
+        replayed = await take(stream, 2)
+        assert replayed == [
+            {"type": None, "object": user("a")},
+            {"type": None, "object": user("b")},
+        ]
+        for event in replayed:
+            kopf_watch.release(event["object"]["metadata"]["uid"])
+        (watched,) = await take(stream, 1)
+        assert watched == {"type": "MODIFIED", "object": user("b", resourceVersion="9")}
+        assert list(feed.indices.views["by_name"]["b"]) == ["9"], "indexed before kopf sees it"
+        await stream.aclose()
+    assert source.closed
+
+
+async def test_a_listing_cut_short_changes_nothing(feed: Any) -> None:
+    feed.indices.apply("team-a", {"type": "ADDED", "object": user("old")})
+    source = Source(listing("a", "b"))  # no LISTED: the connection broke
+    async for stream in watch_of(source, feed):
+        assert await take(stream, 1) == []
+    assert list(feed.indices.views["by_name"]) == ["old"]
+
+
+async def test_a_new_listing_drops_what_is_gone(feed: Any) -> None:
+    feed.indices.apply("team-a", {"type": "ADDED", "object": user("gone")})
+    source = Source([*listing("a"), watching.Bookmark.LISTED])
+    async for stream in watch_of(source, feed):
+        await take(stream, 1)
+        assert list(feed.indices.views["by_name"]) == ["a"]
+        await stream.aclose()
+
+
+async def test_at_most_the_gate_limit_is_in_kopf_hands(feed: Any) -> None:
+    source = Source([*listing("a", "b", "c"), watching.Bookmark.LISTED])
+    async for stream in watch_of(source, feed):
+        got = await take(stream, 3)  # LISTED, a, b
+        assert len(feed.gate) == 2
+        third = asyncio.ensure_future(take(stream, 1))
+        await asyncio.sleep(0.05)
+        assert not third.done(), "c waits while a and b are in kopf's hands"
+        kopf_watch.release("uid-a")
+        assert [e["object"]["metadata"]["name"] for e in await third] == ["c"]
+        assert [e["object"]["metadata"]["name"] for e in got[1:]] == ["a", "b"]
+        await stream.aclose()
+
+
+async def test_the_gate_never_stalls_for_good() -> None:
+    gate = kopf_watch.ReplayGate(limit=1, stall=0.01)
+    await gate.admit("a")
+    await asyncio.wait_for(gate.admit("b"), 1)  # a never released: taken as gone
+    assert len(gate) == 1
+    gate.release("nobody")
+    gate.release("b")
+    assert len(gate) == 0
+
+
+async def test_kopf_done_with_an_event_releases_its_object() -> None:
+    gate = kopf_watch.ReplayGate(limit=5)
+    feed = kopf_watch.Feed(ObjectIndices({}), gate)
+    calls: list[Any] = []
+
+    async def process(*, raw_event: Any, **kwargs: Any) -> str:
+        calls.append((raw_event, kwargs))
+        if raw_event["object"]["metadata"]["name"] == "bad":
+            raise RuntimeError("boom")
+        return "7"
+
+    released = kopf_watch.releasing(process)
+    async with kopf_watch.feeding({(USERS.group, USERS.plural): feed}):
+        for name in ("a", "bad"):
+            await gate.admit(f"uid-{name}")
+        assert await released(raw_event={"type": None, "object": user("a")}, x=1) == "7"
+        with pytest.raises(RuntimeError):
+            await released(raw_event={"type": None, "object": user("bad")})
+    assert len(gate) == 0
+    assert calls[0][1] == {"x": 1}
+
+
+async def test_a_settling_handler_gets_the_indices_and_releases_its_object() -> None:
+    indices = ObjectIndices({"by_name": by_name})
+    indices.apply("ns", {"type": "ADDED", "object": user("a")})
+    gate = kopf_watch.ReplayGate(limit=5)
+    seen: dict[str, Any] = {}
+
+    async def handler(**kwargs: Any) -> str:
+        seen.update(kwargs)
+        return "done"
+
+    wrap = with_user_indices(indices)
+    async with kopf_watch.feeding({(USERS.group, USERS.plural): kopf_watch.Feed(indices, gate)}):
+        await gate.admit("uid-a")
+        assert await wrap(handler)(uid="uid-a") == "done"
+        assert len(gate) == 1, "a handler that does not settle leaves the object out"
+        assert await wrap(handler, True)(uid="uid-a") == "done"
+    assert len(gate) == 0
+    assert list(seen["by_name"]) == ["a"]
+
+
+def test_install_wraps_kopf_functions(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(watching, "continuous_watch", kopf_watch._ORIGINAL_CONTINUOUS_WATCH)
+    monkeypatch.setattr(processing, "process_resource_event", kopf_watch._ORIGINAL_PROCESS)
     assert kopf_watch.install()
-    assert watching.infinite_watch is not kopf_watch._ORIGINAL_INFINITE_WATCH
     assert kopf_watch.installed()
-    wrapped = watching.infinite_watch
+    wrapped = watching.continuous_watch
+    assert wrapped is not kopf_watch._ORIGINAL_CONTINUOUS_WATCH
     assert kopf_watch.install()  # twice is harmless: not wrapped twice
-    assert watching.infinite_watch is wrapped
+    assert watching.continuous_watch is wrapped
 
 
 def test_install_refuses_a_kopf_whose_watch_changed(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    def infinite_watch(**_: Any) -> None:  # not an async generator any more
+    def continuous_watch(**_: Any) -> None:  # not an async generator any more
         return None
 
-    monkeypatch.setattr(watching, "infinite_watch", infinite_watch)
+    monkeypatch.setattr(watching, "continuous_watch", continuous_watch)
     assert not kopf_watch.install()
-    current: Any = watching.infinite_watch
-    assert current is infinite_watch
-    assert "managedFields" in caplog.text
+    current: Any = watching.continuous_watch
+    assert current is continuous_watch
+    assert "not indexed" in caplog.text

@@ -1,0 +1,154 @@
+"""The operator's own indices of one resource kind, fed from the watch stream, not by kopf.
+
+kopf can index objects too, but every kopf index makes kopf hold each listed object's event, its
+parsed body and its worker, until every object of the listing has been indexed: at a restart
+with N users that is N bodies and N workers at once, and what that burst allocates stays
+resident (CPython cannot return an arena one long-lived object still uses). These indices are
+filled by :mod:`litellm_operator.kopf_watch` while the listing is read, before kopf sees any
+object, so kopf can be handed the objects a few at a time.
+
+:class:`ObjectIndices` keeps, for each named index, ``key → {object uid: value}``, as kopf's
+indices do, and reads the same way (:class:`Index` is a ``Mapping`` of key to :class:`Store`),
+so handlers and tests see no difference. An index function maps one object's body to the
+entries it contributes (or ``None``). A listing replaces everything its stream held; a watch
+event replaces (or, deleted, removes) what one object contributed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Hashable, Iterator, Mapping
+from typing import Any
+
+Body = Mapping[str, Any]
+IndexFunction = Callable[[Body], Mapping[Hashable, Any] | None]
+Entries = dict[str, dict[Hashable, Any]]
+"""What one object contributes: index name → {key: value}."""
+Stream = str | None
+"""A watch stream: the namespace it watches, ``None`` cluster-wide."""
+
+
+class Store(Collection[Any]):
+    """The values an index holds for one key, one per object (a read-only view)."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self._values = values
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(list(self._values.values()))
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __contains__(self, value: object) -> bool:
+        return value in self._values.values()
+
+
+class Index(Mapping[Hashable, Store]):
+    """One named index: key → the :class:`Store` of the objects that gave that key."""
+
+    __slots__ = ("_keys",)
+
+    def __init__(self) -> None:
+        self._keys: dict[Hashable, dict[str, Any]] = {}
+
+    def __getitem__(self, key: Hashable) -> Store:
+        return Store(self._keys[key])
+
+    def __iter__(self) -> Iterator[Hashable]:
+        return iter(list(self._keys))
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._keys
+
+    def _put(self, key: Hashable, uid: str, value: Any) -> None:
+        self._keys.setdefault(key, {})[uid] = value
+
+    def _drop(self, key: Hashable, uid: str) -> None:
+        values = self._keys.get(key)
+        if values is not None:
+            values.pop(uid, None)
+            if not values:
+                del self._keys[key]
+
+
+class ObjectIndices:
+    """Named indices of one resource kind, with what each object contributed to them."""
+
+    def __init__(self, functions: Mapping[str, IndexFunction]) -> None:
+        self._functions = dict(functions)
+        self._indices = {name: Index() for name in self._functions}
+        self._objects: dict[str, tuple[Stream, Entries]] = {}
+
+    @property
+    def views(self) -> Mapping[str, Index]:
+        """The indices by name, live (they change as the stream moves on)."""
+        return self._indices
+
+    def __len__(self) -> int:
+        return len(self._objects)
+
+    def entries(self, body: Body) -> Entries:
+        """What ``body`` contributes to every index (pure)."""
+        found: Entries = {}
+        for name, function in self._functions.items():
+            contributed = function(body)
+            if contributed:
+                found[name] = dict(contributed)
+        return found
+
+    def put(self, stream: Stream, uid: str, entries: Entries) -> None:
+        """Object ``uid`` (from ``stream``) now contributes ``entries``, and nothing else."""
+        self.remove(uid)
+        for name, pairs in entries.items():
+            index = self._indices[name]
+            for key, value in pairs.items():
+                index._put(key, uid, value)
+        self._objects[uid] = (stream, entries)
+
+    def remove(self, uid: str) -> None:
+        """Object ``uid`` is gone: drop what it contributed."""
+        known = self._objects.pop(uid, None)
+        if known is None:
+            return
+        for name, pairs in known[1].items():
+            index = self._indices[name]
+            for key in pairs:
+                index._drop(key, uid)
+
+    def replace_stream(self, stream: Stream, listed: Mapping[str, Entries]) -> None:
+        """A complete listing of ``stream``: its objects are exactly ``listed`` (uid → entries)."""
+        gone = [uid for uid, (source, _) in self._objects.items() if source == stream]
+        for uid in gone:
+            if uid not in listed:
+                self.remove(uid)
+        for uid, entries in listed.items():
+            self.put(stream, uid, entries)
+
+    def forget_stream(self, stream: Stream) -> None:
+        """``stream`` is no longer watched: drop every object it contributed."""
+        self.replace_stream(stream, {})
+
+    def apply(self, stream: Stream, event: Mapping[str, Any]) -> None:
+        """A raw watch event: an object added, changed or deleted (anything else is ignored)."""
+        body = event.get("object")
+        kind = event.get("type")
+        if not isinstance(body, Mapping) or kind not in ("ADDED", "MODIFIED", "DELETED"):
+            return
+        uid = uid_of(body)
+        if uid is None:
+            return
+        if kind == "DELETED":
+            self.remove(uid)
+        else:
+            self.put(stream, uid, self.entries(body))
+
+
+def uid_of(body: Body) -> str | None:
+    meta = body.get("metadata")
+    uid = meta.get("uid") if isinstance(meta, Mapping) else None
+    return uid if isinstance(uid, str) and uid else None

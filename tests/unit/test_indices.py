@@ -1,0 +1,140 @@
+"""ObjectIndices: what each object contributes, replaced by its events and by whole listings,
+read as kopf's indices are read (key → a store of one value per object)."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping
+from typing import Any
+
+import pytest
+
+from litellm_operator.indices import ObjectIndices, uid_of
+
+
+def obj(uid: str, name: str, policy: str, owner: str | None = None) -> dict[str, Any]:
+    return {
+        "metadata": {"uid": uid, "name": name, "namespace": "ns"},
+        "spec": {"policyRef": policy},
+        "status": {"owner": owner} if owner else {},
+    }
+
+
+def by_policy(body: Mapping[str, Any]) -> dict[Hashable, Any]:
+    return {body["spec"]["policyRef"]: body["metadata"]["name"]}
+
+
+def by_owner(body: Mapping[str, Any]) -> dict[Hashable, Any] | None:
+    owner = body["status"].get("owner")
+    return {owner: body["metadata"]["name"]} if owner else None
+
+
+def indices() -> ObjectIndices:
+    return ObjectIndices({"by_policy": by_policy, "by_owner": by_owner})
+
+
+def contents(found: ObjectIndices) -> dict[str, dict[Any, list[Any]]]:
+    return {
+        name: {key: sorted(store) for key, store in index.items()}
+        for name, index in found.views.items()
+    }
+
+
+def event(kind: str, body: dict[str, Any]) -> dict[str, Any]:
+    return {"type": kind, "object": body}
+
+
+@pytest.mark.parametrize(
+    ("events", "expected"),
+    [
+        pytest.param(
+            [event("ADDED", obj("1", "a", "p"))],
+            {"by_policy": {"p": ["a"]}, "by_owner": {}},
+            id="added",
+        ),
+        pytest.param(
+            [event("ADDED", obj("1", "a", "p")), event("ADDED", obj("2", "b", "p", "x"))],
+            {"by_policy": {"p": ["a", "b"]}, "by_owner": {"x": ["b"]}},
+            id="two-objects-one-key",
+        ),
+        pytest.param(
+            [event("ADDED", obj("1", "a", "p", "x")), event("MODIFIED", obj("1", "a", "q"))],
+            {"by_policy": {"q": ["a"]}, "by_owner": {}},
+            id="modified-moves-and-drops-keys",
+        ),
+        pytest.param(
+            [event("ADDED", obj("1", "a", "p")), event("DELETED", obj("1", "a", "p"))],
+            {"by_policy": {}, "by_owner": {}},
+            id="deleted",
+        ),
+        pytest.param(
+            [event("DELETED", obj("9", "z", "p"))],
+            {"by_policy": {}, "by_owner": {}},
+            id="deleted-unknown",
+        ),
+        pytest.param(
+            [
+                event("ADDED", obj("1", "a", "p")),
+                {"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "7"}}},
+                {"type": "ERROR", "object": {"code": 410}},
+                event("ADDED", {"metadata": {"name": "no-uid"}, "spec": {}, "status": {}}),
+            ],
+            {"by_policy": {"p": ["a"]}, "by_owner": {}},
+            id="non-object-events-ignored",
+        ),
+    ],
+)
+def test_events(events: list[dict[str, Any]], expected: dict[str, Any]) -> None:
+    found = indices()
+    for each in events:
+        found.apply("ns", each)
+    assert contents(found) == expected
+
+
+def test_a_listing_replaces_what_its_stream_held_and_nothing_else() -> None:
+    found = indices()
+    found.apply("ns", event("ADDED", obj("1", "a", "p")))
+    found.apply("ns", event("ADDED", obj("2", "b", "p", "x")))
+    found.apply("other", event("ADDED", obj("3", "c", "p")))
+    relisted = obj("2", "b", "q")
+    found.replace_stream(
+        "ns", {"2": found.entries(relisted), "4": found.entries(obj("4", "d", "p"))}
+    )
+    assert contents(found) == {"by_policy": {"p": ["c", "d"], "q": ["b"]}, "by_owner": {}}
+    assert len(found) == 3
+
+
+def test_a_stream_forgotten_drops_its_objects() -> None:
+    found = indices()
+    found.apply("ns", event("ADDED", obj("1", "a", "p")))
+    found.apply(None, event("ADDED", obj("2", "b", "p")))
+    found.forget_stream("ns")
+    assert contents(found)["by_policy"] == {"p": ["b"]}
+
+
+def test_views_read_as_kopf_indices() -> None:
+    found = indices()
+    found.apply("ns", event("ADDED", obj("1", "a", "p")))
+    view = found.views["by_policy"]
+    assert "p" in view
+    assert "q" not in view
+    assert view.get("q") is None
+    assert list(view.get("q", [])) == []
+    store = view["p"]
+    assert list(store) == ["a"]
+    assert len(store) == 1
+    assert "a" in store
+    found.apply("ns", event("ADDED", obj("2", "b", "p")))
+    assert sorted(view["p"]) == ["a", "b"], "views are live"
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        pytest.param({"metadata": {"uid": "u"}}, "u", id="uid"),
+        pytest.param({"metadata": {"uid": ""}}, None, id="empty"),
+        pytest.param({"metadata": None}, None, id="no-metadata"),
+        pytest.param({}, None, id="nothing"),
+    ],
+)
+def test_uid_of(body: dict[str, Any], expected: str | None) -> None:
+    assert uid_of(body) == expected
