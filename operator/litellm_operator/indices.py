@@ -129,10 +129,6 @@ class ObjectIndices:
         for uid, entries in listed.items():
             self.put(stream, uid, entries)
 
-    def forget_stream(self, stream: Stream) -> None:
-        """``stream`` is no longer watched: drop every object it contributed."""
-        self.replace_stream(stream, {})
-
     def apply(self, stream: Stream, event: Mapping[str, Any]) -> None:
         """A raw watch event: an object added, changed or deleted (anything else is ignored)."""
         body = event.get("object")

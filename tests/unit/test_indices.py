@@ -103,11 +103,11 @@ def test_a_listing_replaces_what_its_stream_held_and_nothing_else() -> None:
     assert len(found) == 3
 
 
-def test_a_stream_forgotten_drops_its_objects() -> None:
+def test_an_empty_listing_empties_its_stream_only() -> None:
     found = indices()
     found.apply("ns", event("ADDED", obj("1", "a", "p")))
     found.apply(None, event("ADDED", obj("2", "b", "p")))
-    found.forget_stream("ns")
+    found.replace_stream("ns", {})
     assert contents(found)["by_policy"] == {"p": ["b"]}
 
 
