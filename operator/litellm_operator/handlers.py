@@ -346,8 +346,10 @@ DEFAULT_POLICY_REF: str = UserSpec.model_fields["policy_ref"].default
 
 
 # --- indices: what every handler reads instead of listing -------------------------------------
-# Coroutines, though they wait for nothing: kopf runs a plain function in a worker thread, and
-# that hop, on every watch event and for every index, was a seventh of the operator's CPU.
+# The policies' index is kopf's: a coroutine, though it waits for nothing, since kopf runs a
+# plain function in a worker thread (that hop, on every watch event and for every index, was a
+# seventh of the operator's CPU). The LiteLLMUsers' are the operator's own, plain functions of a
+# body that kopf_watch calls as the watch stream passes (see litellm_operator.indices).
 
 
 async def index_policy_bodies(*, name: str, body: kopf.Body, **_: Any) -> dict[str, Any]:

@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
+from litellm_operator.handlers import DEFAULT_POLICY_REF, USER_INDICES
 from litellm_operator.indices import ObjectIndices, uid_of
+from litellm_operator.reconciler import Claim
 
 
 def obj(uid: str, name: str, policy: str, owner: str | None = None) -> dict[str, Any]:
@@ -138,3 +140,39 @@ def test_views_read_as_kopf_indices() -> None:
 )
 def test_uid_of(body: dict[str, Any], expected: str | None) -> None:
     assert uid_of(body) == expected
+
+
+def litellm_user(status: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "metadata": {
+            "uid": "u-1",
+            "name": "alice",
+            "namespace": "team-a",
+            "creationTimestamp": "2026-01-01T00:00:00Z",
+        },
+        "spec": {},
+        "status": status,
+    }
+
+
+@pytest.mark.parametrize(
+    ("status", "claims"),
+    [
+        pytest.param({}, {}, id="no-user-id-no-claim"),
+        pytest.param(
+            {"userId": "alice@corp"},
+            {"alice@corp": [Claim("2026-01-01T00:00:00Z", "team-a", "alice", "u-1")]},
+            id="claim",
+        ),
+    ],
+)
+def test_the_litellm_user_indices(status: dict[str, Any], claims: dict[str, Any]) -> None:
+    found = ObjectIndices(USER_INDICES)
+    found.apply("team-a", event("ADDED", litellm_user(status)))
+    views = found.views
+    assert {k: list(v) for k, v in views["users_by_policy"].items()} == {
+        DEFAULT_POLICY_REF: [("team-a", "alice")]
+    }
+    (indexed,) = views["user_bodies"][("team-a", "alice")]
+    assert indexed.body()["status"] == status
+    assert {k: list(v) for k, v in views["user_id_claims"].items()} == claims
