@@ -122,8 +122,8 @@ class PackedUsers(Mapping[str, LiteLLMUserRecord]):
     """LiteLLM users by id, each kept as compressed JSON and decoded when read.
 
     A snapshot holds every LiteLLM user, the operator's and everyone else's, and each is read
-    once or twice in its life (by a resume, by a resync): as models, 3 KB each; packed, about
-    0.3 KB, for about 40 µs more per user read.
+    once or twice in its life (by a resume, by a resync): as models, 1.7 KB each; packed,
+    0.35 KB, for under 0.1 ms more per user read.
     """
 
     def __init__(self) -> None:
