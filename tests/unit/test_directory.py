@@ -58,8 +58,25 @@ async def test_the_prefetched_snapshot_serves_the_resumes() -> None:
     users, client = directory(max_age=10)
     await users.prefetch()
     assert client.listings == 1
-    await asyncio.gather(*(users.snapshot() for _ in range(5)))
+    held = await asyncio.gather(*(users.held() for _ in range(5)))
+    assert all(set(h) == {"u0", "u1", "u2"} for h in held)
     assert client.listings == 1, "the resumes reuse the start-up snapshot"
+
+
+async def test_a_resume_never_lists_again_once_the_snapshot_is_let_go() -> None:
+    users, client = directory(max_age=0.05)
+    await users.prefetch()
+    await asyncio.sleep(0.1)
+    assert await users.held() == {}
+    assert client.listings == 1, "the rest of a long restart reads its users in batches"
+
+
+async def test_a_resume_waits_for_the_listing_under_way() -> None:
+    client = SlowClient()
+    users = Directory(cast(LiteLLMClient, client), max_age=10)
+    await users.prefetch(wait=0)
+    assert set(await asyncio.wait_for(users.held(), 1)) == {"u0"}
+    assert client.listings == 1
 
 
 class FailingClient:
