@@ -222,7 +222,7 @@ class Rollouts:
     """Keeps each policy's status (its rollout across its users) current, debounced.
 
     :meth:`touch` schedules one recomputation per policy :data:`ROLLOUT_DEBOUNCE_SECONDS`
-    later (touches meanwhile join it); it reads the kopf indices, which are live, and patches
+    later (touches meanwhile join it); it reads the indices, which are live, and patches
     the policy's status only when it differs from what was last written.
     """
 
@@ -235,7 +235,7 @@ class Rollouts:
         self._indices: tuple[Any, Any, Any] | None = None
 
     def bind(self, kwargs: Mapping[str, Any]) -> None:
-        """Remember the (live) kopf indices, which every handler receives."""
+        """Remember the (live) indices, which every handler receives (kopf's and the operator's)."""
         if self._indices is None:
             indices = (kwargs["policy_bodies"], kwargs["users_by_policy"], kwargs["user_bodies"])
             self._indices = indices

@@ -132,7 +132,8 @@ WriteUser = Callable[[str, UpdateUserRequest | Mapping[str, Any]], Awaitable[Lit
 """Updates one user (``/user/update``'s contract: the row as updated), or the coalesced
 :class:`~litellm_operator.litellm.UserWrites` the operator runs with."""
 ClaimsOf = Callable[[str], Sequence[Claim]]
-"""The resources that recorded a given user id in their status (from a kopf index)."""
+"""The resources that recorded a given user id in their status (from the operator's index of
+LiteLLMUsers)."""
 
 
 @dataclass
