@@ -174,9 +174,17 @@ async def fed(events: AsyncIterator[Any], feed: Feed, stream: str | None) -> Asy
         _, packed = listed.pop(uid)
         await feed.gate.admit(uid)
         yield {"type": None, "object": unpack(packed)}
+    async for event in passed_on(events, feed, stream):
+        yield event
+
+
+async def passed_on(
+    events: AsyncIterator[Any], feed: Feed | None, stream: str | None
+) -> AsyncIterator[Any]:
+    """``events`` as they come, without ``managedFields``; each indexed first, if fed."""
     async for event in events:
         strip_managed_fields(event)
-        if isinstance(event, dict):
+        if feed is not None and isinstance(event, dict):
             feed.indices.apply(stream, event)
         yield event
 
@@ -191,17 +199,15 @@ def slimmed(watch: Watch) -> Watch:
         settings = kwargs.get("settings")
         feed = _FEEDS.get((getattr(resource, "group", ""), getattr(resource, "plural", "")))
         streamed = getattr(getattr(settings, "watching", None), "initial_streaming", False)
+        stream = kwargs.get("namespace")
         async with contextlib.aclosing(source) as events:
-            if feed is None or streamed:
-                async for event in events:
-                    strip_managed_fields(event)
-                    if feed is not None and isinstance(event, dict):
-                        feed.indices.apply(kwargs.get("namespace"), event)
-                    yield event
-                return
-            replay = cast(AsyncGenerator[Any, None], fed(events, feed, kwargs.get("namespace")))
-            async with contextlib.aclosing(replay) as replayed:
-                async for event in replayed:
+            shown = (
+                passed_on(events, feed, stream)
+                if feed is None or streamed
+                else fed(events, feed, stream)
+            )
+            async with contextlib.aclosing(cast(AsyncGenerator[Any, None], shown)) as passed:
+                async for event in passed:
                     yield event
 
     continuous_watch.__wrapped__ = watch  # type: ignore[attr-defined]
