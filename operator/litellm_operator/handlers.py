@@ -346,7 +346,7 @@ class Runtime:
     reads: UserReads | None = None
     """The batched reads the reconciler uses, so a policy edit can prefetch its users."""
     policies: PolicyModels = field(default_factory=PolicyModels)
-    users: ObjectIndices = field(default_factory=lambda: ObjectIndices(USER_INDICES))
+    users: ObjectIndices = field(default_factory=lambda: user_indices())
     """The LiteLLMUser indices, fed by the watch stream (see :data:`USER_INDICES`)."""
 
 
