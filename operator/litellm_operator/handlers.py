@@ -28,7 +28,6 @@ import asyncio
 import contextlib
 import copy
 import functools
-import json
 import logging
 import threading
 import time
@@ -42,7 +41,7 @@ import kopf
 from pydantic import ValidationError
 
 from litellm_operator.config import OperatorConfig
-from litellm_operator.indices import IndexFunction, ObjectIndices
+from litellm_operator.indices import IndexFunction, ObjectIndices, pack, unpack
 from litellm_operator.key_reconciler import SECRET_SELECTOR, SecretsUnavailable, secret_drifted
 from litellm_operator.keys import ROTATE_ANNOTATION, USER_LABEL
 from litellm_operator.kopf_watch import release
@@ -990,12 +989,10 @@ class IndexedUser:
 
     @classmethod
     def of(cls, body: Mapping[str, Any]) -> IndexedUser:
-        encoded = json.dumps(slim(body), separators=(",", ":")).encode()
-        return cls(UserState.of(body), zlib.compress(encoded, COMPACT_LEVEL))
+        return cls(UserState.of(body), pack(slim(body), COMPACT_LEVEL))
 
     def body(self) -> dict[str, Any]:
-        decoded: dict[str, Any] = json.loads(zlib.decompress(self.compact))
-        return decoded
+        return unpack(self.compact)
 
 
 def plain(body: Mapping[str, Any]) -> dict[str, Any]:

@@ -11,11 +11,14 @@ object, so kopf can be handed the objects a few at a time.
 indices do, and reads the same way (:class:`Index` is a ``Mapping`` of key to :class:`Store`),
 so handlers and tests see no difference. An index function maps one object's body to the
 entries it contributes (or ``None``). A listing replaces everything its stream held; a watch
-event replaces (or, deleted, removes) what one object contributed.
+event replaces (or, deleted, removes) what one object contributed. :func:`pack` and
+:func:`unpack` keep bodies compactly (the listing kopf_watch holds, the index's user records).
 """
 
 from __future__ import annotations
 
+import json
+import zlib
 from collections.abc import Callable, Collection, Hashable, Iterator, Mapping
 from typing import Any
 
@@ -148,3 +151,13 @@ def uid_of(body: Body) -> str | None:
     meta = body.get("metadata")
     uid = meta.get("uid") if isinstance(meta, Mapping) else None
     return uid if isinstance(uid, str) and uid else None
+
+
+def pack(body: Body, level: int) -> bytes:
+    """``body`` as zlib-compressed compact JSON, for keeping many of them (see :func:`unpack`)."""
+    return zlib.compress(json.dumps(body, separators=(",", ":")).encode(), level)
+
+
+def unpack(packed: bytes) -> dict[str, Any]:
+    body: dict[str, Any] = json.loads(zlib.decompress(packed))
+    return body

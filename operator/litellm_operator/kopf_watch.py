@@ -38,9 +38,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-import json
 import logging
-import zlib
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -48,7 +46,7 @@ from typing import Any, cast
 from kopf._cogs.clients import watching
 from kopf._core.reactor import processing, running
 
-from litellm_operator.indices import Entries, ObjectIndices, uid_of
+from litellm_operator.indices import Entries, ObjectIndices, pack, uid_of, unpack
 
 log = logging.getLogger(__name__)
 
@@ -143,15 +141,6 @@ def strip_managed_fields(event: Any) -> Any:
     return event
 
 
-def pack(body: Mapping[str, Any]) -> bytes:
-    return zlib.compress(json.dumps(body, separators=(",", ":")).encode(), PACK_LEVEL)
-
-
-def unpack(packed: bytes) -> dict[str, Any]:
-    body: dict[str, Any] = json.loads(zlib.decompress(packed))
-    return body
-
-
 async def fed(events: AsyncIterator[Any], feed: Feed, stream: str | None) -> AsyncIterator[Any]:
     """``events`` (one listing, ``Bookmark.LISTED``, then watch events) as kopf should see
     them: the listing indexed whole before it is handed over, then replayed through the gate;
@@ -164,7 +153,7 @@ async def fed(events: AsyncIterator[Any], feed: Feed, stream: str | None) -> Asy
         uid = uid_of(body) if isinstance(body, dict) else None
         if uid is None or body is None:
             continue
-        listed[uid] = (feed.indices.entries(body), pack(body))
+        listed[uid] = (feed.indices.entries(body), pack(body, PACK_LEVEL))
     else:
         return  # the listing was cut short: kopf lists again, and nothing was indexed from it
     feed.indices.replace_stream(stream, {uid: entries for uid, (entries, _) in listed.items()})
