@@ -38,6 +38,7 @@ from tests.e2e.operator_harness import Cluster, OperatorProcess, eventually, fre
 from tests.e2e.test_crd_validation import apply, user_body
 from tests.fixtures.kube import KubeEnv, fresh_namespace
 from tests.fixtures.litellm import _unavailable
+from tests.fixtures.policies import ANY_IDENTITY
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -194,6 +195,7 @@ def policy(cluster: Cluster, name: str, namespace: str, **spec: Any) -> None:
         {
             "userIdDomain": "example.com",
             "allowedNamespaces": [namespace],
+            "identities": ANY_IDENTITY,
             "defaults": {"maxBudget": 7, "models": ["gpt-4o"], "userRole": "internal_user"},
             "overrides": {"allowedFields": ["userId", "ssoUserId"]},
             **spec,

@@ -24,6 +24,7 @@ from litellm_operator.plan import MANAGED_BY
 from tests.e2e.conftest import RESYNC_SECONDS
 from tests.e2e.operator_harness import Cluster, OperatorProcess, eventually
 from tests.fixtures.kube import KubeEnv, fresh_namespace
+from tests.fixtures.policies import ANY_IDENTITY
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -126,6 +127,7 @@ def granted(namespace: str, **extra: Any) -> dict[str, Any]:
     """A policy for ``namespace`` whose privileged roles are granted to other namespaces only."""
     return {
         "allowedNamespaces": [namespace],
+        "identities": ANY_IDENTITY,
         "defaults": {"maxBudget": 5, "models": ["gpt-4o-mini"], "rpmLimit": 10},
         "roles": [
             {
@@ -177,7 +179,13 @@ async def test_groups_claim_no_role_outside_the_namespaces_it_is_granted_to(
 async def test_a_policy_not_granted_to_the_namespace_provisions_nothing(
     tenant: Tenant, admin: Admin
 ) -> None:
-    policy = admin.policy({"allowedNamespaces": ["research-*"], "defaults": {"maxBudget": 1000}})
+    policy = admin.policy(
+        {
+            "allowedNamespaces": ["research-*"],
+            "identities": ANY_IDENTITY,
+            "defaults": {"maxBudget": 1000},
+        }
+    )
     name = ident("eve")
     tenant.apply(name, {"policyRef": policy})
     admin.cluster.wait_reason(tenant.namespace, name, "NamespaceNotAllowed")
@@ -248,6 +256,7 @@ async def test_no_squatting_of_another_namespaces_id_and_no_names_leak(
         {
             **granted(tenant.namespace),
             "allowedNamespaces": [tenant.namespace, other_namespace],
+            "identities": ANY_IDENTITY,
             "userIdDomain": "corp.example",
             "overrides": {"allowedFields": ["userId"], "userIdPattern": "^svc-[a-z0-9-]+$"},
         }
