@@ -20,6 +20,7 @@ import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,13 +77,13 @@ class World:
     namespace: str
 
 
-@pytest.fixture(scope="module")
-def sso_litellm(
-    tmp_path_factory: pytest.TempPathFactory,
+@contextmanager
+def sso_stack(
+    directory: Path, accounts: dict[str, dict[str, str]]
 ) -> Iterator[tuple[LiteLLMEndpoint, OidcProvider]]:
-    """The provider and a LiteLLM whose generic SSO uses it (each needs the other's address)."""
-    directory = Path(tmp_path_factory.mktemp("sso"))
-    provider = OidcProvider(port=free_port(), redirect_uri="", accounts=ACCOUNTS)
+    """The provider (with ``accounts``) and a LiteLLM whose generic SSO uses it (each needs the
+    other's address)."""
+    provider = OidcProvider(port=free_port(), redirect_uri="", accounts=accounts)
     config = yaml.safe_load(DEFAULT_CONFIG)
     config["environment_variables"] = provider.litellm_env(id_claim="sub")
     config_file = directory / "config.yaml"
@@ -107,15 +108,9 @@ def sso_litellm(
         instance.stop()
 
 
-@pytest.fixture(scope="module")
-def world(
-    kube_env: KubeEnv,
-    crds_installed: list[str],
-    sso_litellm: tuple[LiteLLMEndpoint, OidcProvider],
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[World]:
-    del crds_installed
-    endpoint, _ = sso_litellm
+@contextmanager
+def sso_world(kube_env: KubeEnv, endpoint: LiteLLMEndpoint, directory: Path) -> Iterator[World]:
+    """An operator of the SSO LiteLLM's own, watching ``sso-*``, and a fresh namespace there."""
     env = {
         **os.environ,
         "KUBECONFIG": str(kube_env.kubeconfig),
@@ -126,7 +121,7 @@ def world(
         "LITELLM_OPERATOR_TIMEOUT_SECONDS": "5",
         "LITELLM_OPERATOR_NAMESPACES": f"{SSO_NAMESPACE_PREFIX}*",
     }
-    process = OperatorProcess(env, Path(tmp_path_factory.mktemp("sso-operator")) / "operator.log")
+    process = OperatorProcess(env, directory / "operator.log")
     process.start()
     with fresh_namespace(kube_env, f"{SSO_NAMESPACE_PREFIX}{uuid.uuid4().hex[:8]}") as namespace:
         try:
@@ -134,6 +129,27 @@ def world(
         finally:
             process.stop()
             assert endpoint.master_key.get_secret_value() not in process.log_text()
+
+
+@pytest.fixture(scope="module")
+def sso_litellm(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[LiteLLMEndpoint, OidcProvider]]:
+    with sso_stack(Path(tmp_path_factory.mktemp("sso")), ACCOUNTS) as stack:
+        yield stack
+
+
+@pytest.fixture(scope="module")
+def world(
+    kube_env: KubeEnv,
+    crds_installed: list[str],
+    sso_litellm: tuple[LiteLLMEndpoint, OidcProvider],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[World]:
+    del crds_installed
+    endpoint, _ = sso_litellm
+    with sso_world(kube_env, endpoint, Path(tmp_path_factory.mktemp("sso-operator"))) as the_world:
+        yield the_world
 
 
 @pytest.fixture
