@@ -105,6 +105,7 @@ def policy_doc(name: str, namespace: str, budget: float) -> dict[str, Any]:
         "metadata": {"name": name},
         "spec": {
             "allowedNamespaces": [namespace],
+            "identities": [{"namespaces": [namespace], "emails": ["*"], "userIds": ["*"]}],
             "defaults": {"maxBudget": budget, "models": ["gpt-4o-mini", "gpt-4o"]},
         },
     }

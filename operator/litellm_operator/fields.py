@@ -25,6 +25,14 @@ from pydantic.alias_generators import to_camel
 
 UserRole = Literal["proxy_admin", "proxy_admin_viewer", "internal_user", "internal_user_viewer"]
 """LiteLLM's user roles (LitellmUserRoles), without the team/customer/org roles."""
+ROLE_RANK: dict[str, int] = {
+    "internal_user_viewer": 0,
+    "internal_user": 1,
+    "proxy_admin_viewer": 2,
+    "proxy_admin": 3,
+}
+"""The roles from least to most privileged; LiteLLM's other roles (org_admin, team ...) are
+outside it and count as above every one of them."""
 
 DURATION_PATTERN = r"^[1-9][0-9]*(s|m|h|d|mo)$"
 MAX_NAME_LENGTH = 253

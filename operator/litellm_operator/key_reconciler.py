@@ -222,7 +222,8 @@ class KeyReconciler:
         )
 
     async def observe(self, owner: KeyOwner) -> _Observation:
-        found = await self.kube.list_secrets(owner.namespace, owner.selector)
+        labelled = await self.kube.list_secrets(owner.namespace, owner.selector)
+        found = [s for s in labelled if s.controller_uid == owner.uid]
         by_name = {s.name: s for s in found}
         observed_secrets = {s.name: self.observed_secret(s) for s in found}
         try:

@@ -47,7 +47,9 @@ class KeySecret:
     labels: Mapping[str, str] = field(default_factory=dict)
     annotations: Mapping[str, str] = field(default_factory=dict)
     data: Mapping[str, SecretStr] = field(default_factory=dict, repr=False)
-    owner_uids: tuple[str, ...] = ()
+    controller_uid: str | None = None
+    """The uid its controller ownerReference names: a key Secret is the operator's only when
+    that is its LiteLLMUser (labels anyone in the namespace can write)."""
 
 
 def encoded(data: Mapping[str, SecretStr | None]) -> dict[str, str | None]:
@@ -244,7 +246,7 @@ def key_secret(item: Any) -> KeySecret:
         labels=dict(meta.labels or {}),
         annotations=dict(meta.annotations or {}),
         data=data,
-        owner_uids=tuple(o.uid for o in meta.owner_references or ()),
+        controller_uid=next((o.uid for o in meta.owner_references or () if o.controller), None),
     )
 
 

@@ -90,6 +90,16 @@ Email = Annotated[
         description="E-mail address; compared case-insensitively and sent to LiteLLM lower-cased.",
     ),
 ]
+IDENTITY_GLOB_PATTERN = USER_ID_PATTERN
+IdentityGlob = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=MAX_ID_LENGTH,
+        pattern=IDENTITY_GLOB_PATTERN,
+        description="User id or e-mail glob, case-insensitive (*, ?, [a-z]): *@team-a.example.",
+    ),
+]
 NamespaceGlob = Annotated[
     str,
     Field(
@@ -343,6 +353,33 @@ class KeySpec(_Wire):
     )
 
 
+class IdentityGrant(_Wire):
+    """Identities the LiteLLMUsers of some namespaces may provision.
+
+    LiteLLM's SSO lands a sign-in on the user whose id, sso_user_id or e-mail matches the
+    person's, so an identity is a grant like a role: a namespace that could name anyone's
+    e-mail could receive their sign-in. An e-mail-shaped user id (derived or explicit) and
+    spec.email are matched against emails, any other user id and spec.ssoUserId against
+    userIds; globs compare case-insensitively.
+    """
+
+    namespaces: list[NamespaceGlob] = Field(
+        min_length=1,
+        max_length=MAX_LIST_ITEMS,
+        description="Namespaces (globs, as allowedNamespaces) this grant applies to.",
+    )
+    emails: list[IdentityGlob] = Field(
+        default_factory=list,
+        max_length=MAX_LIST_ITEMS,
+        description="E-mail globs (*@team-a.example); an e-mail-shaped user id counts as one.",
+    )
+    user_ids: list[IdentityGlob] = Field(
+        default_factory=list,
+        max_length=MAX_LIST_ITEMS,
+        description="Globs of the user ids (and ssoUserIds) that are not e-mail addresses.",
+    )
+
+
 class PolicySpec(_Wire):
     """How LiteLLM users are provisioned: defaults, per-group roles, allowed overrides."""
 
@@ -371,15 +408,24 @@ class PolicySpec(_Wire):
         description='Namespaces (globs) whose LiteLLMUsers may use this policy; ["*"] = every '
         "namespace. Required: no policy applies everywhere by omission.",
     )
+    identities: list[IdentityGrant] = Field(
+        min_length=1,
+        max_length=MAX_LIST_ITEMS,
+        description="Which user ids and e-mails each namespace may provision; "
+        '[{namespaces: ["*"], emails: ["*"], userIds: ["*"]}] = any. Required: no namespace '
+        "may claim another's identity (and so its SSO sign-in) by omission.",
+    )
     adopt_existing_users: bool = Field(
         default=False,
         description="Adopt LiteLLM users that exist without the operator's markers (never "
-        "LiteLLM's own users). Without it, spec.adopt of a LiteLLMUser has no effect.",
+        "LiteLLM's own users, never a user whose role is above the one the policy gives: "
+        "AdoptionRefused). Without it, spec.adopt of a LiteLLMUser has no effect.",
     )
     delete_adopted_users: bool = Field(
         default=False,
-        description="Let deletionPolicy: Delete delete adopted users too. Default: adopted "
-        "users are always retained when their LiteLLMUser is deleted.",
+        description="Let deletionPolicy: Delete delete the users adopted under this policy. "
+        "Recorded at adoption: a later change of the policy or of policyRef does not change "
+        "it. Default: adopted users are always retained when their LiteLLMUser is deleted.",
     )
     sso: SsoOwnership = Field(
         default_factory=SsoOwnership,

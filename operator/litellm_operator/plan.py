@@ -32,6 +32,7 @@ from litellm_operator.fields import (
     BY_NAME,
     METADATA_KEYS,
     RESERVED_METADATA_KEYS,
+    ROLE_RANK,
     USER_COLUMNS,
     Home,
     at_home,
@@ -49,6 +50,9 @@ POLICY_GENERATION = MARKER_PREFIX + "policy-generation"
 MANAGED_KEYS = MARKER_PREFIX + "managed-metadata-keys"
 ADOPTED = MARKER_PREFIX + "adopted"
 """Set on a user the operator adopted rather than created: it is retained on delete."""
+DELETE_ADOPTED = MARKER_PREFIX + "delete-adopted"
+"""Set at adoption when the adopting policy said deleteAdoptedUsers: the one thing that lets
+``deletionPolicy: Delete`` delete an adopted user, whatever policy the resource names later."""
 MANAGER = "litellm-operator"
 
 
@@ -58,6 +62,11 @@ MSG_UNMANAGED_EXISTS = (
 )
 MSG_OWNED_BY_OTHER = (
     "LiteLLM user {user_id!r} is managed by {owner}; two resources cannot own the same user id"
+)
+MSG_ADOPTION_REFUSED = (
+    "LiteLLM user {user_id!r} holds a role above {role!r}, the one the policy gives this user; "
+    "adopting it would keep more than the policy grants, so it is not adopted and nothing was "
+    "changed in LiteLLM"
 )
 MSG_EMAIL_IN_USE = "e-mail {email!r} belongs to another LiteLLM user; no change was made in LiteLLM"
 
@@ -157,6 +166,9 @@ class Desired:
     ``spec.sso``): set on create, then never written back nor counted as drift."""
     suspend: bool = False
     adoption_allowed: bool = False
+    delete_adopted: bool = False
+    """The policy's deleteAdoptedUsers: recorded in LiteLLM (:data:`DELETE_ADOPTED`) when the
+    user is adopted, and only then."""
     managed_teams: frozenset[str] = frozenset()
     """Team memberships the operator added itself (from status); the only ones it may remove."""
     blocked_keys: frozenset[str] = frozenset()
@@ -288,6 +300,11 @@ def is_adopted(observed: ObservedUser) -> bool:
     return observed.metadata.get(ADOPTED) == "true"
 
 
+def deletes_adopted(observed: ObservedUser) -> bool:
+    """Whether the policy that adopted the user let ``deletionPolicy: Delete`` delete it."""
+    return observed.metadata.get(DELETE_ADOPTED) == "true"
+
+
 def desired_email(desired: Desired) -> str | None:
     """E-mails are case-insensitive (LiteLLM's SSO matches them so): written lower-cased."""
     return desired.email.lower() if desired.email is not None else None
@@ -309,6 +326,10 @@ def plan_user(desired: Desired, observed: ObservedUser | None) -> Plan:
     if ownership == "unmanaged" and not desired.adoption_allowed:
         message = MSG_UNMANAGED_EXISTS.format(user_id=desired.user_id)
         return Plan(ownership, (Refuse(Reason.ALREADY_EXISTS, message),))
+    if ownership == "unmanaged" and above_grant(observed, desired):
+        role = desired.settings.user_role
+        message = MSG_ADOPTION_REFUSED.format(user_id=desired.user_id, role=role)
+        return Plan(ownership, (Refuse(Reason.ADOPTION_REFUSED, message),))
     if desired.sso_user_id is not None and desired.sso_user_id != observed.sso_user_id:
         message = MSG_SSO_USER_ID_FIXED.format(
             user_id=desired.user_id, wanted=desired.sso_user_id, held=observed.sso_user_id
@@ -324,6 +345,16 @@ def plan_user(desired: Desired, observed: ObservedUser | None) -> Plan:
     actions.extend(team_actions(desired, observed))
     actions.extend(key_actions(desired, observed))
     return Plan(ownership, tuple(actions))
+
+
+def above_grant(observed: ObservedUser, desired: Desired) -> bool:
+    """Whether the user's role in LiteLLM is above the one the policy gives: adopting it would
+    keep that role wherever the identity provider owns it, and hand it to the keys the operator
+    issues. A user without a role is LiteLLM's default, an internal_user; a role outside
+    :data:`ROLE_RANK` (org_admin ...) counts as above."""
+    held = observed.settings.get("user_role") or "internal_user"
+    granted = ROLE_RANK[desired.settings.user_role]
+    return ROLE_RANK.get(held, len(ROLE_RANK)) > granted
 
 
 def creation_fields(desired: Desired) -> dict[str, Any]:
@@ -369,7 +400,10 @@ def changed_fields(
         body["user_alias"] = desired.alias
         changed.append("alias")
     metadata = desired_metadata(
-        desired, observed.metadata, adopted=adopting or is_adopted(observed)
+        desired,
+        observed.metadata,
+        adopted=adopting or is_adopted(observed),
+        delete_adopted=desired.delete_adopted if adopting else deletes_adopted(observed),
     )
     if metadata != dict(observed.metadata):
         body["metadata"] = metadata
@@ -391,7 +425,11 @@ def metadata_changes(desired: Desired, observed: ObservedUser) -> list[str]:
 
 
 def desired_metadata(
-    desired: Desired, observed: Mapping[str, Any], *, adopted: bool = False
+    desired: Desired,
+    observed: Mapping[str, Any],
+    *,
+    adopted: bool = False,
+    delete_adopted: bool = False,
 ) -> dict[str, Any]:
     """Foreign keys kept, keys the operator wrote before dropped, policy metadata and markers added.
 
@@ -417,6 +455,8 @@ def desired_metadata(
     markers = ownership_markers(desired, policy_metadata)
     if adopted:
         markers[ADOPTED] = "true"
+    if adopted and delete_adopted:
+        markers[DELETE_ADOPTED] = "true"
     return {**foreign, **policy_metadata, **settings, **markers}
 
 
@@ -491,21 +531,17 @@ DeletionPolicy = Literal["Delete", "Retain"]
 
 
 def plan_deletion(
-    owner: Owner,
-    observed: ObservedUser | None,
-    deletion_policy: DeletionPolicy,
-    *,
-    delete_adopted: bool = False,
+    owner: Owner, observed: ObservedUser | None, deletion_policy: DeletionPolicy
 ) -> tuple[Action, ...]:
     """What to do in LiteLLM when the LiteLLMUser goes away; safe to plan and apply twice.
 
     Only a user whose markers name this very resource is touched: a missing user is already
     gone, and a user owned by someone else (or by no one) is left exactly as it is. An adopted
-    user (the :data:`ADOPTED` marker) is only released, unless ``delete_adopted`` (the policy's
-    deleteAdoptedUsers) lets ``Delete`` through.
+    user (the :data:`ADOPTED` marker) is only released, unless the policy that adopted it
+    recorded deleteAdoptedUsers (:data:`DELETE_ADOPTED`): then ``Delete`` goes through.
     """
     if ownership_of(observed, owner) != "ours" or observed is None:
         return ()
-    if deletion_policy == "Delete" and (delete_adopted or not is_adopted(observed)):
+    if deletion_policy == "Delete" and (deletes_adopted(observed) or not is_adopted(observed)):
         return (DeleteUser(observed.user_id),)
     return (UpdateUser({"metadata": without_markers(observed.metadata)}),)

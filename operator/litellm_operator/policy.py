@@ -19,6 +19,8 @@ Identity is guarded like an override: an explicit spec.userId needs `userId` in
 spec.overrides.allowedFields (and must match overrides.userIdPattern when set), spec.ssoUserId
 likewise `ssoUserId` (and overrides.ssoUserIdPattern); LiteLLM's own
 users (:data:`RESERVED_USER_IDS`) are never provisioned, whichever way the id was obtained.
+Every identity a sign-in could land on (the user id, spec.email, spec.ssoUserId) must be granted
+to the namespace by spec.identities (IdentityNotAllowed), derived ids included.
 
 Overrides are checked, never silently dropped:
 - a field not in spec.overrides.allowedFields is an error (OverrideForbidden);
@@ -46,6 +48,7 @@ from litellm_operator.fields import (
     FIELDS,
     NAMES,
     RESERVED_METADATA_KEYS,
+    ROLE_RANK,
     Bound,
 )
 from litellm_operator.models import (
@@ -234,6 +237,37 @@ def check_sso_user_id(policy: ProvisioningPolicy, user: LiteLLMUser) -> list[Pro
     return []
 
 
+def claimed_identities(user: LiteLLMUser, user_id: str) -> list[tuple[str, str]]:
+    """Every identity LiteLLM's SSO could match a sign-in on, with the field that names it."""
+    id_path = "spec.userId" if user.spec.user_id is not None else "metadata.name"
+    claimed = [(id_path, user_id)]
+    if user.spec.email is not None:
+        claimed.append(("spec.email", user.spec.email))
+    if user.spec.sso_user_id is not None:
+        claimed.append(("spec.ssoUserId", user.spec.sso_user_id))
+    return claimed
+
+
+def check_identities(policy: ProvisioningPolicy, user: LiteLLMUser, user_id: str) -> list[Problem]:
+    """Each identity must be covered by a grant of spec.identities for the user's namespace:
+    e-mail-shaped ones by its emails, the others by its userIds (globs, case-insensitive)."""
+    namespace = user.metadata.namespace or ""
+    grants = [g for g in policy.spec.identities if in_namespaces(namespace, g.namespaces)]
+    problems: list[Problem] = []
+    for path, identity in claimed_identities(user, user_id):
+        is_email = re.fullmatch(EMAIL_PATTERN, identity) is not None
+        kind = "emails" if is_email else "userIds"
+        globs = [glob for g in grants for glob in (g.emails if is_email else g.user_ids)]
+        if any(fnmatchcase(identity.lower(), glob.lower()) for glob in globs):
+            continue
+        message = (
+            f"policy {policy.metadata.name!r} does not grant {identity!r} to namespace "
+            f"{namespace!r} (spec.identities {kind} here: {', '.join(globs) or 'none'})"
+        )
+        problems.append(Problem(path, message, Reason.IDENTITY_NOT_ALLOWED))
+    return problems
+
+
 # --- merge -------------------------------------------------------------------------------------
 
 
@@ -318,12 +352,6 @@ def check_overrides(
     return check
 
 
-ROLE_RANK = {
-    "internal_user_viewer": 0,
-    "internal_user": 1,
-    "proxy_admin_viewer": 2,
-    "proxy_admin": 3,
-}
 DURATION_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "mo": 30 * 86400}
 
 
@@ -487,8 +515,11 @@ def resolve(
     """
     user_id = pinned_user_id or derive_user_id(policy, user)
     namespace = user.metadata.namespace or ""
-    problems = check_policy_ref(policy, user) + check_namespace(policy, user)
+    outside = check_namespace(policy, user)
+    problems = check_policy_ref(policy, user) + outside
     problems += check_user_id(policy, user, user_id) + check_sso_user_id(policy, user)
+    if not outside:  # a namespace the policy does not allow has no identity either
+        problems += check_identities(policy, user, user_id)
     layers = _Layers()
     apply(layers, without_reserved_keys(defaults_layer(policy.spec.defaults)), "default")
     role = match_role(policy.spec.roles, user.spec.groups, namespace)

@@ -35,6 +35,8 @@ class Reason(StrEnum):
     TEAM_NOT_ALLOWED = "TeamNotAllowed"
     ROLE_NOT_ALLOWED = "RoleNotAllowed"
     USER_ID_NOT_ALLOWED = "UserIdNotAllowed"
+    IDENTITY_NOT_ALLOWED = "IdentityNotAllowed"
+    ADOPTION_REFUSED = "AdoptionRefused"
     ALREADY_EXISTS = "AlreadyExists"
     CONFLICT = "Conflict"
     EMAIL_IN_USE = "EmailInUse"

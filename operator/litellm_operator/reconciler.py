@@ -66,7 +66,9 @@ from litellm_operator.plan import (
     UnblockKey,
     UpdateTeamMembership,
     UpdateUser,
+    deletes_adopted,
     desired_email,
+    is_adopted,
     named_for,
     observed_settings,
     ownership_of,
@@ -74,7 +76,13 @@ from litellm_operator.plan import (
     plan_user,
     same_email,
 )
-from litellm_operator.policy import PolicyViolation, Resolution, email_for, resolve
+from litellm_operator.policy import (
+    PolicyViolation,
+    Resolution,
+    email_for,
+    in_namespaces,
+    resolve,
+)
 from litellm_operator.reasons import Event, Reason
 from litellm_operator.status import (
     Applied,
@@ -517,8 +525,10 @@ class Reconciler:
     ) -> list[Event]:
         """Deletion: delete or release the LiteLLM user; safe to run twice. Raises on outage.
 
-        An adopted user is deleted only when its policy (if it still exists) says
-        deleteAdoptedUsers and the resource says ``deletionPolicy: Delete``.
+        The resource's deletionPolicy is followed only under a policy that exists and allows
+        the resource's namespace; otherwise the user is retained. An adopted user is deleted
+        only when the policy that adopted it recorded deleteAdoptedUsers in LiteLLM and the
+        resource says ``deletionPolicy: Delete`` (see :func:`plan_deletion`).
         """
         meta = body.get("metadata") or {}
         spec = body.get("spec") or {}
@@ -527,21 +537,19 @@ class Reconciler:
         if not user_id:
             return []
         owner = Owner(meta.get("namespace", ""), meta.get("name", ""), meta.get("uid", ""))
-        adopted = bool(status.get("adopted"))
-        explicit = spec.get("deletionPolicy")
-        allowed = bool(((policy_body or {}).get("spec") or {}).get("deleteAdoptedUsers"))
-        delete_adopted = allowed and explicit == "Delete"
-        policy: DeletionPolicy = "Retain" if explicit == "Retain" else "Delete"
-        if adopted and not delete_adopted:
+        policy: DeletionPolicy = "Retain" if spec.get("deletionPolicy") == "Retain" else "Delete"
+        if not governs(policy_body, owner.namespace):
             policy = "Retain"
+        record = await self.read_user(user_id)
+        observed = observed_from(record, None) if record is not None else None
+        actions = plan_deletion(owner, observed, policy)
         events: list[Event] = []
         if self.keys is not None and (spec.get("keys") or status.get("keys")):
             owner_keys = KeyOwner(owner.namespace, owner.name, owner.uid, user_id)
-            removed = await self.keys.remove_all(owner_keys, retain=policy == "Retain")
-            events.extend(removed)
-        record = await self.read_user(user_id)
-        observed = observed_from(record, None) if record is not None else None
-        for action in plan_deletion(owner, observed, policy, delete_adopted=delete_adopted):
+            kept = observed is not None and is_adopted(observed) and not deletes_adopted(observed)
+            retain = policy == "Retain" or kept
+            events.extend(await self.keys.remove_all(owner_keys, retain=retain))
+        for action in actions:
             if isinstance(action, DeleteUser):
                 with contextlib.suppress(NotFound):  # deleted meanwhile: the goal is reached
                     await self.client.delete_users([action.user_id])
@@ -551,6 +559,12 @@ class Reconciler:
                 message = f"released LiteLLM user {user_id!r}: markers removed, user retained"
                 events.append(Event("Normal", Reason.RELEASED, message))
         return events
+
+
+def governs(policy_body: Mapping[str, Any] | None, namespace: str) -> bool:
+    """Whether the policy (the raw body: it need not be valid now) allows the namespace."""
+    patterns = ((policy_body or {}).get("spec") or {}).get("allowedNamespaces") or []
+    return in_namespaces(namespace, [str(p) for p in patterns])
 
 
 @dataclass(frozen=True)
@@ -652,6 +666,7 @@ def desired_for(
         provider_owned=provider_owned(policy),
         suspend=user.spec.suspend,
         adoption_allowed=user.spec.adopt and policy.spec.adopt_existing_users,
+        delete_adopted=policy.spec.delete_adopted_users,
         managed_teams=frozenset(status.managed_teams or []) if status else frozenset(),
         blocked_keys=frozenset(status.blocked_keys or []) if status else frozenset(),
         had_team_budget=bool(

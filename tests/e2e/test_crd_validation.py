@@ -17,6 +17,7 @@ import yaml
 
 from tests.e2e.operator_harness import eventually
 from tests.fixtures.kube import KubeEnv
+from tests.fixtures.policies import ANY_IDENTITY
 
 pytestmark = pytest.mark.e2e
 
@@ -155,15 +156,43 @@ def test_invalid_users_are_rejected(
 @pytest.mark.parametrize(
     ("spec", "fragment"),
     [
-        pytest.param({"defaults": {"maxBudget": 1}}, "allowedNamespaces", id="no-namespaces"),
-        pytest.param({"allowedNamespaces": []}, "allowedNamespaces", id="empty-namespaces"),
         pytest.param(
-            {"allowedNamespaces": ["*"], "roles": [{"group": "g", "namespaces": []}]},
+            {"defaults": {"maxBudget": 1}, "identities": ANY_IDENTITY},
+            "allowedNamespaces",
+            id="no-namespaces",
+        ),
+        pytest.param(
+            {"allowedNamespaces": [], "identities": ANY_IDENTITY},
+            "allowedNamespaces",
+            id="empty-namespaces",
+        ),
+        pytest.param(
+            {
+                "allowedNamespaces": ["*"],
+                "identities": ANY_IDENTITY,
+                "roles": [{"group": "g", "namespaces": []}],
+            },
             "namespaces",
             id="role-granted-nowhere",
         ),
         pytest.param(
-            {"allowedNamespaces": ["Team A"]}, "allowedNamespaces", id="not-a-namespace-glob"
+            {"allowedNamespaces": ["Team A"], "identities": ANY_IDENTITY},
+            "allowedNamespaces",
+            id="not-a-namespace-glob",
+        ),
+        pytest.param({"allowedNamespaces": ["*"]}, "identities", id="no-identities"),
+        pytest.param(
+            {"allowedNamespaces": ["*"], "identities": []}, "identities", id="empty-identities"
+        ),
+        pytest.param(
+            {"allowedNamespaces": ["*"], "identities": [{"emails": ["*"]}]},
+            "namespaces",
+            id="identity-grant-without-namespaces",
+        ),
+        pytest.param(
+            {"allowedNamespaces": ["*"], "identities": [{"namespaces": ["*"], "userIds": ["a b"]}]},
+            "userIds",
+            id="identity-glob-with-a-space",
         ),
     ],
 )

@@ -29,6 +29,7 @@ from litellm_operator.litellm import LiteLLMClient, LiteLLMUserRecord
 from tests.e2e.conftest import RBAC_NAMESPACE_PREFIX
 from tests.e2e.operator_harness import Cluster, OperatorProcess, eventually, free_port
 from tests.fixtures.kube import REPO_ROOT, KubeEnv, fresh_namespace
+from tests.fixtures.policies import ANY_IDENTITY
 
 pytestmark = [pytest.mark.e2e]
 
@@ -417,7 +418,11 @@ async def test_operator_lifecycle_as_the_service_account(
 
     cluster.create_policy(
         policy_name,
-        {"allowedNamespaces": ["*"], "defaults": {"maxBudget": 10, "models": ["gpt-4o-mini"]}},
+        {
+            "allowedNamespaces": ["*"],
+            "identities": ANY_IDENTITY,
+            "defaults": {"maxBudget": 10, "models": ["gpt-4o-mini"]},
+        },
     )
     cluster.create_user(ns, name, {"policyRef": policy_name, "keys": [{"name": "app"}]})
     user = cluster.wait_ready(ns, name, timeout=60)

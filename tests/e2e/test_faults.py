@@ -32,6 +32,7 @@ from tests.e2e.conftest import FAULT_NAMESPACE_PREFIX
 from tests.e2e.faults import FaultProxy, Rule
 from tests.e2e.operator_harness import Cluster, OperatorProcess, eventually, free_port
 from tests.fixtures.kube import CRD_DIR, KubeEnv, fresh_namespace
+from tests.fixtures.policies import ANY_IDENTITY
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -138,7 +139,11 @@ def world(
     with fresh_namespace(kube_env, f"{FAULT_NAMESPACE_PREFIX}{uuid.uuid4().hex[:8]}") as ns:
         cluster.create_policy(
             policy_name,
-            {"allowedNamespaces": [ns], "defaults": {"maxBudget": 7, "teams": [team]}},
+            {
+                "allowedNamespaces": [ns],
+                "identities": ANY_IDENTITY,
+                "defaults": {"maxBudget": 7, "teams": [team]},
+            },
         )
         the_world = World(fault_operator, proxy, cluster, litellm_client, ns, policy_name, team)
         yield the_world
@@ -337,7 +342,12 @@ async def test_api_server_restart_with_etcd_kept(
             kube.kubectl("create", "namespace", namespace)
             policy = f"p-{uuid.uuid4().hex[:6]}"
             cluster.create_policy(
-                policy, {"allowedNamespaces": ["*"], "defaults": {"maxBudget": 3}}
+                policy,
+                {
+                    "allowedNamespaces": ["*"],
+                    "identities": ANY_IDENTITY,
+                    "defaults": {"maxBudget": 3},
+                },
             )
             names = [f"rs-{i}-{uuid.uuid4().hex[:6]}" for i in range(4)]
             for name in names[:2]:

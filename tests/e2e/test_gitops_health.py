@@ -26,11 +26,13 @@ from tests.e2e.conftest import RBAC_NAMESPACE_PREFIX
 from tests.e2e.operator_harness import Cluster, Forwarder, OperatorProcess, eventually
 from tests.fixtures.gitops import argocd_health, flux_wait, kstatus, tools_dir
 from tests.fixtures.kube import KubeEnv, fresh_namespace
+from tests.fixtures.policies import ANY_IDENTITY
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
 POLICY: dict[str, Any] = {
     "allowedNamespaces": ["*"],
+    "identities": ANY_IDENTITY,
     "defaults": {"maxBudget": 10, "models": ["gpt-4o-mini"]},
 }
 HEALTHY = ("Current", "Healthy", True)

@@ -19,11 +19,13 @@ from litellm_operator.keys import ROTATE_ANNOTATION
 from litellm_operator.litellm import LiteLLMClient
 from litellm_operator.models import GROUP, USER_PLURAL, VERSION
 from tests.e2e.operator_harness import Cluster, OperatorProcess, eventually
+from tests.fixtures.policies import ANY_IDENTITY
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
 POLICY: dict[str, Any] = {
     "allowedNamespaces": ["*"],
+    "identities": ANY_IDENTITY,
     "defaults": {"maxBudget": 10, "models": ["gpt-4o", "gpt-4o-mini"]},
     "keys": {"maxPerUser": 3, "maxBudget": 5},
 }

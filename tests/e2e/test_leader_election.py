@@ -28,6 +28,7 @@ from tests.e2e.conftest import RBAC_NAMESPACE_PREFIX
 from tests.e2e.operator_harness import Cluster, OperatorProcess, eventually, free_port
 from tests.e2e.test_deploy import HealthCheckedOperator
 from tests.fixtures.kube import KubeEnv, fresh_namespace
+from tests.fixtures.policies import ANY_IDENTITY
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -147,7 +148,11 @@ def make_users(
 ) -> list[str]:
     cluster.create_policy(
         policy,
-        {"allowedNamespaces": [namespace], "defaults": {"maxBudget": 7, "models": ["gpt-4o-mini"]}},
+        {
+            "allowedNamespaces": [namespace],
+            "identities": ANY_IDENTITY,
+            "defaults": {"maxBudget": 7, "models": ["gpt-4o-mini"]},
+        },
     )
     names = [ident("le") for _ in range(3)]
     for name in names:

@@ -15,11 +15,13 @@ from litellm_operator.models import GROUP, POLICY_PLURAL, VERSION
 from litellm_operator.plan import MANAGED_BY, OWNER_UID, POLICY_NAME
 from tests.e2e.conftest import RESYNC_SECONDS
 from tests.e2e.operator_harness import Cluster, Forwarder, OperatorProcess, eventually
+from tests.fixtures.policies import ANY_IDENTITY
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
 POLICY: dict[str, Any] = {
     "allowedNamespaces": ["*"],
+    "identities": ANY_IDENTITY,
     "defaults": {
         "maxBudget": 10,
         "budgetDuration": "30d",

@@ -19,6 +19,7 @@ from litellm_operator.plan import OWNER_NAMESPACE, OWNER_UID
 from tests.e2e.conftest import RESYNC_SECONDS
 from tests.e2e.operator_harness import Cluster, OperatorProcess, condition_of, eventually
 from tests.fixtures.kube import KubeEnv, fresh_namespace
+from tests.fixtures.policies import ANY_IDENTITY
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -45,7 +46,11 @@ async def test_two_namespaces_racing_for_one_id_get_one_owner(
     del operator
     cluster.create_policy(
         policy_name,
-        {"allowedNamespaces": ["*"], "overrides": {"allowedFields": ["userId"]}},
+        {
+            "allowedNamespaces": ["*"],
+            "identities": ANY_IDENTITY,
+            "overrides": {"allowedFields": ["userId"]},
+        },
     )
     suffix = uuid.uuid4().hex[:6]
     with (

@@ -20,6 +20,7 @@ import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ from tests.e2e.operator_harness import Cluster, OperatorProcess, eventually, fre
 from tests.e2e.test_crd_validation import apply, user_body
 from tests.fixtures.kube import KubeEnv, fresh_namespace
 from tests.fixtures.litellm import _unavailable
+from tests.fixtures.policies import ANY_IDENTITY
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -75,13 +77,13 @@ class World:
     namespace: str
 
 
-@pytest.fixture(scope="module")
-def sso_litellm(
-    tmp_path_factory: pytest.TempPathFactory,
+@contextmanager
+def sso_stack(
+    directory: Path, accounts: dict[str, dict[str, str]]
 ) -> Iterator[tuple[LiteLLMEndpoint, OidcProvider]]:
-    """The provider and a LiteLLM whose generic SSO uses it (each needs the other's address)."""
-    directory = Path(tmp_path_factory.mktemp("sso"))
-    provider = OidcProvider(port=free_port(), redirect_uri="", accounts=ACCOUNTS)
+    """The provider (with ``accounts``) and a LiteLLM whose generic SSO uses it (each needs the
+    other's address)."""
+    provider = OidcProvider(port=free_port(), redirect_uri="", accounts=accounts)
     config = yaml.safe_load(DEFAULT_CONFIG)
     config["environment_variables"] = provider.litellm_env(id_claim="sub")
     config_file = directory / "config.yaml"
@@ -106,15 +108,9 @@ def sso_litellm(
         instance.stop()
 
 
-@pytest.fixture(scope="module")
-def world(
-    kube_env: KubeEnv,
-    crds_installed: list[str],
-    sso_litellm: tuple[LiteLLMEndpoint, OidcProvider],
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[World]:
-    del crds_installed
-    endpoint, _ = sso_litellm
+@contextmanager
+def sso_world(kube_env: KubeEnv, endpoint: LiteLLMEndpoint, directory: Path) -> Iterator[World]:
+    """An operator of the SSO LiteLLM's own, watching ``sso-*``, and a fresh namespace there."""
     env = {
         **os.environ,
         "KUBECONFIG": str(kube_env.kubeconfig),
@@ -125,7 +121,7 @@ def world(
         "LITELLM_OPERATOR_TIMEOUT_SECONDS": "5",
         "LITELLM_OPERATOR_NAMESPACES": f"{SSO_NAMESPACE_PREFIX}*",
     }
-    process = OperatorProcess(env, Path(tmp_path_factory.mktemp("sso-operator")) / "operator.log")
+    process = OperatorProcess(env, directory / "operator.log")
     process.start()
     with fresh_namespace(kube_env, f"{SSO_NAMESPACE_PREFIX}{uuid.uuid4().hex[:8]}") as namespace:
         try:
@@ -133,6 +129,27 @@ def world(
         finally:
             process.stop()
             assert endpoint.master_key.get_secret_value() not in process.log_text()
+
+
+@pytest.fixture(scope="module")
+def sso_litellm(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[LiteLLMEndpoint, OidcProvider]]:
+    with sso_stack(Path(tmp_path_factory.mktemp("sso")), ACCOUNTS) as stack:
+        yield stack
+
+
+@pytest.fixture(scope="module")
+def world(
+    kube_env: KubeEnv,
+    crds_installed: list[str],
+    sso_litellm: tuple[LiteLLMEndpoint, OidcProvider],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[World]:
+    del crds_installed
+    endpoint, _ = sso_litellm
+    with sso_world(kube_env, endpoint, Path(tmp_path_factory.mktemp("sso-operator"))) as the_world:
+        yield the_world
 
 
 @pytest.fixture
@@ -194,6 +211,7 @@ def policy(cluster: Cluster, name: str, namespace: str, **spec: Any) -> None:
         {
             "userIdDomain": "example.com",
             "allowedNamespaces": [namespace],
+            "identities": ANY_IDENTITY,
             "defaults": {"maxBudget": 7, "models": ["gpt-4o"], "userRole": "internal_user"},
             "overrides": {"allowedFields": ["userId", "ssoUserId"]},
             **spec,

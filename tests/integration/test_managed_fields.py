@@ -17,6 +17,7 @@ from litellm_operator.litellm import LiteLLMClient
 from litellm_operator.models import API_VERSION
 from litellm_operator.reconciler import Reconciler
 from litellm_operator.status import Synced, build_status
+from tests.fixtures.policies import ANY_IDENTITY
 
 pytestmark = pytest.mark.integration
 
@@ -26,7 +27,7 @@ def policy(**defaults: Any) -> dict[str, Any]:
         "apiVersion": API_VERSION,
         "kind": "ProvisioningPolicy",
         "metadata": {"name": "p", "generation": 1},
-        "spec": {"allowedNamespaces": ["*"], "defaults": defaults},
+        "spec": {"allowedNamespaces": ["*"], "identities": ANY_IDENTITY, "defaults": defaults},
     }
 
 

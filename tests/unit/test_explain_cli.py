@@ -12,6 +12,8 @@ import yaml
 
 from litellm_operator.cli import main
 
+ANY_IDS = "identities: [{namespaces: ['*'], emails: ['*'], userIds: ['*']}]"
+
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 POLICY = str(EXAMPLES / "policy.yaml")
@@ -160,12 +162,17 @@ def test_multi_document_and_list_files(tmp_path: Path, capsys: pytest.CaptureFix
         apiVersion: litellm.platform.dev/v1alpha1
         kind: ProvisioningPolicy
         metadata: {name: default}
-        spec: {allowedNamespaces: ["*"]}
+        spec:
+          allowedNamespaces: ["*"]
+          identities: [{namespaces: ["*"], emails: ["*"], userIds: ["*"]}]
         ---
         apiVersion: litellm.platform.dev/v1alpha1
         kind: ProvisioningPolicy
         metadata: {name: other}
-        spec: {allowedNamespaces: ["*"], defaults: {maxBudget: null}}
+        spec:
+          allowedNamespaces: ["*"]
+          identities: [{namespaces: ["*"], emails: ["*"], userIds: ["*"]}]
+          defaults: {maxBudget: null}
         """,
     )
     one, two = explain_json(capsys, "--policy", policies, "--user", users)
@@ -231,7 +238,9 @@ def test_compare_reports_users_the_old_policy_rejected(
         apiVersion: litellm.platform.dev/v1alpha1
         kind: ProvisioningPolicy
         metadata: {name: default}
-        spec: {allowedNamespaces: [prod]}
+        spec:
+          allowedNamespaces: [prod]
+          identities: [{namespaces: ["*"], emails: ["*"], userIds: ["*"]}]
         """,
     )
     report = explain_json(
@@ -307,6 +316,16 @@ BAD_USERS = [
         id="namespace-not-allowed",
     ),
     pytest.param(
+        GOOD_USER + "spec: {email: boss@corp.example}\n",
+        [
+            "document 1 (dave)",
+            "spec.email",
+            "does not grant 'boss@corp.example'",
+            "IdentityNotAllowed",
+        ],
+        id="identity-not-granted",
+    ),
+    pytest.param(
         GOOD_USER.replace("dave", "{}"),
         ["document 1", "metadata.name"],
         id="name-of-wrong-type",
@@ -339,47 +358,59 @@ def test_bad_user_input(
 BAD_POLICIES = [
     pytest.param(
         "apiVersion: litellm.platform.dev/v1alpha1\nkind: ProvisioningPolicy\n"
-        "metadata: {name: default}\nspec: {allowedNamespaces: ['*'], defaults: {maxBudget: -1}}\n",
+        "metadata: {name: default}\n"
+        "spec: {allowedNamespaces: ['*'], " + ANY_IDS + ", defaults: {maxBudget: -1}}\n",
         ["document 1 (default)", "spec.defaults.maxBudget", "greater than or equal to 0"],
         id="negative-default-budget",
     ),
     pytest.param(
         "apiVersion: litellm.platform.dev/v1alpha1\nkind: ProvisioningPolicy\n"
         "metadata: {name: default}\n"
-        "spec: {allowedNamespaces: ['*'], roles: [{group: a, budgetDuration: monthly}]}\n",
+        "spec: {allowedNamespaces: ['*'], "
+        + ANY_IDS
+        + ", roles: [{group: a, budgetDuration: monthly}]}\n",
         ["spec.roles[0].budgetDuration", "pattern"],
         id="bad-duration-in-role",
     ),
     pytest.param(
         "apiVersion: litellm.platform.dev/v1alpha1\nkind: ProvisioningPolicy\n"
-        "metadata: {name: default}\nspec: {allowedNamespaces: ['*'], defaults: {userRole: god}}\n",
+        "metadata: {name: default}\n"
+        "spec: {allowedNamespaces: ['*'], " + ANY_IDS + ", defaults: {userRole: god}}\n",
         ["spec.defaults.userRole", "proxy_admin"],
         id="unknown-user-role",
     ),
     pytest.param(GOOD_USER, ["expected ProvisioningPolicy"], id="user-in-a-policy-file"),
     pytest.param(
         "apiVersion: litellm.platform.dev/v1alpha1\nkind: ProvisioningPolicy\n"
-        "metadata: {name: default}\nspec: {defaults: {maxBudget: 5}}\n",
+        "metadata: {name: default}\nspec: {" + ANY_IDS + ", defaults: {maxBudget: 5}}\n",
         ["spec.allowedNamespaces", "required"],
         id="no-allowed-namespaces",
     ),
     pytest.param(
         "apiVersion: litellm.platform.dev/v1alpha1\nkind: ProvisioningPolicy\n"
-        "metadata: {name: default}\nspec: {allowedNamespaces: []}\n",
+        "metadata: {name: default}\nspec: {allowedNamespaces: ['*']}\n",
+        ["spec.identities", "required"],
+        id="no-identities",
+    ),
+    pytest.param(
+        "apiVersion: litellm.platform.dev/v1alpha1\nkind: ProvisioningPolicy\n"
+        "metadata: {name: default}\nspec: {allowedNamespaces: [], " + ANY_IDS + "}\n",
         ["spec.allowedNamespaces", "at least 1"],
         id="empty-allowed-namespaces",
     ),
     pytest.param(
         "apiVersion: litellm.platform.dev/v1alpha1\nkind: ProvisioningPolicy\n"
         "metadata: {name: default}\n"
-        "spec: {allowedNamespaces: ['*'], roles: [{group: a, namespaces: []}]}\n",
+        "spec: {allowedNamespaces: ['*'], " + ANY_IDS + ", roles: [{group: a, namespaces: []}]}\n",
         ["spec.roles[0].namespaces", "at least 1"],
         id="role-granted-nowhere",
     ),
     pytest.param(
         "apiVersion: litellm.platform.dev/v1alpha1\nkind: ProvisioningPolicy\n"
         "metadata: {name: default}\n"
-        "spec: {allowedNamespaces: ['*'], overrides: {userIdPattern: '(unclosed'}}\n",
+        "spec: {allowedNamespaces: ['*'], "
+        + ANY_IDS
+        + ", overrides: {userIdPattern: '(unclosed'}}\n",
         ["spec.overrides.userIdPattern", "not a regular expression"],
         id="user-id-pattern-does-not-compile",
     ),
@@ -447,6 +478,7 @@ KEYS_POLICY = """
     metadata: {name: default}
     spec:
       allowedNamespaces: ["*"]
+      identities: [{namespaces: ["*"], emails: ["*"], userIds: ["*"]}]
       defaults: {models: [gpt-4o, gpt-4o-mini]}
       keys: {maxBudget: 5, rotateEvery: 7d}
     """

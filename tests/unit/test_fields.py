@@ -29,6 +29,7 @@ from litellm_operator.plan import (
 )
 from litellm_operator.policy import resolve
 from litellm_operator.reconciler import observed_from
+from tests.fixtures.policies import ANY_IDENTITY
 
 SAMPLES: dict[str, tuple[Any, Any]] = {
     "max_budget": (25.0, 40.0),
@@ -55,7 +56,11 @@ def desired_with(managed: ManagedField, value: Any) -> Desired:
     policy = ProvisioningPolicy.model_validate(
         {
             "metadata": {"name": "p", "generation": 1},
-            "spec": {"allowedNamespaces": ["*"], "defaults": {managed.wire: value}},
+            "spec": {
+                "allowedNamespaces": ["*"],
+                "identities": ANY_IDENTITY,
+                "defaults": {managed.wire: value},
+            },
         }
     )
     user = LiteLLMUser.model_validate(

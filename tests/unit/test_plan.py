@@ -11,6 +11,7 @@ from litellm_operator.fields import ALL_PROXY_MODELS, UNLIMITED_PARALLEL_REQUEST
 from litellm_operator.models import EffectiveSettings
 from litellm_operator.plan import (
     ADOPTED,
+    DELETE_ADOPTED,
     MANAGED_BY,
     MANAGED_KEYS,
     MANAGER,
@@ -273,6 +274,48 @@ def test_adoption_rewrites_owned_fields_and_adds_markers() -> None:
     assert update.fields["metadata"][ADOPTED] == "true"
 
 
+ADOPTION_ROLE_CASES = [
+    pytest.param("proxy_admin", "internal_user", "Provider", False, id="admin-under-provider-role"),
+    pytest.param("proxy_admin", "internal_user", None, False, id="admin-under-operator-role"),
+    pytest.param("proxy_admin_viewer", "internal_user", None, False, id="admin-viewer"),
+    pytest.param("org_admin", "proxy_admin", None, False, id="unranked-role-counts-as-above"),
+    pytest.param("proxy_admin", "proxy_admin", "Provider", True, id="the-granted-role"),
+    pytest.param("internal_user_viewer", "internal_user", "Provider", True, id="below-the-grant"),
+    pytest.param(None, "internal_user", None, True, id="no-role-is-litellm-default"),
+]
+
+
+@pytest.mark.parametrize(("held", "granted", "owner", "adopted"), ADOPTION_ROLE_CASES)
+def test_adoption_never_keeps_a_role_above_the_grant(
+    held: str | None, granted: str, owner: str | None, adopted: bool
+) -> None:
+    provider = frozenset({"userRole"}) if owner == "Provider" else frozenset()
+    wanted = desired(
+        adoption_allowed=True, provider_owned=provider, settings={"user_role": granted}
+    )
+    plan = plan_user(wanted, in_sync_observed(metadata={}, user_role=held))
+    assert plan.adopting is adopted
+    if not adopted:
+        assert plan.actions == (plan.refusal,)
+        assert plan.refusal is not None
+        assert plan.refusal.reason == "AdoptionRefused"
+        assert str(held) not in plan.refusal.message, "the held role is not revealed"
+
+
+@pytest.mark.parametrize("delete_adopted", [True, False])
+def test_the_adopting_policy_s_deletion_decision_is_recorded_once(delete_adopted: bool) -> None:
+    plan = plan_user(
+        desired(adoption_allowed=True, delete_adopted=delete_adopted),
+        in_sync_observed(metadata={}),
+    )
+    (update,) = plan.actions
+    assert isinstance(update, UpdateUser)
+    assert (DELETE_ADOPTED in update.fields["metadata"]) is delete_adopted
+    recorded = in_sync_observed(metadata={"cost-center": "42", **update.fields["metadata"]})
+    for later in (True, False):  # whatever the policy says later: the record stands
+        assert plan_user(desired(delete_adopted=later), recorded).in_sync
+
+
 def test_adopted_marker_is_kept_once_owned() -> None:
     observed = in_sync_observed(metadata={"cost-center": "42", **MARKERS, ADOPTED: "true"})
     assert plan_user(desired(), observed).in_sync
@@ -418,6 +461,9 @@ def test_deletion(observed: ObservedUser | None, policy: str, expected: tuple[ob
     assert plan_deletion(OWNER, observed, policy) == expected  # type: ignore[arg-type]
 
 
-def test_adopted_user_is_deleted_only_where_the_policy_allows_it() -> None:
-    observed = in_sync_observed(metadata={**MARKERS, ADOPTED: "true"})
-    assert plan_deletion(OWNER, observed, "Delete", delete_adopted=True) == (DeleteUser("alice"),)
+def test_adopted_user_is_deleted_only_where_the_adopting_policy_allowed_it() -> None:
+    observed = in_sync_observed(metadata={**MARKERS, ADOPTED: "true", DELETE_ADOPTED: "true"})
+    assert plan_deletion(OWNER, observed, "Delete") == (DeleteUser("alice"),)
+    assert plan_deletion(OWNER, observed, "Retain") == (
+        UpdateUser({"metadata": {RELEASED: "true"}}),
+    )

@@ -15,6 +15,7 @@ from litellm_operator.policy import (
     normalize_group,
     resolve,
 )
+from tests.fixtures.policies import ANY_IDENTITY
 
 
 def policy(name: str = "default", generation: int | None = 3, **spec: Any) -> ProvisioningPolicy:
@@ -23,7 +24,7 @@ def policy(name: str = "default", generation: int | None = 3, **spec: Any) -> Pr
             "apiVersion": "litellm.platform.dev/v1alpha1",
             "kind": "ProvisioningPolicy",
             "metadata": {"name": name, "generation": generation},
-            "spec": {"allowedNamespaces": ["*"], **spec},
+            "spec": {"allowedNamespaces": ["*"], "identities": ANY_IDENTITY, **spec},
         }
     )
 
@@ -596,3 +597,82 @@ def test_every_person_gets_an_email(
     spec: dict[str, Any], user_id: str, expected: str | None
 ) -> None:
     assert email_for(user(**spec), user_id) == expected
+
+
+# --- identities: granted per namespace, like roles ---------------------------------------------
+
+TEAM_A_GRANT = [
+    {"namespaces": ["team-a"], "emails": ["*@team-a.example"], "userIds": ["svc-a-*"]},
+    {"namespaces": ["platform"], "emails": ["*@example.com"], "userIds": ["*"]},
+]
+IDS_ALLOWED = {"allowedFields": ["userId", "ssoUserId"]}
+
+
+@pytest.mark.parametrize(
+    ("domain", "the_user", "problems"),
+    [
+        pytest.param(None, user(name="svc-a-ci"), [], id="plain-id-matched-against-user-ids"),
+        pytest.param(
+            "team-a.example", user(name="bob"), [], id="derived-e-mail-id-matched-against-emails"
+        ),
+        pytest.param(
+            "example.com",
+            user(name="boss"),
+            [("metadata.name", "IdentityNotAllowed")],
+            id="derived-id-of-someone-else",
+        ),
+        pytest.param(
+            None,
+            user(name="bob", email="boss@example.com"),
+            [("metadata.name", "IdentityNotAllowed"), ("spec.email", "IdentityNotAllowed")],
+            id="email-of-someone-else",
+        ),
+        pytest.param(
+            None,
+            user(name="svc-a-ci", email="Bob@TEAM-A.example"),
+            [],
+            id="globs-are-case-insensitive",
+        ),
+        pytest.param(
+            None,
+            user(userId="boss@example.com"),
+            [("spec.userId", "IdentityNotAllowed")],
+            id="explicit-e-mail-id-matched-against-emails",
+        ),
+        pytest.param(
+            None,
+            user(userId="svc-a-x", ssoUserId="boss-sub"),
+            [("spec.ssoUserId", "IdentityNotAllowed")],
+            id="sso-user-id-matched-against-user-ids",
+        ),
+        pytest.param(
+            None,
+            user(name="svc-a-x", namespace="team-b"),
+            [("metadata.name", "IdentityNotAllowed")],
+            id="no-grant-for-the-namespace",
+        ),
+        pytest.param(
+            None,
+            user(userId="anyone", email="boss@example.com", namespace="platform"),
+            [],
+            id="another-namespace-s-grant",
+        ),
+    ],
+)
+def test_identities_are_granted_per_namespace(
+    domain: str | None, the_user: LiteLLMUser, problems: list[tuple[str, str]]
+) -> None:
+    the_policy = policy(userIdDomain=domain, identities=TEAM_A_GRANT, overrides=IDS_ALLOWED)
+    if not problems:
+        resolve(the_policy, the_user)
+        return
+    with pytest.raises(PolicyViolation) as caught:
+        resolve(the_policy, the_user)
+    assert sorted((p.path, p.reason) for p in caught.value.problems) == sorted(problems)
+
+
+def test_a_pinned_id_is_judged_too() -> None:
+    the_policy = policy(identities=TEAM_A_GRANT)
+    with pytest.raises(PolicyViolation) as caught:
+        resolve(the_policy, user(name="svc-a-ci"), pinned_user_id="boss@example.com")
+    assert [p.reason for p in caught.value.problems] == ["IdentityNotAllowed"]

@@ -11,6 +11,7 @@ from pydantic.alias_generators import to_snake
 
 from litellm_operator.models import USER_ROLES, LiteLLMUser, ProvisioningPolicy, SettingsPatch
 from litellm_operator.policy import BUILTIN, PolicyViolation, normalize_group, resolve
+from tests.fixtures.policies import ANY_IDENTITY
 
 GROUPS = ["ai", "admins", "ops", "group:default/ai", "Group:AI", "user:ai", "group:other/ai"]
 MODELS = ["a", "b", "c", "d"]
@@ -64,6 +65,7 @@ def cases(draw: st.DrawFn) -> tuple[ProvisioningPolicy, LiteLLMUser]:
             "metadata": {"name": "default"},
             "spec": {
                 "allowedNamespaces": ["*"],
+                "identities": ANY_IDENTITY,
                 "defaults": draw(patches()),
                 "roles": draw(roles),
                 "overrides": overrides,

@@ -27,6 +27,7 @@ from litellm_operator.plan import (
 )
 from litellm_operator.reconciler import Claim, Reconciler
 from litellm_operator.status import Failed, Synced
+from tests.fixtures.policies import ANY_IDENTITY
 
 BASE = "http://litellm.test"
 MASTER = "sk-master-0123456789abcdef"
@@ -36,6 +37,7 @@ POLICY: dict[str, Any] = {
     "metadata": {"name": "default", "generation": 1},
     "spec": {
         "allowedNamespaces": ["*"],
+        "identities": ANY_IDENTITY,
         "adoptExistingUsers": True,
         "overrides": {"allowedFields": ["userId"]},
         "defaults": {"maxBudget": 10, "teams": ["t1", "t2"]},

@@ -17,6 +17,7 @@ from litellm_operator.handlers import IndexedUser, PolicyHandlers, Rollouts, Run
 from litellm_operator.kube import Kube
 from litellm_operator.litellm import LiteLLMUserRecord
 from litellm_operator.metrics import Metrics
+from tests.fixtures.policies import ANY_IDENTITY
 
 
 class RecordingKube(Kube):
@@ -73,7 +74,7 @@ def user(name: str, policy_generation: int) -> IndexedUser:
 def policy(generation: int) -> dict[str, Any]:
     return {
         "metadata": {"name": "p", "uid": "u1", "generation": generation},
-        "spec": {"allowedNamespaces": ["*"]},
+        "spec": {"allowedNamespaces": ["*"], "identities": ANY_IDENTITY},
     }
 
 
