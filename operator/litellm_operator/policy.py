@@ -47,6 +47,7 @@ from litellm_operator.fields import (
     NAMES,
     RESERVED_METADATA_KEYS,
     Bound,
+    duration_seconds,
 )
 from litellm_operator.models import (
     EMAIL_PATTERN,
@@ -324,7 +325,6 @@ ROLE_RANK = {
     "proxy_admin_viewer": 2,
     "proxy_admin": 3,
 }
-DURATION_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "mo": 30 * 86400}
 
 
 def check_role(
@@ -343,13 +343,6 @@ def check_role(
         "list it in spec.overrides.allowedUserRoles to allow it"
     )
     return Problem(path, message, Reason.ROLE_NOT_ALLOWED)
-
-
-def duration_seconds(duration: str) -> int:
-    match = re.fullmatch(r"([0-9]+)(mo|s|m|h|d)", duration)
-    if match is None:  # unreachable for validated input: the schema pattern is the same
-        raise ValueError(f"not a duration: {duration!r}")
-    return int(match.group(1)) * DURATION_SECONDS[match.group(2)]
 
 
 def check_duration(path: str, requested: str, current: str | None) -> Problem | None:
