@@ -11,7 +11,7 @@ import pytest
 from pydantic import SecretStr
 
 from litellm_operator.handlers import rotation_requested
-from litellm_operator.key_reconciler import secret_drifted, statuses
+from litellm_operator.key_reconciler import secret_drifted, squatter, statuses
 from litellm_operator.keys import (
     PENDING_ANNOTATION,
     TOKEN_ANNOTATION,
@@ -22,6 +22,7 @@ from litellm_operator.keys import (
     ObservedSecret,
 )
 from litellm_operator.kube import KeySecret
+from litellm_operator.litellm import LiteLLMUserRecord
 from litellm_operator.models import UserStatus
 from litellm_operator.status import through
 
@@ -140,3 +141,26 @@ def test_rotation_requested(
     annotation: str | None, rotations: list[str | None], expected: str | None
 ) -> None:
     assert rotation_requested(body(annotation, rotations)) == expected
+
+
+MANAGED = {"litellm.platform.dev/managed-by": "litellm-operator"}
+
+
+@pytest.mark.parametrize(
+    ("holder", "revoked"),
+    [
+        pytest.param(None, False, id="no-user-hand-made"),
+        pytest.param(LiteLLMUserRecord(user_id="ops"), False, id="unmanaged-user"),
+        pytest.param(
+            LiteLLMUserRecord(user_id="ops", metadata={"litellm.platform.dev/managed-by": "x"}),
+            False,
+            id="another-manager",
+        ),
+        pytest.param(
+            LiteLLMUserRecord(user_id="mallory", metadata=MANAGED), True, id="another-tenant"
+        ),
+        pytest.param(LiteLLMUserRecord(user_id="bob", metadata=MANAGED), False, id="itself"),
+    ],
+)
+def test_which_alias_holders_are_squatters(holder: LiteLLMUserRecord | None, revoked: bool) -> None:
+    assert squatter(holder, "bob") is revoked
