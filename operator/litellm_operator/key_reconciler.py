@@ -163,9 +163,17 @@ def parse_time(text: str | None) -> datetime | None:
     if not text:
         return None
     try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return as_utc(datetime.fromisoformat(text.replace("Z", "+00:00")))
     except ValueError:
         return None
+
+
+def as_utc(moment: datetime | None) -> datetime | None:
+    """A time without an offset (an annotation anyone with Secret access may edit) read as UTC:
+    comparing it with an aware time would raise."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
 
 
 class KeyReconciler:
@@ -247,7 +255,7 @@ class KeyReconciler:
                 alias=r.key_alias,
                 blocked=r.blocked,
                 settings=KeySettings.from_wire(r.model_dump()),
-                created_at=r.created_at,
+                created_at=as_utc(r.created_at),
             )
             for r in records
             if r.token and r.key_alias and r.key_alias.startswith(owner.prefix)

@@ -149,6 +149,13 @@ async def test_an_alias_held_by_a_hand_made_key_is_conflict_and_not_named(
     assert (kept.key_alias, kept.user_id) == (alias, holder)
     assert admin.cluster.condition(tenant.namespace, name)["reason"] == "Conflict"
 
+    await admin.litellm.delete_keys([hand_made.key])  # a LiteLLM admin frees the alias
+    value = wait_key(admin, litellm_env, tenant.namespace, f"{name}-web")
+    admin.cluster.wait_ready(tenant.namespace, name)
+    info = await admin.litellm.key_info(value)
+    assert info is not None
+    assert (info.key_alias, info.user_id) == (alias, name)
+
 
 @pytest.mark.parametrize(
     ("name", "keys"),

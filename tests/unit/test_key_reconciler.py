@@ -11,7 +11,7 @@ import pytest
 from pydantic import SecretStr
 
 from litellm_operator.handlers import rotation_requested
-from litellm_operator.key_reconciler import secret_drifted, squatter, statuses
+from litellm_operator.key_reconciler import parse_time, secret_drifted, squatter, statuses
 from litellm_operator.keys import (
     PENDING_ANNOTATION,
     TOKEN_ANNOTATION,
@@ -164,3 +164,18 @@ MANAGED = {"litellm.platform.dev/managed-by": "litellm-operator"}
 )
 def test_which_alias_holders_are_squatters(holder: LiteLLMUserRecord | None, revoked: bool) -> None:
     assert squatter(holder, "bob") is revoked
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param("2026-01-01T00:00:00Z", datetime(2026, 1, 1, tzinfo=UTC), id="utc"),
+        pytest.param("2026-01-01T00:00:00", datetime(2026, 1, 1, tzinfo=UTC), id="no-offset"),
+        pytest.param("yesterday", None, id="not-a-time"),
+        pytest.param(None, None, id="absent"),
+    ],
+)
+def test_issued_at_annotations_are_read_as_aware_times(
+    text: str | None, expected: datetime | None
+) -> None:
+    assert parse_time(text) == expected
