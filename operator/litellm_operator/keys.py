@@ -103,11 +103,7 @@ class KeySettings:
     """Empty (LiteLLM's default): every route the key's user may call, management included."""
 
     def wire(self) -> dict[str, Any]:
-        return {
-            f.name: list(value) if isinstance(value, tuple) else value
-            for f in fields(self)
-            for value in (getattr(self, f.name),)
-        }
+        return {f.name: _json(getattr(self, f.name)) for f in fields(self)}
 
     @classmethod
     def from_wire(cls, record: Mapping[str, Any]) -> KeySettings:
@@ -118,6 +114,10 @@ class KeySettings:
             is_list = isinstance(f.default, tuple)
             values[f.name] = tuple(value or ()) if is_list else value
         return cls(**values)
+
+
+def _json(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
 
 
 @dataclass(frozen=True)
