@@ -336,7 +336,7 @@ class KeyReconciler:
                 try:
                     await self.client.register_key(value, request)
                 except KeyAliasInUse:
-                    await self.reclaim_alias(owner, key)
+                    await self.reclaim_alias(owner, key, outcome)
                     await self.client.register_key(value, request)
                 now = datetime.now(UTC)
                 expires = stamp(now + key.grace_period) if previous else None
@@ -389,7 +389,7 @@ class KeyReconciler:
             case DeleteSecret(name=name):
                 await self.kube.delete_secret(namespace, name)
 
-    async def reclaim_alias(self, owner: KeyOwner, key: DesiredKey) -> None:
+    async def reclaim_alias(self, owner: KeyOwner, key: DesiredKey, outcome: KeysOutcome) -> None:
         """The alias is held by a key that is not this user's. A key of another of the
         operator's users squats it (a tenant minted it with a key of its own): it is revoked,
         so no tenant blocks another namespace's key. Any other holder: :class:`AliasTaken`."""
@@ -404,12 +404,9 @@ class KeyReconciler:
                 "delete or rename that key"
             )
         await self.revoke((holder.token,))
-        log.warning(
-            "key %s of %s/%s: revoked a key of another managed user that held its alias",
-            key.name,
-            owner.namespace,
-            owner.name,
-        )
+        message = f"revoked a key of another user that held the alias of key {key.name!r}"
+        log.warning("%s/%s: %s", owner.namespace, owner.name, message)
+        outcome.events.append(Event("Warning", Reason.KEY_REVOKED, message))
 
     async def revoke(self, tokens: Sequence[str]) -> None:
         for token in tokens:

@@ -123,7 +123,9 @@ async def test_a_squatted_alias_never_blocks_another_namespaces_key(
     assert info is not None
     assert (info.key_alias, info.user_id) == (wanted, victim)
     assert not works(litellm_env.url, squatter), "the squatting key is revoked"
-    for _, _, text in admin.cluster.events(other_namespace, victim):
+    events = admin.cluster.events(other_namespace, victim)
+    assert any(e[:2] == ("Warning", "KeyRevoked") for e in events), "the take-back is reported"
+    for _, _, text in events:
         assert mallory not in text
         assert tenant.namespace not in text
 
