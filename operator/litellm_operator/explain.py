@@ -292,7 +292,7 @@ def explain_user(
         return [
             InputProblem(location, p.path, f"{p.message} [{p.reason}]") for p in violation.problems
         ]
-    keys = keys_of(user, policy, resolution.effective.models)
+    keys = keys_of(user, policy, resolution.effective)
     if isinstance(keys, KeyRefusal):
         return [InputProblem(location, "spec.keys", f"{keys.message} [{keys.reason}]")]
     return Explained(location, user, resolution, keys)

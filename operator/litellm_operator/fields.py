@@ -15,6 +15,7 @@ and ``litellm-operator explain``, and the README's field table (checked by a tes
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -35,6 +36,7 @@ ROLE_RANK: dict[str, int] = {
 outside it and count as above every one of them."""
 
 DURATION_PATTERN = r"^[1-9][0-9]*(s|m|h|d|mo)$"
+DURATION_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "mo": 30 * 86400}
 MAX_NAME_LENGTH = 253
 MAX_LIST_ITEMS = 64
 MAX_METADATA_ENTRIES = 32
@@ -46,6 +48,15 @@ ALL_PROXY_MODELS = "all-proxy-models"
 UNLIMITED_PARALLEL_REQUESTS = 2**31 - 1
 """LiteLLM ignores ``null`` for ``max_parallel_requests``: "no limit" is written as the largest
 value its integer column holds, and read back as no limit."""
+
+
+def duration_seconds(duration: str) -> int:
+    """A budget period (:data:`DURATION_PATTERN`) in seconds; a month counts 30 days."""
+    match = re.fullmatch(r"([0-9]+)(mo|s|m|h|d)", duration)
+    if match is None:  # unreachable for validated input: the schema pattern is the same
+        raise ValueError(f"not a duration: {duration!r}")
+    return int(match.group(1)) * DURATION_SECONDS[match.group(2)]
+
 
 Budget = Annotated[float, Field(ge=0, description="USD, never negative.")]
 Limit = Annotated[int, Field(ge=0)]

@@ -22,6 +22,7 @@ from typing import Any
 import kubernetes
 from pydantic import SecretStr
 
+from litellm_operator import plan as user_plan
 from litellm_operator.keys import (
     API_KEY,
     BASE_URL,
@@ -55,7 +56,13 @@ from litellm_operator.keys import (
     plan_keys,
 )
 from litellm_operator.kube import KeySecret, Kube
-from litellm_operator.litellm import GenerateKeyRequest, LiteLLMClient, NotFound
+from litellm_operator.litellm import (
+    GenerateKeyRequest,
+    KeyAliasInUse,
+    LiteLLMClient,
+    LiteLLMUserRecord,
+    NotFound,
+)
 from litellm_operator.models import API_VERSION, USER_KIND
 from litellm_operator.reasons import Event, Reason
 
@@ -76,6 +83,11 @@ class SecretsUnavailable(Exception):
 
 class SecretTaken(Exception):
     """A Secret of the wanted name exists and is not the operator's: nothing is overwritten."""
+
+
+class AliasTaken(Exception):
+    """A key the operator does not own, made by hand or in LiteLLM's UI, holds the alias: it is
+    left alone and not named (it may belong to anyone)."""
 
 
 def kube_errors(method: Any) -> Any:
@@ -151,9 +163,17 @@ def parse_time(text: str | None) -> datetime | None:
     if not text:
         return None
     try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return as_utc(datetime.fromisoformat(text.replace("Z", "+00:00")))
     except ValueError:
         return None
+
+
+def as_utc(moment: datetime | None) -> datetime | None:
+    """A time without an offset (an annotation anyone with Secret access may edit) read as UTC:
+    comparing it with an aware time would raise."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
 
 
 class KeyReconciler:
@@ -235,14 +255,8 @@ class KeyReconciler:
                 token=r.token,
                 alias=r.key_alias,
                 blocked=r.blocked,
-                settings=KeySettings(
-                    models=tuple(r.models),
-                    max_budget=r.max_budget,
-                    budget_duration=r.budget_duration,
-                    tpm_limit=r.tpm_limit,
-                    rpm_limit=r.rpm_limit,
-                    max_parallel_requests=r.max_parallel_requests,
-                ),
+                settings=KeySettings.from_wire(r.model_dump()),
+                created_at=as_utc(r.created_at),
             )
             for r in records
             if r.token and r.key_alias and r.key_alias.startswith(owner.prefix)
@@ -320,7 +334,11 @@ class KeyReconciler:
                     metadata={KEY_MARKER: MANAGER},
                     **{k: v for k, v in key.settings.wire().items() if v is not None},
                 )
-                await self.client.register_key(value, request)
+                try:
+                    await self.client.register_key(value, request)
+                except KeyAliasInUse:
+                    await self.reclaim_alias(owner, key, outcome)
+                    await self.client.register_key(value, request)
                 now = datetime.now(UTC)
                 expires = stamp(now + key.grace_period) if previous else None
                 await self.kube.patch_secret(
@@ -372,6 +390,25 @@ class KeyReconciler:
             case DeleteSecret(name=name):
                 await self.kube.delete_secret(namespace, name)
 
+    async def reclaim_alias(self, owner: KeyOwner, key: DesiredKey, outcome: KeysOutcome) -> None:
+        """The alias is held by a key that is not this user's. A key of another of the
+        operator's users squats it (a tenant minted it with a key of its own): it is revoked,
+        so no tenant blocks another namespace's key. Any other holder: :class:`AliasTaken`."""
+        holder = await self.client.find_key_by_alias(key.key_alias)
+        if holder is None or holder.token is None:
+            return  # freed meanwhile
+        holder_user = await self.client.get_user(holder.user_id) if holder.user_id else None
+        if not squatter(holder_user, owner.user_id):
+            raise AliasTaken(
+                f"key {key.name!r}: its alias {key.key_alias!r} is held by a LiteLLM key the "
+                "operator did not issue (made by hand or in the UI); a LiteLLM admin must "
+                "delete or rename that key"
+            )
+        await self.revoke((holder.token,))
+        message = f"revoked a key of another user that held the alias of key {key.name!r}"
+        log.warning("%s/%s: %s", owner.namespace, owner.name, message)
+        outcome.events.append(Event("Warning", Reason.KEY_REVOKED, message))
+
     async def revoke(self, tokens: Sequence[str]) -> None:
         for token in tokens:
             with contextlib.suppress(NotFound):  # already gone: the goal is reached
@@ -405,6 +442,17 @@ class KeyReconciler:
 
 SECRET_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGER},{USER_LABEL}"
 """Every key Secret of the operator (the watch's server-side label selector)."""
+
+
+def squatter(holder: LiteLLMUserRecord | None, user_id: str) -> bool:
+    """Whether a key of ``holder`` that holds an alias of ``user_id`` may be revoked: it belongs
+    to another user the operator manages, which has no business in this alias (only LiteLLM
+    admins can edit the markers)."""
+    return (
+        holder is not None
+        and holder.user_id != user_id
+        and holder.metadata.get(user_plan.MANAGED_BY) == user_plan.MANAGER
+    )
 
 
 def secret_drifted(kind: str, secret: KeySecret) -> bool:

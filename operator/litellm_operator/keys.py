@@ -13,22 +13,43 @@ any retry can tell from the Secret alone whether the key exists. A key is never 
 without its Secret, and never twice.
 
 Aliases: the current key is ``<namespace>/<user>/<key>``; during a rotation's grace period the
-previous key is renamed ``<namespace>/<user>/<key>/previous`` (LiteLLM aliases are unique).
+previous key is renamed ``<namespace>/<user>/<key>/previous`` (LiteLLM aliases are unique). No
+part can hold a ``/`` (a namespace and a key name are DNS labels, a LiteLLMUser name a DNS
+subdomain), so no LiteLLMUser ever wants an alias of another namespace.
+
+Every key is for inference only (:data:`INFERENCE_ROUTES`, a managed key field like its limits),
+and what a key may ask for is bounded by the policy's ``spec.keys`` and the user's own limits:
+anything beyond is a :class:`KeyRefusal`. Rotations (scheduled or requested) come at most once per
+``keys.minRotateEvery`` per key.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any
 
-from litellm_operator.fields import ALL_PROXY_MODELS
-from litellm_operator.models import KeyPolicy, KeySpec, LiteLLMUser, ProvisioningPolicy
+from pydantic.alias_generators import to_camel
+
+from litellm_operator.fields import ALL_PROXY_MODELS, duration_seconds
+from litellm_operator.models import (
+    DEFAULT_MIN_ROTATE_EVERY,
+    EffectiveSettings,
+    KeyPolicy,
+    KeySpec,
+    LiteLLMUser,
+    ProvisioningPolicy,
+)
 from litellm_operator.reasons import Reason
 
 DEFAULT_GRACE_PERIOD = "1h"
+INFERENCE_ROUTES = ("llm_api_routes",)
+"""The ``allowed_routes`` of every key the operator issues: LiteLLM's route group of its LLM API
+(OpenAI/Anthropic/Google-style inference, ``/v1/models``, ``/model/info``, provider
+pass-through), none of its management routes (``/key/*``, ``/user/*``, ``/team/*`` ...). Checked
+for every key by LiteLLM's route checks, no Enterprise license needed (tests/integration)."""
 MAX_LABEL_LENGTH = 63
 PREVIOUS_SUFFIX = "/previous"
 
@@ -68,7 +89,8 @@ def alias_prefix(namespace: str, user: str) -> str:
 
 @dataclass(frozen=True)
 class KeySettings:
-    """The key's limits as LiteLLM's ``/key/generate`` and ``/key/update`` name them."""
+    """The managed fields of a key, as LiteLLM's ``/key/generate``, ``/key/update`` and key
+    records name them: declared here once (the wire models carry the same names)."""
 
     models: tuple[str, ...] = ()
     """Empty: every model the user may call."""
@@ -77,16 +99,25 @@ class KeySettings:
     tpm_limit: int | None = None
     rpm_limit: int | None = None
     max_parallel_requests: int | None = None
+    allowed_routes: tuple[str, ...] = INFERENCE_ROUTES
+    """Empty (LiteLLM's default): every route the key's user may call, management included."""
 
     def wire(self) -> dict[str, Any]:
-        return {
-            "models": list(self.models),
-            "max_budget": self.max_budget,
-            "budget_duration": self.budget_duration,
-            "tpm_limit": self.tpm_limit,
-            "rpm_limit": self.rpm_limit,
-            "max_parallel_requests": self.max_parallel_requests,
-        }
+        return {f.name: _json(getattr(self, f.name)) for f in fields(self)}
+
+    @classmethod
+    def from_wire(cls, record: Mapping[str, Any]) -> KeySettings:
+        """The settings of a key record (a ``null`` list read as empty)."""
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            value = record.get(f.name)
+            is_list = isinstance(f.default, tuple)
+            values[f.name] = tuple(value or ()) if is_list else value
+        return cls(**values)
+
+
+def _json(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
 
 
 @dataclass(frozen=True)
@@ -97,6 +128,8 @@ class DesiredKey:
     settings: KeySettings
     rotate_every: timedelta | None
     grace_period: timedelta
+    min_rotate_every: timedelta = field(default_factory=lambda: interval(DEFAULT_MIN_ROTATE_EVERY))
+    """No new key sooner than this after the last one (the policy's keys.minRotateEvery)."""
 
     @property
     def previous_alias(self) -> str:
@@ -105,17 +138,11 @@ class DesiredKey:
 
 def describe(key: DesiredKey) -> dict[str, Any]:
     """A desired key as ``explain`` shows it (camelCase, like the spec)."""
-    settings = key.settings
     return {
         "name": key.name,
         "secretName": key.secret_name,
         "keyAlias": key.key_alias,
-        "models": list(settings.models),
-        "maxBudget": settings.max_budget,
-        "budgetDuration": settings.budget_duration,
-        "tpmLimit": settings.tpm_limit,
-        "rpmLimit": settings.rpm_limit,
-        "maxParallelRequests": settings.max_parallel_requests,
+        **{to_camel(name): value for name, value in key.settings.wire().items()},
         "rotateEvery": _seconds(key.rotate_every),
         "gracePeriod": _seconds(key.grace_period),
     }
@@ -139,31 +166,35 @@ class KeyRefusal:
 
 
 def keys_of(
-    user: LiteLLMUser, policy: ProvisioningPolicy, user_models: Sequence[str]
+    user: LiteLLMUser, policy: ProvisioningPolicy, effective: EffectiveSettings
 ) -> tuple[DesiredKey, ...] | KeyRefusal:
-    """:func:`desired_keys` of a LiteLLMUser under its policy, with its effective models."""
+    """:func:`desired_keys` of a LiteLLMUser under its policy, with its effective settings."""
     return desired_keys(
         user.metadata.namespace or "",
         user.metadata.name,
         user.spec.keys,
-        user_models,
+        effective,
         policy.metadata.name,
         policy.spec.keys,
     )
+
+
+LIMITS_UP_TO_THE_USERS = ("tpm_limit", "rpm_limit", "max_parallel_requests")
+"""Key limits that may not exceed the user's own (a key is a part of its user)."""
 
 
 def desired_keys(
     namespace: str,
     user: str,
     keys: Sequence[KeySpec],
-    user_models: Sequence[str],
+    effective: EffectiveSettings,
     policy_name: str,
     policy: KeyPolicy,
 ) -> tuple[DesiredKey, ...] | KeyRefusal:
-    """The keys the user asks for, within its policy; ``user_models`` empty = every model."""
+    """The keys the user asks for, within its policy and its own effective settings."""
     if not keys:
         return ()
-    user_models = [m for m in user_models if m != ALL_PROXY_MODELS]
+    user_models = [m for m in effective.models if m != ALL_PROXY_MODELS]
     if len(user) > MAX_LABEL_LENGTH:
         message = (
             f"keys need a LiteLLMUser name of at most {MAX_LABEL_LENGTH} characters "
@@ -196,6 +227,9 @@ def desired_keys(
                 f"models ({', '.join(user_models)})"
             )
             return KeyRefusal(Reason.MODEL_NOT_ALLOWED, message)
+        refusal = beyond_the_user(key, effective) or beyond_the_policy(key, policy_name, policy)
+        if refusal is not None:
+            return refusal
         secret_name = key.secret_name or f"{user}-{key.name}"
         if secret_name in secret_names:
             message = f"key {key.name!r}: Secret {secret_name!r} is used by another key"
@@ -220,9 +254,59 @@ def desired_keys(
                 settings=settings,
                 rotate_every=interval(rotate_every) if rotate_every else None,
                 grace_period=interval(grace),
+                min_rotate_every=interval(policy.min_rotate_every),
             )
         )
     return tuple(desired)
+
+
+def beyond_the_user(key: KeySpec, effective: EffectiveSettings) -> KeyRefusal | None:
+    """A limit above the user's own, or a budget period shorter than the user's."""
+    for name in LIMITS_UP_TO_THE_USERS:
+        asked, ceiling = getattr(key, name), getattr(effective, name)
+        if asked is not None and ceiling is not None and asked > ceiling:
+            message = (
+                f"key {key.name!r}: {to_camel(name)} {asked} is above the user's own {ceiling}"
+            )
+            return KeyRefusal(Reason.OVERRIDE_FORBIDDEN, message)
+    period, floor = key.budget_duration, effective.budget_duration
+    if period is None:
+        return None
+    if floor is None:
+        message = (
+            f"key {key.name!r}: budgetDuration {period}: the user's budget never resets, so a "
+            "key's may not either"
+        )
+        return KeyRefusal(Reason.OVERRIDE_FORBIDDEN, message)
+    if duration_seconds(period) < duration_seconds(floor):
+        message = (
+            f"key {key.name!r}: budgetDuration {period} is shorter than the user's {floor} "
+            "(a shorter period resets the key's budget more often)"
+        )
+        return KeyRefusal(Reason.OVERRIDE_FORBIDDEN, message)
+    return None
+
+
+def beyond_the_policy(key: KeySpec, policy_name: str, policy: KeyPolicy) -> KeyRefusal | None:
+    """A rotation more frequent than ``keys.minRotateEvery``, a grace period longer than
+    ``keys.maxGracePeriod`` (the key's own or the policy's default)."""
+    rotate_every = key.rotate_every or policy.rotate_every
+    floor = policy.min_rotate_every
+    if rotate_every is not None and interval(rotate_every) < interval(floor):
+        message = (
+            f"key {key.name!r}: rotateEvery {rotate_every} is shorter than policy "
+            f"{policy_name!r}'s keys.minRotateEvery {floor}"
+        )
+        return KeyRefusal(Reason.OVERRIDE_FORBIDDEN, message)
+    grace = key.grace_period or policy.grace_period or DEFAULT_GRACE_PERIOD
+    ceiling = policy.max_grace_period
+    if interval(grace) > interval(ceiling):
+        message = (
+            f"key {key.name!r}: gracePeriod {grace} is longer than policy {policy_name!r}'s "
+            f"keys.maxGracePeriod {ceiling}"
+        )
+        return KeyRefusal(Reason.OVERRIDE_FORBIDDEN, message)
+    return None
 
 
 # --- observed ----------------------------------------------------------------------------------
@@ -256,6 +340,8 @@ class ObservedKey:
     alias: str
     blocked: bool = False
     settings: KeySettings = field(default_factory=KeySettings)
+    created_at: datetime | None = None
+    """When LiteLLM created it: unlike the Secret's annotations, nothing a tenant can edit."""
 
 
 @dataclass(frozen=True)
@@ -424,20 +510,20 @@ def plan_key(
         if suspended:
             return None, None
         return IssueKey(key, "KeyMissing", revoke=ours), None
+    rotate_at: datetime | None = None
     if not suspended:
-        rotate_at = (
-            secret.issued_at + key.rotate_every
-            if key.rotate_every is not None and secret.issued_at is not None
-            else None
-        )
+        issued = last_issued(secret, current)
+        earliest = issued + key.min_rotate_every if issued is not None else now
+        if key.rotate_every is not None and issued is not None:
+            rotate_at = max(issued + key.rotate_every, earliest)
         if rotation is not None and rotation != secret.rotation:
-            return IssueKey(key, "RotationRequested"), None
+            if now >= earliest:
+                return IssueKey(key, "RotationRequested"), None
+            rotate_at = earliest if rotate_at is None else min(rotate_at, earliest)
         if rotate_at is not None and now >= rotate_at:
             return IssueKey(key, "RotationDue"), None
         if current.blocked and current.token not in blocked_by_suspension:
             return UnblockKey(key, current.token), None
-    else:
-        rotate_at = None
     if current.settings != key.settings:
         fields = changed_fields(key.settings, current.settings)
         return UpdateKey(key, current.token, fields), None
@@ -449,6 +535,13 @@ def plan_key(
         return RevokePrevious(key, previous.token if previous else None), None
     when = [t for t in (rotate_at, expires) if t is not None]
     return None, min(when) if when else None
+
+
+def last_issued(secret: ObservedSecret, current: ObservedKey) -> datetime | None:
+    """When the current key was issued: the later of the Secret's record and LiteLLM's, so an
+    edited annotation cannot bring a rotation forward."""
+    known = [t for t in (secret.issued_at, current.created_at) if t is not None]
+    return max(known) if known else None
 
 
 def complete(

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model, field_validator
 from pydantic.alias_generators import to_camel
 
 from litellm_operator.fields import (
@@ -289,6 +289,36 @@ Interval = Annotated[
     str,
     Field(pattern=INTERVAL_PATTERN, max_length=32, description="An interval: 0s, 30m, 1h, 7d."),
 ]
+A_MINUTE_OR_MORE = r"(^|[a-z])(0*[1-9][0-9]*[mhd]|0*([6-9][0-9]|[1-9][0-9][0-9]+)s)"
+"""An interval of at least a minute: some m/h/d part is not zero, or some s part is 60 or more
+(found anywhere in the interval; RE2 and Python alike)."""
+
+
+def _a_minute_or_more(value: str) -> str:
+    if re.search(A_MINUTE_OR_MORE, value) is None:
+        raise ValueError("must be at least 1m (a new key at most once a minute)")
+    return value
+
+
+RotationInterval = Annotated[
+    str,
+    Field(
+        pattern=INTERVAL_PATTERN,
+        max_length=32,
+        description="An interval of at least 1m: 30m, 1h, 7d.",
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": f"self.matches('{A_MINUTE_OR_MORE}')",
+                    "message": "must be at least 1m (a new key at most once a minute)",
+                }
+            ]
+        },
+    ),
+    AfterValidator(_a_minute_or_more),
+]
+DEFAULT_MIN_ROTATE_EVERY = "1h"
+DEFAULT_MAX_GRACE_PERIOD = "24h"
 
 
 class KeyPolicy(_Wire):
@@ -304,12 +334,20 @@ class KeyPolicy(_Wire):
         default=None,
         description="Ceiling of a key's maxBudget; with it, a key without maxBudget gets it.",
     )
-    rotate_every: Interval | None = Field(
+    rotate_every: RotationInterval | None = Field(
         default=None, description="Default rotation schedule of keys that set none."
     )
     grace_period: Interval | None = Field(
         default=None,
         description="Default gracePeriod of keys that set none (built-in: 1h).",
+    )
+    min_rotate_every: RotationInterval = Field(
+        default=DEFAULT_MIN_ROTATE_EVERY,
+        description="At most one new key per key in this interval: the floor of rotateEvery, "
+        "and a litellm.platform.dev/rotate annotation waits until it has passed.",
+    )
+    max_grace_period: Interval = Field(
+        default=DEFAULT_MAX_GRACE_PERIOD, description="Ceiling of a key's gracePeriod."
     )
 
 
@@ -335,21 +373,28 @@ class KeySpec(_Wire):
     )
     max_budget: Budget | None = Field(default=None, description="USD budget of the key.")
     budget_duration: Duration | None = Field(
-        default=None, description="Period after which the key's spend resets."
-    )
-    tpm_limit: Limit | None = Field(default=None, description="Tokens per minute of the key.")
-    rpm_limit: Limit | None = Field(default=None, description="Requests per minute of the key.")
-    max_parallel_requests: Limit | None = Field(
-        default=None, description="Concurrent requests of the key."
-    )
-    rotate_every: Interval | None = Field(
         default=None,
-        description="Rotate the key on this schedule. Default: the policy's keys.rotateEvery.",
+        description="Period after which the key's spend resets; not shorter than the user's.",
+    )
+    tpm_limit: Limit | None = Field(
+        default=None, description="Tokens per minute of the key, at most the user's."
+    )
+    rpm_limit: Limit | None = Field(
+        default=None, description="Requests per minute of the key, at most the user's."
+    )
+    max_parallel_requests: Limit | None = Field(
+        default=None, description="Concurrent requests of the key, at most the user's."
+    )
+    rotate_every: RotationInterval | None = Field(
+        default=None,
+        description="Rotate the key on this schedule, at least 1m and not below the policy's "
+        "keys.minRotateEvery. Default: the policy's keys.rotateEvery.",
     )
     grace_period: Interval | None = Field(
         default=None,
         description="How long the previous key keeps working after a rotation (0s revokes it "
-        "at once). Default: the policy's keys.gracePeriod, else 1h.",
+        "at once), at most the policy's keys.maxGracePeriod. Default: the policy's "
+        "keys.gracePeriod, else 1h.",
     )
 
 

@@ -50,6 +50,7 @@ from litellm_operator.fields import (
     RESERVED_METADATA_KEYS,
     ROLE_RANK,
     Bound,
+    duration_seconds,
 )
 from litellm_operator.models import (
     EMAIL_PATTERN,
@@ -352,9 +353,6 @@ def check_overrides(
     return check
 
 
-DURATION_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "mo": 30 * 86400}
-
-
 def check_role(
     path: str, requested: str, allow_list: Sequence[str] | None, current: str
 ) -> Problem | None:
@@ -371,13 +369,6 @@ def check_role(
         "list it in spec.overrides.allowedUserRoles to allow it"
     )
     return Problem(path, message, Reason.ROLE_NOT_ALLOWED)
-
-
-def duration_seconds(duration: str) -> int:
-    match = re.fullmatch(r"([0-9]+)(mo|s|m|h|d)", duration)
-    if match is None:  # unreachable for validated input: the schema pattern is the same
-        raise ValueError(f"not a duration: {duration!r}")
-    return int(match.group(1)) * DURATION_SECONDS[match.group(2)]
 
 
 def check_duration(path: str, requested: str, current: str | None) -> Problem | None:

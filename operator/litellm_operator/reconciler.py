@@ -23,6 +23,7 @@ from typing import Any, Literal, cast
 from pydantic import ValidationError
 
 from litellm_operator.key_reconciler import (
+    AliasTaken,
     KeyOwner,
     KeyReconciler,
     SecretsUnavailable,
@@ -238,7 +239,7 @@ class Reconciler:
             return from_error(exc, applied)
         except SecretsUnavailable as exc:
             return failure(Reason.UNAVAILABLE, str(exc), transient=True, applied=applied)
-        except SecretTaken as exc:
+        except (SecretTaken, AliasTaken) as exc:
             return failure(Reason.CONFLICT, str(exc), transient=False, applied=applied)
         return with_resolution_notes(result, resolution)
 
@@ -608,7 +609,7 @@ def prepare(
         return failure(reason, str(exc), transient=False)
     user_id = resolution.user_id
     applied = applied_from(resolution, user_id)
-    keys = keys_of(user, policy, resolution.effective.models)
+    keys = keys_of(user, policy, resolution.effective)
     if isinstance(keys, KeyRefusal):  # nothing is written to LiteLLM
         return failure(keys.reason, keys.message, transient=False, applied=applied)
     desired = desired_for(user, policy, resolution, user_id)

@@ -137,6 +137,14 @@ def test_example_policies_are_accepted_and_keep_explicit_nulls(
         pytest.param(
             {"keys": [{"name": f"k{i}"} for i in range(17)]}, "spec.keys", id="too-many-keys"
         ),
+        pytest.param(
+            {"keys": [{"name": "ci", "rotateEvery": "0s"}]}, "at least 1m", id="rotate-every-0s"
+        ),
+        pytest.param(
+            {"keys": [{"name": "ci", "rotateEvery": "0h59s"}]},
+            "at least 1m",
+            id="rotate-every-59s",
+        ),
     ],
 )
 def test_invalid_users_are_rejected(
@@ -193,6 +201,16 @@ def test_invalid_users_are_rejected(
             {"allowedNamespaces": ["*"], "identities": [{"namespaces": ["*"], "userIds": ["a b"]}]},
             "userIds",
             id="identity-glob-with-a-space",
+        ),
+        pytest.param(
+            {"allowedNamespaces": ["*"], "keys": {"minRotateEvery": "30s"}},
+            "at least 1m",
+            id="rotation-floor-under-1m",
+        ),
+        pytest.param(
+            {"allowedNamespaces": ["*"], "keys": {"rotateEvery": "0s"}},
+            "at least 1m",
+            id="default-rotation-under-1m",
         ),
     ],
 )

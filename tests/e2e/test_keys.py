@@ -1,5 +1,5 @@
 """Virtual keys in Secrets, end to end: a real API server and a real LiteLLM, judged through the
-keys themselves (``GET /key/info`` with the key as Bearer answers 200 while it works, 401 once
+keys themselves (``GET /v1/models`` with the key as Bearer answers 200 while it works, 401 once
 revoked or blocked), and no key value anywhere but in its Secret."""
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import httpx
 import pytest
 from kubernetes.client import ApiException, V1ObjectMeta, V1Secret
 
@@ -19,6 +18,7 @@ from litellm_operator.keys import ROTATE_ANNOTATION
 from litellm_operator.litellm import LiteLLMClient
 from litellm_operator.models import GROUP, USER_PLURAL, VERSION
 from tests.e2e.operator_harness import Cluster, OperatorProcess, eventually
+from tests.fixtures.key_probes import works
 from tests.fixtures.policies import ANY_IDENTITY
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
@@ -27,7 +27,7 @@ POLICY: dict[str, Any] = {
     "allowedNamespaces": ["*"],
     "identities": ANY_IDENTITY,
     "defaults": {"maxBudget": 10, "models": ["gpt-4o", "gpt-4o-mini"]},
-    "keys": {"maxPerUser": 3, "maxBudget": 5},
+    "keys": {"maxPerUser": 3, "maxBudget": 5, "minRotateEvery": "1m"},
 }
 SECRET_DATA = {"api_key", "base_url", "OPENAI_API_KEY", "OPENAI_BASE_URL"}
 
@@ -74,24 +74,17 @@ class Keys:
         self.seen.add(value)
         return value
 
-    def wait_value(self, name: str, not_in: tuple[str | None, ...] = (None,)) -> str:
+    def wait_value(
+        self, name: str, not_in: tuple[str | None, ...] = (None,), timeout: float = 30
+    ) -> str:
         def fresh() -> str | None:
             value = self.value(name)
             return value if value not in not_in and self.works(value or "") else None
 
-        return eventually(fresh, timeout=30, what=f"a working key in Secret {name}")
+        return eventually(fresh, timeout=timeout, what=f"a working key in Secret {name}")
 
     def works(self, value: str) -> bool:
-        """``/key/info`` with the key itself: 200 while it works, 401 once revoked/blocked."""
-        if not value:
-            return False
-        response = httpx.get(
-            f"{self.endpoint.url}/key/info",
-            headers={"Authorization": f"Bearer {value}"},
-            timeout=10,
-        )
-        assert response.status_code in (200, 401), response.status_code
-        return response.status_code == 200
+        return bool(value) and works(self.endpoint.url, value)
 
     def until_revoked(self, value: str, timeout: float = 30) -> None:
         eventually(lambda: not self.works(value), timeout=timeout, what="the key revoked")
@@ -209,27 +202,34 @@ async def until(probe: Callable[[], Any], what: str, timeout: float = 30) -> Non
 
 
 def test_rotation_with_and_without_grace(keys: Keys, ident: Callable[[str], str]) -> None:
+    """A rotation request waits until keys.minRotateEvery (1m here, the least admission allows)
+    has passed since the key was issued; then the previous key works for its grace period."""
     name = ident("rot")
-    keys.create_user(name, keys=[{"name": "a", "gracePeriod": "4s"}])
-    first = keys.wait_value(f"{name}-a")
+    keys.create_user(
+        name, keys=[{"name": "a", "gracePeriod": "4s"}, {"name": "b", "gracePeriod": "0s"}]
+    )
+    first_a, first_b = keys.wait_value(f"{name}-a"), keys.wait_value(f"{name}-b")
+    issued = time.monotonic()
 
     keys.patch_user(name, {"metadata": {"annotations": {ROTATE_ANNOTATION: "1"}}})
-    second = keys.wait_value(f"{name}-a", not_in=(None, first))
-    assert keys.works(first), "the previous key works during the grace period"
-    (status,) = keys.status_keys(name)
-    assert status.get("previousExpiresAt")
-    keys.until_revoked(first, timeout=30)  # the grace period (4 s) is over
+    second_a = keys.wait_value(f"{name}-a", not_in=(None, first_a), timeout=90)
+    waited = time.monotonic() - issued
+    print(f"\nrotation requested at once, done after {waited:.1f}s (floor 1m)")
+    assert waited >= 50, "no new key before the floor"
+    assert keys.works(first_a), "the previous key works during the grace period"
+    second_b = keys.wait_value(f"{name}-b", not_in=(None, first_b))
+    assert not keys.works(first_b), "0s: the previous key is revoked at once"
+    assert keys.works(second_a)
+    assert keys.works(second_b)
+    status = {k["name"]: k for k in keys.status_keys(name)}
+    assert status["a"].get("previousExpiresAt")
+    assert status["a"]["rotation"] == status["b"]["rotation"] == "1"
+    keys.until_revoked(first_a, timeout=30)  # the grace period (4 s) is over
     eventually(
-        lambda: "previousExpiresAt" not in keys.status_keys(name)[0],
+        lambda: all("previousExpiresAt" not in k for k in keys.status_keys(name)),
         timeout=30,
         what="previousExpiresAt cleared",
     )
-
-    keys.patch_user(name, {"spec": {"keys": [{"name": "a", "gracePeriod": "0s"}]}})
-    keys.patch_user(name, {"metadata": {"annotations": {ROTATE_ANNOTATION: "2"}}})
-    third = keys.wait_value(f"{name}-a", not_in=(None, first, second))
-    assert not keys.works(second), "0s: the previous key is revoked at once"
-    assert keys.works(third)
 
 
 def test_deleted_or_edited_secret_gets_a_new_key(keys: Keys, ident: Callable[[str], str]) -> None:

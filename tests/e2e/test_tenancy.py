@@ -745,10 +745,6 @@ KEY_LIMIT_POLICY = {
     "keys.rotateEvery",
     "keys.gracePeriod",
 )
-@pytest.mark.xfail(
-    reason="issue 24 point 6 (floors and ceilings of key limits) is built on the keys branch",
-    strict=True,
-)
 @pytest.mark.parametrize(
     "key",
     [

@@ -12,6 +12,7 @@ import pytest
 from pydantic import SecretStr
 
 from devenv.litellm import LiteLLMEndpoint
+from litellm_operator.keys import INFERENCE_ROUTES
 from litellm_operator.litellm import (
     GenerateKeyRequest,
     KeyAliasInUse,
@@ -19,6 +20,12 @@ from litellm_operator.litellm import (
     NewUserRequest,
     NotFound,
     key_token,
+)
+from tests.fixtures.key_probes import (
+    REFUSED,
+    for_inference_only,
+    inference_statuses,
+    management_statuses,
 )
 
 pytestmark = pytest.mark.integration
@@ -144,4 +151,50 @@ async def test_caller_chosen_key_is_stored_as_its_sha256(
     assert await self_info(litellm_env, value.get_secret_value()) == 200
     await litellm_client.delete_keys([expected])
     assert await self_info(litellm_env, value.get_secret_value()) == 401
+    await litellm_client.delete_users([user_id])
+
+
+async def test_an_llm_api_routes_key_is_for_inference_only(
+    litellm_client: LiteLLMClient, litellm_env: LiteLLMEndpoint, make_id: Callable[[str], str]
+) -> None:
+    """``allowed_routes: [llm_api_routes]`` (as every operator key has it), on a proxy without an
+    Enterprise license: 401/403 on every management route, through auth on inference. The same
+    key without it (LiteLLM's default) mints keys."""
+    user_id = make_id("user")
+    await litellm_client.create_user(NewUserRequest(user_id=user_id, models=["gpt-4o-mini"]))
+    request = GenerateKeyRequest(user_id=user_id, key_alias=make_id("alias"))
+    value = SecretStr("sk-" + secrets.token_urlsafe(32))
+    await litellm_client.register_key(value, request)
+    key = value.get_secret_value()
+
+    unrestricted = management_statuses(litellm_env.url, key)
+    assert unrestricted["POST /key/generate"] == 200, "LiteLLM's default: a key mints keys"
+    print(f"\nmanagement routes, LiteLLM's default key: {unrestricted}")
+
+    await litellm_client.update_key(value, {"allowed_routes": list(INFERENCE_ROUTES)})
+    info = await litellm_client.key_info(value)
+    assert info is not None
+    assert info.allowed_routes == ["llm_api_routes"]
+    assert info.max_budget != 1_000_000
+
+    statuses = management_statuses(litellm_env.url, key)
+    print(f"management routes, key for inference only: {statuses}")
+    assert all(code in REFUSED for code in statuses.values()), statuses
+    inference = inference_statuses(litellm_env.url, key, "gpt-4o-mini")
+    print(f"inference routes: {inference}")
+    assert inference["GET /v1/models"] == 200
+    assert inference["POST /v1/chat/completions"] >= 500, "through auth, failed upstream"
+    assert for_inference_only(litellm_env.url, key, "gpt-4o-mini")
+    assert inference_statuses(litellm_env.url, key, "gpt-4o")["POST /v1/chat/completions"] in (
+        REFUSED
+    ), "the key's models still apply"
+
+    fresh = SecretStr("sk-" + secrets.token_urlsafe(32))
+    await litellm_client.register_key(
+        fresh,
+        GenerateKeyRequest(
+            user_id=user_id, key_alias=make_id("alias"), allowed_routes=list(INFERENCE_ROUTES)
+        ),
+    )
+    assert for_inference_only(litellm_env.url, fresh.get_secret_value(), "gpt-4o-mini")
     await litellm_client.delete_users([user_id])

@@ -513,6 +513,7 @@ def test_keys_and_their_effective_limits(
         "tpmLimit": None,
         "rpmLimit": 30,
         "maxParallelRequests": None,
+        "allowedRoutes": ["llm_api_routes"],
         "rotateEvery": "7d",
         "gracePeriod": "1h",
     }

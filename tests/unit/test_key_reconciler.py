@@ -11,7 +11,7 @@ import pytest
 from pydantic import SecretStr
 
 from litellm_operator.handlers import rotation_requested
-from litellm_operator.key_reconciler import secret_drifted, statuses
+from litellm_operator.key_reconciler import parse_time, secret_drifted, squatter, statuses
 from litellm_operator.keys import (
     PENDING_ANNOTATION,
     TOKEN_ANNOTATION,
@@ -22,6 +22,7 @@ from litellm_operator.keys import (
     ObservedSecret,
 )
 from litellm_operator.kube import KeySecret
+from litellm_operator.litellm import LiteLLMUserRecord
 from litellm_operator.models import UserStatus
 from litellm_operator.status import through
 
@@ -140,3 +141,41 @@ def test_rotation_requested(
     annotation: str | None, rotations: list[str | None], expected: str | None
 ) -> None:
     assert rotation_requested(body(annotation, rotations)) == expected
+
+
+MANAGED = {"litellm.platform.dev/managed-by": "litellm-operator"}
+
+
+@pytest.mark.parametrize(
+    ("holder", "revoked"),
+    [
+        pytest.param(None, False, id="no-user-hand-made"),
+        pytest.param(LiteLLMUserRecord(user_id="ops"), False, id="unmanaged-user"),
+        pytest.param(
+            LiteLLMUserRecord(user_id="ops", metadata={"litellm.platform.dev/managed-by": "x"}),
+            False,
+            id="another-manager",
+        ),
+        pytest.param(
+            LiteLLMUserRecord(user_id="mallory", metadata=MANAGED), True, id="another-tenant"
+        ),
+        pytest.param(LiteLLMUserRecord(user_id="bob", metadata=MANAGED), False, id="itself"),
+    ],
+)
+def test_which_alias_holders_are_squatters(holder: LiteLLMUserRecord | None, revoked: bool) -> None:
+    assert squatter(holder, "bob") is revoked
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param("2026-01-01T00:00:00Z", datetime(2026, 1, 1, tzinfo=UTC), id="utc"),
+        pytest.param("2026-01-01T00:00:00", datetime(2026, 1, 1, tzinfo=UTC), id="no-offset"),
+        pytest.param("yesterday", None, id="not-a-time"),
+        pytest.param(None, None, id="absent"),
+    ],
+)
+def test_issued_at_annotations_are_read_as_aware_times(
+    text: str | None, expected: datetime | None
+) -> None:
+    assert parse_time(text) == expected

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from litellm_operator.keys import (
     CompleteKey,
@@ -28,7 +29,8 @@ from litellm_operator.keys import (
     interval,
     plan_keys,
 )
-from litellm_operator.models import KeyPolicy, KeySpec
+from litellm_operator.models import EffectiveSettings, KeyPolicy, KeySpec
+from litellm_operator.policy import BUILTIN
 from litellm_operator.reasons import Reason
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -50,6 +52,11 @@ SECRET = ObservedSecret(
 
 def spec(**fields: Any) -> KeySpec:
     return KeySpec.model_validate({"name": "ci", **fields})
+
+
+def user(**settings: Any) -> EffectiveSettings:
+    """The user's effective settings: the built-in ones, with ``settings``."""
+    return BUILTIN.model_copy(update=settings)
 
 
 @pytest.mark.parametrize(
@@ -124,7 +131,7 @@ def spec(**fields: Any) -> KeySpec:
 def test_desired_keys(
     keys: list[KeySpec], policy: KeyPolicy, user_models: list[str], expected: Any
 ) -> None:
-    result = desired_keys("team-a", "alice", keys, user_models, "default", policy)
+    result = desired_keys("team-a", "alice", keys, user(models=user_models), "default", policy)
     if isinstance(expected, Reason):
         assert isinstance(result, KeyRefusal)
         assert result.reason == expected
@@ -132,8 +139,111 @@ def test_desired_keys(
         assert result == expected
 
 
+@pytest.mark.parametrize(
+    ("key", "policy", "settings", "refused"),
+    [
+        pytest.param(spec(rotateEvery="59m"), KeyPolicy(), {}, True, id="rotate-under-1h-floor"),
+        pytest.param(spec(rotateEvery="1h"), KeyPolicy(), {}, False, id="rotate-at-floor"),
+        pytest.param(
+            spec(rotateEvery="5m"),
+            KeyPolicy(min_rotate_every="5m"),
+            {},
+            False,
+            id="rotate-at-lowered-floor",
+        ),
+        pytest.param(
+            spec(), KeyPolicy(rotate_every="30m"), {}, True, id="policy-default-under-floor"
+        ),
+        pytest.param(spec(gracePeriod="25h"), KeyPolicy(), {}, True, id="grace-over-24h"),
+        pytest.param(spec(gracePeriod="24h"), KeyPolicy(), {}, False, id="grace-at-ceiling"),
+        pytest.param(
+            spec(), KeyPolicy(grace_period="2d"), {}, True, id="policy-default-grace-over-ceiling"
+        ),
+        pytest.param(
+            spec(gracePeriod="2d"),
+            KeyPolicy(max_grace_period="7d"),
+            {},
+            False,
+            id="grace-under-raised-ceiling",
+        ),
+        pytest.param(spec(tpmLimit=1001), KeyPolicy(), {"tpm_limit": 1000}, True, id="tpm-above"),
+        pytest.param(spec(tpmLimit=1000), KeyPolicy(), {"tpm_limit": 1000}, False, id="tpm-equal"),
+        pytest.param(spec(tpmLimit=10**9), KeyPolicy(), {"tpm_limit": None}, False, id="tpm-free"),
+        pytest.param(spec(rpmLimit=11), KeyPolicy(), {"rpm_limit": 10}, True, id="rpm-above"),
+        pytest.param(
+            spec(maxParallelRequests=3),
+            KeyPolicy(),
+            {"max_parallel_requests": 2},
+            True,
+            id="parallel-above",
+        ),
+        pytest.param(
+            spec(budgetDuration="1s"),
+            KeyPolicy(),
+            {"budget_duration": "30d"},
+            True,
+            id="period-shorter-than-users",
+        ),
+        pytest.param(
+            spec(budgetDuration="1mo"),
+            KeyPolicy(),
+            {"budget_duration": "30d"},
+            False,
+            id="period-as-long-as-users",
+        ),
+        pytest.param(
+            spec(budgetDuration="30d"),
+            KeyPolicy(),
+            {"budget_duration": None},
+            True,
+            id="period-where-the-user-never-resets",
+        ),
+    ],
+)
+def test_key_floors_and_ceilings(
+    key: KeySpec, policy: KeyPolicy, settings: dict[str, Any], refused: bool
+) -> None:
+    result = desired_keys("team-a", "alice", [key], user(**settings), "default", policy)
+    if refused:
+        assert isinstance(result, KeyRefusal)
+        assert result.reason == Reason.OVERRIDE_FORBIDDEN
+    else:
+        assert not isinstance(result, KeyRefusal)
+
+
+@pytest.mark.parametrize(
+    "value", ["0s", "59s", "0m30s", "0h0m59s", "0d"], ids=lambda v: f"refused-{v}"
+)
+def test_rotate_every_under_a_minute_is_invalid(value: str) -> None:
+    with pytest.raises(ValidationError, match="at least 1m"):
+        spec(rotateEvery=value)
+    with pytest.raises(ValidationError, match="at least 1m"):
+        KeyPolicy.model_validate({"minRotateEvery": value})
+
+
+@pytest.mark.parametrize("value", ["1m", "60s", "0h1m", "100s", "1d", "12h30m"])
+def test_rotate_every_of_a_minute_or_more_is_valid(value: str) -> None:
+    assert spec(rotateEvery=value).rotate_every == value
+
+
+def test_every_key_is_for_inference_only() -> None:
+    result = desired_keys("team-a", "alice", [spec()], user(), "default", KeyPolicy())
+    assert not isinstance(result, KeyRefusal)
+    (key,) = result
+    assert key.settings.allowed_routes == ("llm_api_routes",)
+    assert key.settings.wire()["allowed_routes"] == ["llm_api_routes"]
+
+
+def test_key_settings_round_trip_through_the_wire() -> None:
+    settings = KeySettings(models=("a",), max_budget=1.0, budget_duration="1d", tpm_limit=5)
+    assert KeySettings.from_wire(settings.wire()) == settings
+    assert KeySettings.from_wire({"models": None, "allowed_routes": None}) == KeySettings(
+        allowed_routes=()
+    )
+
+
 def test_user_name_too_long_for_a_label() -> None:
-    result = desired_keys("team-a", "u" * 64, [spec()], [], "default", KeyPolicy())
+    result = desired_keys("team-a", "u" * 64, [spec()], user(), "default", KeyPolicy())
     assert isinstance(result, KeyRefusal)
     assert result.reason == Reason.INVALID_SPEC
 
@@ -263,6 +373,33 @@ ROTATING = replace(KEY, rotate_every=timedelta(days=7))
         ),
         pytest.param(
             [KEY],
+            observed(CURRENT, secrets=(replace(SECRET, issued_at=NOW - timedelta(minutes=59)),)),
+            {"rotation": "r1"},
+            [],
+            id="rotate-annotation-waits-for-the-floor",
+        ),
+        pytest.param(
+            [KEY],
+            observed(
+                replace(CURRENT, created_at=NOW - timedelta(minutes=5)),
+                secrets=(replace(SECRET, issued_at=NOW - timedelta(days=9)),),
+            ),
+            {"rotation": "r1"},
+            [],
+            id="rotate-annotation-floor-from-litellm-not-the-edited-secret",
+        ),
+        pytest.param(
+            [KEY],
+            observed(
+                replace(CURRENT, created_at=NOW - timedelta(hours=2)),
+                secrets=(replace(SECRET, issued_at=None),),
+            ),
+            {"rotation": "r1"},
+            [IssueKey(KEY, "RotationRequested")],
+            id="rotate-annotation-after-the-floor",
+        ),
+        pytest.param(
+            [KEY],
             observed(replace(CURRENT, blocked=True)),
             {},
             [UnblockKey(KEY, "h1")],
@@ -372,3 +509,24 @@ def test_nothing_scheduled() -> None:
 def test_next_check_is_the_rotation() -> None:
     plan = plan_keys([ROTATING], observed(CURRENT), now=NOW, prefix=PREFIX)
     assert plan.next_check == SECRET.issued_at + timedelta(days=7)  # type: ignore[operator]
+
+
+def test_a_deferred_rotation_request_is_checked_again_at_the_floor() -> None:
+    issued = NOW - timedelta(minutes=20)
+    state = observed(CURRENT, secrets=(replace(SECRET, issued_at=issued),))
+    plan = plan_keys([KEY], state, now=NOW, prefix=PREFIX, rotation="r1")
+    assert (plan.actions, plan.next_check) == ((), issued + timedelta(hours=1))
+
+
+def test_rotation_requests_in_a_row_make_one_key_per_floor() -> None:
+    """A key just issued, then a new annotation value every second for three hours: a new key
+    when the floor (1h) has passed since the last one, no more."""
+    secret, issued = replace(SECRET, issued_at=NOW), []
+    for second in range(3 * 3600):
+        now = NOW + timedelta(seconds=second)
+        state = observed(CURRENT, secrets=(secret,))
+        plan = plan_keys([KEY], state, now=now, prefix=PREFIX, rotation=str(second))
+        if plan.actions:
+            issued.append(second)
+            secret = replace(secret, issued_at=now, rotation=str(second))
+    assert issued == [3600, 7200]

@@ -193,9 +193,11 @@ class KeyRecord(_Response):
     tpm_limit: int | None = None
     rpm_limit: int | None = None
     max_parallel_requests: int | None = None
+    allowed_routes: StrList = Field(default_factory=list)
     metadata: AnyMap = Field(default_factory=dict)
     blocked: bool = False
     expires: datetime | None = None
+    created_at: datetime | None = None
     status: str | None = None  # /key/info only: "active" | "expired" | "revoked" | "deleted"
 
     @property
@@ -222,6 +224,8 @@ class GenerateKeyRequest(_Request):
     tpm_limit: int | None = None
     rpm_limit: int | None = None
     max_parallel_requests: int | None = None
+    allowed_routes: list[str] | None = None
+    """Route groups (``llm_api_routes``) or routes the key may call; only an admin may set it."""
     duration: str | None = None
     metadata: dict[str, Any] | None = None
 
