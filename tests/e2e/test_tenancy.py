@@ -38,6 +38,7 @@ from litellm_operator.models import API_VERSION
 from litellm_operator.plan import MANAGED_BY, OWNER_UID
 from tests.e2e.conftest import RESYNC_SECONDS
 from tests.e2e.operator_harness import Cluster, OperatorProcess, eventually
+from tests.fixtures.key_probes import works
 from tests.fixtures.kube import KubeEnv, fresh_namespace
 from tests.fixtures.policies import ANY_IDENTITY
 
@@ -473,15 +474,6 @@ def synced_under(admin: Admin, namespace: str, name: str, policy: str) -> bool:
     return ready.get("status") == "True" and (status.get("policy") or {}).get("name") == policy
 
 
-def key_works(endpoint: LiteLLMEndpoint, value: str) -> bool:
-    """``/key/info`` with the key itself: 200 while it works, 401 once revoked or blocked."""
-    answer = httpx.get(
-        f"{endpoint.url}/key/info", headers={"Authorization": f"Bearer {value}"}, timeout=10
-    )
-    assert answer.status_code in (200, 401), answer.status_code
-    return answer.status_code == 200
-
-
 @attacks("userId", "email", "ssoUserId")
 async def test_identities_outside_the_namespace_s_grant_provision_nothing(
     tenant: Tenant, admin: Admin
@@ -721,7 +713,7 @@ async def test_keys_stay_within_the_user_and_the_namespace(
         assert record.max_budget == 2
         values[namespace] = value
     assert values[ns] != values[other_namespace]
-    assert all(key_works(litellm_env, v) for v in values.values())
+    assert all(works(litellm_env.url, v) for v in values.values())
 
 
 VERDICTS = {"Synced", "InvalidSpec", "OverrideForbidden", "Rejected"}
@@ -912,8 +904,8 @@ async def test_suspend_never_unblocks_what_the_admin_blocked(
         tenant.apply(name, {"policyRef": policy, "suspend": suspend})
         reason = "Suspended" if suspend else "Synced"
         admin.cluster.wait_reason(ns, name, reason)
-        assert key_works(litellm_env, spare.key.get_secret_value()) is not suspend
-    assert not key_works(litellm_env, by_hand.key.get_secret_value())
+        assert works(litellm_env.url, spare.key.get_secret_value()) is not suspend
+    assert not works(litellm_env.url, by_hand.key.get_secret_value())
 
 
 def test_the_operator_s_annotations_are_the_operator_s(
