@@ -8,18 +8,26 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 SRC := operator/litellm_operator
 
-.PHONY: help venv lint typecheck unit integration e2e test crds envtest gitops-check helm litellm up down demo bench clean
+.PHONY: help venv lock test-deps-latest lint typecheck unit integration e2e test crds envtest gitops-check helm litellm up down demo bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+LOCK := requirements/dev.lock
+
+$(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[test]'
+	$(PY) -m pip install -q --disable-pip-version-check -c $(LOCK) -e '.[test]'
 	touch $(STAMP)
 
-venv: $(STAMP) ## create .venv and install the project with its test extra
+venv: $(STAMP) ## create .venv and install the project with its test extra, at the locked versions
+
+lock: ## re-resolve requirements/*.lock from pyproject.toml (pip-tools), then run `make test`
+	@hack/lock.sh
+
+test-deps-latest: ## the unit tier and kopf's internals checks on the newest dependencies, unpinned
+	@hack/deps-latest.sh
 
 lint: venv ## ruff (lint + format check), mypy --strict, import-linter layers
 	$(VENV)/bin/ruff check .
@@ -91,4 +99,4 @@ bench: venv ## the operator against floors measured in the same run (BENCH_USERS
 	$(PY) bench/report.py --readme; exit $$status
 
 clean: ## remove the venv and caches (not ~/.cache/litellm-operator: envtest, LiteLLM)
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) .venv-latest .mypy_cache .ruff_cache .pytest_cache .hypothesis
