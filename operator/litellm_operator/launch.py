@@ -5,7 +5,9 @@ The configuration is read once, before anything connects anywhere; every problem
 at once and the process exits with status 2. Then :mod:`litellm_operator.preflight` checks
 kopf: a version outside the tested range, or internals that its patches no longer recognise,
 end the process with one line per problem and status 4, before the leader election campaign,
-so that no replica takes the Lease only to crash. :mod:`litellm_operator.runner` (and the
+so that no replica takes the Lease only to crash; an API server older than the oldest
+supported Kubernetes is refused the same way, once connected, still before the campaign.
+:mod:`litellm_operator.runner` (and the
 patches with it) is imported only then: the other subcommands never load them.
 """
 
@@ -75,7 +77,11 @@ def command(args: argparse.Namespace) -> int:
     if args.leader_elect is not None:
         config = config.model_copy(update={"leader_election": args.leader_elect})
     log.info("starting: %s (kopf %s)", config.summary(), preflight.kopf_version())
-    asyncio.run(runner.serve(config, health_port=args.health_port))
+    try:
+        asyncio.run(runner.serve(config, health_port=args.health_port))
+    except preflight.Unsupported as exc:
+        print(f"litellm-operator: {exc}", file=sys.stderr)
+        return EXIT_UNSUPPORTED
     return 0
 
 

@@ -1,6 +1,6 @@
 """What must hold before the operator campaigns for the Lease: a kopf it was tested with, whose
 internals its two patches (:mod:`litellm_operator.kopf_watch`, :mod:`litellm_operator.kopf_toggles`)
-recognise.
+recognise, and a Kubernetes no older than the oldest one tested.
 
 The tested range of kopf is declared once, as the package's own requirement in
 ``pyproject.toml``; it is read back here from the installed distribution's metadata. The
@@ -23,6 +23,9 @@ from packaging.version import InvalidVersion, Version
 from litellm_operator.config import ALLOW_SLOW_TOGGLES, ALLOW_UNTESTED_KOPF
 
 DISTRIBUTION = "litellm-operator"
+MIN_KUBERNETES = (1, 31)
+"""The oldest Kubernetes minor the tests run on (``make test-matrix``); the CRDs' CEL rules and
+the shipped ValidatingAdmissionPolicy (admissionregistration.k8s.io/v1) need at least 1.30."""
 
 
 class Unsupported(Exception):
@@ -99,3 +102,11 @@ def problems(*, allow_untested_kopf: bool = False, allow_slow_toggles: bool = Fa
     except Unsupported as exc:
         found.append(str(exc))
     return found
+
+
+def kubernetes_problem(version: tuple[int, int]) -> str | None:
+    """Why an API server of ``version`` (major, minor) is not supported (``None``: it is)."""
+    if version >= MIN_KUBERNETES:
+        return None
+    oldest = ".".join(map(str, MIN_KUBERNETES))
+    return f"Kubernetes {version[0]}.{version[1]} is older than the oldest supported, {oldest}"

@@ -81,6 +81,7 @@ async def serve(
     elector: LeaderElector | None = None
     leading = False
     try:
+        await check_kubernetes(kube)
         if config.leader_election:
             identity = holder_identity(config)
             elector = LeaderElector(kube.api_client, config.lease_namespace, identity)
@@ -169,6 +170,20 @@ async def serve(
         if elector is not None and leading:
             await elector.release()
         kube.close()
+
+
+async def check_kubernetes(kube: Kube) -> None:
+    """Refuse (:class:`preflight.Unsupported`) an API server older than the oldest supported,
+    before the campaign; one that cannot be asked now is not checked (and not waited for)."""
+    try:
+        version = await asyncio.to_thread(kube.server_version)
+    except Exception as exc:  # any failure: not checked, said once
+        log.warning("the API server's version could not be read (%s): not checked", exc)
+        return
+    log.info("Kubernetes %d.%d", *version)
+    problem = preflight.kubernetes_problem(version)
+    if problem:
+        raise preflight.Unsupported(problem)
 
 
 async def campaign(elector: LeaderElector, health_port: int, stopping: asyncio.Event) -> bool:

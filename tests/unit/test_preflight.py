@@ -18,7 +18,7 @@ from kopf._cogs.clients import watching
 from kopf._core.reactor import processing
 from packaging.requirements import Requirement
 
-from litellm_operator import cli, config, kopf_toggles, kopf_watch, preflight
+from litellm_operator import cli, config, kopf_toggles, kopf_watch, preflight, runner
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {"LITELLM_URL": "http://127.0.0.1:1", "LITELLM_MASTER_KEY": "sk-unit"}
@@ -170,3 +170,44 @@ def test_other_commands_never_load_the_patches(argv: list[str], tmp_path: Path) 
         [sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, check=False
     )
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+@pytest.mark.parametrize(
+    ("version", "supported"),
+    [
+        pytest.param((1, 37), True, id="the-default"),
+        pytest.param((1, 31), True, id="the-oldest-tested"),
+        pytest.param((1, 30), False, id="admission-policy-ga-but-untested"),
+        pytest.param((1, 26), False, id="no-admissionregistration-v1-policies"),
+        pytest.param((2, 0), True, id="a-next-major"),
+    ],
+)
+def test_kubernetes_problem(version: tuple[int, int], supported: bool) -> None:
+    problem = preflight.kubernetes_problem(version)
+    assert (problem is None) is supported
+    if problem:
+        assert (
+            problem
+            == f"Kubernetes {version[0]}.{version[1]} is older than the oldest supported, 1.31"
+        )
+
+
+class VersionedKube:
+    def __init__(self, answer: tuple[int, int] | Exception) -> None:
+        self.answer = answer
+
+    def server_version(self) -> tuple[int, int]:
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return self.answer
+
+
+async def test_serve_refuses_an_old_api_server_before_the_campaign() -> None:
+    with pytest.raises(preflight.Unsupported, match=r"^Kubernetes 1\.29 is older"):
+        await runner.check_kubernetes(VersionedKube((1, 29)))  # type: ignore[arg-type]
+    await runner.check_kubernetes(VersionedKube((1, 31)))  # type: ignore[arg-type]
+
+
+async def test_an_unreadable_version_is_not_checked(caplog: pytest.LogCaptureFixture) -> None:
+    await runner.check_kubernetes(VersionedKube(ConnectionError("refused")))  # type: ignore[arg-type]
+    assert "could not be read (refused): not checked" in caplog.text
