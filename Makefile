@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 SRC := operator/litellm_operator
 
-.PHONY: help venv lock test-deps-latest test-matrix lint typecheck unit integration e2e test crds envtest gitops-check helm litellm up down demo bench clean
+.PHONY: help venv lock test-deps-latest test-matrix test-litellm test-litellm-matrix lint typecheck unit integration e2e test crds envtest gitops-check helm litellm up down demo bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -85,6 +85,16 @@ e2e: venv ## operator tests against a real control plane and a real LiteLLM
 
 test-matrix: venv ## the CRDs, admission policy, RBAC and core e2e scenarios on each Kubernetes of K8S_MATRIX
 	@set -euo pipefail; $(WITH_LITELLM); hack/k8s-matrix.sh
+
+test-litellm: venv ## the integration tier and core e2e scenarios on LITELLM_VERSION (default: every version of the matrix)
+	@set -euo pipefail; \
+	if [ -z "$${KUBECONFIG:-}" ] && [ -z "$${KUBEBUILDER_ASSETS:-}" ]; then export KUBEBUILDER_ASSETS=$$(hack/envtest-assets.sh); fi; \
+	$(PY) hack/litellm_matrix.py $(LITELLM_VERSION) $(PYTEST_ARGS)
+
+test-litellm-matrix: venv ## every LiteLLM version of the matrix, then the README's compatibility table
+	@set -euo pipefail; \
+	if [ -z "$${KUBECONFIG:-}" ] && [ -z "$${KUBEBUILDER_ASSETS:-}" ]; then export KUBEBUILDER_ASSETS=$$(hack/envtest-assets.sh); fi; \
+	$(PY) hack/litellm_matrix.py --readme $(PYTEST_ARGS)
 
 up: venv ## start a control plane, a LiteLLM and the operator in the background (.dev/env)
 	@hack/dev.sh up
