@@ -23,6 +23,7 @@ DEFAULT_METRICS_PORT = 8080
 DEFAULT_LEASE_NAMESPACE = "default"
 ALLOW_UNTESTED_KOPF = "LITELLM_OPERATOR_ALLOW_UNTESTED_KOPF"
 ALLOW_SLOW_TOGGLES = "LITELLM_OPERATOR_ALLOW_SLOW_TOGGLES"
+ALLOW_UNTESTED_LITELLM = "LITELLM_OPERATOR_ALLOW_UNTESTED_LITELLM"
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 
@@ -103,6 +104,12 @@ class OperatorConfig(BaseSettings):
         default=False,
         validation_alias=ALLOW_SLOW_TOGGLES,
         description="run with kopf's own O(N) readiness toggles if the O(1) patch is refused",
+    )
+
+    allow_untested_litellm: bool = Field(
+        default=False,
+        validation_alias=ALLOW_UNTESTED_LITELLM,
+        description="run on a LiteLLM older than the oldest supported (see the README's matrix)",
     )
 
     @classmethod

@@ -34,7 +34,7 @@ from litellm_operator.handlers import FINALIZER, Directory, Runtime, register, u
 from litellm_operator.key_reconciler import KeyReconciler
 from litellm_operator.kube import Kube
 from litellm_operator.leader import LeaderElector
-from litellm_operator.litellm import LiteLLMClient, UserReads, UserWrites
+from litellm_operator.litellm import LiteLLMClient, LiteLLMError, UserReads, UserWrites
 from litellm_operator.memory import trimming
 from litellm_operator.metrics import Metrics
 from litellm_operator.models import GROUP, USER_PLURAL
@@ -82,6 +82,7 @@ async def serve(
     leading = False
     try:
         await check_kubernetes(kube)
+        await check_litellm(config, metrics)
         if config.leader_election:
             identity = holder_identity(config)
             elector = LeaderElector(kube.api_client, config.lease_namespace, identity)
@@ -183,6 +184,30 @@ async def check_kubernetes(kube: Kube) -> None:
     log.info("Kubernetes %d.%d", *version)
     problem = preflight.kubernetes_problem(version)
     if problem:
+        raise preflight.Unsupported(problem)
+
+
+async def check_litellm(config: OperatorConfig, metrics: Metrics) -> None:
+    """Read the proxy's version once, report it (log, ``litellm_version_info``) and refuse
+    (:class:`preflight.Unsupported`) one older than the oldest supported, unless allowed; a
+    proxy that cannot be asked now is not checked (the operator waits out LiteLLM outages)."""
+    try:
+        async with LiteLLMClient(
+            config.litellm_url, config.master_key, timeout=config.timeout_seconds, max_retries=0
+        ) as client:
+            version = await client.version()
+    except LiteLLMError as exc:
+        log.warning("LiteLLM's version could not be read (%s): not checked", exc)
+        return
+    if version is None:
+        log.warning("LiteLLM reported no version: not checked")
+        return
+    log.info("LiteLLM %s", version)
+    metrics.litellm_version.labels(version=version).set(1)
+    problem = preflight.litellm_problem(version)
+    if problem and config.allow_untested_litellm:
+        log.warning("%s: running anyway, as allowed", problem.split(";")[0])
+    elif problem:
         raise preflight.Unsupported(problem)
 
 

@@ -13,12 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import respx
 from kopf._cogs.aiokits import aiotoggles
 from kopf._cogs.clients import watching
 from kopf._core.reactor import processing
 from packaging.requirements import Requirement
 
 from litellm_operator import cli, config, kopf_toggles, kopf_watch, preflight, runner
+from litellm_operator.config import OperatorConfig, load_config
+from litellm_operator.metrics import Metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {"LITELLM_URL": "http://127.0.0.1:1", "LITELLM_MASTER_KEY": "sk-unit"}
@@ -211,3 +214,55 @@ async def test_serve_refuses_an_old_api_server_before_the_campaign() -> None:
 async def test_an_unreadable_version_is_not_checked(caplog: pytest.LogCaptureFixture) -> None:
     await runner.check_kubernetes(VersionedKube(ConnectionError("refused")))  # type: ignore[arg-type]
     assert "could not be read (refused): not checked" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("version", "supported"),
+    [
+        pytest.param("1.108.7", True, id="the-oldest-passing-the-matrix"),
+        pytest.param("1.110.2", True, id="newer"),
+        pytest.param("1.104.0", False, id="nulls-do-not-clear-limits"),
+        pytest.param("1.74.9", False, id="older"),
+        pytest.param("1.108.7.dev3", False, id="a-development-build-before-it"),
+        pytest.param("main-stable", False, id="unreadable"),
+    ],
+)
+def test_litellm_problem(version: str, supported: bool) -> None:
+    problem = preflight.litellm_problem(version)
+    assert (problem is None) is supported
+    if problem:
+        assert "\n" not in problem
+        assert version in problem
+
+
+def settings(**env: str) -> OperatorConfig:
+    return load_config({**ENV, "LITELLM_URL": "http://litellm.test", **env})
+
+
+@pytest.mark.parametrize(
+    ("answer", "allowed", "refused", "reported"),
+    [
+        pytest.param({"litellm_version": "1.108.7"}, False, False, "1.108.7", id="supported"),
+        pytest.param({"litellm_version": "1.104.0"}, False, True, "1.104.0", id="too-old"),
+        pytest.param({"litellm_version": "1.104.0"}, True, False, "1.104.0", id="too-old-allowed"),
+        pytest.param({"status": "healthy"}, False, False, None, id="no-version-reported"),
+        pytest.param(503, False, False, None, id="unavailable-not-checked"),
+        pytest.param(404, False, True, "1.85.1", id="no-details-route-read-from-the-probe"),
+    ],
+)
+async def test_check_litellm(
+    answer: dict[str, str] | int, allowed: bool, refused: bool, reported: str | None
+) -> None:
+    metrics = Metrics()
+    operator_config = settings(**({config.ALLOW_UNTESTED_LITELLM: "true"} if allowed else {}))
+    with respx.mock(base_url="http://litellm.test", assert_all_called=False) as mock:
+        route = mock.get("/health/readiness/details")
+        route.respond(answer) if isinstance(answer, int) else route.respond(json=answer)
+        mock.get("/health/readiness").respond(json={"litellm_version": "1.85.1"})
+        if refused:
+            with pytest.raises(preflight.Unsupported, match="older than the oldest supported"):
+                await runner.check_litellm(operator_config, metrics)
+        else:
+            await runner.check_litellm(operator_config, metrics)
+    versions = {s.labels["version"] for m in metrics.litellm_version.collect() for s in m.samples}
+    assert versions == ({reported} if reported else set())
