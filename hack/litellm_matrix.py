@@ -22,6 +22,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+from litellm_operator.config import ALLOW_UNTESTED_LITELLM
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "compat" / "litellm.json"
 README = ROOT / "README.md"
@@ -66,7 +68,8 @@ def failures(junit: Path) -> tuple[int, list[str]]:
 
 
 def run(version: str, pytest_args: list[str]) -> dict[str, Any]:
-    env = {**os.environ, VERSION_ENV: version}
+    # The matrix measures what each version does, so the operator's refusal of old ones is off.
+    env = {**os.environ, VERSION_ENV: version, ALLOW_UNTESTED_LITELLM: "true"}
     started = time.monotonic()
     problem = install(version, env)
     if problem:
