@@ -8,18 +8,26 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 SRC := operator/litellm_operator
 
-.PHONY: help venv lint typecheck unit integration e2e test crds envtest gitops-check helm litellm up down demo bench clean
+.PHONY: help venv lock test-deps-latest test-matrix test-litellm test-litellm-matrix lint typecheck unit integration e2e test crds envtest gitops-check helm litellm up down demo bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+LOCK := requirements/dev.lock
+
+$(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[test]'
+	$(PY) -m pip install -q --disable-pip-version-check -c $(LOCK) -e '.[test]'
 	touch $(STAMP)
 
-venv: $(STAMP) ## create .venv and install the project with its test extra
+venv: $(STAMP) ## create .venv and install the project with its test extra, at the locked versions
+
+lock: ## re-resolve requirements/*.lock from pyproject.toml (pip-tools), then run `make test`
+	@hack/lock.sh
+
+test-deps-latest: ## the unit tier and kopf's internals checks on the newest dependencies, unpinned
+	@hack/deps-latest.sh
 
 lint: venv ## ruff (lint + format check), mypy --strict, import-linter layers
 	$(VENV)/bin/ruff check .
@@ -75,6 +83,19 @@ e2e: venv ## operator tests against a real control plane and a real LiteLLM
 	if [ -z "$${KUBECONFIG:-}" ] && [ -z "$${KUBEBUILDER_ASSETS:-}" ]; then export KUBEBUILDER_ASSETS=$$(hack/envtest-assets.sh); fi; \
 	$(PY) -m pytest tests/e2e $(PYTEST_ARGS)
 
+test-matrix: venv ## the CRDs, admission policy, RBAC and core e2e scenarios on each Kubernetes of K8S_MATRIX
+	@set -euo pipefail; $(WITH_LITELLM); hack/k8s-matrix.sh
+
+test-litellm: venv ## the integration tier and core e2e scenarios on LITELLM_VERSION (default: every version of the matrix)
+	@set -euo pipefail; \
+	if [ -z "$${KUBECONFIG:-}" ] && [ -z "$${KUBEBUILDER_ASSETS:-}" ]; then export KUBEBUILDER_ASSETS=$$(hack/envtest-assets.sh); fi; \
+	$(PY) hack/litellm_matrix.py $(LITELLM_VERSION) $(PYTEST_ARGS)
+
+test-litellm-matrix: venv ## every LiteLLM version of the matrix, then the README's compatibility table
+	@set -euo pipefail; \
+	if [ -z "$${KUBECONFIG:-}" ] && [ -z "$${KUBEBUILDER_ASSETS:-}" ]; then export KUBEBUILDER_ASSETS=$$(hack/envtest-assets.sh); fi; \
+	$(PY) hack/litellm_matrix.py --readme $(PYTEST_ARGS)
+
 up: venv ## start a control plane, a LiteLLM and the operator in the background (.dev/env)
 	@hack/dev.sh up
 
@@ -91,4 +112,4 @@ bench: venv ## the operator against floors measured in the same run (BENCH_USERS
 	$(PY) bench/report.py --readme; exit $$status
 
 clean: ## remove the venv and caches (not ~/.cache/litellm-operator: envtest, LiteLLM)
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) .venv-latest .mypy_cache .ruff_cache .pytest_cache .hypothesis

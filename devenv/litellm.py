@@ -34,7 +34,8 @@ CLI::
 
 Environment: ``LITELLM_OPERATOR_LITELLM_CACHE`` (the cache root; default
 ``${LITELLM_OPERATOR_CACHE:-${XDG_CACHE_HOME:-~/.cache}/litellm-operator}/litellm``),
-``LITELLM_OPERATOR_PG_BIN`` (PostgreSQL's ``bin/``, see :mod:`devenv.postgres`).
+``LITELLM_OPERATOR_PG_BIN`` (PostgreSQL's ``bin/``, see :mod:`devenv.postgres`),
+``LITELLM_OPERATOR_LITELLM_VERSION`` (another LiteLLM than the default, for the version matrix).
 """
 
 from __future__ import annotations
@@ -65,8 +66,11 @@ from devenv import postgres
 from devenv.postgres import PostgresError, log
 from devenv.process import PidFile, exit_with_parent, stop
 
-LITELLM_VERSION = "1.108.7"
-PRISMA_CLIENT_VERSION = "0.11.0"  # what litellm 1.108.7 pins
+DEFAULT_LITELLM_VERSION = "1.108.7"
+VERSION_ENV = "LITELLM_OPERATOR_LITELLM_VERSION"
+LITELLM_VERSION = os.environ.get(VERSION_ENV, "").strip() or DEFAULT_LITELLM_VERSION
+"""The version tests run against; ``make test-litellm LITELLM_VERSION=x.y.z`` sets another."""
+PRISMA_CLIENT_VERSION = "0.11.0"  # what litellm pins from 1.74 to 1.110 at least
 SCHEMA_ENGINE_COMMIT = "ac9d7041ed77bcc8a8dbd2ab6616b39013829574"  # what prisma-client-py expects
 ENGINE_SOURCE = Path(__file__).resolve().parent / "query-engine"
 CACHE_ENV = "LITELLM_OPERATOR_LITELLM_CACHE"

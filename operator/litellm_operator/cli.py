@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from litellm_operator import __version__, explain, runner
+from litellm_operator import __version__, explain, launch
 from litellm_operator.crdgen import render_crds
 
 Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
@@ -36,7 +36,7 @@ def run_crds(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS: list[Register] = [explain.register, register_crds, runner.register_command]
+COMMANDS: list[Register] = [explain.register, register_crds, launch.register_command]
 
 
 def build_parser() -> argparse.ArgumentParser:

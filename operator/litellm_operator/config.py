@@ -21,6 +21,9 @@ DEFAULT_CONCURRENCY = 8
 DEFAULT_TIMEOUT_SECONDS = 10.0
 DEFAULT_METRICS_PORT = 8080
 DEFAULT_LEASE_NAMESPACE = "default"
+ALLOW_UNTESTED_KOPF = "LITELLM_OPERATOR_ALLOW_UNTESTED_KOPF"
+ALLOW_SLOW_TOGGLES = "LITELLM_OPERATOR_ALLOW_SLOW_TOGGLES"
+ALLOW_UNTESTED_LITELLM = "LITELLM_OPERATOR_ALLOW_UNTESTED_LITELLM"
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 
@@ -90,6 +93,23 @@ class OperatorConfig(BaseSettings):
         default="",
         validation_alias="POD_NAME",
         description="the stem of the holder identity (downward API); the host name without it",
+    )
+
+    allow_untested_kopf: bool = Field(
+        default=False,
+        validation_alias=ALLOW_UNTESTED_KOPF,
+        description="run on a kopf outside the tested range if its internals pass the checks",
+    )
+    allow_slow_toggles: bool = Field(
+        default=False,
+        validation_alias=ALLOW_SLOW_TOGGLES,
+        description="run with kopf's own O(N) readiness toggles if the O(1) patch is refused",
+    )
+
+    allow_untested_litellm: bool = Field(
+        default=False,
+        validation_alias=ALLOW_UNTESTED_LITELLM,
+        description="run on a LiteLLM older than the oldest supported (see the README's matrix)",
     )
 
     @classmethod

@@ -230,6 +230,11 @@ class Kube:
             finally:
                 watch.stop()
 
+    def server_version(self) -> tuple[int, int]:
+        """The API server's (major, minor) version, as ``/version`` reports it."""
+        info = kubernetes.client.VersionApi(self.api_client).get_code(_request_timeout=10)
+        return int(info.major), int(str(info.minor).rstrip("+"))
+
     def close(self) -> None:
         self.api_client.close()
 

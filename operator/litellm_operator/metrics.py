@@ -57,6 +57,13 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.litellm_version = Gauge(
+            "litellm_version_info",
+            "1 for the version the LiteLLM proxy reported at start-up.",
+            ["version"],
+            namespace=NAMESPACE,
+            registry=self.registry,
+        )
         self.leader = Gauge(
             "leader",
             "1 while this process leads (runs handlers and writes), 0 while it stands by.",

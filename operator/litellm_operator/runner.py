@@ -1,7 +1,7 @@
-"""`litellm-operator run`: validate the configuration, then run kopf with the project's settings.
+"""The running operator: kopf with the project's settings, handlers and clients, under leader
+election when configured (the command line of ``run`` is :mod:`litellm_operator.launch`).
 
-The configuration is read once, before anything connects anywhere; every problem is printed
-at once and the process exits with status 2. The LiteLLM client, the metrics endpoint and the
+The LiteLLM client, the metrics endpoint and the
 handlers are built inside the event loop and torn down when kopf stops.
 
 With leader election on (``--leader-elect`` or ``LITELLM_OPERATOR_LEADER_ELECTION=true``, as in
@@ -15,14 +15,12 @@ status 3 (the pod restarts as a standby, as controller-runtime does); one that i
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 import os
 import secrets
 import signal
 import socket
-import sys
 import threading
 from collections.abc import Callable
 from typing import Any, NoReturn
@@ -30,13 +28,13 @@ from typing import Any, NoReturn
 import kopf
 from aiohttp import web
 
-from litellm_operator import kopf_toggles, kopf_watch
-from litellm_operator.config import ConfigError, OperatorConfig, load_config
+from litellm_operator import kopf_watch, preflight
+from litellm_operator.config import OperatorConfig
 from litellm_operator.handlers import FINALIZER, Directory, Runtime, register, user_indices
 from litellm_operator.key_reconciler import KeyReconciler
 from litellm_operator.kube import Kube
 from litellm_operator.leader import LeaderElector
-from litellm_operator.litellm import LiteLLMClient, UserReads, UserWrites
+from litellm_operator.litellm import LiteLLMClient, LiteLLMError, UserReads, UserWrites
 from litellm_operator.memory import trimming
 from litellm_operator.metrics import Metrics
 from litellm_operator.models import GROUP, USER_PLURAL
@@ -48,48 +46,6 @@ SNAPSHOT_MAX_AGE_FRACTION = 0.5
 """A /user/list snapshot is reused for at most half a resync interval."""
 
 EXIT_LEADERSHIP_LOST = 3
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--log-format",
-        choices=["json", "plain"],
-        default="json",
-        help="log format (default: json, one object per line)",
-    )
-    parser.add_argument("--verbose", action="store_true", help="debug logging")
-    parser.add_argument(
-        "--health-port",
-        type=int,
-        default=8081,
-        help="port of the liveness endpoint /healthz (0: off; default 8081)",
-    )
-    parser.add_argument(
-        "--leader-elect",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="run only while holding the Lease litellm-operator in POD_NAMESPACE (default: "
-        "LITELLM_OPERATOR_LEADER_ELECTION, else off); needed for more than one replica",
-    )
-
-
-def command(args: argparse.Namespace) -> int:
-    try:
-        config = load_config()
-    except ConfigError as exc:
-        print(f"litellm-operator: {exc}", file=sys.stderr)
-        return 2
-    kopf.configure(
-        verbose=args.verbose,
-        log_format=kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.PLAIN,
-    )
-    # httpx logs every request at INFO; the operator's own metrics count them instead.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    if args.leader_elect is not None:
-        config = config.model_copy(update={"leader_election": args.leader_elect})
-    log.info("starting: %s", config.summary())
-    asyncio.run(serve(config, health_port=args.health_port))
-    return 0
 
 
 def holder_identity(config: OperatorConfig) -> str:
@@ -117,6 +73,7 @@ async def serve(
     With leader election, only once this process holds the Lease; ``on_leadership_lost`` is
     called the moment it no longer does (by default it ends the process).
     """
+    preflight.install_patches(allow_slow_toggles=config.allow_slow_toggles)
     metrics = Metrics()
     if config.metrics_port:
         metrics.serve(config.metrics_port)
@@ -124,6 +81,8 @@ async def serve(
     elector: LeaderElector | None = None
     leading = False
     try:
+        await check_kubernetes(kube)
+        await check_litellm(config, metrics)
         if config.leader_election:
             identity = holder_identity(config)
             elector = LeaderElector(kube.api_client, config.lease_namespace, identity)
@@ -137,11 +96,6 @@ async def serve(
                 return
         leading = True
         metrics.leader.set(1)
-        if not kopf_watch.install():
-            raise RuntimeError(
-                "this kopf's watch stream is not the one the LiteLLMUser indices are fed "
-                "from (litellm_operator.kopf_watch): refusing to run without them"
-            )
         users = user_indices()
         async with (
             kopf_watch.feeding({(GROUP, USER_PLURAL): kopf_watch.Feed(users)}),
@@ -172,7 +126,6 @@ async def serve(
                 reads=reads,
                 users=users,
             )
-            kopf_toggles.install()
             registry = kopf.OperatorRegistry()
             register(registry, runtime)
             configure_kopf(registry, config)
@@ -218,6 +171,44 @@ async def serve(
         if elector is not None and leading:
             await elector.release()
         kube.close()
+
+
+async def check_kubernetes(kube: Kube) -> None:
+    """Refuse (:class:`preflight.Unsupported`) an API server older than the oldest supported,
+    before the campaign; one that cannot be asked now is not checked (and not waited for)."""
+    try:
+        version = await asyncio.to_thread(kube.server_version)
+    except Exception as exc:  # any failure: not checked, said once
+        log.warning("the API server's version could not be read (%s): not checked", exc)
+        return
+    log.info("Kubernetes %d.%d", *version)
+    problem = preflight.kubernetes_problem(version)
+    if problem:
+        raise preflight.Unsupported(problem)
+
+
+async def check_litellm(config: OperatorConfig, metrics: Metrics) -> None:
+    """Read the proxy's version once, report it (log, ``litellm_version_info``) and refuse
+    (:class:`preflight.Unsupported`) one older than the oldest supported, unless allowed; a
+    proxy that cannot be asked now is not checked (the operator waits out LiteLLM outages)."""
+    try:
+        async with LiteLLMClient(
+            config.litellm_url, config.master_key, timeout=config.timeout_seconds, max_retries=0
+        ) as client:
+            version = await client.version()
+    except LiteLLMError as exc:
+        log.warning("LiteLLM's version could not be read (%s): not checked", exc)
+        return
+    if version is None:
+        log.warning("LiteLLM reported no version: not checked")
+        return
+    log.info("LiteLLM %s", version)
+    metrics.litellm_version.labels(version=version).set(1)
+    problem = preflight.litellm_problem(version)
+    if problem and config.allow_untested_litellm:
+        log.warning("%s: running anyway, as allowed", problem.split(";")[0])
+    elif problem:
+        raise preflight.Unsupported(problem)
 
 
 async def campaign(elector: LeaderElector, health_port: int, stopping: asyncio.Event) -> bool:
@@ -321,18 +312,3 @@ def apply_settings(settings: kopf.OperatorSettings) -> None:
     settings.watching.chunk_size = LIST_CHUNK_SIZE
     settings.queueing.idle_timeout = WORKER_IDLE_SECONDS
     settings.networking.request_timeout = 60
-
-
-def register_command(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser(
-        "run",
-        help="run the operator (configuration from the environment)",
-        description="Run the operator. Environment: LITELLM_URL, LITELLM_MASTER_KEY or "
-        "LITELLM_MASTER_KEY_FILE, LITELLM_OPERATOR_NAMESPACES (comma-separated; default all), "
-        "LITELLM_OPERATOR_RESYNC_SECONDS (600), LITELLM_OPERATOR_CONCURRENCY (8), "
-        "LITELLM_OPERATOR_TIMEOUT_SECONDS (10), LITELLM_OPERATOR_METRICS_PORT (8080; 0 = off), "
-        "LITELLM_OPERATOR_LEADER_ELECTION (false), POD_NAMESPACE (the Lease's namespace; "
-        "default: default), POD_NAME (stem of the holder identity).",
-    )
-    add_arguments(parser)
-    parser.set_defaults(func=command)

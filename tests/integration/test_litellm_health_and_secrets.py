@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 
 import pytest
 
-from devenv.litellm import LiteLLMEndpoint
+from devenv.litellm import LITELLM_VERSION, LiteLLMEndpoint
 from litellm_operator.litellm import AuthError, LiteLLMClient, NewUserRequest, Unavailable
 
 pytestmark = pytest.mark.integration
@@ -62,3 +63,11 @@ async def test_master_and_generated_keys_never_reach_logs_or_output(
         assert secret not in text
     assert ("/user/info", "not_found") in {(e, o) for e, o, _ in calls}
     assert all(seconds >= 0 for _, _, seconds in calls)
+
+
+async def test_the_proxy_reports_its_version(litellm_client: LiteLLMClient) -> None:
+    """What the operator checks at start-up (preflight.litellm_problem) is there to read."""
+    version = await litellm_client.version()
+    assert version is not None
+    if not os.environ.get("LITELLM_URL"):  # the project's own LiteLLM, at the version asked for
+        assert version == LITELLM_VERSION

@@ -232,6 +232,18 @@ class LiteLLMClient:
         body: dict[str, Any] = await self._call("GET", "/health/readiness", idempotent=True)
         return body
 
+    async def version(self) -> str | None:
+        """The proxy's version (``None``: not reported): from ``/health/readiness/details``
+        where it exists (the public probe stopped showing it), else ``/health/readiness``."""
+        try:
+            body: dict[str, Any] = await self._call(
+                "GET", "/health/readiness/details", idempotent=True
+            )
+        except NotFound:
+            body = await self.readiness()
+        reported = body.get("litellm_version")
+        return str(reported) if reported else None
+
     # ---------------------------------------------------------------- users
 
     async def get_user(self, user_id: str) -> LiteLLMUserRecord | None:
