@@ -30,8 +30,10 @@ README = ROOT / "README.md"
 BEGIN, END = "<!-- litellm-compat:begin -->\n", "<!-- litellm-compat:end -->"
 VERSION_ENV = "LITELLM_OPERATOR_LITELLM_VERSION"
 VERSIONS = ("1.74.9", "1.85.1", "1.104.0", "1.108.7")
-"""The oldest tried, the two chart defaults, the default. Newer releases that need packages the
-index does not serve (1.110.2 needs ``litellm-proxy``) cannot be installed here."""
+"""The oldest tried, the two chart defaults, the default (also the newest installable here:
+1.108.8 to 1.108.12 need ``litellm-enterprise`` post-releases, 1.108.13 to 1.109.3
+``litellm-proxy-extras`` ones, and 1.110 ``litellm-proxy``, none of which the index here
+serves)."""
 SCENARIOS = (
     "tests/integration",
     "tests/e2e/test_operator.py",  # create, update, policy edit, drift, delete
