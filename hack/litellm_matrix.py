@@ -30,10 +30,9 @@ README = ROOT / "README.md"
 BEGIN, END = "<!-- litellm-compat:begin -->\n", "<!-- litellm-compat:end -->"
 VERSION_ENV = "LITELLM_OPERATOR_LITELLM_VERSION"
 VERSIONS = ("1.74.9", "1.85.1", "1.104.0", "1.108.7")
-"""The oldest tried, the two chart defaults, the default (also the newest installable here:
-1.108.8 to 1.108.12 need ``litellm-enterprise`` post-releases, 1.108.13 to 1.109.3
-``litellm-proxy-extras`` ones, and 1.110 ``litellm-proxy``, none of which the index here
-serves)."""
+"""The oldest tried, the two chart defaults, the default. Newer ones tried here would not
+install: 1.108.12 needs a ``litellm-enterprise`` post-release, 1.108.14 and 1.109.3
+``litellm-proxy-extras`` ones, 1.110.2 ``litellm-proxy``; the index here serves none of them."""
 SCENARIOS = (
     "tests/integration",
     "tests/e2e/test_operator.py",  # create, update, policy edit, drift, delete
