@@ -29,6 +29,7 @@ from typing import Any, NoReturn
 
 import kopf
 from aiohttp import web
+from kopf._core.engines.peering import Identity
 
 from litellm_operator import kopf_toggles, kopf_watch
 from litellm_operator.config import ConfigError, OperatorConfig, load_config
@@ -93,7 +94,8 @@ def command(args: argparse.Namespace) -> int:
 
 
 def holder_identity(config: OperatorConfig) -> str:
-    """The pod name (or host name) and a random suffix: unique per process, readable."""
+    """The pod name (or host name) and a random suffix: unique per process, readable. The
+    Lease holder's name and kopf's identity both."""
     return f"{config.pod_name or socket.gethostname()}_{secrets.token_hex(4)}"
 
 
@@ -123,9 +125,9 @@ async def serve(
     kube = Kube()
     elector: LeaderElector | None = None
     leading = False
+    identity = holder_identity(config)
     try:
         if config.leader_election:
-            identity = holder_identity(config)
             elector = LeaderElector(kube.api_client, config.lease_namespace, identity)
             metrics.leader.set(0)
             # SIGTERM/SIGINT set this flag from now on: while standing by, and in the moment
@@ -192,6 +194,9 @@ async def serve(
                     namespaces=config.kopf_namespaces,
                     standalone=True,
                     priority=0,
+                    # Without one, kopf builds its identity from getpass.getuser(), which raises
+                    # for a uid with no passwd entry: the image's 65532 (issue 23).
+                    identity=Identity(identity),
                     liveness_endpoint=(
                         f"http://0.0.0.0:{health_port}/healthz" if health_port else None
                     ),
