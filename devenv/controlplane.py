@@ -571,9 +571,14 @@ def apiserver_args(
     a ``pod_network``, as a cluster with pods needs them (see the module's docstring)."""
     if pod_network is None:
         service_cidr = DEFAULT_SERVICE_CIDR
-        no_pods = ["--endpoint-reconciler-type=none", "--disable-admission-plugins=ServiceAccount"]
+        pod_flags = [
+            "--endpoint-reconciler-type=none",
+            "--disable-admission-plugins=ServiceAccount",
+        ]
     else:
-        service_cidr, no_pods = pod_network.service_cidr, []
+        service_cidr = pod_network.service_cidr
+        # `kubectl logs` and friends reach the kubelet by address: node names need no DNS.
+        pod_flags = ["--kubelet-preferred-address-types=InternalIP"]
     return [
         f"--etcd-servers={endpoints.etcd}",
         f"--secure-port={endpoints.apiserver}",
@@ -588,7 +593,7 @@ def apiserver_args(
         f"--service-account-signing-key-file={pki.sa_key}",
         f"--service-cluster-ip-range={service_cidr}",
         "--authorization-mode=RBAC",
-        *no_pods,
+        *pod_flags,
         "--allow-privileged=true",
     ]
 

@@ -36,6 +36,7 @@ import contextlib
 import fcntl
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -144,6 +145,8 @@ def cni_config(ipam_dir: Path) -> dict[str, object]:
                 "ipam": {
                     "type": "host-local",
                     "ranges": [[{"subnet": POD_CIDR, "gateway": GATEWAY}]],
+                    # Beyond the bridge's subnet, only Services: no default route.
+                    "routes": [{"dst": SERVICE_CIDR}],
                     "dataDir": str(ipam_dir),
                 },
             }
@@ -460,12 +463,15 @@ class Node:
         self.plane.stop()
         if (self.assets / "kube-proxy").exists():
             _run(str(self.assets / "kube-proxy"), "--cleanup", check=False)
+        _remove_kube_chains()  # kubelet's own (KUBE-FIREWALL, canaries): no --cleanup for those
         self._kill_pod_cgroups()
         self._unmount_all()
         self._remove_network()
         for link in CONTAINER_LOGS.glob("*.log") if CONTAINER_LOGS.is_dir() else ():
             if link.is_symlink() and os.readlink(link).startswith(str(self.state_dir)):
                 link.unlink()
+        with contextlib.suppress(OSError):
+            CONTAINER_LOGS.rmdir()  # kubelet made it; only if empty
         shutil.rmtree(self.state_dir, ignore_errors=True)
 
     def _delete_pods(self) -> None:
@@ -582,6 +588,25 @@ def _rmdir_retrying(directory: Path) -> None:
             return
         except OSError:
             time.sleep(0.1)
+
+
+def _remove_kube_chains() -> None:
+    """Delete every ``KUBE-*`` iptables chain and the rules that jump to one (IPv4 and IPv6).
+
+    Only this node's kubelet and kube-proxy make them on these machines (it runs alone)."""
+    for binary in ("iptables", "ip6tables"):
+        if shutil.which(binary) is None:
+            continue
+        for table in ("filter", "nat", "mangle"):
+            rules = _run(binary, "-t", table, "-S", check=False).splitlines()
+            chains = [r.split()[1] for r in rules if r.startswith("-N KUBE-")]
+            for rule in rules:
+                words = shlex.split(rule)
+                if words[:1] == ["-A"] and not words[1].startswith("KUBE-") and "KUBE-" in rule:
+                    _run(binary, "-t", table, "-D", *words[1:], check=False)
+            for flag in ("-F", "-X"):
+                for chain in chains:
+                    _run(binary, "-t", table, flag, chain, check=False)
 
 
 def _mount_targets() -> list[str]:

@@ -19,7 +19,7 @@ import pytest
 from devenv.litellm import DevEnvError, Instance
 from devenv.node import GATEWAY, Node, NodeError
 from devenv.postgres import PostgresError
-from tests.deploy.harness import HACK, NEXT_TAG_SUFFIX, DeployEnv
+from tests.deploy.harness import HACK, MEASUREMENTS, NEXT_TAG_SUFFIX, DeployEnv
 
 BUILD_TIMEOUT = 3600
 
@@ -72,3 +72,10 @@ def deploy_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DeployEnv]:
     finally:
         if daemon == "started":
             _script("dockerd.sh", "stop")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if MEASUREMENTS:
+        terminalreporter.section("deploy measurements")
+        for line in MEASUREMENTS:
+            terminalreporter.write_line(line)

@@ -117,6 +117,7 @@ def http_get(url: str) -> httpx.Response | None:
 OPERATOR_PODS = "app.kubernetes.io/name=litellm-operator,app.kubernetes.io/component=operator"
 LEASE = "litellm-operator"
 DEPLOYMENT = "litellm-operator"
+METRICS_SERVICE = "litellm-operator-metrics"
 ROLLOUT_TIMEOUT = "240s"
 
 
@@ -125,6 +126,8 @@ def install_crds(env: DeployEnv) -> None:
 
 
 def apply_policy(env: DeployEnv) -> None:
+    """examples/policy.yaml, once the CRDs (just installed) are served."""
+    env.kubectl("wait", "--for=condition=Established", "crds", "--all", "--timeout=60s")
     env.kubectl("apply", "-f", str(EXAMPLES / "policy.yaml"))
 
 
@@ -222,7 +225,7 @@ def assert_rolled_out(env: DeployEnv) -> list[dict[str, Any]]:
     pods: list[dict[str, Any]] = wait_for("two Ready operator pods", both_ready)
     assert [restarts(p) for p in pods] == [0, 0], "an operator container restarted"
     wait_for("a pod holding the Lease", lambda: leader_pod(env))
-    service = env.get("-n", NAMESPACE, "service", DEPLOYMENT)
+    service = env.get("-n", NAMESPACE, "service", METRICS_SERVICE)
     response = http_get(f"http://{service['spec']['clusterIP']}:8080/metrics")
     assert response is not None, "/metrics does not answer through the Service"
     assert response.status_code == 200
@@ -233,3 +236,45 @@ def assert_rolled_out(env: DeployEnv) -> list[dict[str, Any]]:
 def assert_no_restarts(env: DeployEnv) -> None:
     counts = {p["metadata"]["name"]: restarts(p) for p in operator_pods(env)}
     assert all(count == 0 for count in counts.values()), f"restarts: {counts}"
+
+
+MARKER_PREFIX = "litellm.platform.dev/"
+"""The operator's ownership markers in a LiteLLM user's metadata (litellm_operator.plan)."""
+MEASUREMENTS: list[str] = []
+"""Figures the tests measured, printed at the end of the session (failover time, ...)."""
+
+
+def measured(line: str) -> None:
+    MEASUREMENTS.append(line)
+
+
+def assert_readme_uninstall(env: DeployEnv, delete_operator: Callable[[], None]) -> None:
+    """The README's uninstall steps: the LiteLLMUsers first (while the operator runs), then the
+    operator (``delete_operator``), then the CRDs. LiteLLM keeps exactly what the README
+    promises: a ``Retain`` user, without the operator's markers; a ``Delete`` user is gone."""
+    users = env.get("litellmusers", "--all-namespaces")["items"]
+    ids = {u["spec"].get("deletionPolicy", "Delete"): u["status"]["userId"] for u in users}
+    env.kubectl("delete", "litellmusers", "--all", "--all-namespaces", "--wait", timeout=120)
+    delete_operator()
+    env.kubectl("delete", "-f", str(DEPLOY / "crds"), "--ignore-not-found", "--wait", timeout=120)
+    assert env.litellm_user(ids["Delete"]) is None, "a Delete user was left in LiteLLM"
+    retained = env.litellm_user(ids["Retain"])
+    assert retained is not None, "a Retain user was deleted from LiteLLM"
+    markers = [k for k in (retained.metadata or {}) if k.startswith(MARKER_PREFIX)]
+    assert markers == [], f"the retained user still carries the operator's markers: {markers}"
+    crds = env.kubectl("get", "crds", "-o", "name")
+    assert "litellm.platform.dev" not in crds
+
+
+def apply_example_users(env: DeployEnv) -> None:
+    """bob (team-a, Delete) and carol (platform, Retain, an explicit id) Ready in LiteLLM.
+    (alice's role names a LiteLLM team, which the examples do not create.)"""
+    for namespace in ("team-a", "platform"):
+        env.kubectl("create", "namespace", namespace)
+    for name in ("bob", "carol"):
+        assert_user_reconciled(env, example_user(name))
+
+
+def delete_namespaces(env: DeployEnv, *names: str) -> None:
+    for name in names:
+        env.kubectl("delete", "namespace", name, "--ignore-not-found", "--wait", timeout=120)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -84,12 +85,14 @@ def hardened_operator(deploy_env: DeployEnv, tmp_path: Path) -> Iterator[int]:
     try:
         yield health
     finally:
+        # While the operator runs: the user's and the policy's finalizers are its own.
         env.kubectl("-n", NAMESPACE, "delete", "litellmusers", "--all", "--wait", check=False)
-        docker("rm", "-f", CONTAINER, check=False)
-        env.kubectl("delete", "namespace", NAMESPACE, "--wait=false", check=False)
         env.kubectl(
             "delete", "-f", str(EXAMPLES / "policy.yaml"), "--ignore-not-found", check=False
         )
+        print(docker("logs", "--tail", "40", CONTAINER, check=False), file=sys.stderr)
+        docker("rm", "-f", CONTAINER, check=False)
+        env.kubectl("delete", "namespace", NAMESPACE, "--wait=false", check=False)
         env.kubectl("delete", "-f", str(DEPLOY / "crds"), "--ignore-not-found", check=False)
 
 
@@ -102,11 +105,11 @@ def test_the_image_runs_read_only_as_uid_65532_without_capabilities(
         return response is not None and response.status_code == 200
 
     wait_for("/healthz", healthy, timeout=90)
-    user = example_user("alice", NAMESPACE)
+    user = example_user("bob", NAMESPACE)
     user_id = assert_user_reconciled(deploy_env, user)
     still_running()
 
-    deploy_env.kubectl("-n", NAMESPACE, "delete", "litellmuser", "alice", "--wait", timeout=60)
+    deploy_env.kubectl("-n", NAMESPACE, "delete", "litellmuser", "bob", "--wait", timeout=60)
     assert deploy_env.litellm_user(user_id) is None, "deleting the LiteLLMUser left its user"
 
     inspected = container_state()
