@@ -82,6 +82,13 @@ class DeployEnv:
 
         return asyncio.run(read())
 
+    def delete_litellm_users(self, user_ids: list[str]) -> None:
+        async def delete() -> None:
+            async with LiteLLMClient(self.litellm.url, self.litellm.master_key) as client:
+                await client.delete_users(user_ids)
+
+        asyncio.run(delete())
+
     def master_key_secret(self, namespace: str = NAMESPACE) -> None:
         """The Install section's first step: the namespace and the master key's Secret."""
         self.kubectl("create", "namespace", namespace)
@@ -249,12 +256,14 @@ def measured(line: str) -> None:
 
 
 def assert_readme_uninstall(env: DeployEnv, delete_operator: Callable[[], None]) -> None:
-    """The README's uninstall steps: the LiteLLMUsers first (while the operator runs), then the
-    operator (``delete_operator``), then the CRDs. LiteLLM keeps exactly what the README
-    promises: a ``Retain`` user, without the operator's markers; a ``Delete`` user is gone."""
+    """The README's uninstall steps: the LiteLLMUsers and ProvisioningPolicies first (while the
+    operator runs: its finalizers), then the operator (``delete_operator``), then the CRDs.
+    LiteLLM keeps exactly what the README promises: a ``Retain`` user, without the operator's
+    markers; a ``Delete`` user is gone."""
     users = env.get("litellmusers", "--all-namespaces")["items"]
     ids = {u["spec"].get("deletionPolicy", "Delete"): u["status"]["userId"] for u in users}
     env.kubectl("delete", "litellmusers", "--all", "--all-namespaces", "--wait", timeout=120)
+    env.kubectl("delete", "provisioningpolicies", "--all", "--wait", timeout=120)
     delete_operator()
     env.kubectl("delete", "-f", str(DEPLOY / "crds"), "--ignore-not-found", "--wait", timeout=120)
     assert env.litellm_user(ids["Delete"]) is None, "a Delete user was left in LiteLLM"
@@ -264,6 +273,7 @@ def assert_readme_uninstall(env: DeployEnv, delete_operator: Callable[[], None])
     assert markers == [], f"the retained user still carries the operator's markers: {markers}"
     crds = env.kubectl("get", "crds", "-o", "name")
     assert "litellm.platform.dev" not in crds
+    env.delete_litellm_users([ids["Retain"]])  # the next install path starts from an empty LiteLLM
 
 
 def apply_example_users(env: DeployEnv) -> None:

@@ -53,6 +53,7 @@ def release(deploy_env: DeployEnv) -> Iterator[DeployEnv]:
     finally:
         env.kubectl("uncordon", NODE, check=False)
         env.kubectl("delete", "litellmusers", "--all", "-A", "--wait", check=False, timeout=60)
+        env.kubectl("delete", "provisioningpolicies", "--all", "--wait", check=False, timeout=60)
         env.helm("uninstall", RELEASE, "--namespace", NAMESPACE, "--ignore-not-found")
         delete_namespaces(env, "team-a", "platform", NAMESPACE)
 
@@ -128,9 +129,10 @@ def test_helm_upgrade_rolls_one_pod_at_a_time_with_a_handover(release: DeployEnv
                 p["metadata"]["name"]: p["spec"]["containers"][0]["image"] for p in pods["items"]
             }
             holder = lease_holder(env)
+            live = [p for p in pods["items"] if not p["metadata"].get("deletionTimestamp")]
             samples.append(
                 {
-                    "pods": len(pods["items"]),
+                    "pods": len(live),
                     "available": deployment["status"].get("availableReplicas", 0),
                     "holder_image": next(
                         (i for n, i in images.items() if holder.startswith(f"{n}_")), None
@@ -154,6 +156,7 @@ def test_helm_upgrade_rolls_one_pod_at_a_time_with_a_handover(release: DeployEnv
     measured(f"helm upgrade (2 pods, one at a time): {time.monotonic() - started:.1f} s")
     new_image = f"{env.repository}:{env.next_tag}"
     assert {p["spec"]["containers"][0]["image"] for p in pods} == {new_image}
+    # Terminating pods aside (an old leader finishing its handlers), replicas + maxSurge 1.
     assert max(s["pods"] for s in samples) <= 3, "more than one pod surged at once"
     assert min(s["available"] for s in samples) >= 1, "the upgrade left no pod available"
     holders = [s["holder_image"] for s in samples if s["holder_image"]]
@@ -168,11 +171,15 @@ def test_the_readme_uninstall_leaves_only_what_it_promises(release: DeployEnv) -
         env.helm("uninstall", RELEASE, "--namespace", NAMESPACE, "--wait")
 
     assert_readme_uninstall(env, helm_uninstall)
-    left = env.kubectl(
-        "get", "all,configmaps,serviceaccounts,roles,rolebindings,poddisruptionbudgets",
-        "--namespace", NAMESPACE, "-l", f"app.kubernetes.io/instance={RELEASE}", "-o", "name",
-    )  # fmt: skip
-    assert left.strip() == "", f"helm uninstall left: {left}"
+
+    def release_objects() -> str:
+        return env.kubectl(
+            "get", "all,configmaps,serviceaccounts,roles,rolebindings,poddisruptionbudgets",
+            "--namespace", NAMESPACE, "-l", f"app.kubernetes.io/instance={RELEASE}", "-o", "name",
+        ).strip()  # fmt: skip
+
+    # The pods finish terminating (each operator lets kopf finish) after helm returns.
+    wait_for("the release's objects to be gone", lambda: release_objects() == "", timeout=90)
     cluster_roles = env.kubectl(
         "get", "clusterroles", "-o", "name", "-l", f"app.kubernetes.io/instance={RELEASE}"
     )

@@ -60,6 +60,7 @@ def applied(deploy_env: DeployEnv, tmp_path_factory: pytest.TempPathFactory) -> 
         yield overlay
     finally:
         env.kubectl("delete", "litellmusers", "--all", "-A", "--wait", check=False, timeout=60)
+        env.kubectl("delete", "provisioningpolicies", "--all", "--wait", check=False, timeout=60)
         env.kubectl("delete", "-k", str(overlay), "--ignore-not-found", check=False, timeout=120)
         delete_namespaces(env, "team-a", "platform", NAMESPACE)
 
