@@ -46,11 +46,20 @@ def container_state() -> dict[str, Any]:
     return inspected[0]
 
 
+def container_logs(lines: int) -> str:
+    """The operator's output (it logs to stderr, which `docker logs` passes on as stderr)."""
+    result = subprocess.run(
+        ["docker", "logs", "--tail", str(lines), CONTAINER],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=60,
+    )  # fmt: skip
+    return result.stdout
+
+
 def still_running() -> None:
     """Fail at once (with the container's log) when the operator has exited."""
     state = container_state()["State"]
     if not state["Running"]:
-        logs = docker("logs", "--tail", "30", CONTAINER, check=False)
+        logs = container_logs(30)
         raise AssertionError(f"the operator exited ({state['ExitCode']}):\n{logs}")
 
 
@@ -90,7 +99,7 @@ def hardened_operator(deploy_env: DeployEnv, tmp_path: Path) -> Iterator[int]:
         env.kubectl(
             "delete", "-f", str(EXAMPLES / "policy.yaml"), "--ignore-not-found", check=False
         )
-        print(docker("logs", "--tail", "40", CONTAINER, check=False), file=sys.stderr)
+        print(container_logs(40), file=sys.stderr)
         docker("rm", "-f", CONTAINER, check=False)
         env.kubectl("delete", "namespace", NAMESPACE, "--wait=false", check=False)
         env.kubectl("delete", "-f", str(DEPLOY / "crds"), "--ignore-not-found", check=False)
