@@ -66,13 +66,15 @@ test: lint ## lint, then unit + integration + e2e tests
 # The shipped image on a real node (devenv/node.py): `docker run` hardened, `helm install`,
 # `kubectl apply -k`, failover, drain, upgrade, uninstall. Needs root; installs what it lacks
 # with apt-get (containerd, runc, CNI plugins, debootstrap, docker.io) and builds the node's
-# binaries from the Go module proxy into the cache, like the envtest ones.
+# binaries from the Go module proxy into the cache, like the envtest ones. The builds run first
+# (their progress on the terminal); the tests then find them cached.
 DEPLOY_PACKAGES := docker.io containerd runc containernetworking-plugins debootstrap
 test-deploy: venv ## the image, Helm and kustomize installs on a real node (root; see README)
 	@set -euo pipefail; \
 	missing=$$(for p in $(DEPLOY_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; fi; \
 	$(WITH_LITELLM); \
+	hack/node-assets.sh >/dev/null; hack/helm-assets.sh >/dev/null; hack/image.sh >/dev/null; \
 	$(PY) -m pytest tests/deploy -m deploy $(PYTEST_ARGS)
 
 image: ## build the operator's image (base from Debian packages where Docker Hub is out of reach)

@@ -51,6 +51,8 @@ stop() {
 			sleep 0.2
 		done
 		[[ -d /proc/$pid ]] && kill -KILL "$pid"
+		# dockerd leaves its default network namespace mounted behind it.
+		if mountpoint -q /run/docker/netns/default 2>/dev/null; then umount /run/docker/netns/default; fi
 	fi
 	rm -f "$PIDFILE"
 }
