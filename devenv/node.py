@@ -279,7 +279,6 @@ class Node:
         deadline = time.monotonic() + timeout
         try:
             self._create_bridge()
-            self.plane._assets = self.assets
             self.plane.start()
             self._start_containerd(deadline)
             self.load_images([self._pause_image(), *images])
@@ -326,7 +325,7 @@ class Node:
     def _take_lock(self) -> None:
         if self._lock is not None:
             return
-        STATE_DIR.parent.mkdir(parents=True, exist_ok=True)
+        self.state_dir.parent.mkdir(parents=True, exist_ok=True)
         self._lock = open(f"{self.state_dir}.lock", "w")  # noqa: SIM115 (held until stop)
         try:
             fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
