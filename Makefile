@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 SRC := operator/litellm_operator
 
-.PHONY: help venv lock test-deps-latest test-matrix test-litellm test-litellm-matrix lint typecheck unit integration e2e test crds envtest gitops-check helm litellm up down demo bench clean
+.PHONY: help venv lock test-deps-latest test-matrix test-litellm test-litellm-matrix lint typecheck unit integration e2e test test-deploy image node-assets crds envtest gitops-check helm litellm up down demo bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -70,6 +70,26 @@ test: lint ## lint, then unit + integration + e2e tests
 	  else echo "!!! no control plane: e2e tests will be SKIPPED (set KUBECONFIG or KUBEBUILDER_ASSETS)" >&2; fi; \
 	fi; \
 	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+# The shipped image on a real node (devenv/node.py): `docker run` hardened, `helm install`,
+# `kubectl apply -k`, failover, drain, upgrade, uninstall. Needs root; installs what it lacks
+# with apt-get (containerd, runc, CNI plugins, debootstrap, docker.io) and builds the node's
+# binaries from the Go module proxy into the cache, like the envtest ones. The builds run first
+# (their progress on the terminal); the tests then find them cached.
+DEPLOY_PACKAGES := docker.io containerd runc containernetworking-plugins debootstrap
+test-deploy: venv ## the image, Helm and kustomize installs on a real node (root; see README)
+	@set -euo pipefail; \
+	missing=$$(for p in $(DEPLOY_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; fi; \
+	$(WITH_LITELLM); \
+	hack/node-assets.sh >/dev/null; hack/helm-assets.sh >/dev/null; hack/image.sh >/dev/null; \
+	$(PY) -m pytest tests/deploy -m deploy $(PYTEST_ARGS)
+
+image: ## build the operator's image (base from Debian packages where Docker Hub is out of reach)
+	@hack/image.sh
+
+node-assets: ## build (or reuse) kubelet & co. for the deploy tests' node and print their directory
+	@hack/node-assets.sh
 
 unit: venv ## unit tests only (no LiteLLM, no Kubernetes)
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)

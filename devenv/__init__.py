@@ -12,6 +12,9 @@
 - :mod:`devenv.litellm`: a pinned LiteLLM proxy from PyPI on such a cluster, installed once into
   a cache and started per instance from a pre-migrated template database, offline: Prisma's query
   engine runs as WebAssembly behind ``devenv/query-engine/query-engine.mjs``.
+- :mod:`devenv.node`: a real one-node cluster (that control plane serving pods, containerd,
+  kubelet, the controllers, kube-proxy, a bridge) for ``make test-deploy``: the shipped image in
+  real pods.
 
 The package is importable from the repository root (pytest's ``pythonpath``, ``bench/``,
 ``hack/dev.sh`` set it up); each module with a CLI documents it in its docstring.

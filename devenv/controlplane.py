@@ -2,6 +2,9 @@
 
 No controllers, scheduler or kubelet run: objects are stored, validated, admitted and served, but
 nothing reconciles them (no garbage collection, no namespace finalization, no token controller).
+:mod:`devenv.node` adds them, with a :class:`PodNetwork`: then the apiserver serves on the pod
+network's gateway address (not loopback), ServiceAccount admission is on, the ``kubernetes``
+Service's endpoints are reconciled and the serving certificate names its cluster IP.
 TokenRequest works, so ``kubectl create token`` yields tokens that authenticate, and RBAC is
 enforced. The admin credential is a client certificate in ``system:masters``.
 
@@ -22,6 +25,7 @@ import argparse
 import base64
 import contextlib
 import http.client
+import ipaddress
 import json
 import os
 import shutil
@@ -182,8 +186,11 @@ def _signed_cert(pki: Pki, name: str, subject: str, extensions: str) -> None:
     ext.unlink()
 
 
-def generate_pki(root: Path) -> Pki:
-    """Generate (once) a CA, the apiserver's serving cert, an admin client cert and SA keys."""
+def generate_pki(
+    root: Path, serving_names: Sequence[str] = ("IP:127.0.0.1", "DNS:localhost")
+) -> Pki:
+    """Generate (once) a CA, the apiserver's serving cert (for ``serving_names``, subjectAltName
+    entries), an admin client cert and SA keys."""
     pki = Pki(root)
     if pki.complete:
         return pki
@@ -195,7 +202,7 @@ def generate_pki(root: Path) -> Pki:
     )  # fmt: skip
     _signed_cert(
         pki, "serving", "/CN=kube-apiserver",
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
+        f"subjectAltName={','.join(serving_names)}\nextendedKeyUsage=serverAuth\n",
     )  # fmt: skip
     _signed_cert(
         pki, "admin", "/O=system:masters/CN=envtest-admin", "extendedKeyUsage=clientAuth\n"
@@ -296,16 +303,41 @@ def _log_tail(log: Path, lines: int = 25) -> str:
 
 
 @dataclass(frozen=True)
+class PodNetwork:
+    """Where pods live, for a control plane that serves them (:mod:`devenv.node`): the apiserver
+    serves on ``gateway`` (the node's address on the pods' bridge) and the ``kubernetes``
+    Service gets the first address of ``service_cidr``."""
+
+    gateway: str
+    service_cidr: str
+
+    @property
+    def kubernetes_service_ip(self) -> str:
+        return str(ipaddress.ip_network(self.service_cidr)[1])
+
+    @property
+    def serving_names(self) -> tuple[str, ...]:
+        service = "kubernetes.default.svc"
+        names = ("kubernetes", "kubernetes.default", service, f"{service}.cluster.local")
+        ips = (self.gateway, self.kubernetes_service_ip)
+        return (*(f"IP:{ip}" for ip in ips), *(f"DNS:{name}" for name in names))
+
+
+DEFAULT_SERVICE_CIDR = "10.0.0.0/24"
+
+
+@dataclass(frozen=True)
 class Endpoints:
-    """Ports chosen for one run, persisted in ``state.json``."""
+    """Ports (and the apiserver's address) chosen for one run, persisted in ``state.json``."""
 
     etcd_client: int
     etcd_peer: int
     apiserver: int
+    host: str = LOOPBACK
 
     @property
     def server(self) -> str:
-        return f"https://{LOOPBACK}:{self.apiserver}"
+        return f"https://{self.host}:{self.apiserver}"
 
     @property
     def etcd(self) -> str:
@@ -325,11 +357,14 @@ class ControlPlane:
         assets: Path | None = None,
         *,
         exit_with_parent: bool = False,
+        pod_network: PodNetwork | None = None,
     ) -> None:
-        """``exit_with_parent``: the processes are killed when this process dies (for tests)."""
+        """``exit_with_parent``: the processes are killed when this process dies (for tests).
+        ``pod_network``: serve pods there (see the module's docstring)."""
         self.state_dir = Path(state_dir).resolve()
         self._assets = assets
         self._exit_with_parent = exit_with_parent
+        self.pod_network = pod_network
 
     # -- paths
     @property
@@ -394,8 +429,13 @@ class ControlPlane:
             return
         self.stop()  # remnants of a half-dead run
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        pki = generate_pki(self.pki.root)
-        endpoints = Endpoints(free_port(), free_port(), free_port())
+        network = self.pod_network
+        if network is None:
+            pki = generate_pki(self.pki.root)
+            endpoints = Endpoints(free_port(), free_port(), free_port())
+        else:
+            pki = generate_pki(self.pki.root, network.serving_names)
+            endpoints = Endpoints(free_port(), free_port(), free_port(), network.gateway)
         self._state_file.write_text(json.dumps(endpoints.__dict__))
         deadline = time.monotonic() + timeout
         try:
@@ -466,7 +506,7 @@ class ControlPlane:
         return self._ready(endpoints)
 
     def _ready(self, endpoints: Endpoints) -> bool:
-        return _http_ok(LOOPBACK, endpoints.apiserver, "/readyz", self._tls_context())
+        return _http_ok(endpoints.host, endpoints.apiserver, "/readyz", self._tls_context())
 
     def _tls_context(self) -> ssl.SSLContext:
         pki = self.pki
@@ -483,7 +523,7 @@ class ControlPlane:
     def _start_apiserver(self, endpoints: Endpoints, pki: Pki, deadline: float) -> None:
         cert_dir = self.state_dir / "apiserver-certs"
         cert_dir.mkdir(exist_ok=True)
-        self._launch(APISERVER, apiserver_args(endpoints, pki, cert_dir))
+        self._launch(APISERVER, apiserver_args(endpoints, pki, cert_dir, self.pod_network))
         self._wait(APISERVER, APISERVER, deadline)
 
     def _write_kubeconfig(self, endpoints: Endpoints, pki: Pki) -> None:
@@ -524,13 +564,26 @@ def etcd_args(endpoints: Endpoints, data_dir: Path) -> list[str]:
     ]
 
 
-def apiserver_args(endpoints: Endpoints, pki: Pki, cert_dir: Path) -> list[str]:
-    """kube-apiserver's flags, as envtest passes them, with RBAC and TokenRequest enabled."""
+def apiserver_args(
+    endpoints: Endpoints, pki: Pki, cert_dir: Path, pod_network: PodNetwork | None = None
+) -> list[str]:
+    """kube-apiserver's flags, as envtest passes them, with RBAC and TokenRequest enabled; with
+    a ``pod_network``, as a cluster with pods needs them (see the module's docstring)."""
+    if pod_network is None:
+        service_cidr = DEFAULT_SERVICE_CIDR
+        pod_flags = [
+            "--endpoint-reconciler-type=none",
+            "--disable-admission-plugins=ServiceAccount",
+        ]
+    else:
+        service_cidr = pod_network.service_cidr
+        # `kubectl logs` and friends reach the kubelet by address: node names need no DNS.
+        pod_flags = ["--kubelet-preferred-address-types=InternalIP"]
     return [
         f"--etcd-servers={endpoints.etcd}",
         f"--secure-port={endpoints.apiserver}",
-        f"--bind-address={LOOPBACK}",
-        f"--advertise-address={LOOPBACK}",
+        f"--bind-address={endpoints.host}",
+        f"--advertise-address={endpoints.host}",
         f"--cert-dir={cert_dir}",
         f"--tls-cert-file={pki.serving_crt}",
         f"--tls-private-key-file={pki.serving_key}",
@@ -538,10 +591,9 @@ def apiserver_args(endpoints: Endpoints, pki: Pki, cert_dir: Path) -> list[str]:
         f"--service-account-issuer={endpoints.server}",
         f"--service-account-key-file={pki.sa_pub}",
         f"--service-account-signing-key-file={pki.sa_key}",
-        "--service-cluster-ip-range=10.0.0.0/24",
+        f"--service-cluster-ip-range={service_cidr}",
         "--authorization-mode=RBAC",
-        "--endpoint-reconciler-type=none",
-        "--disable-admission-plugins=ServiceAccount",
+        *pod_flags,
         "--allow-privileged=true",
     ]
 

@@ -497,11 +497,13 @@ class Instance:
         config: Path | None = None,
         timeout: float = START_TIMEOUT,
         exit_with_parent: bool = False,
+        host: str = "127.0.0.1",
     ) -> LiteLLMEndpoint:
         """Start PostgreSQL and the proxy (installing first if needed); return the endpoint.
 
         Reuses an instance that already runs in ``directory``. ``exit_with_parent``: the proxy
-        is killed when this process dies (for test sessions).
+        is killed when this process dies (for test sessions). ``host``: the address the proxy
+        listens on (the deploy tests' pods reach it on their node's bridge address).
         """
         if self.running():
             endpoint = self.endpoint()
@@ -517,7 +519,7 @@ class Instance:
         self._state_file.write_text(json.dumps(state.__dict__))
         try:
             cluster.start()
-            endpoint = self._start_proxy(state, cluster, config, exit_with_parent)
+            endpoint = self._start_proxy(state, cluster, config, exit_with_parent, host)
             self._wait_ready(endpoint, started + timeout)
         except BaseException:
             self.stop(remove=False)
@@ -548,12 +550,13 @@ class Instance:
         cluster: postgres.Cluster,
         config: Path | None,
         die_with_parent: bool,
+        host: str,
     ) -> LiteLLMEndpoint:
         if config is None:
             config = self.directory / "config.yaml"
             config.write_text(DEFAULT_CONFIG)
         key = SecretStr(f"sk-devenv-{secrets.token_hex(16)}")
-        endpoint = LiteLLMEndpoint(f"http://127.0.0.1:{state.port}", key, self.directory)
+        endpoint = LiteLLMEndpoint(f"http://{host}:{state.port}", key, self.directory)
         env = self.install.env()
         env.update(
             DATABASE_URL=cluster.url(DATABASE),
@@ -562,7 +565,7 @@ class Instance:
         )
         command = [
             str(self.install.venv / "bin" / "litellm"), "--config", str(config),
-            "--host", "127.0.0.1", "--port", str(state.port),
+            "--host", host, "--port", str(state.port),
         ]  # fmt: skip
         with self.log_file.open("ab") as out:
             proc = subprocess.Popen(

@@ -13,7 +13,7 @@
 #   ENVTEST_K8S_VERSIONS  Kubernetes versions to try, in order (default: v1.37.2 v1.36.3 v1.35.4)
 #   ENVTEST_ETCD_VERSION  etcd server versions to try, in order (default: v3.7.3 v3.6.16)
 #   LITELLM_OPERATOR_CACHE  cache root (default: ${XDG_CACHE_HOME:-~/.cache}/litellm-operator)
-# Progress messages go to stderr.
+# Progress messages go to stderr. hack/node-assets.sh sources this file for its functions.
 set -euo pipefail
 
 K8S_VERSIONS=${ENVTEST_K8S_VERSIONS:-v1.37.2 v1.36.3 v1.35.4}
@@ -90,21 +90,27 @@ write_kube_module() {
 	} >"$work/go.mod"
 }
 
-# Build kube-apiserver $1 into directory $2.
-build_kube_apiserver() {
-	local version=$1 out=$2 work minor
-	work=$(mktemp -d "$ENVTEST_ROOT/.work-kube.XXXXXX")
-	write_kube_module "$version" "$work" || { rm -rf "$work"; return 1; }
+# The -ldflags that stamp Kubernetes binaries with version $1 (v1.X.Y), as its Makefile does.
+kube_ldflags() {
+	local version=$1 minor pkg ldflags
 	minor=${version#v1.}
 	minor=${minor%%.*}
-	local pkg=k8s.io/component-base/version
-	local ldflags="-s -w -X $pkg.gitVersion=$version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
+	pkg=k8s.io/component-base/version
+	ldflags="-s -w -X $pkg.gitVersion=$version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
 	ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
 	pkg=k8s.io/client-go/pkg/version
 	ldflags+=" -X $pkg.gitVersion=$version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
+	printf '%s\n' "$ldflags"
+}
+
+# Build kube-apiserver $1 into directory $2.
+build_kube_apiserver() {
+	local version=$1 out=$2 work
+	work=$(mktemp -d "$ENVTEST_ROOT/.work-kube.XXXXXX")
+	write_kube_module "$version" "$work" || { rm -rf "$work"; return 1; }
 	log "building kube-apiserver $version (takes several minutes on a cold cache)"
-	(cd "$work" && go build -p 2 -trimpath -ldflags "$ldflags" -o "$out/kube-apiserver" \
-		k8s.io/kubernetes/cmd/kube-apiserver) >&2
+	(cd "$work" && go build -p 2 -trimpath -ldflags "$(kube_ldflags "$version")" \
+		-o "$out/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver) >&2
 	local rc=$?
 	rm -rf "$work"
 	return $rc
@@ -184,4 +190,7 @@ main() {
 	build_first
 }
 
-main "$@"
+# Sourced (hack/node-assets.sh reuses the functions above): define, do not run.
+if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
+	main "$@"
+fi

@@ -49,7 +49,8 @@ EXIT_LEADERSHIP_LOST = 3
 
 
 def holder_identity(config: OperatorConfig) -> str:
-    """The pod name (or host name) and a random suffix: unique per process, readable."""
+    """The pod name (or host name) and a random suffix: unique per process, readable. The
+    Lease holder's name and kopf's identity both."""
     return f"{config.pod_name or socket.gethostname()}_{secrets.token_hex(4)}"
 
 
@@ -80,11 +81,11 @@ async def serve(
     kube = Kube()
     elector: LeaderElector | None = None
     leading = False
+    identity = holder_identity(config)
     try:
         await check_kubernetes(kube)
         await check_litellm(config, metrics)
         if config.leader_election:
-            identity = holder_identity(config)
             elector = LeaderElector(kube.api_client, config.lease_namespace, identity)
             metrics.leader.set(0)
             # SIGTERM/SIGINT set this flag from now on: while standing by, and in the moment
@@ -145,6 +146,10 @@ async def serve(
                     namespaces=config.kopf_namespaces,
                     standalone=True,
                     priority=0,
+                    # Without one, kopf builds its identity from getpass.getuser(), which raises
+                    # for a uid with no passwd entry: the image's 65532. kopf's Identity is a
+                    # NewType of str that kopf does not export: a str is one at run time.
+                    identity=identity,  # type: ignore[arg-type]
                     liveness_endpoint=(
                         f"http://0.0.0.0:{health_port}/healthz" if health_port else None
                     ),

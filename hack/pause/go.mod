@@ -1,0 +1,3 @@
+module litellm-operator.local/pause
+
+go 1.24
