@@ -203,12 +203,16 @@ def test_invalid_users_are_rejected(
             id="identity-glob-with-a-space",
         ),
         pytest.param(
-            {"allowedNamespaces": ["*"], "keys": {"minRotateEvery": "30s"}},
+            {
+                "allowedNamespaces": ["*"],
+                "identities": ANY_IDENTITY,
+                "keys": {"minRotateEvery": "30s"},
+            },
             "at least 1m",
             id="rotation-floor-under-1m",
         ),
         pytest.param(
-            {"allowedNamespaces": ["*"], "keys": {"rotateEvery": "0s"}},
+            {"allowedNamespaces": ["*"], "identities": ANY_IDENTITY, "keys": {"rotateEvery": "0s"}},
             "at least 1m",
             id="default-rotation-under-1m",
         ),
