@@ -76,7 +76,7 @@ def command(args: argparse.Namespace) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     if args.leader_elect is not None:
         config = config.model_copy(update={"leader_election": args.leader_elect})
-    log.info("starting: %s (kopf %s)", config.summary(), preflight.kopf_version())
+    log.info("starting: %s", config.summary())
     try:
         asyncio.run(runner.serve(config, health_port=args.health_port))
     except preflight.Unsupported as exc:

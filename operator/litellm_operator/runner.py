@@ -97,6 +97,7 @@ async def serve(
                 return
         leading = True
         metrics.leader.set(1)
+        log.info("leading; kopf %s", preflight.kopf_version())  # a standby never starts kopf
         users = user_indices()
         async with (
             kopf_watch.feeding({(GROUP, USER_PLURAL): kopf_watch.Feed(users)}),
