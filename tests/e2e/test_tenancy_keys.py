@@ -13,7 +13,6 @@ from typing import Any
 
 import httpx
 import pytest
-from kubernetes.client import ApiException
 
 from devenv.litellm import LiteLLMEndpoint
 from litellm_operator.keys import ROTATE_ANNOTATION
@@ -39,13 +38,7 @@ MODEL = "gpt-4o-mini"
 
 def key_in(cluster_admin: Admin, namespace: str, secret: str) -> str | None:
     """The key in a Secret of the tenant's, as its workload reads it."""
-    try:
-        found = cluster_admin.cluster.core.read_namespaced_secret(secret, namespace)
-    except ApiException as exc:
-        if exc.status == 404:
-            return None
-        raise
-    data = found.data or {}
+    data = tenancy.secret_data(cluster_admin, namespace, secret) or {}
     return base64.b64decode(data["api_key"]).decode() if "api_key" in data else None
 
 
