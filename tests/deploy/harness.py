@@ -7,7 +7,6 @@ import asyncio
 import json
 import subprocess
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from devenv.litellm import LiteLLMEndpoint
 from devenv.node import Node
 from litellm_operator.litellm import LiteLLMClient
 from litellm_operator.litellm.models import LiteLLMUserRecord
+from tests.e2e.operator_harness import eventually
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 HACK = REPO_ROOT / "hack"
@@ -101,15 +101,9 @@ class DeployEnv:
 def wait_for(
     what: str, probe: Callable[[], Any], timeout: float = 120, interval: float = 0.5
 ) -> Any:
-    """Poll ``probe`` until it returns something truthy; fail with ``what`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
+    """:func:`tests.e2e.operator_harness.eventually` with the deploy tests' defaults (a pod
+    takes longer than a process)."""
+    return eventually(probe, timeout=timeout, what=what, every=interval)
 
 
 def http_get(url: str) -> httpx.Response | None:
