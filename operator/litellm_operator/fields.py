@@ -26,6 +26,9 @@ from pydantic.alias_generators import to_camel
 
 UserRole = Literal["proxy_admin", "proxy_admin_viewer", "internal_user", "internal_user_viewer"]
 """LiteLLM's user roles (LitellmUserRoles), without the team/customer/org roles."""
+MANAGER = "litellm-operator"
+"""The operator's name: in its LiteLLM metadata markers and its Kubernetes labels."""
+
 ROLE_RANK: dict[str, int] = {
     "internal_user_viewer": 0,
     "internal_user": 1,

@@ -23,13 +23,13 @@ import kubernetes
 from pydantic import SecretStr
 
 from litellm_operator import plan as user_plan
+from litellm_operator.fields import MANAGER
 from litellm_operator.keys import (
     API_KEY,
     BASE_URL,
     ISSUED_ANNOTATION,
     KEY_LABEL,
     MANAGED_BY_LABEL,
-    MANAGER,
     PENDING_ANNOTATION,
     PENDING_KEY,
     PREVIOUS_ANNOTATION,
@@ -451,7 +451,7 @@ def squatter(holder: LiteLLMUserRecord | None, user_id: str) -> bool:
     return (
         holder is not None
         and holder.user_id != user_id
-        and holder.metadata.get(user_plan.MANAGED_BY) == user_plan.MANAGER
+        and holder.metadata.get(user_plan.MANAGED_BY) == MANAGER
     )
 
 

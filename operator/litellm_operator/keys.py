@@ -54,7 +54,6 @@ MAX_LABEL_LENGTH = 63
 PREVIOUS_SUFFIX = "/previous"
 
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
-MANAGER = "litellm-operator"
 USER_LABEL = "litellm.platform.dev/user"
 KEY_LABEL = "litellm.platform.dev/key"
 ROTATE_ANNOTATION = "litellm.platform.dev/rotate"

@@ -30,6 +30,7 @@ from typing import Any, Literal
 
 from litellm_operator.fields import (
     BY_NAME,
+    MANAGER,
     METADATA_KEYS,
     RESERVED_METADATA_KEYS,
     ROLE_RANK,
@@ -53,7 +54,6 @@ ADOPTED = MARKER_PREFIX + "adopted"
 DELETE_ADOPTED = MARKER_PREFIX + "delete-adopted"
 """Set at adoption when the adopting policy said deleteAdoptedUsers: the one thing that lets
 ``deletionPolicy: Delete`` delete an adopted user, whatever policy the resource names later."""
-MANAGER = "litellm-operator"
 
 
 MSG_UNMANAGED_EXISTS = (

@@ -26,7 +26,8 @@ import pytest
 from kubernetes.client import ApiException
 
 from devenv.litellm import LiteLLMEndpoint
-from litellm_operator.keys import KEY_LABEL, MANAGED_BY_LABEL, MANAGER, USER_LABEL
+from litellm_operator.fields import MANAGER
+from litellm_operator.keys import KEY_LABEL, MANAGED_BY_LABEL, USER_LABEL
 from litellm_operator.litellm import (
     KeyRecord,
     LiteLLMClient,

@@ -7,14 +7,13 @@ from typing import Any
 
 import pytest
 
-from litellm_operator.fields import ALL_PROXY_MODELS, UNLIMITED_PARALLEL_REQUESTS
+from litellm_operator.fields import ALL_PROXY_MODELS, MANAGER, UNLIMITED_PARALLEL_REQUESTS
 from litellm_operator.models import EffectiveSettings
 from litellm_operator.plan import (
     ADOPTED,
     DELETE_ADOPTED,
     MANAGED_BY,
     MANAGED_KEYS,
-    MANAGER,
     OWNER_NAME,
     OWNER_NAMESPACE,
     OWNER_UID,

@@ -14,11 +14,11 @@ import httpx
 import pytest
 import respx
 
+from litellm_operator.fields import MANAGER
 from litellm_operator.litellm import LiteLLMClient, Unavailable
 from litellm_operator.models import API_VERSION
 from litellm_operator.plan import (
     MANAGED_BY,
-    MANAGER,
     OWNER_NAME,
     OWNER_NAMESPACE,
     OWNER_UID,
