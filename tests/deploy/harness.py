@@ -106,6 +106,11 @@ def wait_for(
     return eventually(probe, timeout=timeout, what=what, every=interval)
 
 
+def answered(response: httpx.Response | None) -> httpx.Response | None:
+    """The response if it is a 200, else None (for :func:`wait_for`)."""
+    return response if response is not None and response.status_code == 200 else None
+
+
 def http_get(url: str) -> httpx.Response | None:
     try:
         return httpx.get(url, timeout=3)
@@ -227,9 +232,9 @@ def assert_rolled_out(env: DeployEnv) -> list[dict[str, Any]]:
     assert [restarts(p) for p in pods] == [0, 0], "an operator container restarted"
     wait_for("a pod holding the Lease", lambda: leader_pod(env))
     service = env.get("-n", NAMESPACE, "service", METRICS_SERVICE)
-    response = http_get(f"http://{service['spec']['clusterIP']}:8080/metrics")
-    assert response is not None, "/metrics does not answer through the Service"
-    assert response.status_code == 200
+    url = f"http://{service['spec']['clusterIP']}:8080/metrics"
+    # Right after a rollout kube-proxy may still route the Service to the pods just replaced.
+    response = wait_for("/metrics through the Service", lambda: answered(http_get(url)), timeout=60)
     assert "litellm_operator_leader" in response.text
     return pods
 
