@@ -63,7 +63,7 @@ from devenv.controlplane import ControlPlane, find_assets  # noqa: E402
 from devenv.litellm import Instance, LiteLLMEndpoint  # noqa: E402
 from litellm_operator.litellm.writes import MAX_BATCH, MAX_FLIGHTS  # noqa: E402
 from litellm_operator.models import API_VERSION, GROUP, USER_PLURAL, VERSION  # noqa: E402
-from litellm_operator.runner import SNAPSHOT_MAX_AGE_FRACTION  # noqa: E402
+from litellm_operator.users.context import SNAPSHOT_MAX_AGE_FRACTION  # noqa: E402
 from tests.e2e.operator_harness import OperatorProcess, eventually, free_port  # noqa: E402
 
 GOALS = {

@@ -17,8 +17,8 @@ from typing import Any
 import httpx
 
 from litellm_operator.litellm import LiteLLMUserRecord, NewUserRequest, UpdateUserRequest
-from litellm_operator.plan import CreateUser, UpdateUser, plan_user
-from litellm_operator.reconciler import Prepared, observed_from, prepare
+from litellm_operator.users.plan import CreateUser, UpdateUser, plan_user
+from litellm_operator.users.reconciler import Prepared, observed_from, prepare
 
 
 def prepared(user: Mapping[str, Any], policy: Mapping[str, Any], user_id: str) -> Prepared:

@@ -20,7 +20,7 @@ PY
 "$venv/bin/pip" install -q --disable-pip-version-check --upgrade --upgrade-strategy eager "${names[@]}"
 echo "deps-latest: kopf $("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("kopf"))')" >&2
 "$venv/bin/python" - <<'PY' || true
-from litellm_operator import preflight
+from litellm_operator.runtime import preflight
 found = preflight.problems()
 print("deps-latest: preflight:", "; ".join(found) if found else "kopf is supported and both patches install")
 PY

@@ -22,7 +22,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-from litellm_operator.config import ALLOW_UNTESTED_LITELLM
+from litellm_operator.runtime.config import ALLOW_UNTESTED_LITELLM
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "compat" / "litellm.json"

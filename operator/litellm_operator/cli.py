@@ -13,8 +13,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from litellm_operator import __version__, explain, launch
+from litellm_operator import __version__, explain
 from litellm_operator.crdgen import render_crds
+from litellm_operator.runtime import launch
 
 Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 

@@ -29,7 +29,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from litellm_operator.fields import BY_WIRE, Bound
-from litellm_operator.keys import DesiredKey, KeyRefusal, describe, keys_of
+from litellm_operator.keys.plan import DesiredKey, KeyRefusal, describe, keys_of
 from litellm_operator.models import (
     API_VERSION,
     POLICY_KIND,
@@ -37,7 +37,7 @@ from litellm_operator.models import (
     LiteLLMUser,
     ProvisioningPolicy,
 )
-from litellm_operator.policy import PolicyViolation, Resolution, resolve
+from litellm_operator.policies.resolve import PolicyViolation, Resolution, resolve
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2

@@ -245,7 +245,7 @@ def assert_no_restarts(env: DeployEnv) -> None:
 
 
 MARKER_PREFIX = "litellm.platform.dev/"
-"""The operator's ownership markers in a LiteLLM user's metadata (litellm_operator.plan)."""
+"""The operator's ownership markers in a LiteLLM user's metadata (litellm_operator.users.plan)."""
 MEASUREMENTS: list[str] = []
 """Figures the tests measured, printed at the end of the session (failover time, ...)."""
 

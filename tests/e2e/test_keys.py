@@ -14,7 +14,7 @@ import pytest
 from kubernetes.client import ApiException, V1ObjectMeta, V1Secret
 
 from devenv.litellm import LiteLLMEndpoint
-from litellm_operator.keys import ROTATE_ANNOTATION
+from litellm_operator.keys.plan import ROTATE_ANNOTATION
 from litellm_operator.litellm import LiteLLMClient
 from litellm_operator.models import GROUP, USER_PLURAL, VERSION
 from tests.e2e.operator_harness import Cluster, OperatorProcess, eventually

@@ -23,7 +23,7 @@ from kubernetes.client import CoordinationV1Api
 from kubernetes.client.exceptions import ApiException
 
 from devenv.litellm import LiteLLMEndpoint
-from litellm_operator.lease import LEASE_NAME
+from litellm_operator.runtime.lease import LEASE_NAME
 from tests.e2e.conftest import RBAC_NAMESPACE_PREFIX
 from tests.e2e.operator_harness import Cluster, OperatorProcess, eventually, free_port
 from tests.e2e.test_deploy import HealthCheckedOperator

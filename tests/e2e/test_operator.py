@@ -12,7 +12,7 @@ import pytest
 
 from litellm_operator.litellm import LiteLLMClient, LiteLLMUserRecord, NewUserRequest
 from litellm_operator.models import GROUP, POLICY_PLURAL, VERSION
-from litellm_operator.plan import MANAGED_BY, OWNER_UID, POLICY_NAME
+from litellm_operator.users.plan import MANAGED_BY, OWNER_UID, POLICY_NAME
 from tests.e2e.conftest import RESYNC_SECONDS
 from tests.e2e.operator_harness import Cluster, Forwarder, OperatorProcess, eventually
 from tests.fixtures.policies import ANY_IDENTITY

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from litellm_operator.litellm import LiteLLMClient
-from litellm_operator.plan import OWNER_NAMESPACE, OWNER_UID
+from litellm_operator.users.plan import OWNER_NAMESPACE, OWNER_UID
 from tests.e2e.conftest import RESYNC_SECONDS
 from tests.e2e.operator_harness import Cluster, OperatorProcess, condition_of, eventually
 from tests.fixtures.kube import KubeEnv, fresh_namespace

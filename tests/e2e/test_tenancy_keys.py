@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from devenv.litellm import LiteLLMEndpoint
-from litellm_operator.keys import ROTATE_ANNOTATION
+from litellm_operator.keys.plan import ROTATE_ANNOTATION
 from litellm_operator.litellm import KeyRecord, NewUserRequest
 from tests.e2e import test_tenancy as tenancy
 from tests.e2e.conftest import RESYNC_SECONDS

@@ -12,7 +12,7 @@ import pytest
 from pydantic import SecretStr
 
 from devenv.litellm import LiteLLMEndpoint
-from litellm_operator.keys import INFERENCE_ROUTES
+from litellm_operator.keys.plan import INFERENCE_ROUTES
 from litellm_operator.litellm import (
     GenerateKeyRequest,
     KeyAliasInUse,

@@ -15,8 +15,8 @@ import pytest
 from litellm_operator.fields import UNLIMITED_PARALLEL_REQUESTS
 from litellm_operator.litellm import LiteLLMClient
 from litellm_operator.models import API_VERSION
-from litellm_operator.reconciler import Reconciler
 from litellm_operator.status import Synced, build_status
+from litellm_operator.users.reconciler import Reconciler
 from tests.fixtures.policies import ANY_IDENTITY
 
 pytestmark = pytest.mark.integration

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from litellm_operator.cli import build_parser
-from litellm_operator.config import ConfigError, load_config
+from litellm_operator.runtime.config import ConfigError, load_config
 
 KEY = "sk-master-abcdef0123456789"
 GOOD = {"LITELLM_URL": "http://litellm:4000/", "LITELLM_MASTER_KEY": KEY}

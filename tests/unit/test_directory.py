@@ -8,8 +8,7 @@ from typing import Any, cast
 
 import pytest
 
-from litellm_operator.handlers import Directory
-from litellm_operator.litellm import LiteLLMClient, LiteLLMError
+from litellm_operator.litellm import Directory, LiteLLMClient, LiteLLMError
 from litellm_operator.litellm.models import LiteLLMUserRecord
 
 

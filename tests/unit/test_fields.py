@@ -15,7 +15,8 @@ import pytest
 from litellm_operator.fields import FIELDS, NAMES, Home, ManagedField, markdown_table
 from litellm_operator.litellm import LiteLLMUserRecord
 from litellm_operator.models import LiteLLMUser, ProvisioningPolicy
-from litellm_operator.plan import (
+from litellm_operator.policies.resolve import resolve
+from litellm_operator.users.plan import (
     AddToTeam,
     CreateUser,
     Desired,
@@ -27,8 +28,7 @@ from litellm_operator.plan import (
     UpdateUser,
     plan_user,
 )
-from litellm_operator.policy import resolve
-from litellm_operator.reconciler import observed_from
+from litellm_operator.users.reconciler import observed_from
 from tests.fixtures.policies import ANY_IDENTITY
 
 SAMPLES: dict[str, tuple[Any, Any]] = {

@@ -1,5 +1,5 @@
 """Which policy a deletion follows: only one that exists and allows the resource's namespace
-(pure: :func:`litellm_operator.reconciler.governs`)."""
+(pure: :func:`litellm_operator.users.reconciler.governs`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from litellm_operator.reconciler import governs
+from litellm_operator.users.reconciler import governs
 
 
 @pytest.mark.parametrize(

@@ -10,9 +10,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from litellm_operator.handlers import rotation_requested
-from litellm_operator.key_reconciler import parse_time, secret_drifted, squatter, statuses
-from litellm_operator.keys import (
+from litellm_operator.keys.plan import (
     PENDING_ANNOTATION,
     TOKEN_ANNOTATION,
     DesiredKey,
@@ -21,10 +19,12 @@ from litellm_operator.keys import (
     ObservedKey,
     ObservedSecret,
 )
+from litellm_operator.keys.reconciler import parse_time, secret_drifted, squatter, statuses
 from litellm_operator.kube import KeySecret
 from litellm_operator.litellm import LiteLLMUserRecord
 from litellm_operator.models import UserStatus
 from litellm_operator.status import through
+from litellm_operator.users.handlers import rotation_requested
 
 VALUE = "sk-" + "a" * 43
 TOKEN = hashlib.sha256(VALUE.encode()).hexdigest()

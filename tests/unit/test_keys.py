@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from litellm_operator.keys import (
+from litellm_operator.keys.plan import (
     CompleteKey,
     DeleteSecret,
     DesiredKey,
@@ -30,7 +30,7 @@ from litellm_operator.keys import (
     plan_keys,
 )
 from litellm_operator.models import EffectiveSettings, KeyPolicy, KeySpec
-from litellm_operator.policy import BUILTIN
+from litellm_operator.policies.resolve import BUILTIN
 from litellm_operator.reasons import Reason
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import kopf
 
-from litellm_operator.handlers import FINALIZER
-from litellm_operator.runner import (
+from litellm_operator.runtime.runner import (
+    FINALIZER,
     LIST_CHUNK_SIZE,
     WORKER_IDLE_SECONDS,
     StatusDiffBase,

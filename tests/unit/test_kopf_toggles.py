@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from kopf._cogs.aiokits import aiotoggles
 
-from litellm_operator import kopf_toggles
-from litellm_operator.kopf_toggles import CountingToggleSet
+from litellm_operator.runtime import kopf_toggles
+from litellm_operator.runtime.kopf_toggles import CountingToggleSet
 
 Fold = Callable[[Iterable[bool]], bool]
 Step = tuple[str, int, bool]

@@ -13,9 +13,9 @@ import pytest
 from kopf._cogs.clients import watching
 from kopf._core.reactor import processing
 
-from litellm_operator import kopf_watch
-from litellm_operator.handlers import with_user_indices
-from litellm_operator.indices import ObjectIndices
+from litellm_operator.runtime import kopf_watch
+from litellm_operator.runtime.handling import with_indices
+from litellm_operator.runtime.indices import ObjectIndices
 
 MANAGED = [{"manager": "kubectl", "operation": "Update", "fieldsV1": {"f:spec": {}}}]
 
@@ -66,7 +66,6 @@ def test_strip_managed_fields(event: Any, expected: Any) -> None:
 
 USERS = SimpleNamespace(group="litellm.platform.dev", plural="litellmusers")
 OTHERS = SimpleNamespace(group="litellm.platform.dev", plural="provisioningpolicies")
-SETTINGS = SimpleNamespace(watching=SimpleNamespace(initial_streaming=False))
 
 
 def by_name(body: Mapping[str, Any]) -> dict[Hashable, Any]:
@@ -105,17 +104,21 @@ async def take(stream: AsyncIterator[Any], count: int, timeout: float = 1.0) -> 
     return got
 
 
+def fed(feed: kopf_watch.Feed) -> kopf_watch.Feeds:
+    return {(USERS.group, USERS.plural): feed}
+
+
 @pytest.fixture
 def feed() -> Any:
     return kopf_watch.Feed(ObjectIndices({"by_name": by_name}), kopf_watch.ReplayGate(limit=2))
 
 
 async def watch_of(source: Source, feed: kopf_watch.Feed, resource: Any = USERS) -> Any:
-    async with kopf_watch.feeding({(USERS.group, USERS.plural): feed}):
-        stream = kopf_watch.slimmed(source)(
-            settings=SETTINGS, resource=resource, namespace="team-a", operator_pause_waiter=None
-        )
-        yield stream
+    settings = kopf_watch.FedSettings(feeds=fed(feed))
+    stream = kopf_watch.slimmed(source)(
+        settings=settings, resource=resource, namespace="team-a", operator_pause_waiter=None
+    )
+    yield stream
 
 
 async def test_an_unfed_kind_passes_through_without_managed_fields(feed: Any) -> None:
@@ -152,7 +155,7 @@ async def test_a_listing_is_indexed_whole_then_listed_then_replayed(feed: Any) -
             {"type": None, "object": user("b")},
         ]
         for event in replayed:
-            kopf_watch.release(event["object"]["metadata"]["uid"])
+            kopf_watch.release(fed(feed), event["object"]["metadata"]["uid"])
         (watched,) = await take(stream, 1)
         assert watched == {"type": "MODIFIED", "object": user("b", resourceVersion="9")}
         assert list(feed.indices.views["by_name"]["b"]) == ["9"], "indexed before kopf sees it"
@@ -185,7 +188,7 @@ async def test_at_most_the_gate_limit_is_in_kopf_hands(feed: Any) -> None:
         third = asyncio.ensure_future(take(stream, 1))
         await asyncio.sleep(0.05)
         assert not third.done(), "c waits while a and b are in kopf's hands"
-        kopf_watch.release("uid-a")
+        kopf_watch.release(fed(feed), "uid-a")
         assert [e["object"]["metadata"]["name"] for e in await third] == ["c"]
         assert [e["object"]["metadata"]["name"] for e in got[1:]] == ["a", "b"]
         await stream.aclose()
@@ -213,14 +216,27 @@ async def test_kopf_done_with_an_event_releases_its_object() -> None:
         return "7"
 
     released = kopf_watch.releasing(process)
-    async with kopf_watch.feeding({(USERS.group, USERS.plural): feed}):
-        for name in ("a", "bad"):
-            await gate.admit(f"uid-{name}")
-        assert await released(raw_event={"type": None, "object": user("a")}, x=1) == "7"
-        with pytest.raises(RuntimeError):
-            await released(raw_event={"type": None, "object": user("bad")})
+    settings = kopf_watch.FedSettings(feeds=fed(feed))
+    for name in ("a", "bad"):
+        await gate.admit(f"uid-{name}")
+    event = {"type": None, "object": user("a")}
+    assert await released(raw_event=event, settings=settings, x=1) == "7"
+    with pytest.raises(RuntimeError):
+        await released(raw_event={"type": None, "object": user("bad")}, settings=settings)
     assert len(gate) == 0
-    assert calls[0][1] == {"x": 1}
+    assert calls[0][1] == {"settings": settings, "x": 1}
+
+
+async def test_kopf_settings_without_feeds_release_nothing() -> None:
+    gate = kopf_watch.ReplayGate(limit=5)
+    await gate.admit("uid-a")
+
+    async def process(**_: Any) -> None:
+        return None
+
+    plain_settings = SimpleNamespace()
+    await kopf_watch.releasing(process)(raw_event={"object": user("a")}, settings=plain_settings)
+    assert len(gate) == 1
 
 
 async def test_a_settling_handler_gets_the_indices_and_releases_its_object() -> None:
@@ -233,12 +249,12 @@ async def test_a_settling_handler_gets_the_indices_and_releases_its_object() -> 
         seen.update(kwargs)
         return "done"
 
-    wrap = with_user_indices(indices)
-    async with kopf_watch.feeding({(USERS.group, USERS.plural): kopf_watch.Feed(indices, gate)}):
-        await gate.admit("uid-a")
-        assert await wrap(handler)(uid="uid-a") == "done"
-        assert len(gate) == 1, "a handler that does not settle leaves the object out"
-        assert await wrap(handler, True)(uid="uid-a") == "done"
+    settings = kopf_watch.FedSettings(feeds=fed(kopf_watch.Feed(indices, gate)))
+    wrap = with_indices(indices, settings.release)
+    await gate.admit("uid-a")
+    assert await wrap(handler)(uid="uid-a") == "done"
+    assert len(gate) == 1, "a handler that does not settle leaves the object out"
+    assert await wrap(handler, True)(uid="uid-a") == "done"
     assert len(gate) == 0
     assert list(seen["by_name"]) == ["a"]
 

@@ -1,4 +1,5 @@
-"""Leader election's decisions (litellm_operator.lease): acquire, renew or wait; what is written."""
+"""Leader election's decisions (litellm_operator.runtime.lease): acquire, renew or wait; what is
+written."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from kubernetes.client import ApiClient
 
-from litellm_operator.leader import micro_time, to_body, to_record
-from litellm_operator.lease import (
+from litellm_operator.runtime.leader import micro_time, to_body, to_record
+from litellm_operator.runtime.lease import (
     LeaseRecord,
     Observation,
     Timing,

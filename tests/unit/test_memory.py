@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from litellm_operator import memory
+from litellm_operator.runtime import memory
 
 
 def test_malloc_trim_is_found_on_glibc() -> None:

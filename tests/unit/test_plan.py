@@ -9,7 +9,7 @@ import pytest
 
 from litellm_operator.fields import ALL_PROXY_MODELS, MANAGER, UNLIMITED_PARALLEL_REQUESTS
 from litellm_operator.models import EffectiveSettings
-from litellm_operator.plan import (
+from litellm_operator.users.plan import (
     ADOPTED,
     DELETE_ADOPTED,
     MANAGED_BY,

@@ -1,4 +1,4 @@
-"""The effective-settings engine (litellm_operator.policy), case by case."""
+"""The effective-settings engine (litellm_operator.policies.resolve), case by case."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from litellm_operator.models import LiteLLMUser, ProvisioningPolicy
-from litellm_operator.policy import (
+from litellm_operator.policies.resolve import (
     BUILTIN,
     PolicyViolation,
     derive_user_id,

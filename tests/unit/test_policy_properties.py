@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from pydantic.alias_generators import to_snake
 
 from litellm_operator.models import USER_ROLES, LiteLLMUser, ProvisioningPolicy, SettingsPatch
-from litellm_operator.policy import BUILTIN, PolicyViolation, normalize_group, resolve
+from litellm_operator.policies.resolve import BUILTIN, PolicyViolation, normalize_group, resolve
 from tests.fixtures.policies import ANY_IDENTITY
 
 GROUPS = ["ai", "admins", "ops", "group:default/ai", "Group:AI", "user:ai", "group:other/ai"]

@@ -19,9 +19,10 @@ from kopf._cogs.clients import watching
 from kopf._core.reactor import processing
 from packaging.requirements import Requirement
 
-from litellm_operator import cli, config, kopf_toggles, kopf_watch, preflight, runner
-from litellm_operator.config import OperatorConfig, load_config
-from litellm_operator.metrics import Metrics
+from litellm_operator import cli
+from litellm_operator.runtime import config, kopf_toggles, kopf_watch, preflight, runner
+from litellm_operator.runtime.config import OperatorConfig, load_config
+from litellm_operator.runtime.metrics import Metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {"LITELLM_URL": "http://127.0.0.1:1", "LITELLM_MASTER_KEY": "sk-unit"}
@@ -110,7 +111,7 @@ def test_moved_private_modules_are_one_line(monkeypatch: pytest.MonkeyPatch) -> 
 
     monkeypatch.setattr("importlib.import_module", import_module)
     [problem] = preflight.problems()
-    assert "litellm_operator.kopf_watch cannot load" in problem
+    assert "litellm_operator.runtime.kopf_watch cannot load" in problem
     assert "kopf._cogs.clients.watching" in problem
 
 
@@ -166,7 +167,7 @@ def test_other_commands_never_load_the_patches(argv: list[str], tmp_path: Path) 
         "from litellm_operator.cli import main\n"
         f"main({argv!r})\n"
         "loaded = [m for m in sys.modules if m.startswith(("
-        "'litellm_operator.kopf_', 'litellm_operator.runner'))]\n"
+        "'litellm_operator.kopf_', 'litellm_operator.runtime.runner'))]\n"
         "assert not loaded, loaded\n"
     )
     done = subprocess.run(

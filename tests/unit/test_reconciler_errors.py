@@ -17,7 +17,8 @@ import respx
 from litellm_operator.fields import MANAGER
 from litellm_operator.litellm import LiteLLMClient, Unavailable
 from litellm_operator.models import API_VERSION
-from litellm_operator.plan import (
+from litellm_operator.status import Failed, Synced
+from litellm_operator.users.plan import (
     MANAGED_BY,
     OWNER_NAME,
     OWNER_NAMESPACE,
@@ -25,8 +26,7 @@ from litellm_operator.plan import (
     POLICY_GENERATION,
     POLICY_NAME,
 )
-from litellm_operator.reconciler import Claim, Reconciler
-from litellm_operator.status import Failed, Synced
+from litellm_operator.users.reconciler import Claim, Reconciler
 from tests.fixtures.policies import ANY_IDENTITY
 
 BASE = "http://litellm.test"

@@ -1,5 +1,5 @@
-"""The resync's choice of whom to nudge (PolicyHandlers.check_users), with LiteLLM and the
-API server replaced by recording fakes; the e2e tests run it against the real ones.
+"""The resync's choice of whom to nudge (PolicyHandlers.check, PolicyFollowers.check), with
+LiteLLM and the API server replaced by recording fakes; the e2e tests run it against the real ones.
 
 A nudge is a Kubernetes write and a second reconcile: a resync must nudge a user only for drift
 it confirmed against the policy as it is at the end of the run."""
@@ -13,10 +13,14 @@ from typing import Any, cast
 import kubernetes
 import pytest
 
-from litellm_operator.handlers import IndexedUser, PolicyHandlers, Rollouts, Runtime
 from litellm_operator.kube import Kube
 from litellm_operator.litellm import LiteLLMUserRecord
-from litellm_operator.metrics import Metrics
+from litellm_operator.policies.handlers import PolicyHandlers
+from litellm_operator.policies.rollouts import Members, Rollouts
+from litellm_operator.runtime.metrics import Metrics
+from litellm_operator.users.context import Runtime
+from litellm_operator.users.following import PolicyFollowers
+from litellm_operator.users.indices import IndexedUser
 from tests.fixtures.policies import ANY_IDENTITY
 
 
@@ -90,12 +94,12 @@ async def resync(
         metrics=Metrics(),
         directory=cast(Any, EmptySnapshot()),
     )
-    kw = {
-        "policy_bodies": {"p": [body]},
-        "users_by_policy": {"p": [("ns", name) for name in users]},
-        "user_bodies": {("ns", name): [user(name, gen)] for name, gen in users.items()},
-    }
-    await PolicyHandlers(runtime, Rollouts(kube)).check_users("p", cast(Any, body), kw)
+    members = Members(
+        by_policy={"p": [("ns", name) for name in users]},
+        bodies={("ns", name): [user(name, gen)] for name, gen in users.items()},
+    )
+    handlers = PolicyHandlers(Rollouts(kube, members), PolicyFollowers(runtime, members))
+    await handlers.check("p", cast(Any, body), {"p": [body]})
     return kube
 
 

@@ -15,8 +15,10 @@ from typing import Any
 import kubernetes
 import pytest
 
-from litellm_operator.handlers import IndexedUser, Rollouts, retry_delay
 from litellm_operator.kube import Kube
+from litellm_operator.policies.rollouts import Members, Rollouts
+from litellm_operator.runtime.handling import retry_delay
+from litellm_operator.users.indices import IndexedUser
 
 
 class RecordingKube(Kube):
@@ -45,7 +47,6 @@ def user(name: str, policy: str, policy_generation: int, ready: str = "True") ->
 @pytest.fixture
 def world() -> tuple[Rollouts, RecordingKube, dict[str, Any]]:
     kube = RecordingKube()
-    rollouts = Rollouts(kube, delay=0.05)
     indices: dict[str, Any] = {
         "policy_bodies": {
             "p": [{"metadata": {"name": "p", "uid": "u1", "generation": 2}, "status": {}}],
@@ -54,14 +55,15 @@ def world() -> tuple[Rollouts, RecordingKube, dict[str, Any]]:
         "users_by_policy": {"p": [("ns", "a"), ("ns", "b")]},
         "user_bodies": {("ns", "a"): [user("a", "p", 2)], ("ns", "b"): [user("b", "p", 1)]},
     }
-    rollouts.bind(indices)
+    members = Members(by_policy=indices["users_by_policy"], bodies=indices["user_bodies"])
+    rollouts = Rollouts(kube, members, delay=0.05)
     return rollouts, kube, indices
 
 
 async def test_touches_within_the_delay_make_one_patch(world: Any) -> None:
-    rollouts, kube, _ = world
+    rollouts, kube, indices = world
     for _ in range(20):
-        rollouts.user_seen(("ns", "a"), "p")
+        rollouts.user_seen(("ns", "a"), "p", indices["policy_bodies"])
     await asyncio.sleep(0.2)
     assert len(kube.patches) == 1
     name, status = kube.patches[0]
@@ -72,13 +74,13 @@ async def test_touches_within_the_delay_make_one_patch(world: Any) -> None:
 
 async def test_patches_only_what_changed(world: Any) -> None:
     rollouts, kube, indices = world
-    rollouts.touch("p")
+    rollouts.touch("p", indices["policy_bodies"])
     await asyncio.sleep(0.2)
-    rollouts.touch("p")
+    rollouts.touch("p", indices["policy_bodies"])
     await asyncio.sleep(0.2)
     assert len(kube.patches) == 1, "nothing changed: no second patch"
     indices["user_bodies"][("ns", "b")] = [user("b", "p", 2)]
-    rollouts.user_seen(("ns", "b"), "p")
+    rollouts.user_seen(("ns", "b"), "p", indices["policy_bodies"])
     await asyncio.sleep(0.2)
     assert len(kube.patches) == 2
     assert set(kube.patches[1][1]) == {"updatedUsers", "conditions"}
@@ -87,14 +89,14 @@ async def test_patches_only_what_changed(world: Any) -> None:
 
 async def test_a_user_moving_to_another_policy_touches_both(world: Any) -> None:
     rollouts, kube, indices = world
-    rollouts.user_seen(("ns", "b"), "p")
+    rollouts.user_seen(("ns", "b"), "p", indices["policy_bodies"])
     await asyncio.sleep(0.2)
     indices["users_by_policy"].update({"p": [("ns", "a")], "q": [("ns", "b")]})
-    rollouts.user_seen(("ns", "b"), "q")
+    rollouts.user_seen(("ns", "b"), "q", indices["policy_bodies"])
     await asyncio.sleep(0.2)
     touched = sorted(name for name, _ in kube.patches[1:])
     assert touched == ["p", "q"]
-    rollouts.user_seen(("ns", "b"), None)  # deleted
+    rollouts.user_seen(("ns", "b"), None, indices["policy_bodies"])  # deleted
     del indices["users_by_policy"]["q"]
     await asyncio.sleep(0.2)
     name, status = kube.patches[-1]

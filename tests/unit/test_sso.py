@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from litellm_operator.plan import CreateUser, UpdateUser, plan_user
-from litellm_operator.policy import PolicyViolation, resolve
-from litellm_operator.reconciler import drifted_fields, provider_owned
+from litellm_operator.policies.resolve import PolicyViolation, resolve
+from litellm_operator.users.plan import CreateUser, UpdateUser, plan_user
+from litellm_operator.users.reconciler import drifted_fields, provider_owned
 from tests.unit.test_plan import desired, in_sync_observed
 from tests.unit.test_policy import policy, user
 

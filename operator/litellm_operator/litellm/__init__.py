@@ -8,6 +8,7 @@ from litellm_operator.litellm.client import (
     Observer,
     key_token,
 )
+from litellm_operator.litellm.directory import Directory, PackedUsers
 from litellm_operator.litellm.errors import (
     AlreadyMember,
     AuthError,
@@ -49,6 +50,7 @@ __all__ = [
     "AuthError",
     "BadRequest",
     "Conflict",
+    "Directory",
     "EmailInUse",
     "GenerateKeyRequest",
     "GeneratedKey",
@@ -62,6 +64,7 @@ __all__ = [
     "NotAMember",
     "NotFound",
     "Observer",
+    "PackedUsers",
     "RateLimited",
     "ServerError",
     "TeamExists",

@@ -1,10 +1,11 @@
 """What must hold before the operator campaigns for the Lease: a kopf it was tested with, whose
-internals its two patches (:mod:`litellm_operator.kopf_watch`, :mod:`litellm_operator.kopf_toggles`)
-recognise, a Kubernetes and a LiteLLM no older than the oldest ones tested.
+internals its two patches (:mod:`litellm_operator.runtime.kopf_watch`,
+:mod:`litellm_operator.runtime.kopf_toggles`) recognise, a Kubernetes and a LiteLLM no older
+than the oldest ones tested.
 
 The tested range of kopf is declared once, as the package's own requirement in
 ``pyproject.toml``; it is read back here from the installed distribution's metadata. The
-patches are imported here and nowhere above :mod:`litellm_operator.runner`, so a kopf whose
+patches are imported here and nowhere above :mod:`litellm_operator.runtime.runner`, so a kopf whose
 private modules moved breaks ``run`` with one line, never ``explain`` or ``crds``.
 
 :func:`problems` says what is wrong (nothing when all is well); :func:`install_patches` puts
@@ -20,7 +21,11 @@ from types import ModuleType
 from packaging.requirements import Requirement
 from packaging.version import InvalidVersion, Version
 
-from litellm_operator.config import ALLOW_SLOW_TOGGLES, ALLOW_UNTESTED_KOPF, ALLOW_UNTESTED_LITELLM
+from litellm_operator.runtime.config import (
+    ALLOW_SLOW_TOGGLES,
+    ALLOW_UNTESTED_KOPF,
+    ALLOW_UNTESTED_LITELLM,
+)
 
 DISTRIBUTION = "litellm-operator"
 MIN_KUBERNETES = (1, 31)
@@ -62,10 +67,10 @@ def version_problem(version: str, requirement: Requirement) -> str | None:
 def _patch(name: str) -> ModuleType:
     """Import one of the patch modules; a kopf whose private modules moved is Unsupported."""
     try:
-        return importlib.import_module(f"litellm_operator.{name}")
+        return importlib.import_module(f"litellm_operator.runtime.{name}")
     except ImportError as exc:
         raise Unsupported(
-            f"kopf {kopf_version()}: litellm_operator.{name} cannot load ({exc})"
+            f"kopf {kopf_version()}: litellm_operator.runtime.{name} cannot load ({exc})"
         ) from None
 
 
@@ -78,12 +83,12 @@ def install_patches(*, allow_slow_toggles: bool = False) -> None:
     if not _patch("kopf_watch").install():
         raise Unsupported(
             f"kopf {kopf_version()}: its watch stream is not the one the LiteLLMUser indices "
-            "are fed from (litellm_operator.kopf_watch)"
+            "are fed from (litellm_operator.runtime.kopf_watch)"
         )
     if not _patch("kopf_toggles").install() and not allow_slow_toggles:
         raise Unsupported(
             f"kopf {kopf_version()}: its readiness toggles are not the ones "
-            f"litellm_operator.kopf_toggles replaces; set {ALLOW_SLOW_TOGGLES}=true to run "
+            f"litellm_operator.runtime.kopf_toggles replaces; set {ALLOW_SLOW_TOGGLES}=true to run "
             "with kopf's own (a restart costs O(N²) in the number of users)"
         )
 

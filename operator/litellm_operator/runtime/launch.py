@@ -1,13 +1,13 @@
 """`litellm-operator run`: its arguments, then the configuration and the pre-flight checks, then
-:func:`litellm_operator.runner.serve`.
+:func:`litellm_operator.runtime.runner.serve`.
 
 The configuration is read once, before anything connects anywhere; every problem is printed
-at once and the process exits with status 2. Then :mod:`litellm_operator.preflight` checks
+at once and the process exits with status 2. Then :mod:`litellm_operator.runtime.preflight` checks
 kopf: a version outside the tested range, or internals that its patches no longer recognise,
 end the process with one line per problem and status 4, before the leader election campaign,
 so that no replica takes the Lease only to crash; an API server older than the oldest
 supported Kubernetes is refused the same way, once connected, still before the campaign.
-:mod:`litellm_operator.runner` (and the
+:mod:`litellm_operator.runtime.runner` (and the
 patches with it) is imported only then: the other subcommands never load them.
 """
 
@@ -20,8 +20,8 @@ import sys
 
 import kopf
 
-from litellm_operator import preflight
-from litellm_operator.config import ConfigError, load_config
+from litellm_operator.runtime import preflight
+from litellm_operator.runtime.config import ConfigError, load_config
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def command(args: argparse.Namespace) -> int:
         for problem in refused:
             print(f"litellm-operator: {problem}", file=sys.stderr)
         return EXIT_UNSUPPORTED
-    from litellm_operator import runner  # only now: it loads the patches checked above
+    from litellm_operator.runtime import runner  # only now: it loads the patches checked above
 
     kopf.configure(
         verbose=args.verbose,

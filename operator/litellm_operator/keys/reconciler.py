@@ -22,9 +22,8 @@ from typing import Any
 import kubernetes
 from pydantic import SecretStr
 
-from litellm_operator import plan as user_plan
 from litellm_operator.fields import MANAGER
-from litellm_operator.keys import (
+from litellm_operator.keys.plan import (
     API_KEY,
     BASE_URL,
     ISSUED_ANNOTATION,
@@ -65,6 +64,7 @@ from litellm_operator.litellm import (
 )
 from litellm_operator.models import API_VERSION, USER_KIND
 from litellm_operator.reasons import Event, Reason
+from litellm_operator.users import plan as user_plan
 
 log = logging.getLogger(__name__)
 

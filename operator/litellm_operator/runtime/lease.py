@@ -13,7 +13,7 @@ The rules are client-go's (``k8s.io/client-go/tools/leaderelection``):
   (shorter than the lease duration) it steps down, before any standby may consider the Lease
   expired.
 
-:mod:`litellm_operator.leader` does the reading and writing; this module only decides.
+:mod:`litellm_operator.runtime.leader` does the reading and writing; this module only decides.
 """
 
 from __future__ import annotations

@@ -22,7 +22,8 @@ from typing import Any, Literal, cast
 
 from pydantic import ValidationError
 
-from litellm_operator.key_reconciler import (
+from litellm_operator.keys.plan import ROTATE_ANNOTATION, DesiredKey, KeyRefusal, keys_of
+from litellm_operator.keys.reconciler import (
     AliasTaken,
     KeyOwner,
     KeyReconciler,
@@ -30,7 +31,6 @@ from litellm_operator.key_reconciler import (
     SecretTaken,
     next_check_in,
 )
-from litellm_operator.keys import ROTATE_ANNOTATION, DesiredKey, KeyRefusal, keys_of
 from litellm_operator.litellm import (
     AuthError,
     EmailInUse,
@@ -47,7 +47,24 @@ from litellm_operator.litellm import (
     UserExists,
 )
 from litellm_operator.models import LiteLLMUser, ProvisioningPolicy
-from litellm_operator.plan import (
+from litellm_operator.policies.resolve import (
+    PolicyViolation,
+    Resolution,
+    email_for,
+    in_namespaces,
+    resolve,
+)
+from litellm_operator.reasons import Event, Reason
+from litellm_operator.status import (
+    Applied,
+    Failed,
+    Outcome,
+    Synced,
+    applied_fields,
+    pruned,
+    ready_condition,
+)
+from litellm_operator.users.plan import (
     MSG_EMAIL_IN_USE,
     MSG_SSO_USER_ID_IN_USE,
     Action,
@@ -76,23 +93,6 @@ from litellm_operator.plan import (
     plan_deletion,
     plan_user,
     same_email,
-)
-from litellm_operator.policy import (
-    PolicyViolation,
-    Resolution,
-    email_for,
-    in_namespaces,
-    resolve,
-)
-from litellm_operator.reasons import Event, Reason
-from litellm_operator.status import (
-    Applied,
-    Failed,
-    Outcome,
-    Synced,
-    applied_fields,
-    pruned,
-    ready_condition,
 )
 
 log = logging.getLogger(__name__)

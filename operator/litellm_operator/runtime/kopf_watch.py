@@ -16,15 +16,15 @@ rest with 1,000 users, 37 with 10,000. kopf's ``worker_limit`` cannot bound it: 
 below N the indexing deadlocks.
 
 So for a kind given a :class:`Feed`, the watch stream itself does the indexing
-(:class:`~litellm_operator.indices.ObjectIndices`): it reads the whole listing first, keeping
-each object compressed (about 1 KB) and its index entries; once the listing is complete it
+(:class:`~litellm_operator.runtime.indices.ObjectIndices`): it reads the whole listing first,
+keeping each object compressed (about 1 KB) and its index entries; once the listing is complete it
 replaces what the indices held for that stream, tells kopf the listing is over
 (``Bookmark.LISTED``, which is all kopf's readiness waits for), and only then hands kopf the
 listed objects, at most :data:`REPLAY_IN_FLIGHT` in kopf's hands at once (:class:`ReplayGate`).
 An object leaves kopf's hands when its create/update/resume/delete handler ends, or when kopf
 is done with its event (:func:`install` wraps kopf's ``process_resource_event`` for that).
 Watch events update the indices before kopf sees them. A listing cut short changes nothing:
-kopf lists again. With this and :data:`litellm_operator.runner.WORKER_IDLE_SECONDS`, the
+kopf lists again. With this and :data:`litellm_operator.runtime.runner.WORKER_IDLE_SECONDS`, the
 benchmark's restart peaks, and rests, at 12.9 KiB per user with 1,000 users, 7.6 with 10,000.
 
 :func:`install` wraps kopf's ``continuous_watch`` (one listing and the watch after it) and
@@ -43,10 +43,11 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, 
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+import kopf
 from kopf._cogs.clients import watching
 from kopf._core.reactor import processing, running
 
-from litellm_operator.indices import Entries, ObjectIndices, pack, uid_of, unpack
+from litellm_operator.runtime.indices import Entries, ObjectIndices, pack, uid_of, unpack
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +56,8 @@ Process = Callable[..., Awaitable[Any]]
 
 REPLAY_IN_FLIGHT = 200
 """Listed objects in kopf's hands at once: at about 15 KB each, 3 MB, and more than the
-reconciles the operator runs at once (:data:`litellm_operator.runner.RECONCILES_PER_LITELLM_SLOT`
-times its concurrency)."""
+reconciles the operator runs at once
+(:data:`litellm_operator.users.context.RECONCILES_PER_LITELLM_SLOT` times its concurrency)."""
 
 REPLAY_STALL_SECONDS = 30.0
 """If no listed object has left kopf's hands for this long, the oldest is taken as gone (a
@@ -108,25 +109,31 @@ class Feed:
     gate: ReplayGate = field(default_factory=ReplayGate)
 
 
-_FEEDS: dict[tuple[str, str], Feed] = {}
+Feeds = Mapping[tuple[str, str], Feed]
+"""The fed kinds, by (group, plural)."""
 
 
-@contextlib.asynccontextmanager
-async def feeding(feeds: Mapping[tuple[str, str], Feed]) -> AsyncIterator[None]:
-    """Feed ``feeds`` (by (group, plural)) from kopf's watch streams while the block runs."""
-    _FEEDS.update(feeds)
-    try:
-        yield
-    finally:
-        for key, feed in feeds.items():
-            if _FEEDS.get(key) is feed:
-                del _FEEDS[key]
+@dataclass
+class FedSettings(kopf.OperatorSettings):
+    """kopf's settings, carrying the feeds to the patched watch stream and event processing
+    (kopf hands its settings to both), so nothing here is shared through a module global."""
+
+    feeds: Feeds = field(default_factory=dict)
+
+    def release(self, uid: str) -> None:
+        """Object ``uid`` left kopf's hands: let the next listed object in."""
+        release(self.feeds, uid)
 
 
-def release(uid: str) -> None:
-    """Object ``uid`` left kopf's hands: let the next listed object in."""
-    for feed in list(_FEEDS.values()):
+def release(feeds: Feeds, uid: str) -> None:
+    """Object ``uid`` left kopf's hands: let the next listed object of ``feeds`` in."""
+    for feed in feeds.values():
         feed.gate.release(uid)
+
+
+def feeds_of(settings: Any) -> Feeds:
+    """The feeds kopf's ``settings`` carry (none unless they are :class:`FedSettings`)."""
+    return settings.feeds if isinstance(settings, FedSettings) else {}
 
 
 def strip_managed_fields(event: Any) -> Any:
@@ -186,7 +193,8 @@ def slimmed(watch: Watch) -> Watch:
         source = cast(AsyncGenerator[Any, None], watch(**kwargs))
         resource = kwargs.get("resource")
         settings = kwargs.get("settings")
-        feed = _FEEDS.get((getattr(resource, "group", ""), getattr(resource, "plural", "")))
+        feeds = feeds_of(settings)
+        feed = feeds.get((getattr(resource, "group", ""), getattr(resource, "plural", "")))
         streamed = getattr(getattr(settings, "watching", None), "initial_streaming", False)
         stream = kwargs.get("namespace")
         async with contextlib.aclosing(source) as events:
@@ -213,7 +221,7 @@ def releasing(process: Process) -> Process:
             body = raw_event.get("object") if isinstance(raw_event, dict) else None
             uid = uid_of(body) if isinstance(body, dict) else None
             if uid is not None:
-                release(uid)
+                release(feeds_of(kwargs.get("settings")), uid)
 
     process_resource_event.__wrapped__ = process  # type: ignore[attr-defined]
     return process_resource_event

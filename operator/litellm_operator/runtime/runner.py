@@ -1,5 +1,5 @@
 """The running operator: kopf with the project's settings, handlers and clients, under leader
-election when configured (the command line of ``run`` is :mod:`litellm_operator.launch`).
+election when configured (the command line of ``run`` is :mod:`litellm_operator.runtime.launch`).
 
 The LiteLLM client, the metrics endpoint and the
 handlers are built inside the event loop and torn down when kopf stops.
@@ -28,22 +28,19 @@ from typing import Any, NoReturn
 import kopf
 from aiohttp import web
 
-from litellm_operator import kopf_watch, preflight
-from litellm_operator.config import OperatorConfig
-from litellm_operator.handlers import FINALIZER, Directory, Runtime, register, user_indices
-from litellm_operator.key_reconciler import KeyReconciler
+from litellm_operator import kinds
 from litellm_operator.kube import Kube
-from litellm_operator.leader import LeaderElector
-from litellm_operator.litellm import LiteLLMClient, LiteLLMError, UserReads, UserWrites
-from litellm_operator.memory import trimming
-from litellm_operator.metrics import Metrics
-from litellm_operator.models import GROUP, USER_PLURAL
-from litellm_operator.reconciler import Reconciler
+from litellm_operator.litellm import LiteLLMClient, LiteLLMError
+from litellm_operator.models import GROUP
+from litellm_operator.runtime import kopf_watch, preflight
+from litellm_operator.runtime.config import OperatorConfig
+from litellm_operator.runtime.leader import LeaderElector
+from litellm_operator.runtime.memory import trimming
+from litellm_operator.runtime.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
-SNAPSHOT_MAX_AGE_FRACTION = 0.5
-"""A /user/list snapshot is reused for at most half a resync interval."""
+FINALIZER = f"{GROUP}/finalizer"
 
 EXIT_LEADERSHIP_LOST = 3
 
@@ -98,9 +95,7 @@ async def serve(
         leading = True
         metrics.leader.set(1)
         log.info("leading; kopf %s", preflight.kopf_version())  # a standby never starts kopf
-        users = user_indices()
         async with (
-            kopf_watch.feeding({(GROUP, USER_PLURAL): kopf_watch.Feed(users)}),
             LiteLLMClient(
                 config.litellm_url,
                 config.master_key,
@@ -108,28 +103,18 @@ async def serve(
                 max_concurrency=config.concurrency,
                 observer=metrics.observe_request,
             ) as client,
-            UserReads(client) as reads,
-            UserWrites(client) as writes,
+            kinds.started(kinds.Base(config, client, kube, metrics)) as operated,
             trimming(),
         ):
-            runtime = Runtime(
-                config=config,
-                client=client,
-                reconciler=Reconciler(
-                    client,
-                    KeyReconciler(client, kube, config.base_url_for_workloads),
-                    reads.get,
-                    max_in_progress=RECONCILES_PER_LITELLM_SLOT * config.concurrency,
-                    update_user=writes.update,
-                ),
-                kube=kube,
-                metrics=metrics,
-                directory=Directory(client, config.resync_seconds * SNAPSHOT_MAX_AGE_FRACTION),
-                reads=reads,
-                users=users,
-            )
+            feeds = {
+                key: kopf_watch.Feed(indices)
+                for kind in operated
+                for key, indices in kind.feeds.items()
+            }
+            settings = kopf_watch.FedSettings(feeds=feeds)
             registry = kopf.OperatorRegistry()
-            register(registry, runtime)
+            for kind in operated:
+                kind.register(registry, settings.release)
             configure_kopf(registry, config)
             if isinstance(stop_flag, asyncio.Event):
                 flag = stop_flag
@@ -156,6 +141,7 @@ async def serve(
                     ),
                     stop_flag=stop_flag,
                     ready_flag=ready_flag,
+                    settings=settings,
                 )
             )
             if elector is None:
@@ -271,8 +257,6 @@ nothing to do; kopf's default is 5 s. A restart hands kopf the listed users a fe
 restart's workers still existed at its end: at 1,000 users 24.3 KiB per user at rest, 12.2 at
 0.5 s. A worker waits longer when a patch of its own is still to come back (kopf's
 consistency), and an event after it exits starts a new one."""
-RECONCILES_PER_LITELLM_SLOT = 4
-"""Reconciles in progress at once, per LiteLLM request allowed in flight."""
 
 
 class StatusDiffBase(kopf.MultiDiffBaseStorage):

@@ -5,7 +5,7 @@ until it holds it, then keeps renewing it; :meth:`LeaderElector.hold` returns as
 leadership is lost, and :meth:`LeaderElector.release` gives it up cleanly on shutdown. Every
 write carries the ``resourceVersion`` that was read (optimistic concurrency): of two candidates
 that saw the same expired Lease, the API server lets exactly one write succeed (409 Conflict for
-the other). What to do when is decided by the pure :mod:`litellm_operator.lease`.
+the other). What to do when is decided by the pure :mod:`litellm_operator.runtime.lease`.
 
 Why not a library: kopf's peering is not Lease-based (it needs its own CRDs, and both peers keep
 their watches open); the kubernetes client's ``leaderelection`` package is thread-based,
@@ -28,7 +28,7 @@ from typing import Any
 import kubernetes
 import urllib3
 
-from litellm_operator.lease import (
+from litellm_operator.runtime.lease import (
     LEASE_NAME,
     LeaseRecord,
     Observation,

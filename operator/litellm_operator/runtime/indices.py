@@ -4,7 +4,7 @@ kopf can index objects too, but every kopf index makes kopf hold each listed obj
 parsed body and its worker, until every object of the listing has been indexed: at a restart
 with N users that is N bodies and N workers at once, and what that burst allocates stays
 resident (CPython cannot return an arena one long-lived object still uses). These indices are
-filled by :mod:`litellm_operator.kopf_watch` while the listing is read, before kopf sees any
+filled by :mod:`litellm_operator.runtime.kopf_watch` while the listing is read, before kopf sees any
 object, so kopf can be handed the objects a few at a time.
 
 :class:`ObjectIndices` keeps, for each named index, ``key → {object uid: value}``, as kopf's

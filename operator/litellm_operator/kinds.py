@@ -1,0 +1,76 @@
+"""The operator's kinds, as the runtime sees them: each one's indices to feed and its
+registration. The runtime (:mod:`litellm_operator.runtime.runner`) knows kinds only through
+:func:`started`; a new kind is one folder and one entry here.
+
+The kinds depend on one another only through what is passed here: the users' indices reach
+the policies' rollout (:class:`Members`) and the key Secrets' watch; the users implement what
+a policy's change does to them (:class:`~litellm_operator.policies.handlers.Followers`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+
+import kopf
+
+from litellm_operator.keys.handlers import SecretWatch
+from litellm_operator.kube import Kube
+from litellm_operator.litellm import LiteLLMClient
+from litellm_operator.models import GROUP, USER_PLURAL
+from litellm_operator.policies.handlers import PolicyHandlers
+from litellm_operator.policies.rollouts import Members, Rollouts
+from litellm_operator.runtime.config import OperatorConfig
+from litellm_operator.runtime.handling import Release
+from litellm_operator.runtime.indices import ObjectIndices
+from litellm_operator.runtime.metrics import Metrics
+from litellm_operator.users import context
+from litellm_operator.users.following import PolicyFollowers
+from litellm_operator.users.handlers import UserHandlers
+
+Register = Callable[[kopf.OperatorRegistry, Release], None]
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One kind: its handlers' registration, and the operator's own indices the watch stream
+    feeds, by (group, plural)."""
+
+    name: str
+    register: Register
+    feeds: Mapping[tuple[str, str], ObjectIndices] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Base:
+    """What the runtime gives every kind."""
+
+    config: OperatorConfig
+    client: LiteLLMClient
+    kube: Kube
+    metrics: Metrics
+
+
+@contextlib.asynccontextmanager
+async def started(base: Base) -> AsyncIterator[tuple[Kind, ...]]:
+    """Every kind, built over ``base`` for as long as the block runs."""
+    async with context.started(base.config, base.client, base.kube, base.metrics) as users:
+        views = users.users.views
+        members = Members(by_policy=views["users_by_policy"], bodies=views["user_bodies"])
+        rollouts = Rollouts(base.kube, members)
+        user_handlers = UserHandlers(users, rollouts)
+        policy_handlers = PolicyHandlers(rollouts, PolicyFollowers(users, members))
+        secrets = SecretWatch(base.kube, known=lambda key: key in members.bodies)
+
+        def policies(registry: kopf.OperatorRegistry, _: Release) -> None:
+            policy_handlers.register(registry, base.config.resync_seconds)
+
+        def keys(registry: kopf.OperatorRegistry, _: Release) -> None:
+            secrets.register(registry)
+
+        yield (
+            Kind("LiteLLMUser", user_handlers.register, {(GROUP, USER_PLURAL): users.users}),
+            Kind("ProvisioningPolicy", policies),
+            Kind("key Secrets", keys),
+        )

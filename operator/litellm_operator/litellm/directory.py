@@ -1,0 +1,122 @@
+"""The snapshot of every LiteLLM user: one paged ``/user/list``, shared and kept packed.
+
+:class:`Directory` is what a resume and a resync read instead of one ``/user/info`` per user;
+:class:`PackedUsers` keeps the snapshot's records compressed until one is read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import zlib
+from collections.abc import Iterator, Mapping
+
+from litellm_operator.litellm.client import LiteLLMClient
+from litellm_operator.litellm.models import LiteLLMUserRecord
+
+log = logging.getLogger(__name__)
+
+PREFETCH_WAIT_SECONDS = 5.0
+"""kopf's start waits this long at most for the start-up /user/list snapshot (Directory)."""
+
+
+class PackedUsers(Mapping[str, LiteLLMUserRecord]):
+    """LiteLLM users by id, each kept as compressed JSON and decoded when read.
+
+    A snapshot holds every LiteLLM user, the operator's and everyone else's, and each is read
+    once or twice in its life (by a resume, by a resync): as models, 1.7 KB each; packed,
+    0.35 KB, for under 0.1 ms more per user read.
+    """
+
+    def __init__(self) -> None:
+        self._packed: dict[str, bytes] = {}
+
+    def add(self, record: LiteLLMUserRecord) -> None:
+        self._packed[record.user_id] = zlib.compress(record.model_dump_json().encode())
+
+    def __getitem__(self, user_id: str) -> LiteLLMUserRecord:
+        return LiteLLMUserRecord.model_validate_json(zlib.decompress(self._packed[user_id]))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._packed)
+
+    def __len__(self) -> int:
+        return len(self._packed)
+
+
+class Directory:
+    """A snapshot of every LiteLLM user from ``/user/list``, refreshed at most once per ``max_age``.
+
+    Concurrent callers share one refresh. A user missing from the snapshot is unknown, not
+    absent: callers then ask ``/user/info`` (the snapshot may predate the user). The snapshot
+    is packed (:class:`PackedUsers`) and let go once too old to be used.
+    """
+
+    def __init__(self, client: LiteLLMClient, max_age: float) -> None:
+        self.client = client
+        self.max_age = max_age
+        self._users: Mapping[str, LiteLLMUserRecord] = {}
+        self._taken = float("-inf")
+        self._lock = asyncio.Lock()
+        self._prefetching: asyncio.Task[None] | None = None
+
+    async def snapshot(self) -> Mapping[str, LiteLLMUserRecord]:
+        async with self._lock:
+            if time.monotonic() - self._taken >= self.max_age:
+                users = PackedUsers()
+                async for user in self.client.list_users():
+                    users.add(user)
+                self._users = users
+                self._taken = time.monotonic()
+                asyncio.get_running_loop().call_later(self.max_age, self._expire, self._taken)
+            return self._users
+
+    async def held(self) -> Mapping[str, LiteLLMUserRecord]:
+        """The snapshot held now, once a listing under way has ended; never a new listing
+        (empty when none is held).
+
+        What a resume reads: the start-up snapshot serves the resumes while it is fresh. A
+        restart that outlasts it (10,000 users handed to kopf 200 at a time, with a short
+        resync interval) reads the rest in batches of 50 (``UserReads``) instead of stopping
+        every resume for a second listing of every LiteLLM user: measured at 10,000 users,
+        two listings made the restart 96 s and 244 ``/user/list`` calls.
+        """
+        async with self._lock:
+            return self._users
+
+    def _expire(self, taken: float) -> None:
+        if self._taken == taken:
+            self._users = {}
+
+    async def prefetch(self, wait: float = PREFETCH_WAIT_SECONDS) -> None:
+        """Take the snapshot now, at start-up, before kopf lists the users it will resume.
+
+        Otherwise the first resumed user takes it, and every other user's resume waits for it
+        inside kopf's handler machinery: at 1,000 users, 1,000 invocations (about 9 KB each)
+        waited 3.4 s for the listing together, and what they allocated stayed resident (see
+        :mod:`litellm_operator.kopf_watch` on why a burst's memory stays): 9 KiB per user at
+        rest. With the snapshot ready, each resume runs through without waiting.
+
+        kopf starts nothing (not even its liveness endpoint) before its start-up handlers end,
+        so this waits at most ``wait`` seconds; a longer listing goes on in the background, and
+        the resumes wait for it as they did before. A failure is left to the resumes, which read
+        LiteLLM themselves and report it.
+        """
+        if self._prefetching is None:
+            self._prefetching = asyncio.create_task(self._prefetch())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._prefetching), wait)
+
+    async def _prefetch(self) -> None:
+        try:
+            await self.snapshot()
+        except Exception as exc:  # never holds up the operator's start
+            log.warning("no /user/list snapshot at start-up (users are read one by one): %s", exc)
+
+    async def close(self) -> None:
+        """Stop a start-up listing still under way."""
+        if self._prefetching is not None:
+            self._prefetching.cancel()
+            await asyncio.gather(self._prefetching, return_exceptions=True)
