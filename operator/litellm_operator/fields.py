@@ -28,6 +28,10 @@ UserRole = Literal["proxy_admin", "proxy_admin_viewer", "internal_user", "intern
 """LiteLLM's user roles (LitellmUserRoles), without the team/customer/org roles."""
 MANAGER = "litellm-operator"
 """The operator's name: in its LiteLLM metadata markers and its Kubernetes labels."""
+MARKER_PREFIX = "litellm.platform.dev/"
+"""The prefix of the operator's markers in LiteLLM metadata."""
+MANAGED_BY = MARKER_PREFIX + "managed-by"
+"""The marker naming the manager (:data:`MANAGER`) of a LiteLLM user or key."""
 
 ROLE_RANK: dict[str, int] = {
     "internal_user_viewer": 0,

@@ -23,10 +23,11 @@ from kubernetes.client import ApiException
 
 from devenv.controlplane import ControlPlane, find_assets, find_kubectl
 from devenv.litellm import LiteLLMEndpoint
+from litellm_operator.fields import MANAGED_BY
 from litellm_operator.keys.plan import ROTATE_ANNOTATION
 from litellm_operator.litellm import LiteLLMClient, NewUserRequest
 from litellm_operator.models import GROUP, USER_PLURAL, VERSION
-from litellm_operator.users.plan import MANAGED_BY, OWNER_UID
+from litellm_operator.users.plan import OWNER_UID
 from tests.e2e.conftest import FAULT_NAMESPACE_PREFIX
 from tests.e2e.faults import FaultProxy, Rule
 from tests.e2e.operator_harness import Cluster, OperatorProcess, eventually, free_port

@@ -10,9 +10,10 @@ from typing import Any, cast
 
 import pytest
 
+from litellm_operator.fields import MANAGED_BY
 from litellm_operator.litellm import LiteLLMClient, LiteLLMUserRecord, NewUserRequest
 from litellm_operator.models import GROUP, POLICY_PLURAL, VERSION
-from litellm_operator.users.plan import MANAGED_BY, OWNER_UID, POLICY_NAME
+from litellm_operator.users.plan import OWNER_UID, POLICY_NAME
 from tests.e2e.conftest import RESYNC_SECONDS
 from tests.e2e.operator_harness import Cluster, Forwarder, OperatorProcess, eventually
 from tests.fixtures.policies import ANY_IDENTITY

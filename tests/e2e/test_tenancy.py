@@ -26,7 +26,7 @@ import pytest
 from kubernetes.client import ApiException
 
 from devenv.litellm import LiteLLMEndpoint
-from litellm_operator.fields import MANAGER
+from litellm_operator.fields import MANAGED_BY, MANAGER
 from litellm_operator.keys.plan import KEY_LABEL, MANAGED_BY_LABEL, USER_LABEL
 from litellm_operator.litellm import (
     KeyRecord,
@@ -36,7 +36,7 @@ from litellm_operator.litellm import (
     NotFound,
 )
 from litellm_operator.models import API_VERSION
-from litellm_operator.users.plan import MANAGED_BY, OWNER_UID
+from litellm_operator.users.plan import OWNER_UID
 from tests.e2e.conftest import RESYNC_SECONDS
 from tests.e2e.operator_harness import Cluster, OperatorProcess, eventually
 from tests.fixtures.key_probes import works

@@ -18,8 +18,9 @@ import pytest
 
 from devenv.litellm import LiteLLMEndpoint
 from devenv.oidc import OidcProvider
+from litellm_operator.fields import MANAGED_BY
 from litellm_operator.litellm import LiteLLMClient
-from litellm_operator.users.plan import MANAGED_BY, OWNER_NAMESPACE
+from litellm_operator.users.plan import OWNER_NAMESPACE
 from tests.e2e.operator_harness import Cluster, eventually
 from tests.e2e.test_sso import World, sign_in, sso_stack, sso_world
 from tests.e2e.test_tenancy import Tenant, attacks, make_tenant

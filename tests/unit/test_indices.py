@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 
 from litellm_operator.runtime.indices import ObjectIndices, uid_of
-from litellm_operator.users.indices import DEFAULT_POLICY_REF, USER_INDICES
-from litellm_operator.users.reconciler import Claim
+from litellm_operator.users.indices import DEFAULT_POLICY_REF, USER_INDICES, Claim
 
 
 def obj(uid: str, name: str, policy: str, owner: str | None = None) -> dict[str, Any]:

@@ -7,12 +7,16 @@ from typing import Any
 
 import pytest
 
-from litellm_operator.fields import ALL_PROXY_MODELS, MANAGER, UNLIMITED_PARALLEL_REQUESTS
+from litellm_operator.fields import (
+    ALL_PROXY_MODELS,
+    MANAGED_BY,
+    MANAGER,
+    UNLIMITED_PARALLEL_REQUESTS,
+)
 from litellm_operator.models import EffectiveSettings
 from litellm_operator.users.plan import (
     ADOPTED,
     DELETE_ADOPTED,
-    MANAGED_BY,
     MANAGED_KEYS,
     OWNER_NAME,
     OWNER_NAMESPACE,

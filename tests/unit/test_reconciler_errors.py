@@ -14,19 +14,19 @@ import httpx
 import pytest
 import respx
 
-from litellm_operator.fields import MANAGER
+from litellm_operator.fields import MANAGED_BY, MANAGER
 from litellm_operator.litellm import LiteLLMClient, Unavailable
 from litellm_operator.models import API_VERSION
 from litellm_operator.status import Failed, Synced
+from litellm_operator.users.indices import Claim
 from litellm_operator.users.plan import (
-    MANAGED_BY,
     OWNER_NAME,
     OWNER_NAMESPACE,
     OWNER_UID,
     POLICY_GENERATION,
     POLICY_NAME,
 )
-from litellm_operator.users.reconciler import Claim, Reconciler
+from litellm_operator.users.reconciler import Reconciler
 from tests.fixtures.policies import ANY_IDENTITY
 
 BASE = "http://litellm.test"

@@ -22,7 +22,7 @@ from typing import Any
 import kubernetes
 from pydantic import SecretStr
 
-from litellm_operator.fields import MANAGER
+from litellm_operator.fields import MANAGED_BY, MANAGER
 from litellm_operator.keys.plan import (
     API_KEY,
     BASE_URL,
@@ -64,7 +64,6 @@ from litellm_operator.litellm import (
 )
 from litellm_operator.models import API_VERSION, USER_KIND
 from litellm_operator.reasons import Event, Reason
-from litellm_operator.users import plan as user_plan
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +72,6 @@ MAX_PASSES = 6
 settle), the rest is slack for concurrent edits."""
 OPENAI_API_KEY = "OPENAI_API_KEY"
 OPENAI_BASE_URL = "OPENAI_BASE_URL"
-KEY_MARKER = "litellm.platform.dev/managed-by"
 
 
 class SecretsUnavailable(Exception):
@@ -331,7 +329,7 @@ class KeyReconciler:
                 request = GenerateKeyRequest(
                     user_id=owner.user_id,
                     key_alias=key.key_alias,
-                    metadata={KEY_MARKER: MANAGER},
+                    metadata={MANAGED_BY: MANAGER},
                     **{k: v for k, v in key.settings.wire().items() if v is not None},
                 )
                 try:
@@ -451,7 +449,7 @@ def squatter(holder: LiteLLMUserRecord | None, user_id: str) -> bool:
     return (
         holder is not None
         and holder.user_id != user_id
-        and holder.metadata.get(user_plan.MANAGED_BY) == MANAGER
+        and holder.metadata.get(MANAGED_BY) == MANAGER
     )
 
 

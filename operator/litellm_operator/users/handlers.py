@@ -50,8 +50,8 @@ from litellm_operator.status import (
     status_patch,
 )
 from litellm_operator.users.context import Runtime
-from litellm_operator.users.indices import policy_ref_of
-from litellm_operator.users.reconciler import Claim, ClaimsOf, RecordProgress, Result
+from litellm_operator.users.indices import Claim, policy_ref_of
+from litellm_operator.users.reconciler import ClaimsOf, RecordProgress, Result
 
 log = logging.getLogger(__name__)
 

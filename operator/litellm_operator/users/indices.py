@@ -16,7 +16,16 @@ from litellm_operator.keys.plan import ROTATE_ANNOTATION
 from litellm_operator.models import UserSpec
 from litellm_operator.runtime.indices import IndexFunction, ObjectIndices, pack, unpack
 from litellm_operator.status import UserState
-from litellm_operator.users.reconciler import Claim
+
+
+@dataclass(frozen=True, order=True)
+class Claim:
+    """A LiteLLMUser that recorded a user id in its status; the oldest claim wins."""
+
+    created: str
+    namespace: str
+    name: str
+    uid: str
 
 
 def policy_ref_of(spec: Mapping[str, Any]) -> str:

@@ -30,7 +30,9 @@ from typing import Any, Literal
 
 from litellm_operator.fields import (
     BY_NAME,
+    MANAGED_BY,
     MANAGER,
+    MARKER_PREFIX,
     METADATA_KEYS,
     RESERVED_METADATA_KEYS,
     ROLE_RANK,
@@ -41,8 +43,6 @@ from litellm_operator.fields import (
 from litellm_operator.models import EffectiveSettings
 from litellm_operator.reasons import Reason
 
-MARKER_PREFIX = "litellm.platform.dev/"
-MANAGED_BY = MARKER_PREFIX + "managed-by"
 OWNER_NAMESPACE = MARKER_PREFIX + "owner-namespace"
 OWNER_NAME = MARKER_PREFIX + "owner-name"
 OWNER_UID = MARKER_PREFIX + "owner-uid"

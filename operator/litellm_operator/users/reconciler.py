@@ -64,6 +64,7 @@ from litellm_operator.status import (
     pruned,
     ready_condition,
 )
+from litellm_operator.users.indices import Claim
 from litellm_operator.users.plan import (
     MSG_EMAIL_IN_USE,
     MSG_SSO_USER_ID_IN_USE,
@@ -108,16 +109,6 @@ MSG_CLAIMED = (
     "user id {user_id!r} is already claimed by {owner}, created earlier; "
     "give this resource another name or spec.userId"
 )
-
-
-@dataclass(frozen=True, order=True)
-class Claim:
-    """A LiteLLMUser that recorded a user id in its status; the oldest claim wins."""
-
-    created: str
-    namespace: str
-    name: str
-    uid: str
 
 
 @dataclass
