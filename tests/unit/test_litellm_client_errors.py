@@ -123,7 +123,7 @@ async def test_retry_after_is_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
     async def fake_sleep(delay: float) -> None:
         sleeps.append(delay)
 
-    monkeypatch.setattr("litellm_operator.litellm.client.asyncio.sleep", fake_sleep)
+    monkeypatch.setattr("litellm_operator.litellm.connection.asyncio.sleep", fake_sleep)
     respx.post(f"{BASE}/user/new").mock(
         side_effect=[
             _error(429, "slow down", {"Retry-After": "2"}),

@@ -1,13 +1,8 @@
 """The LiteLLM admin client package: the operator's only interface to a LiteLLM proxy."""
 
 from litellm_operator.litellm.batching import UserReads
-from litellm_operator.litellm.client import (
-    MAX_BULK_UPDATE,
-    MAX_PAGE_SIZE,
-    LiteLLMClient,
-    Observer,
-    key_token,
-)
+from litellm_operator.litellm.client import LiteLLMClient
+from litellm_operator.litellm.connection import Connection, Observer
 from litellm_operator.litellm.directory import Directory, PackedUsers
 from litellm_operator.litellm.errors import (
     AlreadyMember,
@@ -26,6 +21,7 @@ from litellm_operator.litellm.errors import (
     Unavailable,
     UserExists,
 )
+from litellm_operator.litellm.keys import KeyCalls, key_token
 from litellm_operator.litellm.models import (
     CLEARABLE_USER_FIELDS,
     GeneratedKey,
@@ -40,6 +36,8 @@ from litellm_operator.litellm.models import (
     UpdateUserRequest,
 )
 from litellm_operator.litellm.redact import redact
+from litellm_operator.litellm.teams import TeamCalls
+from litellm_operator.litellm.users import MAX_BULK_UPDATE, MAX_PAGE_SIZE, UserCalls
 from litellm_operator.litellm.writes import UserWrites
 
 __all__ = [
@@ -50,11 +48,13 @@ __all__ = [
     "AuthError",
     "BadRequest",
     "Conflict",
+    "Connection",
     "Directory",
     "EmailInUse",
     "GenerateKeyRequest",
     "GeneratedKey",
     "KeyAliasInUse",
+    "KeyCalls",
     "KeyRecord",
     "KeyValueLost",
     "LiteLLMClient",
@@ -67,6 +67,7 @@ __all__ = [
     "PackedUsers",
     "RateLimited",
     "ServerError",
+    "TeamCalls",
     "TeamExists",
     "TeamMember",
     "TeamMembershipRecord",
@@ -74,6 +75,7 @@ __all__ = [
     "TeamRole",
     "Unavailable",
     "UpdateUserRequest",
+    "UserCalls",
     "UserExists",
     "UserReads",
     "UserWrites",
