@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from litellm_operator.litellm import LiteLLMUserRecord, NewUserRequest, UpdateUserRequest
+from litellm_operator.litellm import LiteLLMUserRecord
 from litellm_operator.users.plan import CreateUser, UpdateUser, plan_user
 from litellm_operator.users.reconciler import Prepared, observed_from, prepare
 
@@ -31,7 +31,7 @@ def create_body(user: Mapping[str, Any], policy: Mapping[str, Any], user_id: str
     """The ``/user/new`` body the operator sends for ``user`` under ``policy``, for ``user_id``."""
     actions = plan_user(prepared(user, policy, user_id).desired, None).actions
     create = next(a for a in actions if isinstance(a, CreateUser))
-    return NewUserRequest(**create.fields).to_wire()
+    return create.request.to_wire()
 
 
 def update_body(
@@ -45,7 +45,7 @@ def update_body(
     desired = prepared(user, new_policy, user_id).desired
     actions = plan_user(desired, observed_from(held, None)).actions
     update = next(a for a in actions if isinstance(a, UpdateUser))
-    return {"user_id": user_id, **UpdateUserRequest(**update.fields).to_wire()}
+    return {"user_id": user_id, **update.request.to_wire()}
 
 
 async def _run(

@@ -43,6 +43,8 @@ class Reason(StrEnum):
     SSO_USER_ID_MISMATCH = "SsoUserIdMismatch"
     SSO_USER_ID_IN_USE = "SsoUserIdInUse"
     REJECTED = "Rejected"
+    MALFORMED_REQUEST = "MalformedRequest"
+    """The operator built a request LiteLLM's API cannot take: a bug, reported, never retried."""
     TEAM_NOT_FOUND = "TeamNotFound"
     POLICY_DELETED = "PolicyDeleted"
     USERS_STALLED = "UsersStalled"

@@ -296,7 +296,7 @@ async def test_foreign_users_survive_every_fault(world: World, team_of: str) -> 
     whatever fails: the resource stays AlreadyExists and deleting it deletes nothing."""
     del team_of
     name = f"foreign-{uuid.uuid4().hex[:6]}"
-    await world.litellm.create_user(NewUserRequest(user_id=name, max_budget=1234.0))
+    await world.litellm.create_user(NewUserRequest.of(user_id=name, max_budget=1234.0))
     with world.proxy.injected(Rule("drop", "/user/list", times=2)):
         world.create(name)
         world.cluster.wait_reason(world.namespace, name, "AlreadyExists", timeout=60)

@@ -312,7 +312,7 @@ async def test_foreign_litellm_user_is_not_healthy_and_shows_no_budget(
 ) -> None:
     health.cluster.create_policy(health.policy, POLICY)
     name = health.ident("foreign")
-    await litellm_client.create_user(NewUserRequest(user_id=name, max_budget=3.0))
+    await litellm_client.create_user(NewUserRequest.of(user_id=name, max_budget=3.0))
     health.create_user(name)
     health.cluster.wait_reason(health.namespace, name, "AlreadyExists")
     assert health.of_user(name) == ("Failed", "Degraded", False)

@@ -244,7 +244,7 @@ async def test_existing_user_is_adopted_only_when_allowed(scene: Scene) -> None:
     scene.create_policy()
     name = scene.ident("legacy")
     await scene.litellm.create_user(
-        NewUserRequest(user_id=name, max_budget=3.0, metadata={"owner": "ui"})
+        NewUserRequest.of(user_id=name, max_budget=3.0, metadata={"owner": "ui"})
     )
     scene.create_user(name)
     scene.reason(name, "AlreadyExists")

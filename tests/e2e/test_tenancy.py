@@ -233,7 +233,7 @@ async def test_a_foreign_admin_cannot_be_adopted_changed_or_deleted(
 ) -> None:
     root = ident("ops-root")
     await admin.litellm.create_user(
-        NewUserRequest(user_id=root, user_role="proxy_admin", max_budget=1000.0)
+        NewUserRequest.of(user_id=root, user_role="proxy_admin", max_budget=1000.0)
     )
     evil = {"userId": root, "adopt": True, "deletionPolicy": "Delete", "groups": ["x"]}
 
@@ -328,7 +328,7 @@ async def test_no_squatting_of_another_namespaces_id_and_no_names_leak(
 @attacks("email")
 async def test_an_email_of_another_litellm_user_is_refused(tenant: Tenant, admin: Admin) -> None:
     owner = ident("grace")
-    await admin.litellm.create_user(NewUserRequest(user_id=owner, user_email=f"{owner}@corp.io"))
+    await admin.litellm.create_user(NewUserRequest.of(user_id=owner, user_email=f"{owner}@corp.io"))
     policy = admin.policy(granted(tenant.namespace))
     name = ident("mallory")
     tenant.apply(name, {"policyRef": policy, "email": f"{name}@corp.io"})
@@ -533,9 +533,11 @@ async def test_adoption_never_keeps_a_role_above_the_grant(
     ns = tenant.namespace
     root, low = ident("ops-root"), ident("viewer")
     await admin.litellm.create_user(
-        NewUserRequest(user_id=root, user_role="proxy_admin", max_budget=1000.0)
+        NewUserRequest.of(user_id=root, user_role="proxy_admin", max_budget=1000.0)
     )
-    await admin.litellm.create_user(NewUserRequest(user_id=low, user_role="internal_user_viewer"))
+    await admin.litellm.create_user(
+        NewUserRequest.of(user_id=low, user_role="internal_user_viewer")
+    )
     policy = admin.policy(
         granted(
             ns,
@@ -583,7 +585,7 @@ async def test_an_adopted_user_s_deletion_is_fixed_at_adoption(
     and no user is deleted under a policy that does not allow the namespace."""
     ns = tenant.namespace
     root = ident("root-admin")
-    await admin.litellm.create_user(NewUserRequest(user_id=root, max_budget=1000.0))
+    await admin.litellm.create_user(NewUserRequest.of(user_id=root, max_budget=1000.0))
     adopting: dict[str, Any] = {
         "adoptExistingUsers": True,
         "overrides": {"allowedFields": ["userId"]},

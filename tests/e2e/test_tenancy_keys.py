@@ -131,7 +131,7 @@ async def test_an_alias_held_by_a_hand_made_key_is_conflict_and_not_named(
 ) -> None:
     policy = admin.policy(granted(tenant.namespace))
     holder, name = ident("ops"), ident("carol")
-    await admin.litellm.create_user(NewUserRequest(user_id=holder))
+    await admin.litellm.create_user(NewUserRequest.of(user_id=holder))
     alias = f"{tenant.namespace}/{name}/web"
     hand_made = await admin.litellm.generate_key(user_id=holder, key_alias=alias)
 

@@ -49,7 +49,7 @@ async def test_master_and_generated_keys_never_reach_logs_or_output(
         litellm_env.url, litellm_env.master_key, observer=lambda *a: calls.append(a)
     ) as client:
         user_id = make_id("user")
-        await client.create_user(NewUserRequest(user_id=user_id))
+        await client.create_user(NewUserRequest.of(user_id=user_id))
         key = await client.generate_key(user_id=user_id, key_alias=make_id("alias"))
         await client.key_info(key.key)
         await client.block_key(key.key)

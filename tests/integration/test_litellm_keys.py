@@ -33,7 +33,7 @@ pytestmark = pytest.mark.integration
 
 async def test_key_lifecycle(litellm_client: LiteLLMClient, make_id: Callable[[str], str]) -> None:
     user_id, alias = make_id("user"), make_id("alias")
-    await litellm_client.create_user(NewUserRequest(user_id=user_id))
+    await litellm_client.create_user(NewUserRequest.of(user_id=user_id))
     generated = await litellm_client.generate_key(
         user_id=user_id, key_alias=alias, models=["gpt-4o"], max_budget=2.0, metadata={"o": 1}
     )
@@ -104,7 +104,7 @@ async def test_delete_by_alias_and_user_delete_removes_keys(
     litellm_client: LiteLLMClient, make_id: Callable[[str], str]
 ) -> None:
     user_id, a1, a2 = make_id("user"), make_id("alias"), make_id("alias")
-    await litellm_client.create_user(NewUserRequest(user_id=user_id))
+    await litellm_client.create_user(NewUserRequest.of(user_id=user_id))
     first = await litellm_client.generate_key(user_id=user_id, key_alias=a1)
     second = await litellm_client.generate_key(user_id=user_id, key_alias=a2)
     assert await litellm_client.delete_keys(key_aliases=[a1]) == [a1]
@@ -128,7 +128,7 @@ async def test_caller_chosen_key_is_stored_as_its_sha256(
     """The facts the operator's crash-safe issuing rests on: LiteLLM accepts a chosen ``key``,
     stores it under the SHA-256 of its value, and registering it again makes no second key."""
     user_id, alias = make_id("user"), make_id("alias")
-    await litellm_client.create_user(NewUserRequest(user_id=user_id))
+    await litellm_client.create_user(NewUserRequest.of(user_id=user_id))
     value = SecretStr("sk-" + secrets.token_urlsafe(32))
     expected = hashlib.sha256(value.get_secret_value().encode()).hexdigest()
     assert await litellm_client.key_info(expected) is None
@@ -161,7 +161,7 @@ async def test_an_llm_api_routes_key_is_for_inference_only(
     Enterprise license: 401/403 on every management route, through auth on inference. The same
     key without it (LiteLLM's default) mints keys."""
     user_id = make_id("user")
-    await litellm_client.create_user(NewUserRequest(user_id=user_id, models=["gpt-4o-mini"]))
+    await litellm_client.create_user(NewUserRequest.of(user_id=user_id, models=["gpt-4o-mini"]))
     request = GenerateKeyRequest(user_id=user_id, key_alias=make_id("alias"))
     value = SecretStr("sk-" + secrets.token_urlsafe(32))
     await litellm_client.register_key(value, request)

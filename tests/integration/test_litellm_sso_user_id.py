@@ -21,7 +21,7 @@ async def test_user_new_sets_sso_user_id_and_info_and_list_return_it(
     litellm_client: LiteLLMClient, make_id: Callable[[str], str]
 ) -> None:
     uid, sub = make_id("sso"), make_id("sub")
-    await litellm_client.create_user(NewUserRequest(user_id=uid, sso_user_id=sub))
+    await litellm_client.create_user(NewUserRequest.of(user_id=uid, sso_user_id=sub))
     got = await litellm_client.get_user(uid)
     assert got is not None
     assert got.sso_user_id == sub
@@ -35,7 +35,7 @@ async def test_user_new_with_a_taken_sso_user_id_answers_500_and_creates_nothing
     litellm_env: LiteLLMEndpoint, litellm_client: LiteLLMClient, make_id: Callable[[str], str]
 ) -> None:
     sub = make_id("sub")
-    await litellm_client.create_user(NewUserRequest(user_id=make_id("sso"), sso_user_id=sub))
+    await litellm_client.create_user(NewUserRequest.of(user_id=make_id("sso"), sso_user_id=sub))
     second = make_id("sso")
     headers = {"Authorization": f"Bearer {litellm_env.master_key.get_secret_value()}"}
     async with httpx.AsyncClient(base_url=litellm_env.url, headers=headers) as http:
@@ -49,7 +49,7 @@ async def test_user_update_ignores_sso_user_id(
     litellm_env: LiteLLMEndpoint, litellm_client: LiteLLMClient, make_id: Callable[[str], str]
 ) -> None:
     uid, sub = make_id("sso"), make_id("sub")
-    await litellm_client.create_user(NewUserRequest(user_id=uid, sso_user_id=sub))
+    await litellm_client.create_user(NewUserRequest.of(user_id=uid, sso_user_id=sub))
     headers = {"Authorization": f"Bearer {litellm_env.master_key.get_secret_value()}"}
     async with httpx.AsyncClient(base_url=litellm_env.url, headers=headers) as http:
         body = {"user_id": uid, "sso_user_id": make_id("other"), "max_budget": 3.0}

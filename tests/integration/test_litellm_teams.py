@@ -38,7 +38,7 @@ async def test_member_add_update_delete_and_their_idempotent_answers(
 ) -> None:
     team_id, user_id = make_id("team"), make_id("user")
     await litellm_client.new_team(team_id)
-    await litellm_client.create_user(NewUserRequest(user_id=user_id))
+    await litellm_client.create_user(NewUserRequest.of(user_id=user_id))
 
     assert await litellm_client.add_team_member(team_id, user_id) is True
     assert await litellm_client.add_team_member(team_id, user_id) is False  # already a member
@@ -101,7 +101,7 @@ async def test_concurrent_adds_to_one_team_are_serialised_and_none_is_lost(
     team_id = make_id("team")
     users = [make_id("user") for _ in range(10)]
     await litellm_client.new_team(team_id)
-    await asyncio.gather(*(litellm_client.create_user(NewUserRequest(user_id=u)) for u in users))
+    await asyncio.gather(*(litellm_client.create_user(NewUserRequest.of(user_id=u)) for u in users))
     added = await asyncio.gather(*(litellm_client.add_team_member(team_id, u) for u in users))
     assert all(added)
     team = await litellm_client.get_team(team_id)

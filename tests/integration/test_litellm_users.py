@@ -30,7 +30,7 @@ async def test_create_then_get_returns_the_managed_fields(
     litellm_client: LiteLLMClient, make_id: Callable[[str], str]
 ) -> None:
     uid = make_id("user")
-    req = NewUserRequest(
+    req = NewUserRequest.of(
         user_id=uid,
         user_email=f"{uid}@example.test",
         user_alias="Alice",
@@ -47,7 +47,7 @@ async def test_create_then_get_returns_the_managed_fields(
     got = await litellm_client.get_user(uid)
     assert got is not None
     assert (got.user_email, got.user_alias, got.user_role) == (
-        req.user_email,
+        req.to_wire()["user_email"],
         "Alice",
         "internal_user",
     )
@@ -64,9 +64,9 @@ async def test_get_unknown_user_is_none(litellm_client: LiteLLMClient, unique_id
 async def test_create_existing_id_raises_user_exists(
     litellm_client: LiteLLMClient, unique_id: str
 ) -> None:
-    await litellm_client.create_user(NewUserRequest(user_id=unique_id))
+    await litellm_client.create_user(NewUserRequest.of(user_id=unique_id))
     with pytest.raises(UserExists) as info:
-        await litellm_client.create_user(NewUserRequest(user_id=unique_id))
+        await litellm_client.create_user(NewUserRequest.of(user_id=unique_id))
     assert info.value.status_code == 409
 
 
@@ -75,9 +75,9 @@ async def test_409_for_a_taken_email_is_email_in_use_not_user_exists(
 ) -> None:
     first, second = make_id("user"), make_id("user")
     email = f"{first}@example.test"
-    await litellm_client.create_user(NewUserRequest(user_id=first, user_email=email))
+    await litellm_client.create_user(NewUserRequest.of(user_id=first, user_email=email))
     with pytest.raises(EmailInUse) as info:
-        await litellm_client.create_user(NewUserRequest(user_id=second, user_email=email))
+        await litellm_client.create_user(NewUserRequest.of(user_id=second, user_email=email))
     assert info.value.status_code == 409
     assert await litellm_client.get_user(second) is None
 
@@ -86,7 +86,9 @@ async def test_invalid_field_is_bad_request_with_litellm_message(
     litellm_client: LiteLLMClient, unique_id: str
 ) -> None:
     with pytest.raises(BadRequest) as info:
-        await litellm_client.create_user(NewUserRequest(user_id=unique_id, budget_duration="bogus"))
+        await litellm_client.create_user(
+            NewUserRequest.of(user_id=unique_id, budget_duration="bogus")
+        )
     assert info.value.status_code == 400
     assert "Invalid budget_duration 'bogus'" in info.value.message
     assert not info.value.retryable
@@ -106,7 +108,7 @@ async def test_update_leaves_omitted_fields_and_null_clears_the_four_clearable_f
     litellm_client: LiteLLMClient, unique_id: str
 ) -> None:
     await litellm_client.create_user(
-        NewUserRequest(
+        NewUserRequest.of(
             user_id=unique_id,
             user_alias="keep",
             max_budget=5.0,
@@ -134,7 +136,7 @@ async def test_null_or_empty_is_ignored_for_other_fields_so_the_model_rejects_it
     litellm_env: LiteLLMEndpoint, litellm_client: LiteLLMClient, unique_id: str
 ) -> None:
     await litellm_client.create_user(
-        NewUserRequest(user_id=unique_id, user_alias="a", models=["gpt-4o"], metadata={"k": 1})
+        NewUserRequest.of(user_id=unique_id, user_alias="a", models=["gpt-4o"], metadata={"k": 1})
     )
     async with _raw(litellm_env) as raw:
         body: dict[str, Any] = {
@@ -150,13 +152,15 @@ async def test_null_or_empty_is_ignored_for_other_fields_so_the_model_rejects_it
     empties: list[tuple[str, Any]] = [("user_alias", None), ("models", []), ("metadata", {})]
     for field, empty in empties:
         with pytest.raises(ValueError, match=field):
-            UpdateUserRequest(**{field: empty})
+            UpdateUserRequest.of(**{field: empty})
 
 
 async def test_metadata_is_replaced_as_a_whole(
     litellm_client: LiteLLMClient, unique_id: str
 ) -> None:
-    await litellm_client.create_user(NewUserRequest(user_id=unique_id, metadata={"a": 1, "b": 2}))
+    await litellm_client.create_user(
+        NewUserRequest.of(user_id=unique_id, metadata={"a": 1, "b": 2})
+    )
     await litellm_client.update_user(unique_id, {"metadata": {"c": 3}})
     user = await litellm_client.get_user(unique_id)
     assert user is not None
@@ -169,7 +173,7 @@ async def test_sending_budget_duration_recomputes_budget_reset_at_from_now(
     """Each send recomputes the reset from *now* (calendar aligned), so resending an unchanged
     duration after the period started moves the reset later: send it only when it changed."""
     await litellm_client.create_user(
-        NewUserRequest(user_id=unique_id, max_budget=1.0, budget_duration="30d")
+        NewUserRequest.of(user_id=unique_id, max_budget=1.0, budget_duration="30d")
     )
     monthly = await _reset_at(litellm_client, unique_id)
     await litellm_client.update_user(unique_id, {"budget_duration": "1d"})
@@ -195,7 +199,7 @@ async def test_delete_users_and_404_for_the_whole_request_if_one_is_missing(
     litellm_client: LiteLLMClient, make_id: Callable[[str], str]
 ) -> None:
     present, missing = make_id("user"), make_id("user")
-    await litellm_client.create_user(NewUserRequest(user_id=present))
+    await litellm_client.create_user(NewUserRequest.of(user_id=present))
     with pytest.raises(NotFound):
         await litellm_client.delete_users([present, missing])
     assert await litellm_client.get_user(present) is not None  # nothing was deleted
@@ -208,7 +212,7 @@ async def test_list_users_pages_beyond_100(
 ) -> None:
     prefix = make_id("page")
     ids = {f"{prefix}-{i:03d}" for i in range(105)}
-    await asyncio.gather(*(litellm_client.create_user(NewUserRequest(user_id=u)) for u in ids))
+    await asyncio.gather(*(litellm_client.create_user(NewUserRequest.of(user_id=u)) for u in ids))
     seen = [u.user_id async for u in litellm_client.list_users()]
     assert ids <= set(seen)
     assert len(seen) == len(set(seen)) > 100
@@ -225,11 +229,11 @@ async def test_get_users_reads_exactly_the_ids_asked_for_and_matches_user_info(
     stem = make_id("batch")
     ids = [f"{stem}-{i}" for i in range(3)]
     for user_id in ids:
-        req = NewUserRequest(
+        req = NewUserRequest.of(
             user_id=user_id, max_budget=3.0, budget_duration="30d", metadata={"owner": "op"}
         )
         await litellm_client.create_user(req)
-    await litellm_client.create_user(NewUserRequest(user_id=f"{stem}-0x"))  # shares a prefix
+    await litellm_client.create_user(NewUserRequest.of(user_id=f"{stem}-0x"))  # shares a prefix
     asked = [ids[0], ids[2], f"{stem}-missing", stem]
     found = await litellm_client.get_users(asked)
     assert sorted(found) == [ids[0], ids[2]]
@@ -251,13 +255,15 @@ async def test_bulk_update_applies_each_entry_as_update_user_does(
     ids = [f"{stem}-{i}" for i in range(3)]
     for user_id in ids[:2]:
         await litellm_client.create_user(
-            NewUserRequest(user_id=user_id, user_alias="keep", max_budget=5.0, metadata={"a": "1"})
+            NewUserRequest.of(
+                user_id=user_id, user_alias="keep", max_budget=5.0, metadata={"a": "1"}
+            )
         )
     rows = await litellm_client.update_users(
         [
-            (ids[0], UpdateUserRequest(max_budget=6.0, metadata={"b": "2"})),
-            (ids[1], UpdateUserRequest(max_budget=None, budget_duration="30d")),
-            (ids[2], UpdateUserRequest(max_budget=1.0)),
+            (ids[0], UpdateUserRequest.of(max_budget=6.0, metadata={"b": "2"})),
+            (ids[1], UpdateUserRequest.of(max_budget=None, budget_duration="30d")),
+            (ids[2], UpdateUserRequest.of(max_budget=1.0)),
         ]
     )
     assert [row.user_id if row else None for row in rows] == ids
@@ -288,7 +294,7 @@ async def test_user_writes_answer_each_caller_as_update_user_would(
         stem = make_id("writes")
         ids = [f"{stem}-{i}" for i in range(4)]
         for user_id in ids:
-            await client.create_user(NewUserRequest(user_id=user_id, max_budget=1.0))
+            await client.create_user(NewUserRequest.of(user_id=user_id, max_budget=1.0))
         calls.clear()
         async with UserWrites(client) as writes:
             answers = await asyncio.gather(

@@ -131,7 +131,7 @@ async def test_retry_after_is_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
         ]
     )
     async with _client() as client:
-        await client.create_user(NewUserRequest(user_id="u1"))
+        await client.create_user(NewUserRequest.of(user_id="u1"))
     assert sleeps == [2.0]
 
 
@@ -155,7 +155,7 @@ async def test_user_new_is_never_blindly_retried_it_looks_first() -> None:
     create = respx.post(f"{BASE}/user/new").mock(side_effect=httpx.ReadTimeout("lost"))
     respx.get(f"{BASE}/user/info").mock(return_value=httpx.Response(200, json=USER_INFO))
     async with _client() as client:
-        user = await client.create_user(NewUserRequest(user_id="u1"))
+        user = await client.create_user(NewUserRequest.of(user_id="u1"))
     assert user.user_id == "u1"
     assert create.call_count == 1
 
@@ -167,7 +167,7 @@ async def test_user_new_retries_after_a_lost_response_only_if_the_user_is_absent
     )
     info = respx.get(f"{BASE}/user/info").mock(return_value=_error(404, "User u1 not found"))
     async with _client() as client:
-        await client.create_user(NewUserRequest(user_id="u1"))
+        await client.create_user(NewUserRequest.of(user_id="u1"))
     assert (create.call_count, info.call_count) == (2, 1)
 
 
@@ -177,7 +177,7 @@ async def test_user_new_409_for_existing_id() -> None:
     respx.get(f"{BASE}/user/info").mock(return_value=httpx.Response(200, json=USER_INFO))
     async with _client() as client:
         with pytest.raises(UserExists):
-            await client.create_user(NewUserRequest(user_id="u1"))
+            await client.create_user(NewUserRequest.of(user_id="u1"))
 
 
 @respx.mock
@@ -186,7 +186,7 @@ async def test_user_new_connect_error_is_retried_as_the_request_never_left() -> 
         side_effect=[httpx.ConnectError("refused"), httpx.Response(200, json={"user_id": "u1"})]
     )
     async with _client() as client:
-        await client.create_user(NewUserRequest(user_id="u1"))
+        await client.create_user(NewUserRequest.of(user_id="u1"))
     assert create.call_count == 2
 
 
@@ -259,10 +259,10 @@ async def test_observer_counts_each_attempt() -> None:
 def test_update_request_rejects_ignored_clears() -> None:
     from litellm_operator.litellm import UpdateUserRequest
 
-    assert UpdateUserRequest(max_budget=None).to_wire() == {"max_budget": None}
-    assert UpdateUserRequest(models=["a"]).to_wire() == {"models": ["a"]}
+    assert UpdateUserRequest.of(max_budget=None).to_wire() == {"max_budget": None}
+    assert UpdateUserRequest.of(models=["a"]).to_wire() == {"models": ["a"]}
     with pytest.raises(ValueError, match="models"):
-        UpdateUserRequest(models=[])
+        UpdateUserRequest.of(models=[])
 
 
 @respx.mock

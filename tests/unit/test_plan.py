@@ -13,6 +13,7 @@ from litellm_operator.fields import (
     MANAGER,
     UNLIMITED_PARALLEL_REQUESTS,
 )
+from litellm_operator.litellm.models import UpdateUserRequest
 from litellm_operator.models import EffectiveSettings
 from litellm_operator.users.plan import (
     ADOPTED,
@@ -362,7 +363,7 @@ def test_email(wanted: str | None, held: str | None, in_use: bool, expected: str
     elif expected is None:
         assert plan.in_sync
     else:
-        assert plan.actions == (UpdateUser({"user_email": expected}),)
+        assert plan.actions == (UpdateUser(UpdateUserRequest.of(**{"user_email": expected})),)
 
 
 def test_created_user_gets_a_lower_cased_email() -> None:
@@ -441,19 +442,19 @@ DELETION_CASES = [
     pytest.param(
         in_sync_observed(metadata={"ui": "x", "cost-center": "42", **MARKERS}),
         "Retain",
-        (UpdateUser({"metadata": {"ui": "x", "cost-center": "42"}}),),
+        (UpdateUser(UpdateUserRequest.of(**{"metadata": {"ui": "x", "cost-center": "42"}})),),
         id="retain-strips-markers-only",
     ),
     pytest.param(
         in_sync_observed(metadata=dict(MARKERS)),
         "Retain",
-        (UpdateUser({"metadata": {RELEASED: "true"}}),),
+        (UpdateUser(UpdateUserRequest.of(**{"metadata": {RELEASED: "true"}})),),
         id="retain-leaves-tombstone-when-nothing-else",
     ),
     pytest.param(
         in_sync_observed(metadata={**MARKERS, ADOPTED: "true"}),
         "Delete",
-        (UpdateUser({"metadata": {RELEASED: "true"}}),),
+        (UpdateUser(UpdateUserRequest.of(**{"metadata": {RELEASED: "true"}})),),
         id="adopted-user-is-released-not-deleted",
     ),
 ]
@@ -468,5 +469,5 @@ def test_adopted_user_is_deleted_only_where_the_adopting_policy_allowed_it() -> 
     observed = in_sync_observed(metadata={**MARKERS, ADOPTED: "true", DELETE_ADOPTED: "true"})
     assert plan_deletion(OWNER, observed, "Delete") == (DeleteUser("alice"),)
     assert plan_deletion(OWNER, observed, "Retain") == (
-        UpdateUser({"metadata": {RELEASED: "true"}}),
+        UpdateUser(UpdateUserRequest.of(**{"metadata": {RELEASED: "true"}})),
     )

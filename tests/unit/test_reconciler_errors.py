@@ -338,6 +338,27 @@ async def test_unexpected_response_shape_is_a_condition_not_a_crash(
 
 
 @respx.mock
+async def test_a_request_the_planner_cannot_build_is_a_bug_not_a_retry(
+    reconciler: Reconciler, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A field the wire model does not know (a declaration the request cannot carry) fails at
+    plan time, before any write, and is not retried: not "LiteLLM answered in a shape…"."""
+    from litellm_operator.users import plan
+
+    creation_fields = plan.creation_fields
+    monkeypatch.setattr(
+        plan, "creation_fields", lambda desired: {**creation_fields(desired), "bogus": 1}
+    )
+    respx.get(f"{BASE}/user/info").mock(return_value=error(404, "not found"))
+    created = respx.post(f"{BASE}/user/new").mock(return_value=httpx.Response(200, json={}))
+    result = await reconciler.reconcile(user(), POLICY)
+    assert isinstance(result.outcome, Failed)
+    assert (result.outcome.reason, result.outcome.transient) == ("MalformedRequest", False)
+    assert "NewUserRequest: bogus: Extra inputs are not permitted" in result.outcome.message
+    assert not created.called
+
+
+@respx.mock
 async def test_a_2xx_that_is_not_json_is_retried_not_stalled(reconciler: Reconciler) -> None:
     respx.get(f"{BASE}/user/info").mock(return_value=httpx.Response(200, text="<html>"))
     result = await reconciler.reconcile(user(), POLICY)

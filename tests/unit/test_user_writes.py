@@ -224,7 +224,7 @@ async def test_close_cancels_what_is_waiting(client: LiteLLMClient) -> None:
 
 @respx.mock
 async def test_update_users_refuses_what_one_call_cannot_carry(client: LiteLLMClient) -> None:
-    request = UpdateUserRequest(max_budget=1.0)
+    request = UpdateUserRequest.of(max_budget=1.0)
     with pytest.raises(ValueError, match="distinct"):
         await client.update_users([("u0", request), ("u0", request)])
     with pytest.raises(ValueError, match="distinct"):

@@ -8,8 +8,9 @@ a field never set is omitted (LiteLLM leaves it alone), a field set to ``None`` 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -17,13 +18,14 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
+    ValidationError,
+    create_model,
     field_validator,
     model_validator,
 )
 
-from litellm_operator.fields import CLEARABLE
+from litellm_operator.fields import CLEARABLE, USER_COLUMNS
 
-UserRole = Literal["proxy_admin", "proxy_admin_viewer", "internal_user", "internal_user_viewer"]
 TeamRole = Literal["user", "admin"]
 
 #: Fields of ``/user/update`` that an explicit ``null`` clears (declared in fields.FIELDS).
@@ -42,6 +44,44 @@ class _Request(BaseModel):
     def to_wire(self) -> dict[str, Any]:
         """The JSON body: set fields only, explicit ``None`` kept as ``null``."""
         return self.model_dump(mode="json", exclude_unset=True)
+
+    @classmethod
+    def of(cls, **fields: Any) -> Self:
+        """The request from keyword fields (the managed ones are declared in
+        :mod:`litellm_operator.fields`, not in a static signature); :class:`MalformedRequest`
+        when it cannot be built."""
+        return build(cls, fields)
+
+    def __eq__(self, other: object) -> bool:
+        """Equal when the same body is sent (a field set to ``None`` is not one left unset)."""
+        return (
+            isinstance(other, _Request)
+            and type(other) is type(self)
+            and self.to_wire() == other.to_wire()
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+class MalformedRequest(ValueError):
+    """A request the operator built does not fit LiteLLM's API: a bug in the operator (a field
+    the wire model does not know, a value LiteLLM would ignore), never retried. The message
+    names the fields and the rule, never the values."""
+
+
+Request = TypeVar("Request", bound=_Request)
+
+
+def build(model: type[Request], fields: Mapping[str, Any]) -> Request:
+    """``model`` from ``fields``, or :class:`MalformedRequest` saying why it cannot be."""
+    try:
+        return model(**fields)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'request'}: {err['msg']}"
+            for err in exc.errors(include_input=False, include_url=False)
+        )
+        raise MalformedRequest(f"{model.__name__}: {problems}") from None
 
 
 def _none_to_empty_list(value: Any) -> Any:
@@ -76,17 +116,20 @@ class LiteLLMUserRecord(_Response):
     teams: StrList = Field(default_factory=list)
 
 
-class _UserFields(_Request):
-    user_email: str | None = None
-    user_alias: str | None = None
-    user_role: UserRole | None = None
-    max_budget: float | None = None
-    budget_duration: str | None = None
-    models: list[str] | None = None
-    tpm_limit: int | None = None
-    rpm_limit: int | None = None
-    max_parallel_requests: int | None = None
-    metadata: dict[str, Any] | None = None
+def _user_columns() -> dict[str, Any]:
+    """The managed user columns (:data:`litellm_operator.fields.USER_COLUMNS`), each optional:
+    a field never set is not sent."""
+    return {f.litellm: (f.type | None, None) for f in USER_COLUMNS}
+
+
+_UserFields: type[_Request] = create_model(  # the managed columns, and the identity beside them
+    "_UserFields",
+    __base__=_Request,
+    user_email=(str | None, None),
+    user_alias=(str | None, None),
+    metadata=(dict[str, Any] | None, None),
+    **_user_columns(),
+)
 
 
 class NewUserRequest(_UserFields):

@@ -31,6 +31,7 @@ from litellm_operator.litellm.models import (
     LiteLLMUserRecord,
     NewUserRequest,
     UpdateUserRequest,
+    build,
 )
 from litellm_operator.litellm.transport import (
     may_have_been_processed,
@@ -108,10 +109,10 @@ class UserCalls(Connection):
         """``/user/update`` with only the given fields (``None`` = clear, see the model).
 
         Caution: LiteLLM creates the user if it does not exist. Call it only for users known to
-        exist. A mapping is validated through :class:`UpdateUserRequest` (raises ``ValueError``
-        for a ``null``/empty value LiteLLM would ignore).
+        exist. A mapping is validated through :class:`UpdateUserRequest` (raises
+        :class:`MalformedRequest` for a ``null``/empty value LiteLLM would ignore).
         """
-        req = fields if isinstance(fields, UpdateUserRequest) else UpdateUserRequest(**fields)
+        req = fields if isinstance(fields, UpdateUserRequest) else build(UpdateUserRequest, fields)
         payload = {"user_id": user_id, **req.to_wire()}
         body = await self._call("POST", "/user/update", json=payload, idempotent=True)
         return LiteLLMUserRecord.model_validate(body.get("data", body))

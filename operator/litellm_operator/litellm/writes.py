@@ -36,7 +36,7 @@ from typing import Any, Self
 from litellm_operator.litellm.batching import Flights
 from litellm_operator.litellm.client import LiteLLMClient
 from litellm_operator.litellm.errors import LiteLLMError, NotFound
-from litellm_operator.litellm.models import LiteLLMUserRecord, UpdateUserRequest
+from litellm_operator.litellm.models import LiteLLMUserRecord, UpdateUserRequest, build
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,9 @@ class UserWrites:
         self, user_id: str, fields: UpdateUserRequest | Mapping[str, Any]
     ) -> LiteLLMUserRecord:
         """Same contract as :meth:`LiteLLMClient.update_user` (missing users are created)."""
-        request = fields if isinstance(fields, UpdateUserRequest) else UpdateUserRequest(**fields)
+        request = (
+            fields if isinstance(fields, UpdateUserRequest) else build(UpdateUserRequest, fields)
+        )
         while (earlier := self._unsettled.get(user_id)) is not None:
             await asyncio.wait([earlier])
         if not self.bulk or self._flights.closed:

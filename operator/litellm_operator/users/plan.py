@@ -1,8 +1,11 @@
 """The reconcile planner: desired settings + what LiteLLM holds → the actions that make them match.
 
 Pure: no I/O, no clock, no kopf. The handlers observe LiteLLM, call :func:`plan_user` or
-:func:`plan_deletion`, and hand the actions to the applier. Every decision about *what* to
-change in LiteLLM lives here, so it is tested by tables (``tests/unit/test_plan.py``).
+:func:`plan_deletion`, and hand the actions to the applier. The writes are typed LiteLLM
+requests, built here: one the wire model cannot hold raises
+:class:`~litellm_operator.litellm.models.MalformedRequest` at plan time, an operator bug.
+Every decision about *what* to change in LiteLLM lives here, so it is tested by tables
+(``tests/unit/test_plan.py``).
 
 Ownership is proven by markers the operator writes into the LiteLLM user's ``metadata``
 (:data:`MARKER_PREFIX`). A user without them is never changed unless adoption is allowed; a
@@ -40,6 +43,7 @@ from litellm_operator.fields import (
     Home,
     at_home,
 )
+from litellm_operator.litellm.models import NewUserRequest, UpdateUserRequest, build
 from litellm_operator.models import EffectiveSettings
 from litellm_operator.reasons import Reason
 
@@ -184,14 +188,24 @@ class Desired:
 
 @dataclass(frozen=True)
 class CreateUser:
-    fields: Mapping[str, Any]
+    request: NewUserRequest
+
+    @property
+    def fields(self) -> dict[str, Any]:
+        """The ``/user/new`` body."""
+        return self.request.to_wire()
 
 
 @dataclass(frozen=True)
 class UpdateUser:
-    fields: Mapping[str, Any]
+    request: UpdateUserRequest
     changed: tuple[str, ...] = field(default=(), compare=False)
     """The settings (CRD names: maxBudget, metadata ...) the update changes."""
+
+    @property
+    def fields(self) -> dict[str, Any]:
+        """The ``/user/update`` body (without the user id)."""
+        return self.request.to_wire()
 
 
 @dataclass(frozen=True)
@@ -318,7 +332,8 @@ def plan_user(desired: Desired, observed: ObservedUser | None) -> Plan:
     """Plan the changes that make LiteLLM hold exactly what ``desired`` says."""
     ownership = ownership_of(observed, desired.owner)
     if observed is None:
-        return Plan(ownership, (CreateUser(creation_fields(desired)), *team_actions(desired, None)))
+        create = CreateUser(build(NewUserRequest, creation_fields(desired)))
+        return Plan(ownership, (create, *team_actions(desired, None)))
     if ownership == "other-resource":
         owner = owner_named_by(observed, desired.owner)
         message = MSG_OWNED_BY_OTHER.format(user_id=desired.user_id, owner=owner)
@@ -341,7 +356,7 @@ def plan_user(desired: Desired, observed: ObservedUser | None) -> Plan:
         message = MSG_EMAIL_IN_USE.format(email=fields["user_email"])
         return Plan(ownership, (Refuse(Reason.EMAIL_IN_USE, message),))
     if fields:
-        actions.append(UpdateUser(fields, tuple(changed)))
+        actions.append(UpdateUser(build(UpdateUserRequest, fields), tuple(changed)))
     actions.extend(team_actions(desired, observed))
     actions.extend(key_actions(desired, observed))
     return Plan(ownership, tuple(actions))
@@ -544,4 +559,5 @@ def plan_deletion(
         return ()
     if deletion_policy == "Delete" and (deletes_adopted(observed) or not is_adopted(observed)):
         return (DeleteUser(observed.user_id),)
-    return (UpdateUser({"metadata": without_markers(observed.metadata)}),)
+    release = build(UpdateUserRequest, {"metadata": without_markers(observed.metadata)})
+    return (UpdateUser(release),)

@@ -37,7 +37,7 @@ from litellm_operator.litellm import (
     LiteLLMClient,
     LiteLLMError,
     LiteLLMUserRecord,
-    NewUserRequest,
+    MalformedRequest,
     NotFound,
     RateLimited,
     ServerError,
@@ -287,7 +287,10 @@ class Reconciler:
         if rival is not None and ownership_of(observed, desired.owner) != "ours":
             message = MSG_CLAIMED.format(user_id=desired.user_id, owner=rival)
             return failure(Reason.CONFLICT, message, transient=False, applied=applied)
-        plan = plan_user(desired, observed)
+        try:
+            plan = plan_user(desired, observed)
+        except MalformedRequest as exc:
+            return malformed(exc, applied)
         refusal = plan.refusal
         if refusal is not None:
             return failure(refusal.reason, refusal.message, transient=False, applied=applied)
@@ -311,6 +314,10 @@ class Reconciler:
             return failure(Reason.EMAIL_IN_USE, message, transient=False, applied=applied)
         except LiteLLMError as exc:
             result = from_error(exc, applied)
+            result.outcome = with_progress(result.outcome, progress)
+            return result
+        except MalformedRequest as exc:
+            result = malformed(exc, applied)
             result.outcome = with_progress(result.outcome, progress)
             return result
         except ValidationError as exc:
@@ -423,11 +430,11 @@ class Reconciler:
     async def _apply_one(self, desired: Desired, action: Action, progress: _Progress) -> None:
         client, user_id = self.client, desired.user_id
         match action:
-            case CreateUser(fields=fields):
-                await client.create_user(NewUserRequest(**fields))
+            case CreateUser(request=request):
+                await client.create_user(request)
                 progress.created = progress.wrote = True
-            case UpdateUser(fields=fields):
-                progress.updated = await self.update_user(user_id, fields)
+            case UpdateUser(request=request):
+                progress.updated = await self.update_user(user_id, request)
                 progress.wrote = True
                 progress.changed.extend(action.changed)
             case AddToTeam(team_id=team, max_budget_in_team=budget):
@@ -547,7 +554,7 @@ class Reconciler:
                     await self.client.delete_users([action.user_id])
                 events.append(Event("Normal", Reason.DELETED, f"deleted LiteLLM user {user_id!r}"))
             elif isinstance(action, UpdateUser):
-                await self.update_user(user_id, action.fields)
+                await self.update_user(user_id, action.request)
                 message = f"released LiteLLM user {user_id!r}: markers removed, user retained"
                 events.append(Event("Normal", Reason.RELEASED, message))
         return events
@@ -779,6 +786,12 @@ def invalid(exc: ValidationError, what: str = "spec") -> Result:
         f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()[:5]
     )
     return failure(Reason.INVALID_SPEC, f"invalid {what}: {problems}", transient=False)
+
+
+def malformed(exc: MalformedRequest, applied: Applied | None) -> Result:
+    """A request the operator cannot build: its bug, stalled until fixed, never retried."""
+    message = f"the operator built a request LiteLLM cannot take (a bug; please report it): {exc}"
+    return failure(Reason.MALFORMED_REQUEST, message, transient=False, applied=applied)
 
 
 def from_error(exc: LiteLLMError, applied: Applied | None) -> Result:
