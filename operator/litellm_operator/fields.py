@@ -95,6 +95,9 @@ class Home(StrEnum):
     MEMBERSHIP = "membership"
     """The budget of each of those memberships: ``/team/member_add``, ``/team/member_update``,
     read by ``/team/info``."""
+    KEY = "key"
+    """A setting of each of the user's virtual keys: ``/key/generate``, ``/key/update``, read
+    by ``/key/info`` (a key's own fields, :data:`KEY_FIELDS`)."""
 
 
 class Bound(StrEnum):
@@ -132,7 +135,8 @@ Merge = Literal["replace", "keys"]
 
 @dataclass(frozen=True)
 class ManagedField:
-    """One managed setting of a LiteLLM user."""
+    """One managed setting of a LiteLLM user (:data:`FIELDS`) or of its keys
+    (:data:`KEY_FIELDS`)."""
 
     name: str
     """Python name (snake_case); the CRD name is its camelCase (:attr:`wire`)."""
@@ -338,6 +342,94 @@ FIELDS: tuple[ManagedField, ...] = (
 )
 """Every managed setting, in the order status, explain and the CRDs show them."""
 
+INFERENCE_ROUTES = ("llm_api_routes",)
+"""The ``allowed_routes`` of every key the operator issues: LiteLLM's route group of its LLM API
+(OpenAI/Anthropic/Google-style inference, ``/v1/models``, ``/model/info``, provider
+pass-through), none of its management routes (``/key/*``, ``/user/*``, ``/team/*`` ...). Checked
+for every key by LiteLLM's route checks, no Enterprise license needed (tests/integration)."""
+
+KEY_FIELDS: tuple[ManagedField, ...] = (
+    ManagedField(
+        "models",
+        ModelList | None,
+        [],
+        "Models the key may call, within the user's. Default: all of the user's.",
+        Home.KEY,
+        "models",
+        Bound.ALLOW_LIST,
+        Compare.SET,
+        clearable=False,
+    ),
+    ManagedField(
+        "max_budget",
+        Budget | None,
+        None,
+        "USD budget of the key.",
+        Home.KEY,
+        "max_budget",
+        Bound.FREE,
+        Compare.AMOUNT,
+    ),
+    ManagedField(
+        "budget_duration",
+        Duration | None,
+        None,
+        "Period after which the key's spend resets; not shorter than the user's.",
+        Home.KEY,
+        "budget_duration",
+        Bound.NEVER_SHORTER,
+    ),
+    ManagedField(
+        "tpm_limit",
+        Limit | None,
+        None,
+        "Tokens per minute of the key, at most the user's.",
+        Home.KEY,
+        "tpm_limit",
+        Bound.CEILING,
+    ),
+    ManagedField(
+        "rpm_limit",
+        Limit | None,
+        None,
+        "Requests per minute of the key, at most the user's.",
+        Home.KEY,
+        "rpm_limit",
+        Bound.CEILING,
+    ),
+    ManagedField(
+        "max_parallel_requests",
+        Limit | None,
+        None,
+        "Concurrent requests of the key, at most the user's.",
+        Home.KEY,
+        "max_parallel_requests",
+        Bound.CEILING,
+    ),
+)
+"""Every setting a LiteLLMUser's ``spec.keys[]`` entry may give, in the order the CRD shows them.
+Unlike a user's, a key's limits are cleared by ``null`` on ``/key/update`` (LiteLLM 1.108,
+``tests/integration/test_litellm_keys.py``); its models by ``[]`` (``null`` is rejected).
+Bounds: ``ceiling``, at most the user's own; ``never-shorter``, a budget period not shorter
+than the user's; ``allow-list``, within the user's models; ``free``, up to the policy's
+``keys.maxBudget`` only."""
+
+KEY_ROUTES = ManagedField(
+    "allowed_routes",
+    list[str],
+    list(INFERENCE_ROUTES),
+    "Routes the key may call: the LLM API only (:data:`INFERENCE_ROUTES`).",
+    Home.KEY,
+    "allowed_routes",
+    Bound.FREE,
+    Compare.SET,
+    clearable=False,
+)
+"""Not in the spec: every key the operator issues has it, and it is kept so."""
+
+KEY_COLUMNS: tuple[ManagedField, ...] = (*KEY_FIELDS, KEY_ROUTES)
+"""What the operator writes and compares on each of its keys."""
+
 BY_NAME: Mapping[str, ManagedField] = {f.name: f for f in FIELDS}
 BY_WIRE: Mapping[str, ManagedField] = {f.wire: f for f in FIELDS}
 NAMES: tuple[str, ...] = tuple(f.name for f in FIELDS)
@@ -369,6 +461,7 @@ OVERRIDE_BOUNDS: Mapping[Bound, str] = {
     Bound.FREE: "merged key by key",
 }
 WHERE: Mapping[Home, str] = {
+    Home.KEY: "each key's `{litellm}`",
     Home.USER: "user `{litellm}`",
     Home.METADATA: "user `metadata.{litellm}`",
     Home.TEAMS: "team memberships",

@@ -23,13 +23,11 @@ from pydantic.alias_generators import to_camel
 from litellm_operator.fields import (
     ALLOW_LIST_NAMES,
     FIELDS,
+    KEY_FIELDS,
     MAX_LIST_ITEMS,
     MAX_NAME_LENGTH,
     Bound,
     Budget,
-    Duration,
-    Limit,
-    ModelList,
     Name,
     UserRole,
 )
@@ -351,9 +349,7 @@ class KeyPolicy(_Wire):
     )
 
 
-class KeySpec(_Wire):
-    """A LiteLLM virtual key of the user, delivered into a Secret in the user's namespace."""
-
+class _KeyBase(_Wire):
     name: str = Field(
         min_length=1,
         max_length=63,
@@ -367,35 +363,43 @@ class KeySpec(_Wire):
         pattern=DNS_SUBDOMAIN_PATTERN,
         description="The Secret holding the key. Default: <LiteLLMUser name>-<key name>.",
     )
-    models: ModelList | None = Field(
-        default=None,
-        description="Models the key may call, within the user's. Default: all of the user's.",
+
+    if TYPE_CHECKING:
+
+        def __getattr__(self, name: str) -> Any: ...
+
+
+def _key_fields() -> dict[str, Any]:
+    """The key's own settings (fields.KEY_FIELDS), each optional, then its rotation."""
+    fields: dict[str, Any] = {
+        f.name: (f.type, Field(default=None, description=f.description)) for f in KEY_FIELDS
+    }
+    fields["rotate_every"] = (
+        RotationInterval | None,
+        Field(
+            default=None,
+            description="Rotate the key on this schedule, at least 1m and not below the policy's "
+            "keys.minRotateEvery. Default: the policy's keys.rotateEvery.",
+        ),
     )
-    max_budget: Budget | None = Field(default=None, description="USD budget of the key.")
-    budget_duration: Duration | None = Field(
-        default=None,
-        description="Period after which the key's spend resets; not shorter than the user's.",
+    fields["grace_period"] = (
+        Interval | None,
+        Field(
+            default=None,
+            description="How long the previous key keeps working after a rotation (0s revokes "
+            "it at once), at most the policy's keys.maxGracePeriod. Default: the policy's "
+            "keys.gracePeriod, else 1h.",
+        ),
     )
-    tpm_limit: Limit | None = Field(
-        default=None, description="Tokens per minute of the key, at most the user's."
-    )
-    rpm_limit: Limit | None = Field(
-        default=None, description="Requests per minute of the key, at most the user's."
-    )
-    max_parallel_requests: Limit | None = Field(
-        default=None, description="Concurrent requests of the key, at most the user's."
-    )
-    rotate_every: RotationInterval | None = Field(
-        default=None,
-        description="Rotate the key on this schedule, at least 1m and not below the policy's "
-        "keys.minRotateEvery. Default: the policy's keys.rotateEvery.",
-    )
-    grace_period: Interval | None = Field(
-        default=None,
-        description="How long the previous key keeps working after a rotation (0s revokes it "
-        "at once), at most the policy's keys.maxGracePeriod. Default: the policy's "
-        "keys.gracePeriod, else 1h.",
-    )
+    return fields
+
+
+KEY_DOC = "A LiteLLM virtual key of the user, delivered into a Secret in the user's namespace."
+
+if TYPE_CHECKING:
+    KeySpec = _KeyBase
+else:
+    KeySpec = create_model("KeySpec", __base__=_KeyBase, __doc__=KEY_DOC, **_key_fields())
 
 
 class IdentityGrant(_Wire):

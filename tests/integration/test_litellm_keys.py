@@ -12,7 +12,7 @@ import pytest
 from pydantic import SecretStr
 
 from devenv.litellm import LiteLLMEndpoint
-from litellm_operator.keys.plan import INFERENCE_ROUTES
+from litellm_operator.fields import INFERENCE_ROUTES
 from litellm_operator.litellm import (
     GenerateKeyRequest,
     KeyAliasInUse,
@@ -132,7 +132,7 @@ async def test_caller_chosen_key_is_stored_as_its_sha256(
     value = SecretStr("sk-" + secrets.token_urlsafe(32))
     expected = hashlib.sha256(value.get_secret_value().encode()).hexdigest()
     assert await litellm_client.key_info(expected) is None
-    request = GenerateKeyRequest(
+    request = GenerateKeyRequest.of(
         user_id=user_id, key_alias=alias, models=["gpt-4o"], max_parallel_requests=3
     )
 
@@ -162,7 +162,7 @@ async def test_an_llm_api_routes_key_is_for_inference_only(
     key without it (LiteLLM's default) mints keys."""
     user_id = make_id("user")
     await litellm_client.create_user(NewUserRequest.of(user_id=user_id, models=["gpt-4o-mini"]))
-    request = GenerateKeyRequest(user_id=user_id, key_alias=make_id("alias"))
+    request = GenerateKeyRequest.of(user_id=user_id, key_alias=make_id("alias"))
     value = SecretStr("sk-" + secrets.token_urlsafe(32))
     await litellm_client.register_key(value, request)
     key = value.get_secret_value()
@@ -192,7 +192,7 @@ async def test_an_llm_api_routes_key_is_for_inference_only(
     fresh = SecretStr("sk-" + secrets.token_urlsafe(32))
     await litellm_client.register_key(
         fresh,
-        GenerateKeyRequest(
+        GenerateKeyRequest.of(
             user_id=user_id, key_alias=make_id("alias"), allowed_routes=list(INFERENCE_ROUTES)
         ),
     )

@@ -27,13 +27,20 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic.alias_generators import to_camel
 
-from litellm_operator.fields import ALL_PROXY_MODELS, duration_seconds
+from litellm_operator.fields import (
+    ALL_PROXY_MODELS,
+    KEY_COLUMNS,
+    KEY_FIELDS,
+    Bound,
+    Compare,
+    duration_seconds,
+)
 from litellm_operator.models import (
     DEFAULT_MIN_ROTATE_EVERY,
     EffectiveSettings,
@@ -45,11 +52,6 @@ from litellm_operator.models import (
 from litellm_operator.reasons import Reason
 
 DEFAULT_GRACE_PERIOD = "1h"
-INFERENCE_ROUTES = ("llm_api_routes",)
-"""The ``allowed_routes`` of every key the operator issues: LiteLLM's route group of its LLM API
-(OpenAI/Anthropic/Google-style inference, ``/v1/models``, ``/model/info``, provider
-pass-through), none of its management routes (``/key/*``, ``/user/*``, ``/team/*`` ...). Checked
-for every key by LiteLLM's route checks, no Enterprise license needed (tests/integration)."""
 MAX_LABEL_LENGTH = 63
 PREVIOUS_SUFFIX = "/previous"
 
@@ -86,33 +88,59 @@ def alias_prefix(namespace: str, user: str) -> str:
     return f"{namespace}/{user}/"
 
 
-@dataclass(frozen=True)
 class KeySettings:
-    """The managed fields of a key, as LiteLLM's ``/key/generate``, ``/key/update`` and key
-    records name them: declared here once (the wire models carry the same names)."""
+    """A key's managed settings (:data:`~litellm_operator.fields.KEY_COLUMNS`), in the spec's
+    terms: lists as tuples, "none" as ``None``. Equal when LiteLLM would hold the same: the
+    declarations' comparisons (amounts with a tolerance, lists as sets)."""
 
-    models: tuple[str, ...] = ()
-    """Empty: every model the user may call."""
-    max_budget: float | None = None
-    budget_duration: str | None = None
-    tpm_limit: int | None = None
-    rpm_limit: int | None = None
-    max_parallel_requests: int | None = None
-    allowed_routes: tuple[str, ...] = INFERENCE_ROUTES
-    """Empty (LiteLLM's default): every route the key's user may call, management included."""
+    __slots__ = ("_values",)
+
+    def __init__(self, **values: Any) -> None:
+        unknown = values.keys() - KEY_NAMES
+        if unknown:
+            raise TypeError(f"not a key setting: {', '.join(sorted(unknown))}")
+        self._values = {f.name: _frozen(values.get(f.name, f.builtin)) for f in KEY_COLUMNS}
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __repr__(self) -> str:
+        return f"KeySettings({', '.join(f'{k}={v!r}' for k, v in self._values.items())})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, KeySettings) and not self.changed(other)
+
+    def __hash__(self) -> int:
+        return hash(tuple(v for f, v in zip(KEY_COLUMNS, self._values.values(), strict=True)
+                          if f.compare is Compare.EXACT))  # fmt: skip
 
     def wire(self) -> dict[str, Any]:
-        return {f.name: _json(getattr(self, f.name)) for f in fields(self)}
+        """Every setting as LiteLLM's key calls and records name and hold it."""
+        return {f.litellm: f.to_litellm(_json(self._values[f.name])) for f in KEY_COLUMNS}
 
     @classmethod
     def from_wire(cls, record: Mapping[str, Any]) -> KeySettings:
-        """The settings of a key record (a ``null`` list read as empty)."""
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            value = record.get(f.name)
-            is_list = isinstance(f.default, tuple)
-            values[f.name] = tuple(value or ()) if is_list else value
-        return cls(**values)
+        """The settings of a key record (what LiteLLM holds, in the spec's terms)."""
+        return cls(**{f.name: f.from_litellm(record.get(f.litellm)) for f in KEY_COLUMNS})
+
+    def changed(self, observed: KeySettings) -> dict[str, Any]:
+        """The ``/key/update`` fields that make LiteLLM hold these settings instead of
+        ``observed``'s (empty when it already holds them)."""
+        return {
+            f.litellm: f.to_litellm(_json(self._values[f.name]))
+            for f in KEY_COLUMNS
+            if not f.same(self._values[f.name], observed._values[f.name])
+        }
+
+
+KEY_NAMES = frozenset(f.name for f in KEY_COLUMNS)
+
+
+def _frozen(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
 
 
 def _json(value: Any) -> Any:
@@ -141,7 +169,7 @@ def describe(key: DesiredKey) -> dict[str, Any]:
         "name": key.name,
         "secretName": key.secret_name,
         "keyAlias": key.key_alias,
-        **{to_camel(name): value for name, value in key.settings.wire().items()},
+        **{f.wire: _json(getattr(key.settings, f.name)) for f in KEY_COLUMNS},
         "rotateEvery": _seconds(key.rotate_every),
         "gracePeriod": _seconds(key.grace_period),
     }
@@ -178,7 +206,7 @@ def keys_of(
     )
 
 
-LIMITS_UP_TO_THE_USERS = ("tpm_limit", "rpm_limit", "max_parallel_requests")
+LIMITS_UP_TO_THE_USERS = tuple(f.name for f in KEY_FIELDS if f.bound is Bound.CEILING)
 """Key limits that may not exceed the user's own (a key is a part of its user)."""
 
 
@@ -237,14 +265,9 @@ def desired_keys(
         rotate_every = key.rotate_every or policy.rotate_every
         grace = key.grace_period or policy.grace_period or DEFAULT_GRACE_PERIOD
         models = tuple(key.models) if key.models is not None else tuple(user_models)
-        settings = KeySettings(
-            models=models,
-            max_budget=key.max_budget if key.max_budget is not None else ceiling,
-            budget_duration=key.budget_duration,
-            tpm_limit=key.tpm_limit,
-            rpm_limit=key.rpm_limit,
-            max_parallel_requests=key.max_parallel_requests,
-        )
+        asked = {f.name: getattr(key, f.name) for f in KEY_FIELDS}
+        budget = key.max_budget if key.max_budget is not None else ceiling
+        settings = KeySettings(**{**asked, "models": models, "max_budget": budget})
         desired.append(
             DesiredKey(
                 name=key.name,
@@ -524,8 +547,7 @@ def plan_key(
         if current.blocked and current.token not in blocked_by_suspension:
             return UnblockKey(key, current.token), None
     if current.settings != key.settings:
-        fields = changed_fields(key.settings, current.settings)
-        return UpdateKey(key, current.token, fields), None
+        return UpdateKey(key, current.token, key.settings.changed(current.settings)), None
     if not secret.base_url_ok:
         return RefreshSecret(key), None
     expires = secret.previous_expires_at
@@ -560,8 +582,3 @@ def complete(
             return CompleteKey(key, drop=current.token)
         return CompleteKey(key, keep=current.token, drop=in_grace, previous=current.token)
     return CompleteKey(key, drop=current.token, previous=in_grace if key.grace_period else None)
-
-
-def changed_fields(desired: KeySettings, observed: KeySettings) -> dict[str, Any]:
-    want, have = desired.wire(), observed.wire()
-    return {name: value for name, value in want.items() if have[name] != value}

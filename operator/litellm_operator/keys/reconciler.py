@@ -61,6 +61,7 @@ from litellm_operator.litellm import (
     LiteLLMClient,
     LiteLLMUserRecord,
     NotFound,
+    build,
 )
 from litellm_operator.models import API_VERSION, USER_KIND
 from litellm_operator.reasons import Event, Reason
@@ -326,11 +327,10 @@ class KeyReconciler:
                 if keep is not None:
                     await self.client.update_key(keep, {"key_alias": key.previous_alias})
                 value = seen.secrets[key.secret_name].data[PENDING_KEY]
-                request = GenerateKeyRequest(
-                    user_id=owner.user_id,
-                    key_alias=key.key_alias,
-                    metadata={MANAGED_BY: MANAGER},
-                    **{k: v for k, v in key.settings.wire().items() if v is not None},
+                identity = {"user_id": owner.user_id, "key_alias": key.key_alias}
+                settings = {k: v for k, v in key.settings.wire().items() if v is not None}
+                request = build(
+                    GenerateKeyRequest, {**identity, "metadata": {MANAGED_BY: MANAGER}, **settings}
                 )
                 try:
                     await self.client.register_key(value, request)

@@ -35,6 +35,7 @@ from litellm_operator.litellm.models import (
     TeamRecord,
     TeamRole,
     UpdateUserRequest,
+    build,
 )
 from litellm_operator.litellm.redact import redact
 from litellm_operator.litellm.teams import TeamCalls
@@ -81,6 +82,7 @@ __all__ = [
     "UserExists",
     "UserReads",
     "UserWrites",
+    "build",
     "key_token",
     "redact",
 ]

@@ -29,6 +29,7 @@ from litellm_operator.litellm.models import (
     GeneratedKey,
     GenerateKeyRequest,
     KeyRecord,
+    build,
 )
 from litellm_operator.litellm.transport import (
     may_have_been_processed,
@@ -59,7 +60,7 @@ class KeyCalls(Connection):
         if not, the call is tried again. Without an alias the failure is raised as is.
         A taken alias raises :class:`KeyAliasInUse`.
         """
-        request = req if req is not None else GenerateKeyRequest(**fields)
+        request = req if req is not None else build(GenerateKeyRequest, fields)
         attempt = 0
         while True:
             try:

@@ -24,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from litellm_operator.fields import CLEARABLE, USER_COLUMNS
+from litellm_operator.fields import CLEARABLE, KEY_COLUMNS, USER_COLUMNS
 
 TeamRole = Literal["user", "admin"]
 
@@ -254,23 +254,31 @@ class KeyRecord(_Response):
         return False if value is None else value
 
 
-class GenerateKeyRequest(_Request):
-    """Body of ``/key/generate``. A ``key_alias`` makes the call safe to recover after a lost
-    response (the client looks the alias up instead of creating a second key)."""
-
+class _KeyRequest(_Request):
     user_id: str | None = None
     team_id: str | None = None
     key_alias: str | None = None
-    models: list[str] | None = None
-    max_budget: float | None = None
-    budget_duration: str | None = None
-    tpm_limit: int | None = None
-    rpm_limit: int | None = None
-    max_parallel_requests: int | None = None
-    allowed_routes: list[str] | None = None
-    """Route groups (``llm_api_routes``) or routes the key may call; only an admin may set it."""
     duration: str | None = None
     metadata: dict[str, Any] | None = None
+
+
+def _key_columns() -> dict[str, Any]:
+    """The key's managed settings (:data:`litellm_operator.fields.KEY_COLUMNS`), each optional."""
+    return {f.litellm: (f.type | None, None) for f in KEY_COLUMNS}
+
+
+_KeyFields: type[_KeyRequest] = create_model(  # the key's managed settings, beside its identity
+    "_KeyFields",
+    __base__=_KeyRequest,
+    **_key_columns(),
+)
+
+
+class GenerateKeyRequest(_KeyFields):
+    """Body of ``/key/generate``: the key's identity and its managed settings
+    (:data:`~litellm_operator.fields.KEY_COLUMNS`). A ``key_alias`` makes the call safe to
+    recover after a lost response (the client looks the alias up instead of creating a second
+    key)."""
 
 
 class GeneratedKey(_Response):

@@ -232,6 +232,8 @@ class Reconciler:
             return failure(Reason.UNAVAILABLE, str(exc), transient=True, applied=applied)
         except (SecretTaken, AliasTaken) as exc:
             return failure(Reason.CONFLICT, str(exc), transient=False, applied=applied)
+        except MalformedRequest as exc:
+            return malformed(exc, applied)
         return with_resolution_notes(result, resolution)
 
     async def _converge_keys(self, prepared: Prepared, result: Result) -> Result:
