@@ -17,6 +17,7 @@ from devenv.litellm import LiteLLMEndpoint
 from litellm_operator.keys.plan import ROTATE_ANNOTATION
 from litellm_operator.litellm import LiteLLMClient
 from litellm_operator.models import GROUP, USER_PLURAL, VERSION
+from tests.e2e.conftest import RESYNC_SECONDS
 from tests.e2e.operator_harness import Cluster, OperatorProcess, eventually
 from tests.fixtures.key_probes import works
 from tests.fixtures.policies import ANY_IDENTITY
@@ -311,6 +312,59 @@ async def test_key_changed_in_litellm_is_put_right(keys: Keys, ident: Callable[[
     fresh = keys.wait_value(f"{name}-a", not_in=(None, value))
     assert not keys.works(value)
     assert keys.works(fresh)
+
+
+async def test_every_limit_set_then_removed_settles_without_key_updates(
+    keys: Keys, operator: OperatorProcess, ident: Callable[[str], str]
+) -> None:
+    """A key with every limit set, then none: LiteLLM ends up holding no limit (the budget
+    falls back to the policy's keys.maxBudget), and two resyncs later the operator has made no
+    /key/update: "none" is written as LiteLLM reads it back, amounts compare with a tolerance."""
+    name = ident("klimits")
+    limits = {
+        "models": ["gpt-4o"],
+        "maxBudget": 0.1,
+        "budgetDuration": "1mo",
+        "tpmLimit": 100,
+        "rpmLimit": 10,
+        "maxParallelRequests": 2,
+    }
+    keys.create_user(name, keys=[{"name": "a", **limits}])
+    value = keys.wait_value(f"{name}-a")
+
+    async def holds(expected: dict[str, Any]) -> bool:
+        record = await keys.litellm.key_info(value)
+        held = {field: getattr(record, field, None) for field in expected}
+        return record is not None and held == expected
+
+    everything = {
+        "models": ["gpt-4o"],
+        "max_budget": 0.1,
+        "budget_duration": "1mo",
+        "tpm_limit": 100,
+        "rpm_limit": 10,
+        "max_parallel_requests": 2,
+    }
+    await until(lambda: holds(everything), "every limit in LiteLLM")
+    keys.patch_user(name, {"spec": {"keys": [{"name": "a"}]}})
+    none = {
+        "models": ["gpt-4o", "gpt-4o-mini"],  # all of the user's
+        "max_budget": 5.0,  # the policy's keys.maxBudget
+        "budget_duration": None,
+        "tpm_limit": None,
+        "rpm_limit": None,
+        "max_parallel_requests": None,
+    }
+    await until(lambda: holds(none), "no limit in LiteLLM")
+    keys.cluster.wait_ready(keys.namespace, name)
+    await asyncio.sleep(1)  # the reconcile that wrote it has published its status
+
+    requests = "litellm_operator_litellm_requests_total"
+    before = operator.counter(requests, endpoint="/key/update")
+    await asyncio.sleep(2 * RESYNC_SECONDS + 1)
+    assert operator.counter(requests, endpoint="/key/update") == before
+    assert await holds(none)
+    assert keys.works(value), "the same key throughout"
 
 
 def test_a_foreign_secret_is_never_overwritten(keys: Keys, ident: Callable[[str], str]) -> None:

@@ -29,6 +29,7 @@ from litellm_operator.keys.plan import (
     interval,
     plan_keys,
 )
+from litellm_operator.litellm.models import GenerateKeyRequest
 from litellm_operator.models import EffectiveSettings, KeyPolicy, KeySpec
 from litellm_operator.policies.resolve import BUILTIN
 from litellm_operator.reasons import Reason
@@ -240,6 +241,44 @@ def test_key_settings_round_trip_through_the_wire() -> None:
     assert KeySettings.from_wire({"models": None, "allowed_routes": None}) == KeySettings(
         allowed_routes=()
     )
+
+
+@pytest.mark.parametrize(
+    ("desired", "held", "update"),
+    [
+        pytest.param({"max_budget": 0.1}, {"max_budget": 0.1 + 1e-12}, {}, id="amount-tolerance"),
+        pytest.param({"max_budget": 0.1}, {"max_budget": 0.2}, {"max_budget": 0.1}, id="amount"),
+        pytest.param({"models": ("a", "b")}, {"models": ("b", "a")}, {}, id="models-any-order"),
+        pytest.param({}, {"models": ("a",)}, {"models": []}, id="all-models-written-as-empty"),
+        pytest.param({}, {"tpm_limit": 5}, {"tpm_limit": None}, id="removed-limit-is-null"),
+        pytest.param(
+            {}, {"max_parallel_requests": 2}, {"max_parallel_requests": None}, id="parallel-null"
+        ),
+        pytest.param(
+            {}, {"allowed_routes": ()}, {"allowed_routes": ["llm_api_routes"]}, id="routes"
+        ),
+        pytest.param({"budget_duration": "1mo"}, {"budget_duration": "1mo"}, {}, id="in-sync"),
+    ],
+)
+def test_a_key_update_sends_only_what_litellm_holds_differently(
+    desired: dict[str, Any], held: dict[str, Any], update: dict[str, Any]
+) -> None:
+    """The declarations' rules (fields.KEY_COLUMNS): amounts with a tolerance, lists as sets,
+    "none" as LiteLLM reads it back, so a key in sync makes no /key/update."""
+    wanted, observed = KeySettings(**desired), KeySettings(**held)
+    assert wanted.changed(observed) == update
+    assert (wanted == observed) is (not update)
+    assert KeySettings.from_wire(observed.wire()) == observed
+
+
+def test_every_key_setting_fits_the_wire_request() -> None:
+    """A key column the request model could not carry fails here, not on the proxy."""
+    limits = {"tpm_limit": 5, "rpm_limit": 6, "max_parallel_requests": 7}
+    settings = KeySettings(models=("a",), max_budget=1.0, budget_duration="1d", **limits)
+    request = GenerateKeyRequest.of(**settings.wire())
+    assert request.to_wire() == settings.wire()
+    with pytest.raises(TypeError, match="not a key setting"):
+        KeySettings(max_budgett=1.0)
 
 
 def test_user_name_too_long_for_a_label() -> None:
