@@ -14,6 +14,7 @@ from pydantic import SecretStr
 from devenv.litellm import LiteLLMEndpoint
 from litellm_operator.fields import INFERENCE_ROUTES
 from litellm_operator.litellm import (
+    BadRequest,
     GenerateKeyRequest,
     KeyAliasInUse,
     LiteLLMClient,
@@ -197,4 +198,31 @@ async def test_an_llm_api_routes_key_is_for_inference_only(
         ),
     )
     assert for_inference_only(litellm_env.url, fresh.get_secret_value(), "gpt-4o-mini")
+    await litellm_client.delete_users([user_id])
+
+
+async def test_a_key_s_limits_are_cleared_by_null_and_its_models_by_empty(
+    litellm_client: LiteLLMClient, make_id: Callable[[str], str]
+) -> None:
+    """What fields.KEY_FIELDS declares of a key (unlike a user's max_parallel_requests): every
+    limit is cleared by ``null`` on /key/update; ``models`` by ``[]``, and ``null`` is refused."""
+    user_id = make_id("user")
+    await litellm_client.create_user(NewUserRequest.of(user_id=user_id, models=["gpt-4o-mini"]))
+    limits = {"tpm_limit": 100, "rpm_limit": 10, "max_parallel_requests": 3}
+    settings = {"models": ["gpt-4o-mini"], "max_budget": 0.1, "budget_duration": "7d", **limits}
+    request = GenerateKeyRequest.of(user_id=user_id, key_alias=make_id("alias"), **settings)
+    key = (await litellm_client.generate_key(request)).key
+    info = await litellm_client.key_info(key)
+    assert info is not None
+    assert {name: getattr(info, name) for name in settings} == settings
+
+    cleared = dict.fromkeys(("max_budget", "budget_duration", *limits))
+    await litellm_client.update_key(key, cleared)
+    with pytest.raises(BadRequest):
+        await litellm_client.update_key(key, {"models": None})
+    await litellm_client.update_key(key, {"models": []})
+    info = await litellm_client.key_info(key)
+    assert info is not None
+    assert {name: getattr(info, name) for name in settings} == {**cleared, "models": []}
+    await litellm_client.delete_keys([key])
     await litellm_client.delete_users([user_id])
