@@ -62,7 +62,8 @@ def encoded(data: Mapping[str, SecretStr | None]) -> dict[str, str | None]:
 
 def unread(call: Callable[..., Any], *args: Any) -> None:
     """Make a write whose answer is not needed without decoding it: a policy edit patches every
-    user's status, and decoding (then validating) each answer cost the operator about 1 ms."""
+    user's status, and decoding (then validating) each answer was a share of the operator's CPU
+    (the README's Performance section)."""
     response = call(*args, _preload_content=False)  # non-2xx answers still raise ApiException
     try:
         response.read()

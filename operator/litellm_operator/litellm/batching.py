@@ -13,8 +13,8 @@ When the ids are known ahead (a policy edit knows every user it is about to reco
 order it flips them), :meth:`UserReads.prefetch` reads them ahead in full batches, at most
 :data:`READ_AHEAD` answers not yet taken at a time: each reconcile takes its user's answer
 instead of reading it (if it comes within :data:`PREFETCH_TTL_SECONDS`), and each answer taken
-lets the next ids be read. Reading everything at once served only the first 30 s of a rollout:
-at 10,000 users most answers expired, and the rollout made 1,621 ``/user/list`` calls, not 200.
+lets the next ids be read. Reading everything at once served only the start of a long rollout:
+most answers expired before their reconcile (the README's Performance section, 10,000 users).
 
 Ids a filter cannot carry (a comma) are read with ``/user/info``. A failed batch fails every
 read in it with the same typed error, so each reconcile handles it as it would its own.

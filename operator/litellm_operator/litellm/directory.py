@@ -26,8 +26,8 @@ class PackedUsers(Mapping[str, LiteLLMUserRecord]):
     """LiteLLM users by id, each kept as compressed JSON and decoded when read.
 
     A snapshot holds every LiteLLM user, the operator's and everyone else's, and each is read
-    once or twice in its life (by a resume, by a resync): as models, 1.7 KB each; packed,
-    0.35 KB, for under 0.1 ms more per user read.
+    once or twice in its life (by a resume, by a resync): packed, it takes a fifth of the models'
+    memory, for a decode per read (the README's Performance section, "Memory").
     """
 
     def __init__(self) -> None:
@@ -78,10 +78,10 @@ class Directory:
         (empty when none is held).
 
         What a resume reads: the start-up snapshot serves the resumes while it is fresh. A
-        restart that outlasts it (10,000 users handed to kopf 200 at a time, with a short
-        resync interval) reads the rest in batches of 50 (``UserReads``) instead of stopping
-        every resume for a second listing of every LiteLLM user: measured at 10,000 users,
-        two listings made the restart 96 s and 244 ``/user/list`` calls.
+        restart that outlasts it (many users handed to kopf a few at a time, with a short
+        resync interval) reads the rest in batches (``UserReads``) instead of stopping every
+        resume for a second listing of every LiteLLM user (the README's Performance section
+        measures both).
         """
         async with self._lock:
             return self._users
@@ -94,10 +94,10 @@ class Directory:
         """Take the snapshot now, at start-up, before kopf lists the users it will resume.
 
         Otherwise the first resumed user takes it, and every other user's resume waits for it
-        inside kopf's handler machinery: at 1,000 users, 1,000 invocations (about 9 KB each)
-        waited 3.4 s for the listing together, and what they allocated stayed resident (see
-        :mod:`litellm_operator.kopf_watch` on why a burst's memory stays): 9 KiB per user at
-        rest. With the snapshot ready, each resume runs through without waiting.
+        inside kopf's handler machinery, and what those waiting invocations allocated stayed
+        resident (see :mod:`litellm_operator.runtime.kopf_watch` on why a burst's memory stays;
+        the README's Performance section, "Memory", has the figures). With the snapshot ready,
+        each resume runs through without waiting.
 
         kopf starts nothing (not even its liveness endpoint) before its start-up handlers end,
         so this waits at most ``wait`` seconds; a longer listing goes on in the background, and

@@ -2,10 +2,9 @@
 
 A policy edit updates every user of the policy, and a rollout reconciles dozens of them at
 once. LiteLLM spends about half of each ``/user/update`` on the request around the update
-(authentication, routing, its logging hooks): measured on LiteLLM 1.108.7, 1,000 updates as
-1,000 ``/user/update`` calls at 8 in flight took 15.3 s and 20.0 CPU-s of LiteLLM; the same
-bodies as 20 ``/user/bulk_update`` calls of 50 took 6.9 s and 10.0 CPU-s. LiteLLM runs the
-very code of ``/user/update`` for each entry of a bulk call (``_update_single_user_helper``).
+(authentication, routing, its logging hooks), so the same bodies in bulk calls take about
+half its time and CPU (measured in the README's Performance section). LiteLLM runs the very
+code of ``/user/update`` for each entry of a bulk call (``_update_single_user_helper``).
 
 :class:`UserWrites` gathers updates like :class:`~litellm_operator.litellm.UserReads` gathers
 reads: a batch leaves :data:`WINDOW_SECONDS` after its first update, when it is full, or, while

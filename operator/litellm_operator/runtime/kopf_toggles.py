@@ -1,13 +1,12 @@
-"""Makes kopf's readiness toggles cost O(1) per object, so that a restart with 10,000 users starts.
+"""Makes kopf's readiness toggles cost O(1) per object, so that a restart with many users starts.
 
 kopf holds every handler until all index handlers have seen every object. Its watcher makes
 one :class:`kopf._cogs.aiokits.aiotoggles.Toggle` per listed object in one ``ToggleSet(all)``;
 each object's worker drops its toggle once indexed, then waits for the whole set to be on. In
 kopf 1.45 each ``make_toggle`` and ``drop_toggle`` wakes every waiter, and every waiter
 re-evaluates ``all()`` over every toggle, so the initial list of N objects costs O(N²)
-wake-ups and up to O(N³) toggle reads: measured, 1,000 users resumed in 9 s, and 10,000 had
-not resumed one after 14 minutes (py-spy: ``ToggleSet.make_toggle`` →
-``Condition.notify_all``).
+wake-ups and up to O(N³) toggle reads (the README's Performance section has the restart it
+stopped; py-spy: ``ToggleSet.make_toggle`` → ``Condition.notify_all``).
 
 :class:`CountingToggleSet` keeps the same interface and semantics for the two folds kopf
 uses, ``all`` and ``any``: it counts its toggles that are on, answers ``is_on()`` from the

@@ -3,29 +3,28 @@ over a few objects at a time, after the operator's own indices hold all of it.
 
 **managedFields.** The API server sends each object with its server-side-apply bookkeeping:
 one ``managedFields`` entry per manager and subresource, a nested ``fieldsV1`` map of every
-field it owns. For a LiteLLMUser that is 1.7 KB of the 6.9 KB of JSON, and many small dicts
-once parsed. Neither kopf nor the operator reads it (kopf's patches are merge patches; its
+field it owns: a quarter of a LiteLLMUser's JSON, and many small dicts once
+parsed. Neither kopf nor the operator reads it (kopf's patches are merge patches; its
 last-handled configuration is the object's essence, which leaves ``managedFields`` out).
 
 **The listing.** kopf lists every object at start-up and gives each one a worker. With a kopf
 index on the kind, every worker holds its event (the parsed body, its queue, loggers, patch and
-task: about 15 KB) until every object of the listing has been indexed, so at a restart with N
-users all N exist at once; and what that burst allocates stays resident after it (CPython's
-allocator cannot return an arena that one long-lived object still uses): 27 KiB per user at
-rest with 1,000 users, 37 with 10,000. kopf's ``worker_limit`` cannot bound it: with any limit
-below N the indexing deadlocks.
+task) until every object of the listing has been indexed, so at a restart with N users all N
+exist at once; and what that burst allocates stays resident after it (CPython's allocator
+cannot return an arena that one long-lived object still uses). kopf's ``worker_limit`` cannot
+bound it: with any limit below N the indexing deadlocks.
 
 So for a kind given a :class:`Feed`, the watch stream itself does the indexing
 (:class:`~litellm_operator.runtime.indices.ObjectIndices`): it reads the whole listing first,
-keeping each object compressed (about 1 KB) and its index entries; once the listing is complete it
+keeping each object compressed and its index entries; once the listing is complete it
 replaces what the indices held for that stream, tells kopf the listing is over
 (``Bookmark.LISTED``, which is all kopf's readiness waits for), and only then hands kopf the
 listed objects, at most :data:`REPLAY_IN_FLIGHT` in kopf's hands at once (:class:`ReplayGate`).
 An object leaves kopf's hands when its create/update/resume/delete handler ends, or when kopf
 is done with its event (:func:`install` wraps kopf's ``process_resource_event`` for that).
 Watch events update the indices before kopf sees them. A listing cut short changes nothing:
-kopf lists again. With this and :data:`litellm_operator.runtime.runner.WORKER_IDLE_SECONDS`, the
-benchmark's restart peaks, and rests, at 12.9 KiB per user with 1,000 users, 7.6 with 10,000.
+kopf lists again. What this and :data:`litellm_operator.runtime.runner.WORKER_IDLE_SECONDS`
+saved is measured in the README's Performance section ("Memory").
 
 :func:`install` wraps kopf's ``continuous_watch`` (one listing and the watch after it) and
 ``process_resource_event``; it refuses (and kopf keeps its own functions) when kopf's internals
@@ -55,8 +54,7 @@ Watch = Callable[..., AsyncIterator[Any]]
 Process = Callable[..., Awaitable[Any]]
 
 REPLAY_IN_FLIGHT = 200
-"""Listed objects in kopf's hands at once: at about 15 KB each, 3 MB, and more than the
-reconciles the operator runs at once
+"""Listed objects in kopf's hands at once: more than the reconciles the operator runs at once
 (:data:`litellm_operator.users.context.RECONCILES_PER_LITELLM_SLOT` times its concurrency)."""
 
 REPLAY_STALL_SECONDS = 30.0
@@ -64,7 +62,7 @@ REPLAY_STALL_SECONDS = 30.0
 slow handler, say) and the next one is handed over: the gate bounds memory, never progress."""
 
 PACK_LEVEL = 1
-"""zlib's fastest level: a listed LiteLLMUser's JSON (about 5 KB) packs to about 1 KB."""
+"""zlib's fastest level: the listing is held only until it is handed over."""
 
 _ORIGINAL_CONTINUOUS_WATCH: Watch = watching.continuous_watch
 _ORIGINAL_PROCESS: Process = processing.process_resource_event

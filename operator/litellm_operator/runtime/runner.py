@@ -247,15 +247,14 @@ async def standby_health(port: int) -> web.AppRunner:
 LIST_CHUNK_SIZE = 100
 """kopf lists the objects it watches in pages of this many, not in one response. What a
 restart allocates stays resident (see kopf_watch), and one response parses every object at
-once, managedFields included (kopf_watch drops them only as each object passes on): at 1,000
-users the resident size after a restart was 131.5-131.7 MiB listing at once, 128.4-129.0 in
-pages of 20, 50 or 100 (130.0 in pages of 200). 10,000 users cost 100 list requests."""
+once, managedFields included (kopf_watch drops them only as each object passes on); the
+resident size this saves is in the README's Performance section ("Memory")."""
 WORKER_IDLE_SECONDS = 0.5
 """How long kopf keeps an object's worker (with the object's last event, parsed) once it has
 nothing to do; kopf's default is 5 s. A restart hands kopf the listed users a few at a time
-(kopf_watch), but at kopf's default every resumed user's worker lived on for 5 s, so all of a
-restart's workers still existed at its end: at 1,000 users 24.3 KiB per user at rest, 12.2 at
-0.5 s. A worker waits longer when a patch of its own is still to come back (kopf's
+(kopf_watch), but at kopf's default every resumed user's worker lived on, so all of a
+restart's workers still existed at its end (the README's Performance section, "Memory", has
+what that cost). A worker waits longer when a patch of its own is still to come back (kopf's
 consistency), and an event after it exits starts a new one."""
 
 

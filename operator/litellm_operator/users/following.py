@@ -76,8 +76,8 @@ class PolicyFollowers:
             return
         # The policy as it is now, not before the snapshot: under load listing every LiteLLM
         # user takes minutes, and a policy edited meanwhile made every user its rollout had
-        # already reached look drifted (3,604 of 10,000 nudged for nothing). ``body`` is
-        # kopf's live body.
+        # already reached look drifted (thousands nudged for nothing: the README's
+        # Performance section, 10,000 users). ``body`` is kopf's live body.
         generation = body.get("metadata", {}).get("generation")
         validated = runtime.policies.of(plain(body))
         # An invalid policy: each user's reconcile reports it (InvalidSpec).
