@@ -8,9 +8,20 @@ a field never set is omitted (LiteLLM leaves it alone), a field set to ``None`` 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Annotated, Any, Literal, Self, TypeVar
+from types import UnionType
+from typing import (
+    TYPE_CHECKING,
+    Annotated,
+    Any,
+    Literal,
+    Self,
+    TypeVar,
+    Union,
+    get_args,
+    get_origin,
+)
 
 from pydantic import (
     BaseModel,
@@ -24,7 +35,7 @@ from pydantic import (
     model_validator,
 )
 
-from litellm_operator.fields import CLEARABLE, KEY_COLUMNS, USER_COLUMNS
+from litellm_operator.fields import CLEARABLE, KEY_COLUMNS, USER_COLUMNS, ManagedField
 
 TeamRole = Literal["user", "admin"]
 
@@ -96,24 +107,68 @@ StrList = Annotated[list[str], BeforeValidator(_none_to_empty_list)]
 AnyMap = Annotated[dict[str, Any], BeforeValidator(_none_to_empty_dict)]
 
 
-class LiteLLMUserRecord(_Response):
-    """A user as ``/user/info`` (``user_info``), ``/user/list`` or ``/user/new`` returns it."""
+def _loose(declared: Any) -> Any:
+    """The type a record reads a declared setting as: its declaration's type without the
+    schema's bounds (LiteLLM may hold what the operator would never write), "none" included."""
+    origin = get_origin(declared)
+    if origin is Annotated:
+        return _loose(get_args(declared)[0])
+    if origin is Literal:
+        return str
+    if origin in (Union, UnionType):
+        kept = tuple(_loose(arg) for arg in get_args(declared) if arg is not type(None))
+        if len(kept) == 1 and kept[0] in (StrList, AnyMap):
+            return kept[0]  # a null list or map is read as empty
+        return Union[(*kept, type(None))]
+    if origin is list:
+        return StrList
+    if origin is dict:
+        return AnyMap
+    return declared
 
+
+def _read_columns(columns: Sequence[ManagedField]) -> dict[str, Any]:
+    """The record's fields for the declared ``columns``: lists default to empty, the rest to
+    ``None``."""
+    fields: dict[str, Any] = {}
+    for column in columns:
+        loose = _loose(column.type)
+        if loose in (StrList, AnyMap):
+            fields[column.litellm] = (loose, Field(default_factory=type(column.builtin)))
+        else:
+            fields[column.litellm] = (loose | None, None)
+    return fields
+
+
+class _Record(_Response):
+    if TYPE_CHECKING:  # the declared columns (fields.py), added by create_model
+
+        def __getattr__(self, name: str) -> Any: ...
+
+
+class _UserRecord(_Record):
     user_id: str
     user_email: str | None = None
     user_alias: str | None = None
-    user_role: str | None = None
     sso_user_id: str | None = None
-    max_budget: float | None = None
-    budget_duration: str | None = None
     budget_reset_at: datetime | None = None
     spend: float = 0.0
-    models: StrList = Field(default_factory=list)
-    tpm_limit: int | None = None
-    rpm_limit: int | None = None
-    max_parallel_requests: int | None = None
     metadata: AnyMap = Field(default_factory=dict)
     teams: StrList = Field(default_factory=list)
+
+
+USER_RECORD_DOC = """A user as ``/user/info`` (``user_info``), ``/user/list`` or ``/user/new``
+returns it: its identity and the managed columns (``fields.USER_COLUMNS``)."""
+
+if TYPE_CHECKING:
+    LiteLLMUserRecord = _UserRecord
+else:
+    LiteLLMUserRecord = create_model(
+        "LiteLLMUserRecord",
+        __base__=_UserRecord,
+        __doc__=USER_RECORD_DOC,
+        **_read_columns(USER_COLUMNS),
+    )
 
 
 def _user_columns() -> dict[str, Any]:
@@ -218,25 +273,13 @@ class TeamRecord(_Response):
         return {m.user_id for m in self.members if m.user_id}
 
 
-class KeyRecord(_Response):
-    """A key's stored state (``/key/info`` ``info``, ``/key/list``, ``/user/info`` ``keys``).
-
-    ``token`` is the key's hash (safe to log and store); the secret value is never part of it.
-    """
-
+class _KeyRecord(_Record):
     token: str | None = None
     key_name: str | None = None
     key_alias: str | None = None
     user_id: str | None = None
     team_id: str | None = None
-    models: StrList = Field(default_factory=list)
-    max_budget: float | None = None
-    budget_duration: str | None = None
     spend: float = 0.0
-    tpm_limit: int | None = None
-    rpm_limit: int | None = None
-    max_parallel_requests: int | None = None
-    allowed_routes: StrList = Field(default_factory=list)
     metadata: AnyMap = Field(default_factory=dict)
     blocked: bool = False
     expires: datetime | None = None
@@ -252,6 +295,19 @@ class KeyRecord(_Response):
     @classmethod
     def _null_is_unblocked(cls, value: Any) -> Any:
         return False if value is None else value
+
+
+KEY_RECORD_DOC = """A key's stored state (``/key/info`` ``info``, ``/key/list``, ``/user/info``
+``keys``): its identity and the managed settings (``fields.KEY_COLUMNS``).
+
+``token`` is the key's hash (safe to log and store); the secret value is never part of it."""
+
+if TYPE_CHECKING:
+    KeyRecord = _KeyRecord
+else:
+    KeyRecord = create_model(
+        "KeyRecord", __base__=_KeyRecord, __doc__=KEY_RECORD_DOC, **_read_columns(KEY_COLUMNS)
+    )
 
 
 class _KeyRequest(_Request):
