@@ -348,64 +348,39 @@ INFERENCE_ROUTES = ("llm_api_routes",)
 pass-through), none of its management routes (``/key/*``, ``/user/*``, ``/team/*`` ...). Checked
 for every key by LiteLLM's route checks, no Enterprise license needed (tests/integration)."""
 
+
+def key_field(
+    name: str, type: Any, description: str, bound: Bound, compare: Compare = Compare.EXACT
+) -> ManagedField:
+    """A setting of each key: LiteLLM's key calls name it as the spec does, and a key that
+    does not set it has none (lists: empty)."""
+    builtin: Any = [] if name == "models" else None
+    return ManagedField(name, type, builtin, description, Home.KEY, name, bound, compare)
+
+
+def key_limit(name: str, what: str) -> ManagedField:
+    """A limit of each key, at most the user's own (:attr:`Bound.CEILING`)."""
+    return key_field(name, Limit | None, f"{what} of the key, at most the user's.", Bound.CEILING)
+
+
 KEY_FIELDS: tuple[ManagedField, ...] = (
-    ManagedField(
+    key_field(
         "models",
         ModelList | None,
-        [],
         "Models the key may call, within the user's. Default: all of the user's.",
-        Home.KEY,
-        "models",
         Bound.ALLOW_LIST,
         Compare.SET,
-        clearable=False,
     ),
-    ManagedField(
-        "max_budget",
-        Budget | None,
-        None,
-        "USD budget of the key.",
-        Home.KEY,
-        "max_budget",
-        Bound.FREE,
-        Compare.AMOUNT,
-    ),
-    ManagedField(
+    key_field("max_budget", Budget | None, "USD budget of the key.", Bound.FREE, Compare.AMOUNT),
+    key_field(
         "budget_duration",
         Duration | None,
-        None,
         "Period after which the key's spend resets; not shorter than the user's.",
-        Home.KEY,
-        "budget_duration",
         Bound.NEVER_SHORTER,
     ),
-    ManagedField(
-        "tpm_limit",
-        Limit | None,
-        None,
-        "Tokens per minute of the key, at most the user's.",
-        Home.KEY,
-        "tpm_limit",
-        Bound.CEILING,
-    ),
-    ManagedField(
-        "rpm_limit",
-        Limit | None,
-        None,
-        "Requests per minute of the key, at most the user's.",
-        Home.KEY,
-        "rpm_limit",
-        Bound.CEILING,
-    ),
-    ManagedField(
-        "max_parallel_requests",
-        Limit | None,
-        None,
-        "Concurrent requests of the key, at most the user's.",
-        Home.KEY,
-        "max_parallel_requests",
-        Bound.CEILING,
-    ),
+    key_limit("tpm_limit", "Tokens per minute"),
+    key_limit("rpm_limit", "Requests per minute"),
+    key_limit("max_parallel_requests", "Concurrent requests"),
 )
 """Every setting a LiteLLMUser's ``spec.keys[]`` entry may give, in the order the CRD shows them.
 Unlike a user's, a key's limits are cleared by ``null`` on ``/key/update`` (LiteLLM 1.108,

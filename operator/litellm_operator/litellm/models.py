@@ -148,13 +148,13 @@ class _Record(_Response):
 
 class _UserRecord(_Record):
     user_id: str
+    metadata: AnyMap = Field(default_factory=dict)
+    teams: StrList = Field(default_factory=list)
     user_email: str | None = None
     user_alias: str | None = None
     sso_user_id: str | None = None
     budget_reset_at: datetime | None = None
     spend: float = 0.0
-    metadata: AnyMap = Field(default_factory=dict)
-    teams: StrList = Field(default_factory=list)
 
 
 USER_RECORD_DOC = """A user as ``/user/info`` (``user_info``), ``/user/list`` or ``/user/new``
