@@ -107,23 +107,25 @@ StrList = Annotated[list[str], BeforeValidator(_none_to_empty_list)]
 AnyMap = Annotated[dict[str, Any], BeforeValidator(_none_to_empty_dict)]
 
 
-def _loose(declared: Any) -> Any:
-    """The type a record reads a declared setting as: its declaration's type without the
-    schema's bounds (LiteLLM may hold what the operator would never write), "none" included."""
+def _loose(declared: Any, *, reading: bool = True) -> Any:
+    """The wire type of a declared setting: its declaration's type without the schema's
+    bounds (validating values is the CRDs' work; LiteLLM may hold what the operator would never
+    write). A record (``reading``) reads a null list or map as empty, and any role as text."""
     origin = get_origin(declared)
     if origin is Annotated:
-        return _loose(get_args(declared)[0])
+        return _loose(get_args(declared)[0], reading=reading)
     if origin is Literal:
-        return str
+        return str if reading else declared
     if origin in (Union, UnionType):
-        kept = tuple(_loose(arg) for arg in get_args(declared) if arg is not type(None))
-        if len(kept) == 1 and kept[0] in (StrList, AnyMap):
-            return kept[0]  # a null list or map is read as empty
+        args = get_args(declared)
+        kept = tuple(_loose(arg, reading=reading) for arg in args if arg is not type(None))
+        if reading and len(kept) == 1 and kept[0] in (StrList, AnyMap):
+            return kept[0]
         return Union[(*kept, type(None))]
     if origin is list:
-        return StrList
+        return StrList if reading else list[str]
     if origin is dict:
-        return AnyMap
+        return AnyMap if reading else dict[str, Any]
     return declared
 
 
@@ -174,7 +176,7 @@ else:
 def _user_columns() -> dict[str, Any]:
     """The managed user columns (:data:`litellm_operator.fields.USER_COLUMNS`), each optional:
     a field never set is not sent."""
-    return {f.litellm: (f.type | None, None) for f in USER_COLUMNS}
+    return {f.litellm: (_loose(f.type, reading=False) | None, None) for f in USER_COLUMNS}
 
 
 _UserFields: type[_Request] = create_model(  # the managed columns, and the identity beside them
@@ -320,7 +322,7 @@ class _KeyRequest(_Request):
 
 def _key_columns() -> dict[str, Any]:
     """The key's managed settings (:data:`litellm_operator.fields.KEY_COLUMNS`), each optional."""
-    return {f.litellm: (f.type | None, None) for f in KEY_COLUMNS}
+    return {f.litellm: (_loose(f.type, reading=False) | None, None) for f in KEY_COLUMNS}
 
 
 _KeyFields: type[_KeyRequest] = create_model(  # the key's managed settings, beside its identity
