@@ -22,6 +22,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+from litellm_operator.litellm import versions
 from litellm_operator.runtime.config import ALLOW_UNTESTED_LITELLM
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,10 +30,9 @@ RESULTS = ROOT / "docs" / "compat" / "litellm.json"
 README = ROOT / "README.md"
 BEGIN, END = "<!-- litellm-compat:begin -->\n", "<!-- litellm-compat:end -->"
 VERSION_ENV = "LITELLM_OPERATOR_LITELLM_VERSION"
-VERSIONS = ("1.74.9", "1.85.1", "1.104.0", "1.108.7")
-"""The oldest tried, the two chart defaults, the default. Newer ones tried here would not
-install: 1.108.12 needs a ``litellm-enterprise`` post-release, 1.108.14 and 1.109.3
-``litellm-proxy-extras`` ones, 1.110.2 ``litellm-proxy``; the index here serves none of them."""
+VERSIONS = ("1.74.9", "1.85.1", "1.104.0", "1.108.7", "1.110.2")
+"""The oldest tried, the two chart defaults, the default, the newest on the index (1.82.7 and
+1.82.8, withdrawn as malicious, are never installed)."""
 SCENARIOS = (
     "tests/integration",
     "tests/e2e/test_operator.py",  # create, update, policy edit, drift, delete
@@ -103,17 +103,25 @@ def run(version: str, pytest_args: list[str]) -> dict[str, Any]:
     }
 
 
+def operator_on(version: str) -> str:
+    """What the operator does on ``version``, from the one declaration of the minimum."""
+    if versions.unsupported(version):
+        return f"refused (older than {versions.MINIMUM})"
+    return "supported"
+
+
 def table(results: list[dict[str, Any]]) -> str:
-    rows = ["| LiteLLM | result | failed |", "| --- | --- | --- |"]
+    rows = ["| LiteLLM | operator | result | failed |", "| --- | --- | --- | --- |"]
     for result in results:
+        version = result["version"]
+        cells = f"| {version} | {operator_on(version)} |"
         if not result["installed"]:
-            rows.append(f"| {result['version']} | not installable here | {result['problem']} |")
+            rows.append(f"{cells} not installable here | {result['problem']} |")
             continue
         passed = result["tests"] - len(result["failed"])
         verdict = f"{passed} of {result['tests']} passed ({result['seconds']} s)"
-        rows.append(
-            f"| {result['version']} | {verdict} | {', '.join(result['failed']) or 'none'} |"
-        )
+        failed = ", ".join(result["failed"]) or "none"
+        rows.append(f"{cells} {verdict} | {failed} |")
     return "\n".join(rows) + "\n"
 
 

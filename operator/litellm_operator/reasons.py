@@ -43,6 +43,7 @@ class Reason(StrEnum):
     SSO_USER_ID_MISMATCH = "SsoUserIdMismatch"
     SSO_USER_ID_IN_USE = "SsoUserIdInUse"
     REJECTED = "Rejected"
+    LITELLM_VERSION_UNSUPPORTED = "LiteLLMVersionUnsupported"
     TEAM_NOT_FOUND = "TeamNotFound"
     POLICY_DELETED = "PolicyDeleted"
     USERS_STALLED = "UsersStalled"

@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from litellm_operator.fields import CLEARABLE
+from litellm_operator.litellm.versions import NO_LIMIT
 
 UserRole = Literal["proxy_admin", "proxy_admin_viewer", "internal_user", "internal_user_viewer"]
 TeamRole = Literal["user", "admin"]
@@ -74,6 +75,13 @@ class LiteLLMUserRecord(_Response):
     max_parallel_requests: int | None = None
     metadata: AnyMap = Field(default_factory=dict)
     teams: StrList = Field(default_factory=list)
+
+    @field_validator("tpm_limit", "rpm_limit")
+    @classmethod
+    def _no_limit(cls, value: int | None) -> int | None:
+        """What the client writes for "no limit" where ``null`` does not clear it reads as no
+        limit, whatever the release."""
+        return None if value == NO_LIMIT else value
 
 
 class _UserFields(_Request):
