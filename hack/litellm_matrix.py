@@ -2,6 +2,7 @@
 
     python hack/litellm_matrix.py 1.104.0            # one version (make test-litellm)
     python hack/litellm_matrix.py --readme           # every version of VERSIONS, then the README
+    python hack/litellm_matrix.py --render           # the README's table from the kept results
 
 Each version is installed by devenv.litellm like the default one (cached per version) and the
 tests run against it with ``LITELLM_OPERATOR_LITELLM_VERSION``. Results are kept per version in
@@ -41,7 +42,7 @@ SCENARIOS = (
 
 
 def install(version: str, env: dict[str, str]) -> str | None:
-    """Install ``version``; the last line of the installer's complaint when it cannot."""
+    """Install ``version``; why not in one line (pip's last ``ERROR:``) when it cannot."""
     done = subprocess.run(
         [sys.executable, "-m", "devenv.litellm", "install"],
         env=env,
@@ -51,8 +52,10 @@ def install(version: str, env: dict[str, str]) -> str | None:
     )
     if done.returncode == 0:
         return None
-    lines = [line for line in done.stderr.splitlines() if "ERROR" in line or "error" in line]
-    return (lines or ["install failed"])[0].strip()
+    lines = done.stderr.splitlines()
+    pip = [line for line in lines if line.startswith("ERROR:")]  # pip's own verdict, last
+    ours = [line for line in lines if "error" in line.lower()]
+    return (pip[-1:] or ours[:1] or ["install failed"])[0].strip()
 
 
 def failures(junit: Path) -> tuple[int, list[str]]:
@@ -135,15 +138,19 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("versions", nargs="*", help=f"default: {' '.join(VERSIONS)}")
     parser.add_argument("--readme", action="store_true", help="rewrite the README's table")
+    parser.add_argument(
+        "--render", action="store_true", help="only rewrite the README's table from the results"
+    )
     args, pytest_args = parser.parse_known_args()
     kept = {r["version"]: r for r in json.loads(RESULTS.read_text())} if RESULTS.exists() else {}
-    fresh = [run(version, pytest_args) for version in args.versions or VERSIONS]
+    versions_run = [] if args.render else args.versions or VERSIONS
+    fresh = [run(version, pytest_args) for version in versions_run]
     kept.update({r["version"]: r for r in fresh})
     ordered = sorted(kept.values(), key=lambda r: tuple(int(p) for p in r["version"].split(".")))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(ordered, indent=2) + "\n")
     print(table(fresh), end="")
-    if args.readme:
+    if args.readme or args.render:
         README.write_text(with_table(README.read_text(), table(ordered)))
     return 0 if all(r["installed"] and not r["failed"] for r in fresh) else 1
 
