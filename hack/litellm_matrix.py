@@ -2,6 +2,7 @@
 
     python hack/litellm_matrix.py 1.104.0            # one version (make test-litellm)
     python hack/litellm_matrix.py --readme           # every version of VERSIONS, then the README
+    python hack/litellm_matrix.py --render           # the README's table from the kept results
 
 Each version is installed by devenv.litellm like the default one (cached per version) and the
 tests run against it with ``LITELLM_OPERATOR_LITELLM_VERSION``. Results are kept per version in
@@ -22,6 +23,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+from litellm_operator.litellm import versions
 from litellm_operator.runtime.config import ALLOW_UNTESTED_LITELLM
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,10 +31,9 @@ RESULTS = ROOT / "docs" / "compat" / "litellm.json"
 README = ROOT / "README.md"
 BEGIN, END = "<!-- litellm-compat:begin -->\n", "<!-- litellm-compat:end -->"
 VERSION_ENV = "LITELLM_OPERATOR_LITELLM_VERSION"
-VERSIONS = ("1.74.9", "1.85.1", "1.104.0", "1.108.7")
-"""The oldest tried, the two chart defaults, the default. Newer ones tried here would not
-install: 1.108.12 needs a ``litellm-enterprise`` post-release, 1.108.14 and 1.109.3
-``litellm-proxy-extras`` ones, 1.110.2 ``litellm-proxy``; the index here serves none of them."""
+VERSIONS = ("1.74.9", "1.85.1", "1.104.0", "1.108.7", "1.110.2")
+"""The oldest tried, the two chart defaults, the default, the newest on the index (1.82.7 and
+1.82.8, withdrawn as malicious, are never installed)."""
 SCENARIOS = (
     "tests/integration",
     "tests/e2e/test_operator.py",  # create, update, policy edit, drift, delete
@@ -41,7 +42,7 @@ SCENARIOS = (
 
 
 def install(version: str, env: dict[str, str]) -> str | None:
-    """Install ``version``; the last line of the installer's complaint when it cannot."""
+    """Install ``version``; why not in one line (pip's last ``ERROR:``) when it cannot."""
     done = subprocess.run(
         [sys.executable, "-m", "devenv.litellm", "install"],
         env=env,
@@ -51,8 +52,10 @@ def install(version: str, env: dict[str, str]) -> str | None:
     )
     if done.returncode == 0:
         return None
-    lines = [line for line in done.stderr.splitlines() if "ERROR" in line or "error" in line]
-    return (lines or ["install failed"])[0].strip()
+    lines = done.stderr.splitlines()
+    pip = [line for line in lines if line.startswith("ERROR:")]  # pip's own verdict, last
+    ours = [line for line in lines if "error" in line.lower()]
+    return (pip[-1:] or ours[:1] or ["install failed"])[0].strip()
 
 
 def failures(junit: Path) -> tuple[int, list[str]]:
@@ -103,17 +106,25 @@ def run(version: str, pytest_args: list[str]) -> dict[str, Any]:
     }
 
 
+def operator_on(version: str) -> str:
+    """What the operator does on ``version``, from the one declaration of the minimum."""
+    if versions.unsupported(version):
+        return f"refused (older than {versions.MINIMUM})"
+    return "supported"
+
+
 def table(results: list[dict[str, Any]]) -> str:
-    rows = ["| LiteLLM | result | failed |", "| --- | --- | --- |"]
+    rows = ["| LiteLLM | operator | result | failed |", "| --- | --- | --- | --- |"]
     for result in results:
+        version = result["version"]
+        cells = f"| {version} | {operator_on(version)} |"
         if not result["installed"]:
-            rows.append(f"| {result['version']} | not installable here | {result['problem']} |")
+            rows.append(f"{cells} not installable here | {result['problem']} |")
             continue
         passed = result["tests"] - len(result["failed"])
         verdict = f"{passed} of {result['tests']} passed ({result['seconds']} s)"
-        rows.append(
-            f"| {result['version']} | {verdict} | {', '.join(result['failed']) or 'none'} |"
-        )
+        failed = ", ".join(result["failed"]) or "none"
+        rows.append(f"{cells} {verdict} | {failed} |")
     return "\n".join(rows) + "\n"
 
 
@@ -127,15 +138,19 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("versions", nargs="*", help=f"default: {' '.join(VERSIONS)}")
     parser.add_argument("--readme", action="store_true", help="rewrite the README's table")
+    parser.add_argument(
+        "--render", action="store_true", help="only rewrite the README's table from the results"
+    )
     args, pytest_args = parser.parse_known_args()
     kept = {r["version"]: r for r in json.loads(RESULTS.read_text())} if RESULTS.exists() else {}
-    fresh = [run(version, pytest_args) for version in args.versions or VERSIONS]
+    versions_run = [] if args.render else args.versions or VERSIONS
+    fresh = [run(version, pytest_args) for version in versions_run]
     kept.update({r["version"]: r for r in fresh})
     ordered = sorted(kept.values(), key=lambda r: tuple(int(p) for p in r["version"].split(".")))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(ordered, indent=2) + "\n")
     print(table(fresh), end="")
-    if args.readme:
+    if args.readme or args.render:
         README.write_text(with_table(README.read_text(), table(ordered)))
     return 0 if all(r["installed"] and not r["failed"] for r in fresh) else 1
 

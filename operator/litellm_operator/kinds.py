@@ -58,7 +58,9 @@ async def started(base: Base) -> AsyncIterator[tuple[Kind, ...]]:
     async with context.started(base.config, base.client, base.kube, base.metrics) as users:
         views = users.users.views
         members = Members(by_policy=views["users_by_policy"], bodies=views["user_bodies"])
-        rollouts = Rollouts(base.kube, members)
+        rollouts = Rollouts(
+            base.kube, members, litellm_version=lambda: base.client.reported_version
+        )
         user_handlers = UserHandlers(users, rollouts)
         policy_handlers = PolicyHandlers(rollouts, PolicyFollowers(users, members))
         secrets = SecretWatch(base.kube, known=lambda key: key in members.bodies)

@@ -685,6 +685,11 @@ class PolicyStatus(_Status):
         "(and their own).",
     )
     ready_users: int | None = Field(default=None, description="Of those, how many are Ready.")
+    litellm_version: str | None = Field(
+        default=None,
+        description="The version LiteLLM reported when the operator last read it (at start-up, "
+        "after an outage, at each resync).",
+    )
 
 
 class ObjectMeta(_Tolerant):

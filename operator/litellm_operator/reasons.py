@@ -45,6 +45,7 @@ class Reason(StrEnum):
     REJECTED = "Rejected"
     MALFORMED_REQUEST = "MalformedRequest"
     """The operator built a request LiteLLM's API cannot take: a bug, reported, never retried."""
+    LITELLM_VERSION_UNSUPPORTED = "LiteLLMVersionUnsupported"
     TEAM_NOT_FOUND = "TeamNotFound"
     POLICY_DELETED = "PolicyDeleted"
     USERS_STALLED = "UsersStalled"

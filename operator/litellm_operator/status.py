@@ -436,14 +436,26 @@ def policy_rollout(
     )
 
 
-POLICY_OWNED_KEYS = ("observedGeneration", "users", "updatedUsers", "readyUsers", "conditions")
+POLICY_OWNED_KEYS = (
+    "observedGeneration",
+    "users",
+    "updatedUsers",
+    "readyUsers",
+    "litellmVersion",
+    "conditions",
+)
 NAMES_SHOWN = 3
 
 
 def policy_status(
-    previous: Mapping[str, Any], generation: int | None, rollout: Rollout, now: str
+    previous: Mapping[str, Any],
+    generation: int | None,
+    rollout: Rollout,
+    now: str,
+    litellm_version: str | None = None,
 ) -> dict[str, Any]:
-    """A policy's status, like a Deployment's rollout: Ready only when every user is.
+    """A policy's status, like a Deployment's rollout: Ready only when every user is; with the
+    LiteLLM version the operator last read.
 
     * every user reconciled against this generation (and its own) and Ready → Ready=True;
     * some user not reconciled against it yet, or still reconciling → Reconciling=True;
@@ -467,6 +479,7 @@ def policy_status(
             "users": rollout.users,
             "updatedUsers": rollout.updated,
             "readyUsers": rollout.ready,
+            "litellmVersion": litellm_version,
             "conditions": merge_conditions(previous.get("conditions") or [], conditions, now),
         }
     )

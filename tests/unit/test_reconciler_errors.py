@@ -122,6 +122,21 @@ async def test_rejection_is_permanent_and_redacted(reconciler: Reconciler) -> No
     assert MASTER not in result.outcome.message
 
 
+async def test_a_proxy_older_than_supported_gets_no_write_and_a_reason_naming_it() -> None:
+    """An operator whose LiteLLM was replaced by an older release (say, a rollback while it ran)
+    reads, then writes nothing: the user is Stalled until a resync finds a supported release."""
+    with respx.mock(base_url=BASE) as mock:
+        mock.get("/health/readiness/details").respond(json={"litellm_version": "1.85.1"})
+        mock.get("/user/info").mock(return_value=error(404, "not found"))
+        async with LiteLLMClient(BASE, MASTER, max_retries=0, watch_version=True) as client:
+            result = await Reconciler(client).reconcile(user(), POLICY)
+        assert not [call for call in mock.calls if call.request.method != "GET"]
+    assert isinstance(result.outcome, Failed)
+    assert result.outcome.reason == "LiteLLMVersionUnsupported"
+    assert not result.outcome.transient
+    assert "LiteLLM 1.85.1 is older than the oldest supported, 1.104.0" in result.outcome.message
+
+
 @respx.mock
 async def test_email_of_another_user_is_refused_with_a_clear_message(
     reconciler: Reconciler,

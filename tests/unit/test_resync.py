@@ -55,6 +55,17 @@ class DriftedLiteLLM:
         return LiteLLMUserRecord(user_id=user_id)
 
 
+class VersionedProxy:
+    """The client as the resync uses it: it reads the proxy's version again at each run."""
+
+    def __init__(self) -> None:
+        self.reads = 0
+
+    async def proxy_version(self, *, refresh: bool = False) -> str:
+        self.reads += refresh
+        return "1.108.7"
+
+
 class EmptySnapshot:
     async def snapshot(self) -> dict[str, LiteLLMUserRecord]:
         return {}
@@ -83,12 +94,15 @@ def policy(generation: int) -> dict[str, Any]:
 
 
 async def resync(
-    users: dict[str, int], litellm: DriftedLiteLLM, body: dict[str, Any]
+    users: dict[str, int],
+    litellm: DriftedLiteLLM,
+    body: dict[str, Any],
+    proxy: VersionedProxy | None = None,
 ) -> RecordingKube:
     kube = RecordingKube()
     runtime = Runtime(
         config=cast(Any, SimpleNamespace(resync_seconds=60)),
-        client=cast(Any, None),
+        client=cast(Any, proxy or VersionedProxy()),
         reconciler=cast(Any, litellm),
         kube=kube,
         metrics=Metrics(),
@@ -129,3 +143,11 @@ async def test_no_nudge_when_the_policy_changed_during_the_run() -> None:
 
     kube = await resync({"a": 3, "b": 3}, DriftedLiteLLM(during_confirm=edited), body)
     assert kube.nudged == []
+
+
+async def test_each_run_reads_the_proxys_version_again() -> None:
+    """A LiteLLM upgraded or rolled back between runs is known before the next write."""
+    proxy = VersionedProxy()
+    for _ in range(2):
+        await resync({"a": 3}, DriftedLiteLLM(), policy(3), proxy)
+    assert proxy.reads == 2

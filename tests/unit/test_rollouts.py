@@ -176,3 +176,16 @@ def test_recomputation_waits_longer_for_a_larger_policy(
     indices["users_by_policy"]["p"] = [("ns", f"u{i}") for i in range(users)]
     assert rollouts.delay_for("p") == pytest.approx(delay)
     assert rollouts.delay_for("unknown") == pytest.approx(0.05)
+
+
+async def test_the_litellm_version_last_read_is_in_the_status(world: Any) -> None:
+    rollouts, kube, indices = world
+    read: list[str | None] = [None]
+    rollouts.litellm_version = lambda: read[0]
+    rollouts.touch("p", indices["policy_bodies"])
+    await asyncio.sleep(0.2)
+    read[0] = "1.108.7"  # read again (a resync, a reconnect): a change of its own
+    rollouts.touch("p", indices["policy_bodies"])
+    await asyncio.sleep(0.2)
+    assert ["litellmVersion" in status for _, status in kube.patches] == [False, True]
+    assert kube.patches[1][1]["litellmVersion"] == "1.108.7"

@@ -2,7 +2,7 @@
 
 from litellm_operator.litellm.batching import UserReads
 from litellm_operator.litellm.client import LiteLLMClient
-from litellm_operator.litellm.connection import Connection, Observer
+from litellm_operator.litellm.connection import Connection, Observer, VersionObserver
 from litellm_operator.litellm.directory import Directory, PackedUsers
 from litellm_operator.litellm.errors import (
     AlreadyMember,
@@ -19,6 +19,7 @@ from litellm_operator.litellm.errors import (
     ServerError,
     TeamExists,
     Unavailable,
+    UnsupportedVersion,
     UserExists,
 )
 from litellm_operator.litellm.keys import KeyCalls, key_token
@@ -77,11 +78,13 @@ __all__ = [
     "TeamRecord",
     "TeamRole",
     "Unavailable",
+    "UnsupportedVersion",
     "UpdateUserRequest",
     "UserCalls",
     "UserExists",
     "UserReads",
     "UserWrites",
+    "VersionObserver",
     "build",
     "key_token",
     "redact",

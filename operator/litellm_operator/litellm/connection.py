@@ -4,6 +4,12 @@
 cases only), the typed error mapping and the redaction of the master key; the calls of each
 resource (:mod:`~litellm_operator.litellm.users`, :mod:`~litellm_operator.litellm.teams`,
 :mod:`~litellm_operator.litellm.keys`) are made through its :meth:`Connection._call`.
+
+With ``watch_version`` (the running operator) it also knows which LiteLLM release it speaks to
+(:mod:`litellm_operator.litellm.versions`): it reads the proxy's version before its first
+write, again after an outage and whenever :meth:`Connection.proxy_version` is asked to, and to
+a release older than :data:`~litellm_operator.litellm.versions.MINIMUM` (or one whose version
+it cannot read) it writes nothing (:class:`UnsupportedVersion`) unless ``allow_untested``.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
-from types import TracebackType
+from types import EllipsisType, TracebackType
 from typing import Any, Self
 
 import httpx
@@ -22,6 +28,7 @@ from litellm_operator.litellm.errors import (
     LiteLLMError,
     NotFound,
     Unavailable,
+    UnsupportedVersion,
 )
 from litellm_operator.litellm.transport import (
     backoff,
@@ -29,6 +36,7 @@ from litellm_operator.litellm.transport import (
     error_from_transport,
     retry_delay,
 )
+from litellm_operator.litellm.versions import unsupported
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +44,9 @@ log = logging.getLogger(__name__)
 #: ``"ok"`` or the error's ``kind`` (``not_found``, ``conflict``, ``bad_request``, ``auth``,
 #: ``rate_limited``, ``server_error``, ``unavailable``).
 Observer = Callable[[str, str, float], None]
+#: ``on_version(version)`` is called whenever the proxy's reported version is read and differs
+#: from the one read before (``None``: it reports none).
+VersionObserver = Callable[[str | None], None]
 
 
 class Connection:
@@ -59,6 +70,9 @@ class Connection:
         max_retry_delay: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
         observer: Observer | None = None,
+        watch_version: bool = False,
+        allow_untested: bool = False,
+        on_version: VersionObserver | None = None,
     ) -> None:
         self._master_key = (
             master_key if isinstance(master_key, SecretStr) else SecretStr(master_key)
@@ -71,6 +85,11 @@ class Connection:
         self._semaphore = asyncio.Semaphore(max_concurrency)
         self._locks: dict[str, asyncio.Lock] = {}
         """Locks serialising read-modify-write calls on one LiteLLM row (a team's members)."""
+        self._watch_version = watch_version
+        self._allow_untested = allow_untested
+        self._on_version = on_version
+        self._reported: str | EllipsisType | None = ...  # ...: to be read before a write
+        self._version_lock = asyncio.Lock()
         self._http = httpx.AsyncClient(
             base_url=self._base_url,
             headers={"Authorization": f"Bearer {self._master_key.get_secret_value()}"},
@@ -112,6 +131,8 @@ class Connection:
         params: Mapping[str, Any] | None = None,
     ) -> Any:
         """One logical call: attempts with the retry policy; returns the decoded JSON body."""
+        if method != "GET":
+            await self._writable(path)
         attempt = 0
         while True:
             try:
@@ -147,6 +168,7 @@ class Connection:
             try:
                 response = await self._http.request(method, path, json=json, params=params)
             except httpx.TransportError as exc:
+                self._reported = ...  # an outage: the proxy may come back as another release
                 err: LiteLLMError = error_from_transport(exc, path, secret)
                 self._observe(path, err.kind, started)
                 raise err from None
@@ -194,6 +216,35 @@ class Connection:
             body = await self.readiness()
         reported = body.get("litellm_version")
         return str(reported) if reported else None
+
+    async def proxy_version(self, *, refresh: bool = False) -> str | None:
+        """The proxy's version as last read (read now if never read since an outage, or if
+        ``refresh``); ``on_version`` hears of every change."""
+        async with self._version_lock:
+            if refresh or self._reported is ...:
+                reported = await self.version()
+                if reported != self._reported:
+                    log.info("LiteLLM %s", reported or "reports no version")
+                    if self._on_version is not None:
+                        self._on_version(reported)
+                self._reported = reported
+            return self._reported
+
+    @property
+    def reported_version(self) -> str | None:
+        """The proxy's version as last read (``None``: not read since start or an outage)."""
+        return None if self._reported is ... else self._reported
+
+    async def _writable(self, path: str) -> str | None:
+        """The proxy's version, when it may be written to; :class:`UnsupportedVersion` if not."""
+        if not self._watch_version:
+            return None
+        reported = await self.proxy_version()
+        problem = unsupported(reported)
+        if problem and not self._allow_untested:
+            message = f"{problem}: nothing is written to it (see the README's LiteLLM matrix)"
+            raise UnsupportedVersion(message, endpoint=path)
+        return reported
 
     async def _user_info(self, user_id: str) -> dict[str, Any] | None:
         """``/user/info``'s body (the user and its keys), ``None`` for an unknown user."""

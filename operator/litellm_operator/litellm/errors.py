@@ -116,6 +116,13 @@ class Unavailable(LiteLLMError):
     retryable = True
 
 
+class UnsupportedVersion(LiteLLMError):
+    """The proxy runs a release the operator does not write to, or one that lacks what the
+    write needs; the message names the release. Nothing was sent."""
+
+    kind = "unsupported_version"
+
+
 class KeyValueLost(LiteLLMError):
     """``/key/generate`` created the key but its response (the only copy of the secret) was lost.
 

@@ -36,6 +36,7 @@ from pydantic import (
 )
 
 from litellm_operator.fields import CLEARABLE, KEY_COLUMNS, USER_COLUMNS, ManagedField
+from litellm_operator.litellm.versions import NO_LIMIT
 
 TeamRole = Literal["user", "admin"]
 
@@ -157,6 +158,13 @@ class _UserRecord(_Record):
     sso_user_id: str | None = None
     budget_reset_at: datetime | None = None
     spend: float = 0.0
+
+    @field_validator("tpm_limit", "rpm_limit", check_fields=False)  # columns added by create_model
+    @classmethod
+    def _no_limit(cls, value: int | None) -> int | None:
+        """What the client writes for "no limit" where ``null`` does not clear it reads as no
+        limit, whatever the release."""
+        return None if value == NO_LIMIT else value
 
 
 USER_RECORD_DOC = """A user as ``/user/info`` (``user_info``), ``/user/list`` or ``/user/new``

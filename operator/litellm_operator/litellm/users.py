@@ -12,6 +12,10 @@ LiteLLM quirks these calls account for (verified against a real proxy by ``tests
   ``metadata`` is replaced as a whole; resending ``budget_duration`` postpones the reset
   (see :class:`UpdateUserRequest`).
 * ``/user/delete`` fails as a whole (404) if any id is missing; it deletes the users' keys too.
+
+Older releases differ (:mod:`litellm_operator.litellm.versions`): where ``null`` does not clear
+a rate limit, the update calls write :data:`~litellm_operator.litellm.versions.NO_LIMIT`
+(read back as no limit on every release, :class:`LiteLLMUserRecord`).
 """
 
 from __future__ import annotations
@@ -36,11 +40,13 @@ from litellm_operator.litellm.models import (
 from litellm_operator.litellm.transport import (
     may_have_been_processed,
 )
+from litellm_operator.litellm.versions import NO_LIMIT, NULL_CLEARS_RATE_LIMITS, parse
 
 log = logging.getLogger(__name__)
 
 MAX_PAGE_SIZE = 100  # /user/list rejects larger pages (422)
 MAX_BULK_UPDATE = 500  # /user/bulk_update refuses more users in one call (400)
+RATE_LIMITS = ("tpm_limit", "rpm_limit")
 
 
 class UserCalls(Connection):
@@ -114,6 +120,7 @@ class UserCalls(Connection):
         """
         req = fields if isinstance(fields, UpdateUserRequest) else build(UpdateUserRequest, fields)
         payload = {"user_id": user_id, **req.to_wire()}
+        await self._spoken("/user/update", [payload])
         body = await self._call("POST", "/user/update", json=payload, idempotent=True)
         return LiteLLMUserRecord.model_validate(body.get("data", body))
 
@@ -133,6 +140,7 @@ class UserCalls(Connection):
         if len(ids) > MAX_BULK_UPDATE or len(set(ids)) != len(ids):
             raise ValueError(f"update_users takes at most {MAX_BULK_UPDATE} distinct user ids")
         payload = {"users": [{"user_id": u, **req.to_wire()} for u, req in updates]}
+        await self._spoken("/user/bulk_update", payload["users"])
         body = await self._call("POST", "/user/bulk_update", json=payload, idempotent=True)
         results = body.get("results") if isinstance(body, dict) else None
         answered: list[Any] = results if isinstance(results, list) else []
@@ -140,6 +148,15 @@ class UserCalls(Connection):
             _bulk_entry(user_id, answered[i] if i < len(answered) else None)
             for i, user_id in enumerate(ids)
         ]
+
+    async def _spoken(self, path: str, bodies: Sequence[dict[str, Any]]) -> None:
+        """Rewrite user update ``bodies`` in place for the release the proxy runs."""
+        if NULL_CLEARS_RATE_LIMITS.on(parse(await self._writable(path))):
+            return
+        for body in bodies:
+            for name in RATE_LIMITS:
+                if name in body and body[name] is None:
+                    body[name] = NO_LIMIT
 
     async def delete_users(self, user_ids: Iterable[str]) -> None:
         """``/user/delete`` (also deletes their keys). Raises :class:`NotFound` for the whole

@@ -27,6 +27,9 @@ class Followers(Protocol):
     async def check(self, name: str, body: kopf.Body) -> None:
         """Compare the policy's users with LiteLLM; nudge the drifted."""
 
+    async def read_litellm_version(self) -> None:
+        """Read LiteLLM's version again (each resync), for the writes and the status."""
+
 
 class PolicyHandlers:
     """Create, update, delete and the periodic resync of ProvisioningPolicies."""
@@ -70,6 +73,7 @@ class PolicyHandlers:
             work.result()  # re-raise what the run raised
 
     async def check(self, name: str, body: kopf.Body, policies: PolicyIndex) -> None:
+        await self.followers.read_litellm_version()
         await self.rollouts.publish(name, policies)
         await self.followers.check(name, body)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,11 +56,17 @@ class Rollouts:
     """
 
     def __init__(
-        self, kube: Kube, members: Members, delay: float = ROLLOUT_DEBOUNCE_SECONDS
+        self,
+        kube: Kube,
+        members: Members,
+        delay: float = ROLLOUT_DEBOUNCE_SECONDS,
+        litellm_version: Callable[[], str | None] = lambda: None,
     ) -> None:
         self.kube = kube
         self.members = members
         self.delay = delay
+        self.litellm_version = litellm_version
+        """The LiteLLM version last read, which the status reports."""
         self._pending: dict[str, asyncio.Task[None]] = {}
         self._refs: dict[Any, str] = {}
         self._written: dict[tuple[str, str], dict[str, Any]] = {}
@@ -106,7 +112,7 @@ class Rollouts:
         rollout = policy_rollout(name, generation, [u.state for u in users if u is not None])
         identity = (name, str(meta.get("uid", "")))
         previous = self._written.get(identity) or dict(policy.get("status") or {})
-        desired = policy_status(previous, generation, rollout, now_iso())
+        desired = policy_status(previous, generation, rollout, now_iso(), self.litellm_version())
         changes = status_patch(previous, desired, POLICY_OWNED_KEYS)
         if changes and await self.kube.patch_policy_status(name, changes):
             self._written[identity] = desired

@@ -59,7 +59,8 @@ class Metrics:
 
         self.litellm_version = Gauge(
             "litellm_version_info",
-            "1 for the version the LiteLLM proxy reported at start-up.",
+            "1 for the version the LiteLLM proxy reported when last read (at start-up, after "
+            "an outage, at each resync).",
             ["version"],
             namespace=NAMESPACE,
             registry=self.registry,
@@ -74,6 +75,12 @@ class Metrics:
     def observe_request(self, endpoint: str, outcome: str, seconds: float) -> None:
         self.requests.labels(endpoint=endpoint, outcome=outcome).inc()
         self.request_seconds.labels(endpoint=endpoint).observe(seconds)
+
+    def report_litellm_version(self, version: str | None) -> None:
+        """The proxy's version, read again: the one series of ``litellm_version_info``."""
+        self.litellm_version.clear()
+        if version is not None:
+            self.litellm_version.labels(version=version).set(1)
 
     def serve(self, port: int) -> None:
         start_http_server(port, registry=self.registry)

@@ -1,7 +1,7 @@
 """What must hold before the operator campaigns for the Lease: a kopf it was tested with, whose
 internals its two patches (:mod:`litellm_operator.runtime.kopf_watch`,
-:mod:`litellm_operator.runtime.kopf_toggles`) recognise, a Kubernetes and a LiteLLM no older
-than the oldest ones tested.
+:mod:`litellm_operator.runtime.kopf_toggles`) recognise, a Kubernetes no older than the oldest
+one tested (the LiteLLM versions are declared in :mod:`litellm_operator.litellm.versions`).
 
 The tested range of kopf is declared once, as the package's own requirement in
 ``pyproject.toml``; it is read back here from the installed distribution's metadata. The
@@ -24,7 +24,6 @@ from packaging.version import InvalidVersion, Version
 from litellm_operator.runtime.config import (
     ALLOW_SLOW_TOGGLES,
     ALLOW_UNTESTED_KOPF,
-    ALLOW_UNTESTED_LITELLM,
 )
 
 DISTRIBUTION = "litellm-operator"
@@ -115,23 +114,3 @@ def kubernetes_problem(version: tuple[int, int]) -> str | None:
         return None
     oldest = ".".join(map(str, MIN_KUBERNETES))
     return f"Kubernetes {version[0]}.{version[1]} is older than the oldest supported, {oldest}"
-
-
-MIN_LITELLM = Version("1.108.7")
-"""The oldest LiteLLM on which the whole matrix passes (``make test-litellm``, README): 1.104.0
-does not clear a removed tpm/rpm limit (``/user/update`` ignores ``null``), so a user whose
-policy drops one is rewritten on every reconcile; older versions fail more."""
-
-
-def litellm_problem(version: str) -> str | None:
-    """Why a LiteLLM reporting ``version`` is not supported (``None``: it is)."""
-    try:
-        supported = Version(version) >= MIN_LITELLM
-    except InvalidVersion:
-        return f"LiteLLM reports a version this operator cannot read ({version!r})"
-    if supported:
-        return None
-    return (
-        f"LiteLLM {version} is older than the oldest supported, {MIN_LITELLM} (see the README's "
-        f"LiteLLM matrix); set {ALLOW_UNTESTED_LITELLM}=true to run on it anyway"
-    )

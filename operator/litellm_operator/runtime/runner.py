@@ -30,10 +30,10 @@ from aiohttp import web
 
 from litellm_operator import kinds
 from litellm_operator.kube import Kube
-from litellm_operator.litellm import LiteLLMClient, LiteLLMError
+from litellm_operator.litellm import LiteLLMClient, LiteLLMError, versions
 from litellm_operator.models import GROUP
 from litellm_operator.runtime import kopf_watch, preflight
-from litellm_operator.runtime.config import OperatorConfig
+from litellm_operator.runtime.config import ALLOW_UNTESTED_LITELLM, OperatorConfig
 from litellm_operator.runtime.leader import LeaderElector
 from litellm_operator.runtime.memory import trimming
 from litellm_operator.runtime.metrics import Metrics
@@ -102,6 +102,9 @@ async def serve(
                 timeout=config.timeout_seconds,
                 max_concurrency=config.concurrency,
                 observer=metrics.observe_request,
+                watch_version=True,
+                allow_untested=config.allow_untested_litellm,
+                on_version=metrics.report_litellm_version,
             ) as client,
             kinds.started(kinds.Base(config, client, kube, metrics)) as operated,
             trimming(),
@@ -180,9 +183,10 @@ async def check_kubernetes(kube: Kube) -> None:
 
 
 async def check_litellm(config: OperatorConfig, metrics: Metrics) -> None:
-    """Read the proxy's version once, report it (log, ``litellm_version_info``) and refuse
+    """Read the proxy's version, report it (log, ``litellm_version_info``) and refuse
     (:class:`preflight.Unsupported`) one older than the oldest supported, unless allowed; a
-    proxy that cannot be asked now is not checked (the operator waits out LiteLLM outages)."""
+    proxy that cannot be asked now is not checked here (the operator waits out LiteLLM
+    outages; its client reads the version again before it writes, and refuses then)."""
     try:
         async with LiteLLMClient(
             config.litellm_url, config.master_key, timeout=config.timeout_seconds, max_retries=0
@@ -195,12 +199,15 @@ async def check_litellm(config: OperatorConfig, metrics: Metrics) -> None:
         log.warning("LiteLLM reported no version: not checked")
         return
     log.info("LiteLLM %s", version)
-    metrics.litellm_version.labels(version=version).set(1)
-    problem = preflight.litellm_problem(version)
+    metrics.report_litellm_version(version)
+    problem = versions.unsupported(version)
     if problem and config.allow_untested_litellm:
-        log.warning("%s: running anyway, as allowed", problem.split(";")[0])
+        log.warning("%s: running anyway, as allowed", problem)
     elif problem:
-        raise preflight.Unsupported(problem)
+        raise preflight.Unsupported(
+            f"{problem} (see the README's LiteLLM matrix); set {ALLOW_UNTESTED_LITELLM}=true "
+            "to run on it anyway"
+        )
 
 
 async def campaign(elector: LeaderElector, health_port: int, stopping: asyncio.Event) -> bool:

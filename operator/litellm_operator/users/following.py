@@ -64,6 +64,14 @@ class PolicyFollowers:
         )
         log.info("policy %s: %d of %d user(s) to reconcile", name, len(flips), len(targets))
 
+    async def read_litellm_version(self) -> None:
+        """Read LiteLLM's version again (upgraded or rolled back since?): the client refuses
+        writes to an unsupported release, and the policies' status reports it."""
+        try:
+            await self.runtime.client.proxy_version(refresh=True)
+        except LiteLLMError as exc:
+            log.warning("LiteLLM's version could not be read: %s", exc)
+
     async def check(self, name: str, body: kopf.Body) -> None:
         """Compare the policy's users with one ``/user/list`` snapshot; nudge the drifted."""
         runtime = self.runtime

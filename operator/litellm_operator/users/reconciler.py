@@ -43,6 +43,7 @@ from litellm_operator.litellm import (
     ServerError,
     TeamRole,
     Unavailable,
+    UnsupportedVersion,
     UpdateUserRequest,
     UserExists,
 )
@@ -805,6 +806,10 @@ def from_error(exc: LiteLLMError, applied: Applied | None) -> Result:
     if isinstance(exc, AuthError):
         message = f"LiteLLM refused the operator's master key: {exc}"
         return failure(Reason.UNAUTHORIZED, message, transient=True, applied=applied)
+    if isinstance(exc, UnsupportedVersion):  # retried at each resync, which reads the version
+        return failure(
+            Reason.LITELLM_VERSION_UNSUPPORTED, str(exc), transient=False, applied=applied
+        )
     return failure(
         Reason.REJECTED, f"LiteLLM rejected the request: {exc}", transient=False, applied=applied
     )
