@@ -87,12 +87,16 @@ class RecordingFollowers:
     def __init__(self) -> None:
         self.propagated: list[tuple[str, int | None]] = []
         self.checked: list[str] = []
+        self.versions_read = 0
 
     async def propagate(self, name: str, generation: int | None) -> None:
         self.propagated.append((name, generation))
 
     async def check(self, name: str, body: kopf.Body) -> None:
         self.checked.append(name)
+
+    async def read_litellm_version(self) -> None:
+        self.versions_read += 1
 
 
 @pytest.mark.parametrize(

@@ -22,6 +22,7 @@ from litellm_operator.litellm import (
     Unavailable,
     UnsupportedVersion,
     UpdateUserRequest,
+    build,
 )
 from litellm_operator.litellm.models import LiteLLMUserRecord
 from litellm_operator.litellm.versions import (
@@ -106,8 +107,10 @@ async def test_a_removed_rate_limit_is_written_as_the_release_can_take_it(
     with respx.mock(base_url=BASE, assert_all_called=False) as mock:
         sent = proxy(mock, [version])
         async with client() as c:
-            await c.update_user("u", UpdateUserRequest(tpm_limit=None, rpm_limit=None))
-            await c.update_users([("v", UpdateUserRequest(rpm_limit=None))])
+            await c.update_user(
+                "u", build(UpdateUserRequest, {"tpm_limit": None, "rpm_limit": None})
+            )
+            await c.update_users([("v", build(UpdateUserRequest, {"rpm_limit": None}))])
     assert sent == [
         {"user_id": "u", "tpm_limit": written, "rpm_limit": written},
         {"user_id": "v", "rpm_limit": written},
