@@ -17,10 +17,10 @@ previous key is renamed ``<namespace>/<user>/<key>/previous`` (LiteLLM aliases a
 part can hold a ``/`` (a namespace and a key name are DNS labels, a LiteLLMUser name a DNS
 subdomain), so no LiteLLMUser ever wants an alias of another namespace.
 
-Every key is for inference only (:data:`INFERENCE_ROUTES`, a managed key field like its limits),
-and what a key may ask for is bounded by the policy's ``spec.keys`` and the user's own limits:
-anything beyond is a :class:`KeyRefusal`. Rotations (scheduled or requested) come at most once per
-``keys.minRotateEvery`` per key.
+Every key is for inference only (:data:`~litellm_operator.fields.INFERENCE_ROUTES`, a managed
+key field), and what a key may ask for is bounded by the policy's ``spec.keys`` and the user's
+own limits: anything beyond is a :class:`KeyRefusal`. Rotations (scheduled or requested) come
+at most once per ``keys.minRotateEvery`` per key.
 """
 
 from __future__ import annotations
