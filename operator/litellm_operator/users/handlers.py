@@ -33,7 +33,6 @@ from litellm_operator.runtime.handling import (
     first,
     listed_here,
     now_iso,
-    plain,
     post,
     retry_delay,
     retry_later,
@@ -139,7 +138,7 @@ class UserHandlers:
         policy_bodies: kopf.Index[str, Any] = kw["policy_bodies"]
         policy = first(policy_bodies.get(policy_ref_of(body.get("spec", {}))))
         try:
-            events = await self.runtime.reconciler.finalize(plain(body), policy)
+            events = await self.runtime.reconciler.finalize(dict(body), policy)
         except Exception as exc:
             kopf.warn(body, reason=Reason.DELETE_FAILED, message=str(exc))
             raise kopf.TemporaryError(
@@ -167,7 +166,7 @@ class UserHandlers:
         used = policy_of(policy_ref, policy)
         started = time.monotonic()
         result = await runtime.reconciler.reconcile(
-            plain(body),
+            dict(body),  # read during the call, not kept: no copy of the nested fields
             runtime.policies.of(policy),
             claims_from(user_id_claims),
             record_progress=self.progress_recorder(body),
