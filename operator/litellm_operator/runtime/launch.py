@@ -20,7 +20,7 @@ import sys
 
 import kopf
 
-from litellm_operator.runtime import preflight
+from litellm_operator.runtime import memory, preflight
 from litellm_operator.runtime.config import ConfigError, load_config
 
 log = logging.getLogger(__name__)
@@ -69,6 +69,8 @@ def command(args: argparse.Namespace) -> int:
             print(f"litellm-operator: {problem}", file=sys.stderr)
         return EXIT_UNSUPPORTED
     from litellm_operator.runtime import runner  # only now: it loads the patches checked above
+
+    memory.tune_collector()  # the process's own setting: not in serve, which tests run in-process
 
     kopf.configure(
         verbose=args.verbose,
