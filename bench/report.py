@@ -62,6 +62,33 @@ def spread_table(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def baseline_table(results: list[dict[str, Any]]) -> list[str]:
+    """This operator beside the ``--baseline`` one, run alternately in the same stack."""
+    if not any(r.get("operator") == "baseline" for r in results):
+        return []
+    lines = [
+        "",
+        "Beside the `--baseline` operator, run alternately with it in the same stack:",
+        "",
+        "| operator | N | round | create s | edit s | restart s | operator CPU s per 1,000 "
+        "users: create / edit / restart | KiB per user: after create / at rest / after a "
+        "restart |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in sorted(results, key=lambda r: (r["users"], r.get("round", 1), r["operator"])):
+        m = r["memory"]
+        cpu = " / ".join(
+            f"{r[k]['operator_cpu_per_1000_users']:g}" for k in ("create", "policy_edit", "restart")
+        )
+        lines.append(
+            f"| {r['operator']} | {r['users']:,} | {r.get('round', 1)} "
+            f"| {r['create']['seconds']:.1f} | {r['policy_edit']['seconds']:.1f} "
+            f"| {r['restart']['seconds']:.1f} | {cpu} | {m['kib_per_user_after_create']:g} / "
+            f"{m['kib_per_user_settled']:g} / {m['kib_per_user_at_rest']:g} |"
+        )
+    return lines
+
+
 def table(document: dict[str, Any]) -> str:
     machine = document["machine"]
     goals = "; ".join(g["text"] for g in document["goals"])
@@ -115,6 +142,7 @@ def table(document: dict[str, Any]) -> str:
             f"| {m['rss_after_restart_mib']:g} MiB | {m['kib_per_user_after_create']:g} / "
             f"{m['kib_per_user_settled']:g} / {m['kib_per_user_at_rest']:g} |"
         )
+    lines += baseline_table(document["results"])
     lines += spread_table(document.get("spread") or [])
     missed = document.get("missed") or []
     lines += ["", f"Goals missed in this run: {', '.join(missed) if missed else 'none'}."]
