@@ -44,7 +44,9 @@ def test_the_collector_is_tuned_for_the_process_that_asks() -> None:
         "memory.tune_collector()\n"
         "print(before, gc.get_freeze_count() > 10_000, gc.get_threshold())\n"
     )
-    found = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True
-    ).stdout.strip().split(maxsplit=2)
+    found = (
+        subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+        .stdout.strip()
+        .split(maxsplit=2)
+    )
     assert found == ["0", "True", str(memory.COLLECTOR_THRESHOLDS)]

@@ -6,12 +6,12 @@ than the operator keeps afterwards; CPython returns most of it to the C allocato
 malloc keeps freed pages in its heaps, so the resident size stays at the burst's peak.
 ``malloc_trim(0)`` releases them. Elsewhere than glibc this does nothing.
 
-The cycle collector ran in a fifth of the operator's CPU samples (py-spy, a create and a policy
-edit of 1,000 users): every 700 allocations a collection, and the oldest generation's ones walk
-everything the operator holds. :func:`tune_collector` moves what exists once the operator has
-started (modules, kopf's registry, pydantic's validators) out of its reach (``gc.freeze``) and
-collects less often (:data:`COLLECTOR_THRESHOLDS`); almost everything the operator frees goes by
-reference counting, not by the collector.
+The cycle collector costs the operator much of its CPU under load (measured in the README's
+Performance section): by default a collection every 700 allocations, and the oldest
+generation's ones walk everything the operator holds. :func:`tune_collector` moves what exists
+once the operator has started (modules, kopf's registry, pydantic's validators) out of its
+reach (``gc.freeze``) and collects less often (:data:`COLLECTOR_THRESHOLDS`); almost everything
+the operator frees goes by reference counting, not by the collector.
 """
 
 from __future__ import annotations

@@ -217,8 +217,8 @@ class UserHandlers:
         # Not an index anyone reads: with it, kopf's readiness (no handler runs before every
         # watched kind is listed) waits for the LiteLLMUser listings too, which is when
         # runtime.users holds them (kopf_watch indexes a listing before it lets kopf see it).
-        # Its label matches no user, so kopf does not run it on each user event (it did: a
-        # tenth of the operator's CPU in a policy edit); the readiness only needs it registered.
+        # Its label matches no user, so kopf does not run it on each user event (a cost the
+        # README's Performance section measures); the readiness only needs it registered.
         kopf.index(*users, registry=registry, id="users_listed", labels=UNINDEXED)(listed_here)
         indexed = with_indices(self.runtime.users, release)
         backoff = UNEXPECTED_ERROR_BACKOFF
