@@ -13,32 +13,42 @@ operator, limited to a fresh namespace, runs five scenarios:
    it the same bodies as the ``/user/bulk_update`` calls the operator's coalesced writes make.
 4. **restart**: the operator restarts; time until it has resumed all N users, its LiteLLM
    calls meanwhile (paged ``/user/list`` reads, goal ≤ N/50) and its Kubernetes writes (goal 0).
-5. **memory**: resident memory idle, after the create, and after the restart (N users at rest),
-   and the restart's peak.
+5. **memory**: resident memory idle, right after the create, at rest after the resync
+   (without a restart), after the policy edit, after the restart, and the restart's peak.
 
 Every scenario also reports CPU seconds per process (operator, kube-apiserver, etcd, LiteLLM,
-PostgreSQL), the API server's own count of requests per verb and resource, and the operator's
+PostgreSQL; only the bench's own processes, the machine may be shared), the operator's per
+1,000 users, the API server's own count of requests per verb and resource, and the operator's
 LiteLLM calls per endpoint: the profile that says where time goes.
 
     python bench/bench_operator.py [--users 100,1000] [--out bench/results]
+        [--rounds 3] [--baseline /path/to/another/checkout]
+
+``--rounds`` repeats every size and reports the spread; ``--baseline`` runs another checkout's
+operator (its ``operator/`` first on ``PYTHONPATH``) alternately with this one, in the same
+stack, so both see the same machine load.
 
 Needs KUBECONFIG or the envtest binaries (KUBEBUILDER_ASSETS, else they are built); uses
 LITELLM_URL/LITELLM_MASTER_KEY when set, else starts the project's LiteLLM. Writes
-``bench.json`` and ``bench.png`` to ``--out`` and exits 1 when a goal is missed (see GOALS).
+``bench.json`` and ``bench.png`` to ``--out`` and exits 1 when a goal is missed
+(``bench/goals.py``; judged on this checkout's runs, not the baseline's).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,42 +60,27 @@ import httpx  # noqa: E402
 import yaml  # noqa: E402
 
 from bench import floors  # noqa: E402
+from bench.goals import GOALS, missed  # noqa: E402
 from bench.measure import (  # noqa: E402
     CpuMeter,
     RssPeak,
     UserWatch,
     apiserver_requests,
     difference,
+    postmaster_pid,
     rss_kib,
     writes,
 )
 from devenv.controlplane import ControlPlane, find_assets  # noqa: E402
-from devenv.litellm import Instance, LiteLLMEndpoint  # noqa: E402
+from devenv.litellm import Instance, InstanceState, LiteLLMEndpoint  # noqa: E402
 from litellm_operator.litellm.writes import MAX_BATCH, MAX_FLIGHTS  # noqa: E402
 from litellm_operator.models import API_VERSION, GROUP, USER_PLURAL, VERSION  # noqa: E402
 from litellm_operator.users.context import SNAPSHOT_MAX_AGE_FRACTION  # noqa: E402
 from tests.e2e.operator_harness import OperatorProcess, eventually, free_port  # noqa: E402
 
-GOALS = {
-    "create_ratio_max": 2.0,
-    "policy_edit_ratio_max": 2.0,
-    "memory_kib_per_user_max": 25.0,
-    "memory_goal_from_users": 1000,
-    "resync_litellm_writes_max": 0,
-    "resync_k8s_writes_max": 0,
-    "restart_calls_per_user_max": 1 / 50,
-    "restart_k8s_writes_max": 0,
-}
 RESYNC_SECONDS = 30
 CONCURRENCY = 8
 BUDGET_BEFORE, BUDGET_AFTER = 10, 20
-LITELLM_WRITES = (
-    "/user/new",
-    "/user/update",
-    "/user/bulk_update",
-    "/user/delete",
-    "/team/member_add",
-)
 
 
 def kubectl(kubeconfig: Path, *args: str, stdin: str | None = None) -> str:
@@ -162,6 +157,9 @@ class Scenario:
         return {
             "seconds": round(self.seconds, 2),
             "cpu_seconds": self.cpu_seconds,
+            "operator_cpu_per_1000_users": round(
+                self.cpu_seconds.get("operator", 0.0) * 1000 / n, 2
+            ),
             "k8s_requests": self.k8s,
             "k8s_user_writes_per_user": round(writes(self.k8s, USER_PLURAL) / n, 2),
             "litellm_calls": self.litellm,
@@ -184,23 +182,39 @@ def litellm_budgets(url: str, key: str, user_ids: set[str]) -> dict[str, float |
             page += 1
 
 
-def run_size(kubeconfig: Path, litellm: LiteLLMEndpoint, n: int, workdir: Path) -> dict[str, Any]:
-    key = litellm.master_key.get_secret_value()
-    stem = uuid.uuid4().hex[:6]
-    namespace, policy = f"bench-{stem}", f"bench-{stem}"
-    kubectl(kubeconfig, "create", "namespace", namespace)
-    env = {
+def operator_env(kubeconfig: Path, litellm: LiteLLMEndpoint, namespace: str) -> dict[str, str]:
+    """The operator's environment: limited to ``namespace``, the bench's resync and concurrency."""
+    return {
         **os.environ,
         "KUBECONFIG": str(kubeconfig),
         "LITELLM_URL": litellm.url,
-        "LITELLM_MASTER_KEY": key,
+        "LITELLM_MASTER_KEY": litellm.master_key.get_secret_value(),
         "LITELLM_OPERATOR_NAMESPACES": namespace,
         "LITELLM_OPERATOR_RESYNC_SECONDS": str(RESYNC_SECONDS),
         "LITELLM_OPERATOR_METRICS_PORT": str(free_port()),
         "LITELLM_OPERATOR_CONCURRENCY": str(CONCURRENCY),
     }
-    operator = OperatorProcess(env, workdir / f"operator-{n}.log")
-    cpu = CpuMeter(lambda: operator.proc.pid if operator.proc else None)
+
+
+def run_size(
+    kubeconfig: Path,
+    litellm: LiteLLMEndpoint,
+    n: int,
+    workdir: Path,
+    roots: Callable[[], set[int]],
+    source: Path | None = None,
+) -> dict[str, Any]:
+    """One size's scenarios, with this checkout's operator or, given ``source``, that one's."""
+    key = litellm.master_key.get_secret_value()
+    stem = uuid.uuid4().hex[:6]
+    namespace, policy = f"bench-{stem}", f"bench-{stem}"
+    kubectl(kubeconfig, "create", "namespace", namespace)
+    env = operator_env(kubeconfig, litellm, namespace)
+    if source is not None:
+        paths = [str(source / "operator"), env.get("PYTHONPATH", "")]
+        env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
+    operator = OperatorProcess(env, workdir / f"operator-{n}-{stem}.log")
+    cpu = CpuMeter(lambda: operator.proc.pid if operator.proc else None, roots)
     watch = UserWatch(kubeconfig, GROUP, VERSION, USER_PLURAL, namespace)
     watch.start()
     result: dict[str, Any] = {"users": n, "when": machine()["when"]}
@@ -254,6 +268,7 @@ def run_size(kubeconfig: Path, litellm: LiteLLMEndpoint, n: int, workdir: Path) 
                 timeout=max(300, n),
                 what=f"{n} users Ready for policy generation {generation + 1}",
             )
+        edited = rss_kib(operator.proc.pid)
         budgets = litellm_budgets(litellm.url, key, set(names))
         stale = [u for u, b in budgets.items() if b != BUDGET_AFTER]
         if len(budgets) != n or stale:
@@ -285,9 +300,12 @@ def run_size(kubeconfig: Path, litellm: LiteLLMEndpoint, n: int, workdir: Path) 
             "rss_idle_mib": round(idle / 1024, 1),
             "rss_after_create_mib": round(loaded / 1024, 1),
             "rss_settled_mib": round(settled / 1024, 1),
+            "rss_after_policy_edit_mib": round(edited / 1024, 1),
             "rss_after_restart_mib": round(rested / 1024, 1),
             "rss_restart_peak_mib": round(restart_peak.kib / 1024, 1),
             "kib_per_user_after_create": round((loaded - idle) / n, 1),
+            "kib_per_user_settled": round((settled - idle) / n, 1),
+            "kib_per_user_after_policy_edit": round((edited - idle) / n, 1),
             "kib_per_user_at_rest": round((rested - idle) / n, 1),
             "kib_per_user_restart_peak": round((restart_peak.kib - idle) / n, 1),
         }
@@ -318,25 +336,33 @@ def run_size(kubeconfig: Path, litellm: LiteLLMEndpoint, n: int, workdir: Path) 
     return result
 
 
-def missed_goals(result: dict[str, Any]) -> list[str]:
-    n = result["users"]
-    resync_writes = sum(
-        v for k, v in result["resync"]["litellm_calls"].items() if k in LITELLM_WRITES
-    )
-    checks = {
-        "create_ratio": result["create"]["ratio"] <= GOALS["create_ratio_max"],
-        "policy_edit_ratio": result["policy_edit"]["ratio"] <= GOALS["policy_edit_ratio_max"],
-        "resync_litellm_writes": resync_writes <= GOALS["resync_litellm_writes_max"],
-        "resync_k8s_writes": result["resync"]["users_written"] <= GOALS["resync_k8s_writes_max"],
-        "restart_calls": sum(result["restart"]["litellm_calls"].values())
-        <= max(1, n * GOALS["restart_calls_per_user_max"]),
-        "restart_k8s_writes": result["restart"]["users_written"] <= GOALS["restart_k8s_writes_max"],
-    }
-    if n >= GOALS["memory_goal_from_users"]:
-        checks["memory"] = (
-            result["memory"]["kib_per_user_at_rest"] <= GOALS["memory_kib_per_user_max"]
-        )
-    return [f"{name} (N={n})" for name, ok in checks.items() if not ok]
+SPREAD = (
+    ("create", ("create", "seconds")),
+    ("create_cpu_per_1000", ("create", "operator_cpu_per_1000_users")),
+    ("policy_edit", ("policy_edit", "seconds")),
+    ("policy_edit_cpu_per_1000", ("policy_edit", "operator_cpu_per_1000_users")),
+    ("restart", ("restart", "seconds")),
+    ("kib_per_user_after_create", ("memory", "kib_per_user_after_create")),
+    ("kib_per_user_settled", ("memory", "kib_per_user_settled")),
+)
+
+
+def spread(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per operator and size measured more than once: each figure's min, median and max."""
+    groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for r in results:
+        if not r.get("carried_over"):
+            groups.setdefault((r.get("operator", "this"), r["users"]), []).append(r)
+    rows = []
+    for (operator, n), runs in sorted(groups.items()):
+        if len(runs) < 2:
+            continue
+        row: dict[str, Any] = {"operator": operator, "users": n, "runs": len(runs)}
+        for name, (scenario, figure) in SPREAD:
+            values = [float(r[scenario][figure]) for r in runs]
+            row[name] = [min(values), round(statistics.median(values), 2), max(values)]
+        rows.append(row)
+    return rows
 
 
 def machine() -> dict[str, Any]:
@@ -370,20 +396,31 @@ def kept_results(path: Path, sizes: list[int]) -> list[dict[str, Any]]:
     ]
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--users", default="100,1000", help="comma-separated sizes")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
-    parser.add_argument("--logs", type=Path, help="keep the operator's logs in this directory")
-    parser.add_argument(
-        "--keep",
-        action="store_true",
-        help="keep the results of other sizes already in --out (each says when it was measured)",
-    )
-    args = parser.parse_args()
-    sizes = [int(s) for s in str(args.users).split(",") if s.strip()]
-    args.out.mkdir(parents=True, exist_ok=True)
-    results = kept_results(args.out / "bench.json", sizes) if args.keep else []
+def bench_processes(litellm: Instance | None) -> Callable[[], set[int]]:
+    """The roots of the processes the CPU meter counts: this one (its children: the control
+    plane, LiteLLM, the operator) and the PostgreSQL server of the LiteLLM it started."""
+
+    def roots() -> set[int]:
+        found = {os.getpid()}
+        state = InstanceState.load(litellm.directory / "state.json") if litellm else None
+        pid = postmaster_pid(Path(state.pg_data)) if state else None
+        return found | ({pid} if pid else set())
+
+    return roots
+
+
+def alternation(baseline: Path | None, round_: int) -> list[tuple[str, Path | None]]:
+    """The operators of one round, in the order they run: alternating which goes first."""
+    if baseline is None:
+        return [("this", None)]
+    pair: list[tuple[str, Path | None]] = [("this", None), ("baseline", baseline.resolve())]
+    return pair if round_ % 2 == 0 else pair[::-1]
+
+
+@contextlib.contextmanager
+def stack() -> Iterator[tuple[Path, Path, LiteLLMEndpoint, Callable[[], set[int]]]]:
+    """A work directory, a control plane with the CRDs (``KUBECONFIG``'s, else envtest's) and
+    a LiteLLM (``LITELLM_URL``'s, else the project's), and the roots of the processes to meter."""
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         workdir = Path(tmp)
         plane = None
@@ -403,25 +440,59 @@ def main() -> int:
             if endpoint is None:
                 litellm = Instance(workdir / "litellm")
                 endpoint = litellm.start(exit_with_parent=True)
-            for n in sizes:
-                results.append(run_size(kubeconfig, endpoint, n, workdir))
-                print(json.dumps(results[-1]), file=sys.stderr)
-                if args.logs:
-                    args.logs.mkdir(parents=True, exist_ok=True)
-                    shutil.copy(workdir / f"operator-{n}.log", args.logs)
+            yield workdir, kubeconfig, endpoint, bench_processes(litellm)
         finally:
             if litellm is not None:
                 litellm.stop()
             if plane is not None:
                 plane.stop()
-    missed = [m for r in results for m in missed_goals(r)]
-    document = {"machine": machine(), "goals": GOALS, "results": results, "missed": missed}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", default="100,1000", help="comma-separated sizes")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument("--logs", type=Path, help="keep the operator's logs in this directory")
+    parser.add_argument("--rounds", type=int, default=1, help="runs of every size")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="another checkout whose operator runs alternately with this one (not judged)",
+    )
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the results of other sizes already in --out (each says when it was measured)",
+    )
+    args = parser.parse_args()
+    sizes = [int(s) for s in str(args.users).split(",") if s.strip()]
+    args.out.mkdir(parents=True, exist_ok=True)
+    results = kept_results(args.out / "bench.json", sizes) if args.keep else []
+    with stack() as (workdir, kubeconfig, endpoint, roots):
+        for n in sizes:
+            for round_ in range(args.rounds):
+                for operator, source in alternation(args.baseline, round_):
+                    result = run_size(kubeconfig, endpoint, n, workdir, roots, source)
+                    results.append({**result, "operator": operator, "round": round_ + 1})
+                    print(json.dumps(results[-1]), file=sys.stderr)
+        if args.logs:
+            args.logs.mkdir(parents=True, exist_ok=True)
+            for log in workdir.glob("operator-*.log"):
+                shutil.copy(log, args.logs)
+    judged = [r for r in results if r.get("operator", "this") == "this"]
+    document = {
+        "machine": machine(),
+        "goals": [{"name": g.name, "text": g.text, "limit": g.limit} for g in GOALS],
+        "results": results,
+        "spread": spread(results),
+        "missed": [m for r in judged for m in missed(r)],
+    }
     (args.out / "bench.json").write_text(json.dumps(document, indent=2) + "\n")
     from bench.chart import draw  # matplotlib only when there is something to draw
 
     draw(document, args.out / "bench.png")
     print(json.dumps(document, indent=2))
-    return 1 if missed else 0
+    return 1 if document["missed"] else 0
 
 
 if __name__ == "__main__":

@@ -13,7 +13,8 @@ import matplotlib.pyplot as plt
 
 
 def draw(document: dict[str, Any], path: Path) -> None:
-    results = sorted(document["results"], key=lambda r: r["users"])
+    ours = [r for r in document["results"] if r.get("operator", "this") == "this"]
+    results = sorted(ours, key=lambda r: (r["users"], r.get("round", 1)))
     if not results:
         return
     sizes = [r["users"] for r in results]
@@ -52,12 +53,18 @@ def draw(document: dict[str, Any], path: Path) -> None:
     times.grid(True, which="both", alpha=0.3)
     times.legend(fontsize=8)
 
-    goal = document["goals"]["memory_kib_per_user_max"]
+    goal = next(g["limit"] for g in document["goals"] if g["name"] == "memory_at_rest")
     memory.plot(
         sizes,
         [r["memory"]["kib_per_user_after_create"] for r in results],
         "o-",
-        label="after creating N",
+        label="right after creating N",
+    )
+    memory.plot(
+        sizes,
+        [r["memory"]["kib_per_user_settled"] for r in results],
+        "o-",
+        label="at rest, without a restart",
     )
     memory.plot(
         sizes,

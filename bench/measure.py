@@ -1,7 +1,8 @@
 """What the benchmark measures beside wall time, each without loading what it measures.
 
 * :class:`CpuMeter`: CPU seconds per component (operator, kube-apiserver, etcd, LiteLLM,
-  PostgreSQL) from ``/proc``, so a profile says which process a scenario kept busy.
+  PostgreSQL) of the benchmark's own processes, from ``/proc``, so a profile says which process
+  a scenario kept busy.
 * :func:`apiserver_requests`: the API server's own request counters (verb, resource,
   subresource), so Kubernetes writes per user are counted by the server that served them.
 * :class:`UserWatch`: one watch on the LiteLLMUsers of a namespace (readiness without polling
@@ -31,6 +32,7 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 @dataclass(frozen=True)
 class Proc:
     pid: int
+    ppid: int
     pgid: int
     comm: str
     cpu: float
@@ -47,24 +49,49 @@ def processes() -> list[Proc]:
             continue
         comm = raw[raw.index("(") + 1 : raw.rindex(")")]
         fields = raw[raw.rindex(")") + 2 :].split()
-        # fields[0] is state (field 3); utime/stime are fields 14/15, pgrp is field 5
+        # fields[0] is state (field 3); ppid, pgrp are fields 4, 5; utime/stime 14, 15
         cpu = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-        found.append(Proc(int(entry.name), int(fields[2]), comm, cpu))
+        found.append(Proc(int(entry.name), int(fields[1]), int(fields[2]), comm, cpu))
+    return found
+
+
+def descendants(procs: list[Proc], roots: set[int]) -> set[int]:
+    """The pids of ``roots`` and of every process below them."""
+    children: dict[int, list[int]] = {}
+    for p in procs:
+        children.setdefault(p.ppid, []).append(p.pid)
+    found, todo = set(), [r for r in roots if r]
+    while todo:
+        pid = todo.pop()
+        if pid not in found:
+            found.add(pid)
+            todo.extend(children.get(pid, ()))
     return found
 
 
 class CpuMeter:
-    """CPU seconds used per component between :meth:`start` and :meth:`stop`."""
+    """CPU seconds used per component between :meth:`start` and :meth:`stop`.
 
-    def __init__(self, operator_pgid: Callable[[], int | None]) -> None:
+    Only the processes below ``roots()`` count (the bench's own process, and the PostgreSQL
+    server it started, which ``pg_ctl`` detaches): other users of a shared machine run
+    kube-apiservers, etcds and PostgreSQLs of their own, which must not be counted here.
+    """
+
+    def __init__(
+        self, operator_pgid: Callable[[], int | None], roots: Callable[[], set[int]]
+    ) -> None:
         self.operator_pgid = operator_pgid
+        self.roots = roots
         self._start: dict[int, tuple[str, float]] = {}
 
     def classify(self, procs: list[Proc]) -> dict[int, str]:
+        ours = descendants(procs, self.roots())
         leaders = {p.pid: p.comm for p in procs}
         operator = self.operator_pgid()
         kinds: dict[int, str] = {}
         for p in procs:
+            if p.pid not in ours:
+                continue
             if operator is not None and p.pgid == operator:
                 kinds[p.pid] = "operator"
             elif p.comm in ("kube-apiserver", "etcd", "postgres"):
@@ -88,7 +115,15 @@ class CpuMeter:
                 continue
             before = self._start.get(p.pid, (kind, 0.0))[1]
             used[kind] = used.get(kind, 0.0) + p.cpu - before
-        return {k: round(v, 1) for k, v in sorted(used.items())}
+        return {k: round(v, 2) for k, v in sorted(used.items())}
+
+
+def postmaster_pid(data_dir: Path) -> int | None:
+    """The pid of the PostgreSQL server running on ``data_dir`` (its ``postmaster.pid``)."""
+    try:
+        return int((data_dir / "postmaster.pid").read_text().split("\n", 1)[0])
+    except (OSError, ValueError):
+        return None
 
 
 SAMPLE = re.compile(r"^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<value>\S+)$")

@@ -239,6 +239,60 @@ async def test_kopf_settings_without_feeds_release_nothing() -> None:
     assert len(gate) == 1
 
 
+@pytest.mark.parametrize(
+    ("passed", "processed", "expected"),
+    [
+        pytest.param(
+            ["ADDED 1", "MODIFIED 2"], ["ADDED 1", "MODIFIED 2"], ["2"], id="added-superseded"
+        ),
+        pytest.param(
+            ["MODIFIED 2", "MODIFIED 3", "MODIFIED 4"],
+            ["MODIFIED 2", "MODIFIED 3", "MODIFIED 4"],
+            ["4"],
+            id="only-the-newest",
+        ),
+        pytest.param(
+            ["None 1", "MODIFIED 2"], ["None 1", "MODIFIED 2"], ["2"], id="listed-superseded"
+        ),
+        pytest.param(
+            ["MODIFIED 2", "DELETED 3"], ["MODIFIED 2", "DELETED 3"], ["3"], id="before-deletion"
+        ),
+        pytest.param(
+            ["DELETED 3", "ADDED 4"],
+            ["DELETED 3", "ADDED 4"],
+            ["3", "4"],
+            id="deletion-always-processed",
+        ),
+        pytest.param(
+            ["MODIFIED 2"], ["MODIFIED 2", "MODIFIED 2"], ["2", "2"], id="same-version-again"
+        ),
+        pytest.param([], ["MODIFIED 2"], ["2"], id="not-passed-by-a-stream"),
+    ],
+)
+async def test_an_event_with_a_newer_one_queued_is_not_processed(
+    passed: list[str], processed: list[str], expected: list[str]
+) -> None:
+    settings = kopf_watch.FedSettings()
+
+    def event(spec: str) -> dict[str, Any]:
+        kind, version = spec.split()
+        return {"type": None if kind == "None" else kind, "object": user(resourceVersion=version)}
+
+    seen: list[str] = []
+
+    async def process(*, raw_event: Any, **_: Any) -> str:
+        seen.append(raw_event["object"]["metadata"]["resourceVersion"])
+        return "patched"
+
+    released = kopf_watch.releasing(process)
+    for spec in passed:
+        settings.newest.passed(event(spec))
+    results = [await released(raw_event=event(spec), settings=settings) for spec in processed]
+    assert seen == expected
+    assert results.count("patched") == len(expected)
+    assert len(settings.newest) == 0, "nothing is remembered once the newest is processed"
+
+
 async def test_a_settling_handler_gets_the_indices_and_releases_its_object() -> None:
     indices = ObjectIndices({"by_name": by_name})
     indices.apply("ns", {"type": "ADDED", "object": user("a")})

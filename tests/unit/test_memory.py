@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 
 import pytest
 
@@ -32,3 +34,19 @@ async def test_without_malloc_trim_nothing_runs(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(memory, "_malloc_trim", lambda: None)
     async with memory.trimming(interval=0.01):
         await asyncio.sleep(0.03)
+
+
+def test_the_collector_is_tuned_for_the_process_that_asks() -> None:
+    script = (
+        "import gc\n"
+        "from litellm_operator.runtime import memory\n"
+        "before = gc.get_freeze_count()\n"
+        "memory.tune_collector()\n"
+        "print(before, gc.get_freeze_count() > 10_000, gc.get_threshold())\n"
+    )
+    found = (
+        subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+        .stdout.strip()
+        .split(maxsplit=2)
+    )
+    assert found == ["0", "True", str(memory.COLLECTOR_THRESHOLDS)]

@@ -26,6 +26,14 @@ Watch events update the indices before kopf sees them. A listing cut short chang
 kopf lists again. What this and :data:`litellm_operator.runtime.runner.WORKER_IDLE_SECONDS`
 saved is measured in the README's Performance section ("Memory").
 
+**Superseded events.** kopf queues every event of an object and processes each in turn, though
+its handlers only look at the newest body (they compare it with the last-handled state). While
+a user is created or rolled out, the operator's own status writes come back as events that
+queue behind each other; each one processed costs a body wrapper, loggers, a patch and the
+handler-selection pass. :class:`Newest` remembers the resourceVersion of the last event the
+stream passed on per object, and an ADDED, MODIFIED or listed event older than that one is not
+processed: the newer one, already queued for the same worker, is.
+
 :func:`install` wraps kopf's ``continuous_watch`` (one listing and the watch after it) and
 ``process_resource_event``; it refuses (and kopf keeps its own functions) when kopf's internals
 no longer look as this module expects. This is a change to a library's internals, written here
@@ -111,12 +119,53 @@ Feeds = Mapping[tuple[str, str], Feed]
 """The fed kinds, by (group, plural)."""
 
 
+class Newest:
+    """Per object, the resourceVersion of the newest event passed to kopf and not yet processed."""
+
+    SUPERSEDABLE = (None, "ADDED", "MODIFIED")
+
+    def __init__(self) -> None:
+        self._versions: dict[str, str] = {}
+
+    @staticmethod
+    def _identity(event: Any) -> tuple[str, str] | None:
+        body = event.get("object") if isinstance(event, dict) else None
+        if not isinstance(body, dict):
+            return None
+        uid, version = uid_of(body), (body.get("metadata") or {}).get("resourceVersion")
+        return (uid, version) if uid is not None and isinstance(version, str) else None
+
+    def passed(self, event: Any) -> None:
+        """``event`` goes to kopf's queue of its object."""
+        found = self._identity(event)
+        if found is not None:
+            self._versions[found[0]] = found[1]
+
+    def superseded(self, event: Any) -> bool:
+        """Whether a newer event of the same object is queued behind ``event``."""
+        found = self._identity(event)
+        if found is None or event.get("type") not in self.SUPERSEDABLE:
+            return False
+        newest = self._versions.get(found[0])
+        return newest is not None and newest != found[1]
+
+    def processed(self, event: Any) -> None:
+        """``event`` has been processed: forget its object if nothing newer is queued."""
+        found = self._identity(event)
+        if found is not None and self._versions.get(found[0]) == found[1]:
+            del self._versions[found[0]]
+
+    def __len__(self) -> int:
+        return len(self._versions)
+
+
 @dataclass
 class FedSettings(kopf.OperatorSettings):
     """kopf's settings, carrying the feeds to the patched watch stream and event processing
     (kopf hands its settings to both), so nothing here is shared through a module global."""
 
     feeds: Feeds = field(default_factory=dict)
+    newest: Newest = field(default_factory=Newest)
 
     def release(self, uid: str) -> None:
         """Object ``uid`` left kopf's hands: let the next listed object in."""
@@ -132,6 +181,11 @@ def release(feeds: Feeds, uid: str) -> None:
 def feeds_of(settings: Any) -> Feeds:
     """The feeds kopf's ``settings`` carry (none unless they are :class:`FedSettings`)."""
     return settings.feeds if isinstance(settings, FedSettings) else {}
+
+
+def newest_of(settings: Any) -> Newest | None:
+    """The events' bookkeeping kopf's ``settings`` carry (none unless :class:`FedSettings`)."""
+    return settings.newest if isinstance(settings, FedSettings) else None
 
 
 def strip_managed_fields(event: Any) -> Any:
@@ -195,6 +249,7 @@ def slimmed(watch: Watch) -> Watch:
         feed = feeds.get((getattr(resource, "group", ""), getattr(resource, "plural", "")))
         streamed = getattr(getattr(settings, "watching", None), "initial_streaming", False)
         stream = kwargs.get("namespace")
+        newest = newest_of(settings)
         async with contextlib.aclosing(source) as events:
             shown = (
                 passed_on(events, feed, stream)
@@ -203,6 +258,8 @@ def slimmed(watch: Watch) -> Watch:
             )
             async with contextlib.aclosing(cast(AsyncGenerator[Any, None], shown)) as passed:
                 async for event in passed:
+                    if newest is not None:
+                        newest.passed(event)
                     yield event
 
     continuous_watch.__wrapped__ = watch  # type: ignore[attr-defined]
@@ -210,11 +267,19 @@ def slimmed(watch: Watch) -> Watch:
 
 
 def releasing(process: Process) -> Process:
-    """kopf's ``process_resource_event`` that lets the gate know when an object is done."""
+    """kopf's ``process_resource_event`` that skips superseded events (:class:`Newest`) and
+    lets the gate know when an object is done."""
 
     async def process_resource_event(*, raw_event: Any, **kwargs: Any) -> Any:
+        newest = newest_of(kwargs.get("settings"))
         try:
-            return await process(raw_event=raw_event, **kwargs)
+            if newest is not None and newest.superseded(raw_event):
+                return None
+            try:
+                return await process(raw_event=raw_event, **kwargs)
+            finally:
+                if newest is not None:
+                    newest.processed(raw_event)
         finally:
             body = raw_event.get("object") if isinstance(raw_event, dict) else None
             uid = uid_of(body) if isinstance(body, dict) else None

@@ -20,10 +20,12 @@ import sys
 
 import kopf
 
-from litellm_operator.runtime import preflight
+from litellm_operator.runtime import memory, preflight
 from litellm_operator.runtime.config import ConfigError, load_config
 
 log = logging.getLogger(__name__)
+
+KOPF_OBJECTS_LOGGER = "kopf.objects"
 
 EXIT_CONFIG = 2
 EXIT_UNSUPPORTED = 4
@@ -68,12 +70,19 @@ def command(args: argparse.Namespace) -> int:
         return EXIT_UNSUPPORTED
     from litellm_operator.runtime import runner  # only now: it loads the patches checked above
 
+    memory.tune_collector()  # the process's own setting: not in serve, which tests run in-process
+
     kopf.configure(
         verbose=args.verbose,
         log_format=kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.PLAIN,
     )
     # httpx logs every request at INFO; the operator's own metrics count them instead.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    if not args.verbose:
+        # kopf logs two INFO lines per handled change of every object ("Handler ... succeeded",
+        # "... is processed"): per user, more CPU than some of its handlers. The operator's own
+        # logs and events say what it did.
+        logging.getLogger(KOPF_OBJECTS_LOGGER).setLevel(logging.WARNING)
     if args.leader_elect is not None:
         config = config.model_copy(update={"leader_election": args.leader_elect})
     log.info("starting: %s", config.summary())

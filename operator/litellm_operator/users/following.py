@@ -22,7 +22,7 @@ from litellm_operator.keys.reconciler import SecretsUnavailable
 from litellm_operator.litellm import LiteLLMError, LiteLLMUserRecord
 from litellm_operator.models import ProvisioningPolicy
 from litellm_operator.policies.rollouts import Members
-from litellm_operator.runtime.handling import first, now_iso, plain
+from litellm_operator.runtime.handling import first, now_iso
 from litellm_operator.runtime.metrics import Metrics
 from litellm_operator.status import behind_policy, policy_changed_status, retry_due
 from litellm_operator.users.context import Runtime
@@ -87,7 +87,7 @@ class PolicyFollowers:
         # already reached look drifted (thousands nudged for nothing: the README's
         # Performance section, 10,000 users). ``body`` is kopf's live body.
         generation = body.get("metadata", {}).get("generation")
-        validated = runtime.policies.of(plain(body))
+        validated = runtime.policies.of(dict(body))
         # An invalid policy: each user's reconcile reports it (InvalidSpec).
         policy = validated if isinstance(validated, ProvisioningPolicy) else None
         now = datetime.now(UTC)
