@@ -169,7 +169,7 @@ async def test_the_stream_tells_which_queued_event_is_the_newest(feed: Any) -> N
     )
     source = Source([watching.Bookmark.LISTED, older, newer])
     settings = kopf_watch.FedSettings(feeds=fed(feed))
-    stream = kopf_watch.slimmed(source)(
+    stream: Any = kopf_watch.slimmed(source)(
         settings=settings, resource=USERS, namespace="team-a", operator_pause_waiter=None
     )
     got = await take(stream, 3)
