@@ -163,6 +163,22 @@ async def test_a_listing_is_indexed_whole_then_listed_then_replayed(feed: Any) -
     assert source.closed
 
 
+async def test_the_stream_tells_which_queued_event_is_the_newest(feed: Any) -> None:
+    older, newer = (
+        {"type": "MODIFIED", "object": user("a", resourceVersion=v)} for v in ("5", "6")
+    )
+    source = Source([watching.Bookmark.LISTED, older, newer])
+    settings = kopf_watch.FedSettings(feeds=fed(feed))
+    stream: Any = kopf_watch.slimmed(source)(
+        settings=settings, resource=USERS, namespace="team-a", operator_pause_waiter=None
+    )
+    got = await take(stream, 3)
+    await stream.aclose()
+    assert got[1:] == [older, newer]
+    assert settings.newest.superseded(older)
+    assert not settings.newest.superseded(newer)
+
+
 async def test_a_listing_cut_short_changes_nothing(feed: Any) -> None:
     feed.indices.apply("team-a", {"type": "ADDED", "object": user("old")})
     source = Source(listing("a", "b"))  # no LISTED: the connection broke
