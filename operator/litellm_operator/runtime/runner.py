@@ -167,6 +167,8 @@ async def serve(
     finally:
         if elector is not None and leading:
             await elector.release()
+        if elector is not None:
+            elector.close()
         kube.close()
 
 
