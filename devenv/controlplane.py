@@ -358,13 +358,16 @@ class ControlPlane:
         *,
         exit_with_parent: bool = False,
         pod_network: PodNetwork | None = None,
+        apiserver_flags: Sequence[str] = (),
     ) -> None:
         """``exit_with_parent``: the processes are killed when this process dies (for tests).
-        ``pod_network``: serve pods there (see the module's docstring)."""
+        ``pod_network``: serve pods there (see the module's docstring). ``apiserver_flags``:
+        added to kube-apiserver's (the soak's short watch lifetimes and frequent compaction)."""
         self.state_dir = Path(state_dir).resolve()
         self._assets = assets
         self._exit_with_parent = exit_with_parent
         self.pod_network = pod_network
+        self.apiserver_flags = tuple(apiserver_flags)
 
     # -- paths
     @property
@@ -523,7 +526,8 @@ class ControlPlane:
     def _start_apiserver(self, endpoints: Endpoints, pki: Pki, deadline: float) -> None:
         cert_dir = self.state_dir / "apiserver-certs"
         cert_dir.mkdir(exist_ok=True)
-        self._launch(APISERVER, apiserver_args(endpoints, pki, cert_dir, self.pod_network))
+        args = apiserver_args(endpoints, pki, cert_dir, self.pod_network)
+        self._launch(APISERVER, [*args, *self.apiserver_flags])
         self._wait(APISERVER, APISERVER, deadline)
 
     def _write_kubeconfig(self, endpoints: Endpoints, pki: Pki) -> None:
