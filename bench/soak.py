@@ -87,7 +87,8 @@ TEAM = "soak-team"
 POLICIES = ("soak-a", "soak-b")
 FOREIGN_USERS = 5
 SETTLE_SECONDS = 600
-FAULTS = ("litellm-paused", "apiserver-restart", "leader-killed", "lost-answers")
+LOST = "lost-answers"
+FAULTS = ("litellm-paused", "apiserver-restart", "leader-killed", LOST)
 LITELLM_PAUSE_SECONDS = 60
 APISERVER_DOWN_SECONDS = 10
 LOST_ANSWERS = 5
@@ -398,7 +399,8 @@ class Sampler:
         self.minute = -1
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
-        self._apiserver: dict[str, int] = {}
+        self._apiserver: dict[str, float] = {}
+        self._apiserver_seen: dict[str, float] = {}
 
     def start(self) -> None:
         self._thread.start()
@@ -431,10 +433,14 @@ class Sampler:
         if with_apiserver:
             with contextlib.suppress(Exception):
                 counts = apiserver_requests(self.kubeconfig, GROUP)
-                self._apiserver = {
-                    "watches": counts.get(f"WATCH {USER_PLURAL}", 0),
-                    "lists": counts.get(f"LIST {USER_PLURAL}", 0),
+                now = {
+                    "watches": float(counts.get(f"WATCH {USER_PLURAL}", 0)),
+                    "lists": float(counts.get(f"LIST {USER_PLURAL}", 0)),
                 }
+                # The API server's counters restart with it: kept cumulative over the run.
+                for name, increase in ss.since(now, self._apiserver_seen).items():
+                    self._apiserver[name] = self._apiserver.get(name, 0.0) + increase
+                self._apiserver_seen = now
         rss = {}
         for index, process in enumerate(self.operators.processes):
             if process.proc is not None and process.proc.poll() is None:
@@ -624,9 +630,16 @@ def fault(name: str, ctx: dict[str, Any]) -> dict[str, Any]:
         return {"apiserver_back_after_seconds": round(time.monotonic() - started, 1)}
     if name == "leader-killed":
         return {"standby_took_over_seconds": round(ctx["operators"].kill_leader(), 1)}
-    rule = ctx["proxy"].add(
-        Rule("drop", path="/user/(new|update|bulk_update|delete)", times=LOST_ANSWERS)
-    )
+    raise ValueError(name)
+
+
+def lost_answers() -> Rule:
+    """Armed before the minute's churn, so that its writes meet it."""
+    log(f"fault: {LOST}")
+    return Rule("drop", path="/user/(new|update|bulk_update|delete)", times=LOST_ANSWERS)
+
+
+def wait_lost(rule: Rule) -> dict[str, Any]:
     deadline = time.monotonic() + 50
     while rule.hits < LOST_ANSWERS and time.monotonic() < deadline:
         time.sleep(1)
@@ -712,12 +725,14 @@ def soak(
         if step == 0:
             policy = POLICIES[cycle % 2]
             world.set_policy(policy, 10.0 + minute)
-            world.add_transient(cycle)
+            world.add_transient(cycle + 1)
             world.drop_transient()
+        planned = faults.get(minute, [])
+        lost = ctx["proxy"].add(lost_answers()) if LOST in planned else None
         if step != QUIET_MINUTE:
             phase.details["churn"] = world.churn(rng, minute)
-        for name in faults.get(minute, []):
-            phase.details[name] = fault(name, ctx)
+        for name in planned:
+            phase.details[name] = wait_lost(lost) if lost and name == LOST else fault(name, ctx)
         if step == QUIET_MINUTE:
             time.sleep(max(0.0, tick + 59 - time.monotonic()))
             quiet_ends.append(quiet_end(sampler))
