@@ -43,7 +43,7 @@ def dev(env: dict[str, str], *args: str) -> str:
 
 def kubectl(env: dict[str, str], *args: str) -> str:
     return subprocess.run(
-        ["kubectl", *args], env=env, capture_output=True, text=True, timeout=60, check=True
+        ["kubectl", *args], env=env, capture_output=True, text=True, timeout=180, check=True
     ).stdout
 
 
@@ -64,6 +64,7 @@ POLICY = {
     "kind": "ProvisioningPolicy",
     "metadata": {"name": "up"},
     "spec": {
+        "userIdDomain": "example.com",
         "allowedNamespaces": ["team-a"],
         "identities": [{"namespaces": ["team-a"], "emails": ["*@example.com"]}],
         "defaults": {"maxBudget": 5},
