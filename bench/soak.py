@@ -63,10 +63,11 @@ from bench import soak_sample as ss  # noqa: E402
 from bench.measure import apiserver_requests, difference, rss_kib, writes  # noqa: E402
 from devenv.controlplane import ControlPlane, find_assets  # noqa: E402
 from devenv.litellm import Instance, LiteLLMEndpoint  # noqa: E402
+from litellm_operator.fields import MANAGED_BY  # noqa: E402
 from litellm_operator.litellm import LiteLLMClient  # noqa: E402
 from litellm_operator.litellm.models import NewUserRequest  # noqa: E402
 from litellm_operator.models import API_VERSION, GROUP, USER_PLURAL, VERSION  # noqa: E402
-from litellm_operator.plan import MANAGED_BY, OWNER_UID  # noqa: E402
+from litellm_operator.users.plan import OWNER_UID  # noqa: E402
 from tests.e2e.faults import FaultProxy, Rule  # noqa: E402
 from tests.e2e.operator_harness import Forwarder, OperatorProcess, free_port  # noqa: E402
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import kubernetes
 
-from litellm_operator.leader import LeaderElector
+from litellm_operator.runtime.leader import LeaderElector
 
 
 async def test_a_lease_call_does_not_queue_behind_the_shared_executor() -> None:
