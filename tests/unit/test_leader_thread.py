@@ -4,7 +4,6 @@ busy (handlers' Secret and Event calls under load) cannot hold a renewal past it
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import threading
 from typing import Any
 
@@ -12,13 +11,14 @@ import kubernetes
 
 from litellm_operator.runtime.leader import LeaderElector
 
+SATURATING = 40
+
 
 async def test_a_lease_call_does_not_queue_behind_the_shared_executor() -> None:
     loop = asyncio.get_running_loop()
-    shared = concurrent.futures.ThreadPoolExecutor(max_workers=2)
-    loop.set_default_executor(shared)
     blocked = threading.Event()
-    busy = [loop.run_in_executor(None, blocked.wait) for _ in range(4)]
+    # More than the loop's default executor has workers (at most 32): every one is held.
+    busy = [loop.run_in_executor(None, blocked.wait) for _ in range(SATURATING)]
     elector = LeaderElector(kubernetes.client.ApiClient(), "ns", "me")
 
     def read(*args: Any, _request_timeout: Any) -> tuple[Any, ...]:
@@ -30,6 +30,5 @@ async def test_a_lease_call_does_not_queue_behind_the_shared_executor() -> None:
         blocked.set()
         await asyncio.gather(*busy)
         elector.close()
-        shared.shutdown()
     assert answer[:2] == ("lease", "ns")
     assert answer[3].startswith("lease")
