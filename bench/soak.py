@@ -518,8 +518,8 @@ async def create_foreign(url: str, key: str) -> None:
             await litellm.new_team(TEAM)
         for i in range(FOREIGN_USERS):
             with contextlib.suppress(Exception):
-                request = NewUserRequest(user_id=f"foreign-{i}", max_budget=1.0 + i, user_alias="x")
-                await litellm.create_user(request)
+                fields = {"user_id": f"foreign-{i}", "max_budget": 1.0 + i, "user_alias": "x"}
+                await litellm.create_user(NewUserRequest.model_validate(fields))
 
 
 def foreign_view(users: dict[str, Any]) -> dict[str, Any]:
