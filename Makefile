@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 SRC := operator/litellm_operator
 
-.PHONY: help venv lock test-deps-latest test-matrix test-litellm test-litellm-matrix lint typecheck unit integration e2e test test-deploy image node-assets crds envtest gitops-check helm litellm up down demo bench clean
+.PHONY: help venv lock test-deps-latest test-matrix test-litellm test-litellm-matrix lint typecheck unit integration e2e test test-deploy image node-assets crds envtest gitops-check helm litellm up down demo bench soak clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -130,6 +130,11 @@ bench: venv ## the operator against floors measured in the same run (BENCH_USERS
 	if [ -z "$${KUBECONFIG:-}" ] && [ -z "$${KUBEBUILDER_ASSETS:-}" ]; then export KUBEBUILDER_ASSETS=$$(hack/envtest-assets.sh); fi; \
 	status=0; $(PY) bench/bench_operator.py --users $${BENCH_USERS:-100,1000} || status=$$?; \
 	$(PY) bench/report.py --readme; exit $$status
+
+soak: venv ## hours of churn, relists and faults compressed into SOAK_MINUTES (default 30); not in `make test`
+	@set -euo pipefail; $(WITH_LITELLM); \
+	if [ -z "$${KUBEBUILDER_ASSETS:-}" ]; then export KUBEBUILDER_ASSETS=$$(hack/envtest-assets.sh); fi; \
+	$(PY) bench/soak.py --minutes $${SOAK_MINUTES:-30} $(SOAK_ARGS)
 
 clean: ## remove the venv and caches (not ~/.cache/litellm-operator: envtest, LiteLLM)
 	rm -rf $(VENV) .venv-latest .mypy_cache .ruff_cache .pytest_cache .hypothesis

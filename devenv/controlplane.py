@@ -358,13 +358,20 @@ class ControlPlane:
         *,
         exit_with_parent: bool = False,
         pod_network: PodNetwork | None = None,
+        apiserver_flags: Sequence[str] = (),
+        resume: bool = False,
     ) -> None:
         """``exit_with_parent``: the processes are killed when this process dies (for tests).
-        ``pod_network``: serve pods there (see the module's docstring)."""
+        ``pod_network``: serve pods there (see the module's docstring). ``apiserver_flags``:
+        added to kube-apiserver's (the soak's short watch lifetimes and frequent compaction).
+        ``resume``: :meth:`start` resumes a half-dead or stopped plane (``make up``) rather
+        than starting afresh (tests, benchmarks: each run from an empty store)."""
         self.state_dir = Path(state_dir).resolve()
         self._assets = assets
         self._exit_with_parent = exit_with_parent
         self.pod_network = pod_network
+        self.apiserver_flags = tuple(apiserver_flags)
+        self.resume = resume
 
     # -- paths
     @property
@@ -424,10 +431,22 @@ class ControlPlane:
 
     # -- lifecycle
     def start(self, timeout: float = 90.0) -> None:
-        """Start etcd and kube-apiserver (or reuse healthy running ones); write the kubeconfig."""
+        """Start etcd and kube-apiserver (or reuse healthy running ones); write the kubeconfig.
+
+        With ``resume``, a plane of which a component died is resumed, not replaced: the dead
+        component starts again on the same ports (and etcd on its store), so clients such as a
+        running operator keep their address and every object survives. Otherwise, or when
+        nothing can be resumed, the plane starts afresh, with an empty store."""
         if self.running():
             return
+        if self.resume and self.resumable():
+            try:
+                self._resume(time.monotonic() + timeout)
+                return
+            except ControlPlaneError as error:
+                print(f"control plane not resumed ({error}): starting afresh", file=sys.stderr)
         self.stop()  # remnants of a half-dead run
+        self.forget()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         network = self.pod_network
         if network is None:
@@ -453,6 +472,32 @@ class ControlPlane:
             with contextlib.suppress(OSError, ValueError):
                 terminate(int(pid_file.read_text().strip()), component)
             pid_file.unlink(missing_ok=True)
+
+    def forget(self) -> None:
+        """Drop the recorded ports and the store (after :meth:`stop`): the next start is fresh."""
+        self._state_file.unlink(missing_ok=True)
+        shutil.rmtree(self.state_dir / "etcd", ignore_errors=True)
+
+    def resumable(self) -> bool:
+        """Whether a stopped or half-dead plane left what resuming it needs: ports, store, PKI."""
+        return (
+            self.endpoints() is not None
+            and (self.state_dir / "etcd").is_dir()
+            and self.pki.complete
+        )
+
+    def _resume(self, deadline: float) -> None:
+        """Start whichever component is not running, on the recorded ports and store."""
+        endpoints = self.endpoints()
+        assert endpoints is not None
+        if self.pid(ETCD) is None:
+            self._launch(ETCD, etcd_args(endpoints, self.state_dir / "etcd"))
+            self._wait(ETCD, ETCD, deadline)
+        if self.pid(APISERVER) is None:
+            self._start_apiserver(endpoints, self.pki, deadline)
+        else:
+            self._wait(APISERVER, APISERVER, deadline)
+        self._write_kubeconfig(endpoints, self.pki)
 
     def restart_apiserver(self, *, down_for: float = 0.0, timeout: float = 90.0) -> None:
         """Stop kube-apiserver, wait ``down_for`` seconds, start it again on the same port with
@@ -516,14 +561,15 @@ class ControlPlane:
 
     def _start_etcd(self, endpoints: Endpoints, deadline: float) -> None:
         data = self.state_dir / "etcd"
-        shutil.rmtree(data, ignore_errors=True)  # each run starts from an empty store
+        shutil.rmtree(data, ignore_errors=True)  # a fresh plane starts from an empty store
         self._launch(ETCD, etcd_args(endpoints, data))
         self._wait(ETCD, ETCD, deadline)
 
     def _start_apiserver(self, endpoints: Endpoints, pki: Pki, deadline: float) -> None:
         cert_dir = self.state_dir / "apiserver-certs"
         cert_dir.mkdir(exist_ok=True)
-        self._launch(APISERVER, apiserver_args(endpoints, pki, cert_dir, self.pod_network))
+        args = apiserver_args(endpoints, pki, cert_dir, self.pod_network)
+        self._launch(APISERVER, [*args, *self.apiserver_flags])
         self._wait(APISERVER, APISERVER, deadline)
 
     def _write_kubeconfig(self, endpoints: Endpoints, pki: Pki) -> None:
@@ -632,9 +678,9 @@ def kubeconfig_document(server: str, pki: Pki) -> dict[str, object]:
 
 
 def _cmd_up(plane: ControlPlane) -> int:
-    reused = plane.running()
+    reused, resumed = plane.running(), plane.resume and plane.resumable()
     plane.start()
-    verb = "reusing" if reused else "started"
+    verb = "reusing" if reused else "resumed" if resumed else "started"
     print(f"control plane {verb}: {plane.status()['server']}", file=sys.stderr)
     print(f"export KUBECONFIG={plane.kubeconfig}")
     return 0
@@ -642,6 +688,7 @@ def _cmd_up(plane: ControlPlane) -> int:
 
 def _cmd_down(plane: ControlPlane) -> int:
     plane.stop()
+    plane.forget()
     print(f"control plane in {plane.state_dir} stopped", file=sys.stderr)
     return 0
 
@@ -660,7 +707,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dir", required=True, type=Path, help="state directory")
     parser.add_argument("--assets", type=Path, help=f"envtest binaries (default: ${ASSETS_ENV})")
     args = parser.parse_args(argv)
-    plane = ControlPlane(args.dir, assets=args.assets)
+    plane = ControlPlane(args.dir, assets=args.assets, resume=True)
     commands = {"up": _cmd_up, "down": _cmd_down, "status": _cmd_status}
     try:
         return commands[args.command](plane)

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Local run of litellm-operator: a real control plane, a real LiteLLM, the operator in the background.
-#   hack/dev.sh up     start (or reuse) everything; write .dev/env; idempotent
+#   hack/dev.sh up     start (or reuse) everything; write .dev/env; idempotent: restarts only
+#                      what died (a control plane resumes on its ports and store), and the
+#                      operator when what it points at moved (a LiteLLM started anew)
 #   hack/dev.sh down   stop everything that `up` started, by PID
 #   hack/dev.sh demo   up, apply examples/, wait for the users to be Ready, show both sides
 #   hack/dev.sh status say what runs (exit 1 if the operator does not)
@@ -49,6 +51,16 @@ litellm() {
   "$PY" -m devenv.litellm up --dir "$DEV/litellm" >"$DEV/litellm.env"
 }
 
+# What the operator is pointed at: the API server's address (in the kubeconfig) and LiteLLM's.
+targets() { cat "$DEV/kube.env" "$DEV/controlplane/kubeconfig" "$DEV/litellm.env" 2>/dev/null || true; }
+
+stop_operator() {
+  alive "$DEV/operator.pid" || return 0
+  kill -TERM "$(recorded_pid "$DEV/operator.pid")"
+  for _ in $(seq 1 40); do alive "$DEV/operator.pid" || return 0; sleep 0.25; done
+  kill -KILL "$(recorded_pid "$DEV/operator.pid")"
+}
+
 operator() {
   if alive "$DEV/operator.pid"; then
     say "operator already running (pid $(recorded_pid "$DEV/operator.pid"))"
@@ -74,8 +86,14 @@ free_port() { "$PY" -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));
 up() {
   mkdir -p "$DEV"
   [[ -x $OPERATOR ]] || die "no .venv: run 'make venv' first"
+  local before
+  before=$(targets)
   control_plane
   litellm
+  if [[ $before != "$(targets)" ]] && alive "$DEV/operator.pid"; then
+    say "the operator points at what was replaced: restarting it"
+    stop_operator
+  fi
   # shellcheck disable=SC1091
   source "$DEV/kube.env"; source "$DEV/litellm.env"
   if [[ -f $DEV/ports ]]; then source "$DEV/ports"; else
@@ -99,9 +117,7 @@ EOF
 down() {
   if alive "$DEV/operator.pid"; then
     say "stopping the operator"
-    kill -TERM "$(recorded_pid "$DEV/operator.pid")"
-    for _ in $(seq 1 40); do alive "$DEV/operator.pid" || break; sleep 0.25; done
-    if alive "$DEV/operator.pid"; then kill -KILL "$(recorded_pid "$DEV/operator.pid")"; fi
+    stop_operator
   fi
   rm -f "$DEV/operator.pid" "$DEV/ports"
   if [[ -d $DEV/litellm ]]; then

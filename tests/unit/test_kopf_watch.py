@@ -196,6 +196,43 @@ async def test_a_new_listing_drops_what_is_gone(feed: Any) -> None:
         await stream.aclose()
 
 
+def stream_of(source: Source, feed: kopf_watch.Feed, namespace: str) -> Any:
+    settings = kopf_watch.FedSettings(feeds=fed(feed))
+    return kopf_watch.slimmed(source)(
+        settings=settings, resource=USERS, namespace=namespace, operator_pause_waiter=None
+    )
+
+
+async def test_a_stream_stopped_for_good_drops_what_it_indexed(feed: Any) -> None:
+    feed.indices.apply("team-b", {"type": "ADDED", "object": user("other")})
+    stream = stream_of(Source([*listing("a"), watching.Bookmark.LISTED]), feed, "team-a")
+    await take(stream, 1)
+    assert sorted(feed.indices.views["by_name"]) == ["a", "other"]
+    await stream.aclose()  # kopf stops the namespace's watcher
+    assert list(feed.indices.views["by_name"]) == ["other"], "another stream's entries stay"
+    assert (feed.listings, feed.stopped, feed.watchers) == (1, 1, {})
+
+
+async def test_a_stream_that_ends_keeps_what_it_indexed_for_the_relist(feed: Any) -> None:
+    stream = stream_of(Source([*listing("a"), watching.Bookmark.LISTED]), feed, "team-a")
+    got = await take(stream, 3)  # LISTED, a, then the watch ends (410 Gone, say)
+    assert len(got) == 2
+    assert list(feed.indices.views["by_name"]) == ["a"]
+    assert (feed.listings, feed.stopped) == (1, 0)
+
+
+async def test_a_stream_closed_while_its_successor_runs_keeps_its_entries(feed: Any) -> None:
+    old = stream_of(Source([*listing("a"), watching.Bookmark.LISTED]), feed, "team-a")
+    await take(old, 1)
+    new = stream_of(Source([*listing("a", "b"), watching.Bookmark.LISTED]), feed, "team-a")
+    await take(new, 1)
+    await old.aclose()
+    assert sorted(feed.indices.views["by_name"]) == ["a", "b"]
+    assert feed.stopped == 0
+    await new.aclose()
+    assert len(feed.indices) == 0
+
+
 async def test_at_most_the_gate_limit_is_in_kopf_hands(feed: Any) -> None:
     source = Source([*listing("a", "b", "c"), watching.Bookmark.LISTED])
     async for stream in watch_of(source, feed):

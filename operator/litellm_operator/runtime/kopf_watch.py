@@ -23,8 +23,10 @@ listed objects, at most :data:`REPLAY_IN_FLIGHT` in kopf's hands at once (:class
 An object leaves kopf's hands when its create/update/resume/delete handler ends, or when kopf
 is done with its event (:func:`install` wraps kopf's ``process_resource_event`` for that).
 Watch events update the indices before kopf sees them. A listing cut short changes nothing:
-kopf lists again. What this and :data:`litellm_operator.runtime.runner.WORKER_IDLE_SECONDS`
-saved is measured in the README's Performance section ("Memory").
+kopf lists again. A stream that stops for good (kopf stops watching a namespace that was
+deleted or no longer matches) drops what it indexed (:func:`watching_stream`). What this and
+:data:`litellm_operator.runtime.runner.WORKER_IDLE_SECONDS` saved is measured in the README's
+Performance section ("Memory").
 
 **Superseded events.** kopf queues every event of an object and processes each in turn, though
 its handlers only look at the newest body (they compare it with the last-handled state). While
@@ -46,7 +48,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -109,10 +111,17 @@ class ReplayGate:
 
 @dataclass
 class Feed:
-    """The indices a watched kind feeds, and the gate its listings are replayed through."""
+    """The indices a watched kind feeds, the gate its listings are replayed through, and what
+    its streams have done (read by :mod:`litellm_operator.vitals`)."""
 
     indices: ObjectIndices
     gate: ReplayGate = field(default_factory=ReplayGate)
+    listings: int = 0
+    """Complete listings read: one per stream at start, then one per relist."""
+    stopped: int = 0
+    """Streams that stopped for good (a namespace no longer watched), their entries dropped."""
+    watchers: dict[str | None, int] = field(default_factory=dict)
+    """Running ``continuous_watch`` calls per stream."""
 
 
 Feeds = Mapping[tuple[str, str], Feed]
@@ -216,6 +225,7 @@ async def fed(events: AsyncIterator[Any], feed: Feed, stream: str | None) -> Asy
     else:
         return  # the listing was cut short: kopf lists again, and nothing was indexed from it
     feed.indices.replace_stream(stream, {uid: entries for uid, (entries, _) in listed.items()})
+    feed.listings += 1
     yield watching.Bookmark.LISTED
     while listed:
         uid = next(iter(listed))
@@ -237,6 +247,31 @@ async def passed_on(
         yield event
 
 
+@contextlib.contextmanager
+def watching_stream(feed: Feed | None, stream: str | None) -> Iterator[None]:
+    """One ``continuous_watch`` of ``stream`` runs. kopf calls it again after a watch ends or
+    a 410 Gone (a return); it is cancelled or closed only when the stream stops for good (its
+    namespace is no longer watched, the operator stops): then, unless another watch of the
+    same stream has started meanwhile, what the stream indexed is dropped, or it would stay."""
+    if feed is None:
+        yield
+        return
+    feed.watchers[stream] = feed.watchers.get(stream, 0) + 1
+    stopped = False
+    try:
+        yield
+    except (GeneratorExit, asyncio.CancelledError):
+        stopped = True
+        raise
+    finally:
+        left = feed.watchers.pop(stream) - 1
+        if left:
+            feed.watchers[stream] = left
+        elif stopped:
+            feed.indices.replace_stream(stream, {})
+            feed.stopped += 1
+
+
 def slimmed(watch: Watch) -> Watch:
     """``watch`` (kopf's ``continuous_watch``) whose events carry no ``managedFields``, and
     whose listings of a fed kind are indexed whole, then replayed through the feed's gate."""
@@ -250,17 +285,18 @@ def slimmed(watch: Watch) -> Watch:
         streamed = getattr(getattr(settings, "watching", None), "initial_streaming", False)
         stream = kwargs.get("namespace")
         newest = newest_of(settings)
-        async with contextlib.aclosing(source) as events:
-            shown = (
-                passed_on(events, feed, stream)
-                if feed is None or streamed
-                else fed(events, feed, stream)
-            )
-            async with contextlib.aclosing(cast(AsyncGenerator[Any, None], shown)) as passed:
-                async for event in passed:
-                    if newest is not None:
-                        newest.passed(event)
-                    yield event
+        with watching_stream(feed, stream):
+            async with contextlib.aclosing(source) as events:
+                shown = (
+                    passed_on(events, feed, stream)
+                    if feed is None or streamed
+                    else fed(events, feed, stream)
+                )
+                async with contextlib.aclosing(cast(AsyncGenerator[Any, None], shown)) as passed:
+                    async for event in passed:
+                        if newest is not None:
+                            newest.passed(event)
+                        yield event
 
     continuous_watch.__wrapped__ = watch  # type: ignore[attr-defined]
     return continuous_watch

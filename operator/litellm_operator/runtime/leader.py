@@ -13,15 +13,20 @@ blocking (``time.sleep`` loops meant for a dedicated thread, not kopf's asyncio 
 release the Lease on shutdown, and keeps renewing until the renewal itself fails. No maintained
 asyncio implementation exists, and the algorithm is small enough to own and table-test.
 
-The kubernetes client is synchronous; calls run in a worker thread with a request timeout.
+The kubernetes client is synchronous; calls run with a request timeout in a thread of the
+elector's own, never in the loop's shared executor: there they queued behind the handlers' Secret
+and Event calls, and under load a renewal waited past the renew deadline, so the leader stepped
+down while nothing was wrong.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -68,6 +73,7 @@ class LeaderElector:
         self.observation: Observation | None = None
         self._resource_version: str | None = None
         self._leader_seen: str | None = None
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lease")
 
     # --- the loops ----------------------------------------------------------------------------
 
@@ -178,7 +184,12 @@ class LeaderElector:
 
     async def _call(self, method: Any, *args: Any) -> Any:
         timeout = (self.timing.retry_period, self.timing.renew_deadline / 2)
-        return await asyncio.to_thread(method, *args, _request_timeout=timeout)
+        call = functools.partial(method, *args, _request_timeout=timeout)
+        return await asyncio.get_running_loop().run_in_executor(self._thread, call)
+
+    def close(self) -> None:
+        """End the elector's thread (after :meth:`release`)."""
+        self._thread.shutdown(wait=False, cancel_futures=True)
 
 
 # --- Lease objects ------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from litellm_operator import kinds
 from litellm_operator.kube import Kube
 from litellm_operator.litellm import LiteLLMClient, LiteLLMError, versions
 from litellm_operator.models import GROUP
-from litellm_operator.runtime import kopf_watch, preflight
+from litellm_operator.runtime import kopf_watch, preflight, vitals
 from litellm_operator.runtime.config import ALLOW_UNTESTED_LITELLM, OperatorConfig
 from litellm_operator.runtime.leader import LeaderElector
 from litellm_operator.runtime.memory import trimming
@@ -73,6 +73,7 @@ async def serve(
     """
     preflight.install_patches(allow_slow_toggles=config.allow_slow_toggles)
     metrics = Metrics()
+    vital_signs = vitals.register(metrics.registry, asyncio.get_running_loop())
     if config.metrics_port:
         metrics.serve(config.metrics_port)
     kube = Kube()
@@ -115,6 +116,7 @@ async def serve(
                 for key, indices in kind.feeds.items()
             }
             settings = kopf_watch.FedSettings(feeds=feeds)
+            vital_signs.feeds = feeds
             registry = kopf.OperatorRegistry()
             for kind in operated:
                 kind.register(registry, settings.release)
@@ -165,6 +167,8 @@ async def serve(
     finally:
         if elector is not None and leading:
             await elector.release()
+        if elector is not None:
+            elector.close()
         kube.close()
 
 
