@@ -235,17 +235,60 @@ async def test_teams_about_to_be_joined_are_recorded_first(reconciler: Reconcile
     assert calls == ["record t1,t2 creating=False", "member_add"]
 
 
+@pytest.mark.parametrize(
+    ("lost", "managed"),
+    [
+        pytest.param(httpx.ConnectError("gone"), ["t1"], id="never-sent"),
+        pytest.param(httpx.ReadTimeout("answer lost"), ["t1", "t2"], id="answer-lost"),
+    ],
+)
 @respx.mock
-async def test_partial_team_progress_survives_a_failure(reconciler: Reconciler) -> None:
+async def test_team_progress_survives_a_failure(
+    reconciler: Reconciler, lost: Exception, managed: list[str]
+) -> None:
+    """The failure's status keeps the teams joined, and the team whose /team/member_add may have
+    added the member (its answer lost, and LiteLLM unreadable since): the recorded claim stands."""
     respx.get(f"{BASE}/user/info").mock(return_value=user_info(metadata={}, teams=[]))
+    respx.get(f"{BASE}/team/info").mock(side_effect=httpx.ReadTimeout("still slow"))
     respx.post(f"{BASE}/user/update").mock(return_value=UPDATED)
     team_add = respx.post(f"{BASE}/team/member_add")
-    team_add.side_effect = [httpx.Response(200, json={})] + [httpx.ConnectError("gone")] * 5
+    team_add.side_effect = [httpx.Response(200, json={})] + [lost] * 5
     body = user(adopt=True)
     result = await reconciler.reconcile(body, POLICY)
     assert isinstance(result.outcome, Failed)
     assert result.outcome.transient
-    assert result.outcome.managed_teams == ("t1",)
+    assert sorted(result.outcome.managed_teams or ()) == managed
+
+
+@respx.mock
+async def test_a_membership_whose_answer_was_lost_stays_managed_once_synced(
+    reconciler: Reconciler,
+) -> None:
+    """The retry after a lost answer finds the member in LiteLLM: still the operator's."""
+    respx.get(f"{BASE}/user/info").mock(
+        return_value=user_info(user_role="internal_user", metadata=OURS, teams=["t1", "t2"])
+    )
+    body = user(userId="alice")
+    body["status"] = {"userId": "alice", "managedTeams": ["t1", "t2"]}
+    result = await reconciler.reconcile(body, POLICY)
+    assert isinstance(result.outcome, Synced)
+    assert sorted(result.outcome.managed_teams) == ["t1", "t2"]
+
+
+@respx.mock
+async def test_a_membership_someone_else_made_is_not_claimed(reconciler: Reconciler) -> None:
+    """/team/member_add answering "already a member" for a team the operator never claimed."""
+    respx.get(f"{BASE}/user/info").mock(return_value=user_info(metadata={}, teams=[]))
+    respx.post(f"{BASE}/user/update").mock(return_value=UPDATED)
+    respx.post(f"{BASE}/team/member_add").mock(
+        side_effect=[
+            error(400, "User alice already in team t1"),
+            httpx.Response(200, json={}),
+        ]
+    )
+    result = await reconciler.reconcile(user(adopt=True), POLICY)
+    assert isinstance(result.outcome, Synced)
+    assert list(result.outcome.managed_teams) == ["t2"]
 
 
 @respx.mock

@@ -40,6 +40,7 @@ from litellm_operator.litellm.models import (
 )
 from litellm_operator.litellm.redact import redact
 from litellm_operator.litellm.teams import TeamCalls
+from litellm_operator.litellm.transport import may_have_been_processed
 from litellm_operator.litellm.users import MAX_BULK_UPDATE, MAX_PAGE_SIZE, UserCalls
 from litellm_operator.litellm.writes import UserWrites
 
@@ -87,5 +88,6 @@ __all__ = [
     "VersionObserver",
     "build",
     "key_token",
+    "may_have_been_processed",
     "redact",
 ]

@@ -46,6 +46,7 @@ from litellm_operator.litellm import (
     UnsupportedVersion,
     UpdateUserRequest,
     UserExists,
+    may_have_been_processed,
 )
 from litellm_operator.models import LiteLLMUser, ProvisioningPolicy
 from litellm_operator.policies.resolve import (
@@ -441,13 +442,24 @@ class Reconciler:
                 progress.wrote = True
                 progress.changed.extend(action.changed)
             case AddToTeam(team_id=team, max_budget_in_team=budget):
+                claimed = team in progress.managed_teams
+                # Claimed before the call, as the recorded progress claims it: a failure whose
+                # answer was lost may hide a membership LiteLLM made, which stays the operator's.
+                progress.managed_teams.add(team)
                 try:
-                    if await client.add_team_member(team, user_id, max_budget_in_team=budget):
-                        progress.managed_teams.add(team)
-                        progress.wrote = True
-                        progress.changed.append(f"team:{team}")
+                    added = await client.add_team_member(team, user_id, max_budget_in_team=budget)
                 except NotFound:
                     progress.missing_teams.append(team)
+                    added = False
+                except LiteLLMError as err:
+                    if not claimed and not may_have_been_processed(err):
+                        progress.managed_teams.discard(team)
+                    raise
+                if added:
+                    progress.wrote = True
+                    progress.changed.append(f"team:{team}")
+                elif not claimed:
+                    progress.managed_teams.discard(team)
             case UpdateTeamMembership(team_id=team, max_budget_in_team=budget, role=role):
                 await client.update_team_member(
                     team, user_id, role=cast(TeamRole, role), max_budget_in_team=budget
