@@ -11,6 +11,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 
 NAMESPACE = "litellm_operator"
 
+RECONCILE_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, float("inf"))
+"""Up to minutes: under load or a slow LiteLLM a reconcile waits for its batch and its retries,
+and a histogram that stops at 10 s would say only "more than 10 s"."""
+
 
 class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
@@ -25,6 +29,7 @@ class Metrics:
         self.reconcile_seconds = Histogram(
             "reconcile_duration_seconds",
             "Wall time of one LiteLLMUser reconcile.",
+            buckets=RECONCILE_BUCKETS,
             namespace=NAMESPACE,
             registry=self.registry,
         )
