@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from devenv.controlplane import ControlPlaneError, find_assets
+from tests.fixtures.dev import dev_environment
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -19,26 +15,8 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_USERS = ("alice", "bob", "carol", "svc-ci")
 
 
-@pytest.fixture
-def dev_dir() -> Iterator[Path]:
-    """Outside pytest's private tmp tree: PostgreSQL runs as its own user and must reach it."""
-    path = Path(tempfile.mkdtemp(prefix="litellm-demo-"))
-    path.chmod(0o755)
-    yield path / "dev"
-    shutil.rmtree(path, ignore_errors=True)
-
-
 def test_make_demo_from_scratch(dev_dir: Path) -> None:
-    try:
-        assets = find_assets(build=False)
-    except ControlPlaneError as exc:
-        pytest.skip(f"no envtest binaries for the demo: {exc}")
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in {"KUBECONFIG", "LITELLM_URL", "LITELLM_MASTER_KEY"}
-    }
-    env |= {"LITELLM_OPERATOR_DEV_DIR": str(dev_dir), "KUBEBUILDER_ASSETS": str(assets)}
+    env = dev_environment(dev_dir)
     try:
         demo = subprocess.run(
             [str(ROOT / "hack" / "dev.sh"), "demo"],

@@ -6,31 +6,21 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
-import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
 
-from devenv.controlplane import APISERVER, ETCD, ControlPlane, ControlPlaneError, find_assets
+from devenv.controlplane import APISERVER, ETCD, ControlPlane
+from tests.fixtures.dev import dev_environment
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
 ROOT = Path(__file__).resolve().parents[2]
 DEV = ROOT / "hack" / "dev.sh"
-
-
-@pytest.fixture
-def dev_dir() -> Iterator[Path]:
-    """Outside pytest's private tmp tree: PostgreSQL runs as its own user and must reach it."""
-    path = Path(tempfile.mkdtemp(prefix="litellm-up-"))
-    path.chmod(0o755)
-    yield path / "dev"
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def dev(env: dict[str, str], *args: str) -> str:
@@ -97,16 +87,7 @@ def kill(plane: ControlPlane, *components: str) -> None:
 
 
 def test_up_after_the_control_plane_died_resumes_it(dev_dir: Path) -> None:
-    try:
-        assets = find_assets(build=False)
-    except ControlPlaneError as exc:
-        pytest.skip(f"no envtest binaries: {exc}")
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in {"KUBECONFIG", "LITELLM_URL", "LITELLM_MASTER_KEY"}
-    }
-    env |= {"LITELLM_OPERATOR_DEV_DIR": str(dev_dir), "KUBEBUILDER_ASSETS": str(assets)}
+    env = dev_environment(dev_dir)
     plane = ControlPlane(dev_dir / "controlplane")
     try:
         dev(env, "up")
