@@ -11,8 +11,10 @@ by minute, in cycles of five:
 * minute 0: a policy edit (the budget of one policy, alternately), a namespace created with
   users, the one created a cycle earlier emptied and deleted (its watcher stops for good);
 * minutes 0-3: churn: 2% of the users created, 2% deleted, 5% edited (their alias);
-* minute 4: quiet (nothing changes): its end is where memory, tasks, threads and descriptors
-  are compared.
+* minute 4: quiet (nothing changes), prolonged until the operator is idle (every user Ready,
+  no reconcile for :data:`IDLE_SECONDS`; at most :data:`QUIET_LIMIT_SECONDS`): its end is where
+  memory, tasks, threads and descriptors are compared, so that work still queued from the churn
+  is not taken for growth. The schedule after it moves by the time the quiet phase overran.
 
 Faults on a schedule, spread over the churn minutes after the first cycle: LiteLLM paused
 (connections held unanswered) for a minute, kube-apiserver restarted (same store and port),
@@ -88,6 +90,8 @@ TEAM = "soak-team"
 POLICIES = ("soak-a", "soak-b")
 FOREIGN_USERS = 5
 SETTLE_SECONDS = 600
+IDLE_SECONDS = 20.0
+QUIET_LIMIT_SECONDS = 180.0
 LOST = "lost-answers"
 FAULTS = ("litellm-paused", "apiserver-restart", "leader-killed", LOST)
 LITELLM_PAUSE_SECONDS = 60
@@ -734,11 +738,11 @@ def soak(
             phase.details["churn"] = world.churn(rng, minute)
         for name in planned:
             phase.details[name] = wait_lost(lost) if lost and name == LOST else fault(name, ctx)
+        time.sleep(max(0.0, tick + 59 - time.monotonic()))
         if step == QUIET_MINUTE:
-            time.sleep(max(0.0, tick + 59 - time.monotonic()))
-            quiet_ends.append(quiet_end(sampler))
-        else:
-            time.sleep(max(0.0, tick + 59 - time.monotonic()))
+            idle = wait_idle(world, sampler, QUIET_LIMIT_SECONDS)
+            quiet_ends.append(quiet_end(sampler, idle))
+            begin += max(0.0, time.monotonic() - (tick + 59))  # the rest of the schedule moves
         phases.append(phase.close(sampler))
         log(f"minute {minute} ({kind}): {len(world.declared)} users")
     sampler.phase, sampler.minute = "settle", args.minutes
@@ -763,10 +767,32 @@ def soak(
     return result
 
 
-def quiet_end(sampler: Sampler) -> dict[str, Any]:
+def wait_idle(world: World, sampler: Sampler, limit: float) -> float | None:
+    """Seconds until every declared user is Ready and the leader has finished no reconcile for
+    :data:`IDLE_SECONDS` (``None``: not within ``limit``)."""
+    started = time.monotonic()
+    seen: tuple[int | None, float | None] | None = None
+    unchanged_since = started
+    while time.monotonic() - started < limit:
+        leader, parsed = sampler.leader_metrics()
+        pid = leader.proc.pid if leader and leader.proc else None
+        state = (pid, ss.value(parsed, ss.P + "reconcile_duration_seconds_count"))
+        now = time.monotonic()
+        if state != seen or pid is None:
+            seen, unchanged_since = state, now
+        elif now - unchanged_since >= IDLE_SECONDS:
+            with contextlib.suppress(ApiException, OSError):
+                if not not_ready(world, world.live_users()):
+                    return round(now - started, 1)
+        time.sleep(SAMPLE_SECONDS)
+    return None
+
+
+def quiet_end(sampler: Sampler, idle_after: float | None) -> dict[str, Any]:
     sample = sampler.sample(with_apiserver=False)
     return {
         "minute": sampler.minute,
+        "idle_after_seconds": idle_after,
         "pid": sample["leader_pid"] or 0,
         "rss_kib": sample["leader_rss_kib"] or 0,
         "tasks": sample["tasks"] or 0,

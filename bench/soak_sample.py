@@ -127,23 +127,27 @@ def rounded(number: float | None, digits: int = 3) -> float | None:
 
 def flatness(quiet: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     """The flatness verdicts over the ends of the quiet phases, per leading process (a new
-    process has its own baseline: its first quiet phase)."""
+    process has its own baseline: its first quiet phase); a quiet phase that never became idle
+    (``idle_after_seconds`` ``None``) fails them."""
+    ends = list(quiet)
+    not_idle = [int(end["minute"]) for end in ends if end.get("idle_after_seconds", 0) is None]
+    # A quiet phase the operator did not finish in time measures its backlog, not its growth.
+    verdicts: dict[str, Any] = {"processes": [], "not_idle_minutes": not_idle, "ok": not not_idle}
     by_pid: dict[int, list[Mapping[str, Any]]] = {}
-    for end in quiet:
+    for end in ends:
         by_pid.setdefault(int(end["pid"]), []).append(end)
-    verdicts: dict[str, Any] = {"processes": [], "ok": True}
-    for pid, ends in by_pid.items():
-        first = ends[0]
-        worst = max(ends, key=lambda e: abs(e["rss_kib"] - first["rss_kib"]))
+    for pid, own in by_pid.items():
+        first = own[0]
+        worst = max(own, key=lambda e: abs(e["rss_kib"] - first["rss_kib"]))
         drift = (worst["rss_kib"] - first["rss_kib"]) / first["rss_kib"]
         back = {
-            what: [e[what] for e in ends if e[what] > first[what]]
+            what: [e[what] for e in own if e[what] > first[what]]
             for what in ("tasks", "threads", "fds")
         }
-        last = ends[-1]
+        last = own[-1]
         process = {
             "pid": pid,
-            "quiet_phases": len(ends),
+            "quiet_phases": len(own),
             "rss_first_mib": round(first["rss_kib"] / 1024, 1),
             "rss_last_mib": round(last["rss_kib"] / 1024, 1),
             "rss_worst_drift_percent": round(100 * drift, 1),

@@ -69,8 +69,23 @@ def test_phase_latency_merges_phases_of_a_kind() -> None:
     assert latency["quiet"]["p99_seconds"] is None
 
 
-def end(pid: int, rss: int, tasks: int = 10, threads: int = 5, fds: int = 20) -> dict[str, int]:
-    return {"pid": pid, "rss_kib": rss, "tasks": tasks, "threads": threads, "fds": fds}
+def end(
+    pid: int,
+    rss: int,
+    tasks: int = 10,
+    threads: int = 5,
+    fds: int = 20,
+    idle_after: float | None = 30.0,
+) -> dict[str, Any]:
+    return {
+        "minute": 4,
+        "pid": pid,
+        "rss_kib": rss,
+        "tasks": tasks,
+        "threads": threads,
+        "fds": fds,
+        "idle_after_seconds": idle_after,
+    }
 
 
 @pytest.mark.parametrize(
@@ -83,7 +98,10 @@ def end(pid: int, rss: int, tasks: int = 10, threads: int = 5, fds: int = 20) ->
         pytest.param(
             [end(1, 100_000), end(2, 150_000), end(2, 151_000)], True, id="new-process-baseline"
         ),
+        pytest.param(
+            [end(1, 100_000), end(1, 100_000, idle_after=None)], False, id="never-became-idle"
+        ),
     ],
 )
-def test_flatness(ends: list[dict[str, int]], ok: bool) -> None:
+def test_flatness(ends: list[dict[str, Any]], ok: bool) -> None:
     assert ss.flatness(ends)["ok"] is ok
