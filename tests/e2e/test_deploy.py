@@ -52,14 +52,14 @@ GROUP = "litellm.platform.dev"
 EXPECTED_RULES = [
     {"apiGroups": [GROUP], "resources": ["litellmusers"], "verbs": ["list", "watch", "patch"]},
     {"apiGroups": [GROUP], "resources": ["litellmusers/status"], "verbs": ["patch"]},
-    {"apiGroups": [GROUP], "resources": ["litellmteams"], "verbs": ["list", "watch", "patch"]},
-    {"apiGroups": [GROUP], "resources": ["litellmteams/status"], "verbs": ["patch"]},
     {
         "apiGroups": [GROUP],
         "resources": ["provisioningpolicies"],
         "verbs": ["list", "watch", "patch"],
     },
     {"apiGroups": [GROUP], "resources": ["provisioningpolicies/status"], "verbs": ["patch"]},
+    {"apiGroups": [GROUP], "resources": ["litellmteams"], "verbs": ["list", "watch", "patch"]},
+    {"apiGroups": [GROUP], "resources": ["litellmteams/status"], "verbs": ["patch"]},
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
     {
         "apiGroups": [""],
