@@ -651,14 +651,15 @@ class UserSpec(_Wire):
 TEAM_ID_IMMUTABLE_RULE = (
     "!has(oldSelf.teamId) || (has(self.teamId) && self.teamId == oldSelf.teamId)"
 )
-TEAM_ID_PATTERN = USER_ID_PATTERN
+TEAM_ID_PATTERN = r"^[^\x00-\x20\x7f/]+$"
+"""As a user id, without "/": a policy's team entry <namespace>/<name> names a LiteLLMTeam."""
 TeamId = Annotated[
     str,
     Field(
         min_length=1,
         max_length=MAX_ID_LENGTH,
         pattern=TEAM_ID_PATTERN,
-        description="LiteLLM team id: case-sensitive, no spaces or control characters.",
+        description="LiteLLM team id: case-sensitive, no spaces, slashes or control characters.",
     ),
 ]
 

@@ -349,7 +349,7 @@ def test_policy_teams_section_is_optional_and_bounded(
 ) -> None:
     del crds_installed
     spec: dict[str, Any] = {"allowedNamespaces": ["*"], "identities": ANY_IDENTITY}
-    body = {
+    body: dict[str, Any] = {
         "apiVersion": "litellm.platform.dev/v1alpha1",
         "kind": "ProvisioningPolicy",
         "metadata": {"name": unique("teams")},
