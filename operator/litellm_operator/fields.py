@@ -432,8 +432,6 @@ TEAM_FIELDS: tuple[ManagedField, ...] = (
         "models",
         Bound.ALLOW_LIST,
         Compare.SET,
-        clearable=False,
-        written_as_none=[ALL_PROXY_MODELS],
     ),
     ManagedField(
         "max_budget",
@@ -472,18 +470,6 @@ TEAM_FIELDS: tuple[ManagedField, ...] = (
         Home.TEAM,
         "rpm_limit",
         Bound.CEILING,
-    ),
-    ManagedField(
-        "max_parallel_requests",
-        Limit | None,
-        None,
-        "Requests of the team in flight at once. Default: the policy's "
-        "teams.maxParallelRequests, else none.",
-        Home.TEAM,
-        "max_parallel_requests",
-        Bound.CEILING,
-        clearable=False,
-        written_as_none=UNLIMITED_PARALLEL_REQUESTS,
     ),
     ManagedField(
         "model_rpm_limit",
@@ -540,7 +526,12 @@ TEAM_FIELDS: tuple[ManagedField, ...] = (
 )
 """Every setting of a LiteLLMTeam, declared once, in the order the CRD, status and explain show
 them: the spec, the policy's ``teams`` ceilings and allow-lists (:data:`TEAM_BOUNDS`), the
-``/team/new`` and ``/team/update`` bodies and the drift comparison come from here. Bounds:
+``/team/new`` and ``/team/update`` bodies and the drift comparison come from here.
+LiteLLM 1.108 (tests/integration/test_litellm_teams.py): ``/team/update`` clears
+``team_alias``, ``max_budget``, ``budget_duration``, ``tpm_limit`` and ``rpm_limit`` with
+``null`` and ``models`` with ``[]``, and replaces ``metadata`` whole; ``/team/new`` and
+``/team/update`` ignore ``max_parallel_requests`` (the team column exists, the API does not
+write it), so it is not a team setting. Bounds:
 ``ceiling``, at most the policy's ``teams.<field>`` (an omitted one defaults to it);
 ``allow-list``, within ``teams.allowed<Field>``; ``free``, any value."""
 
@@ -629,6 +620,8 @@ def team_markdown_table() -> str:
         where = WHERE[f.home].format(litellm=f.litellm).replace("user ", "team ")
         if f.home is Home.MEMBERSHIP:
             where = "each member's `max_budget_in_team` (a default)"
+        if f.home is Home.METADATA and f.litellm == "metadata":
+            where = "team `metadata` (keys others set are kept)"
         wire_title = f.wire[0].upper() + f.wire[1:]
         bound = TEAM_BOUNDS[f.bound].format(wire=f.wire, Wire=wire_title)
         builtin = "none" if f.builtin in (None, [], {}) else f"`{f.builtin}`"

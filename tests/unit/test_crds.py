@@ -246,7 +246,7 @@ def test_every_team_field_is_in_the_team_spec_once() -> None:
 
 @pytest.mark.parametrize(
     "path",
-    ["maxBudget", "tpmLimit", "rpmLimit", "maxParallelRequests", "memberBudget"],
+    ["maxBudget", "tpmLimit", "rpmLimit", "memberBudget"],
 )
 def test_team_budgets_and_limits_are_never_negative(path: str) -> None:
     assert at(at(openapi(team_crd()), "spec"), path)["minimum"] == 0
@@ -258,7 +258,6 @@ def test_team_budgets_and_limits_are_never_negative(path: str) -> None:
         ("teams.maxBudget", "number"),
         ("teams.tpmLimit", "integer"),
         ("teams.rpmLimit", "integer"),
-        ("teams.maxParallelRequests", "integer"),
         ("teams.allowedModels", "array"),
         ("teams.maxPerNamespace", "integer"),
         ("teams.adoptExistingTeams", "boolean"),

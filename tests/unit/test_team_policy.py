@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from litellm_operator.fields import TEAM_FIELDS, UNLIMITED_PARALLEL_REQUESTS
+from litellm_operator.fields import TEAM_FIELDS
 from litellm_operator.models import LiteLLMTeam, ProvisioningPolicy
 from litellm_operator.policies.resolve import PolicyViolation
 from litellm_operator.policies.teams import (
@@ -216,8 +216,7 @@ def test_refused_before_anything_else(
         pytest.param({}, {}, "models", [], "builtin", id="no-allow-list-all-models"),
         pytest.param({}, {"models": []}, "models", [], "spec", id="all-models-allowed"),
         pytest.param(TEAMS, {}, "rpmLimit", None, "builtin", id="uncapped-limit-none"),
-        pytest.param({"maxParallelRequests": 4}, {}, "maxParallelRequests", 4, "ceiling",
-                     id="parallel-ceiling-default"),
+        pytest.param({"rpmLimit": 4}, {}, "rpmLimit", 4, "ceiling", id="rpm-ceiling-default"),
         pytest.param(TEAMS, {"alias": "Crew"}, "alias", "Crew", "spec", id="alias"),
         pytest.param(TEAMS, {"blocked": True}, "blocked", True, "spec", id="blocked"),
         pytest.param(TEAMS, {}, "blocked", False, "builtin", id="not-blocked"),
@@ -253,10 +252,8 @@ def test_every_team_field_has_a_value_and_a_source() -> None:
                      id="tpm-over-ceiling"),
         pytest.param({"rpmLimit": 1}, {"rpmLimit": 2}, {("spec.rpmLimit", Reason.CEILING_EXCEEDED)},
                      id="rpm-over-ceiling"),
-        pytest.param({"maxParallelRequests": 2},
-                     {"maxParallelRequests": UNLIMITED_PARALLEL_REQUESTS},
-                     {("spec.maxParallelRequests", Reason.CEILING_EXCEEDED)},
-                     id="parallel-over-ceiling"),
+        pytest.param({"tpmLimit": 2}, {"tpmLimit": 2**40},
+                     {("spec.tpmLimit", Reason.CEILING_EXCEEDED)}, id="huge-tpm-over-ceiling"),
         pytest.param(TEAMS, {"models": ["mini", "gpt-5"]},
                      {("spec.models", Reason.MODEL_NOT_ALLOWED)}, id="model-outside-allow-list"),
         pytest.param(TEAMS, {"models": []}, {("spec.models", Reason.MODEL_NOT_ALLOWED)},
@@ -324,3 +321,8 @@ def test_count_per_namespace(
         assert refused(the_policy, me, siblings=siblings) == {
             ("metadata.name", Reason.TEAM_QUOTA_EXCEEDED)
         }
+
+
+def test_parallel_requests_are_not_a_team_setting() -> None:
+    """LiteLLM's /team/new and /team/update ignore max_parallel_requests: not declared."""
+    assert "max_parallel_requests" not in {f.name for f in TEAM_FIELDS}
