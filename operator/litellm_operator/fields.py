@@ -536,6 +536,14 @@ write it), so it is not a team setting. Bounds:
 ``allow-list``, within ``teams.allowed<Field>``; ``free``, any value."""
 
 TEAM_BY_NAME: Mapping[str, ManagedField] = {f.name: f for f in TEAM_FIELDS}
+TEAM_COLUMNS: tuple[ManagedField, ...] = tuple(f for f in TEAM_FIELDS if f.home is Home.TEAM)
+"""Team settings that are LiteLLM team columns (``/team/new``, ``/team/update``)."""
+TEAM_METADATA_KEYS: tuple[ManagedField, ...] = tuple(
+    f for f in TEAM_FIELDS if f.home is Home.METADATA
+)
+"""Team settings LiteLLM keeps in the team's ``metadata`` (``metadata`` itself included)."""
+TEAM_CLEARABLE = frozenset(f.litellm for f in TEAM_COLUMNS if f.clearable)
+"""Team columns an explicit ``null`` (``models``: ``[]``) on ``/team/update`` clears."""
 TEAM_NAMES: tuple[str, ...] = tuple(f.name for f in TEAM_FIELDS)
 TEAM_CEILINGS: tuple[ManagedField, ...] = tuple(f for f in TEAM_FIELDS if f.bound is Bound.CEILING)
 """The team settings the policy's ``teams`` section caps (``teams.maxBudget`` ...)."""
