@@ -25,6 +25,8 @@ from litellm_operator.runtime.config import OperatorConfig
 from litellm_operator.runtime.handling import Release
 from litellm_operator.runtime.indices import ObjectIndices
 from litellm_operator.runtime.metrics import Metrics
+from litellm_operator.teams.handlers import TeamHandlers
+from litellm_operator.teams.reconciler import TeamReconciler, TeamSnapshot
 from litellm_operator.users import context
 from litellm_operator.users.following import PolicyFollowers
 from litellm_operator.users.handlers import UserHandlers
@@ -71,8 +73,13 @@ async def started(base: Base) -> AsyncIterator[tuple[Kind, ...]]:
         def keys(registry: kopf.OperatorRegistry, _: Release) -> None:
             secrets.register(registry)
 
+        resync = base.config.resync_seconds
+        snapshot = TeamSnapshot(base.client, max_age=resync * context.SNAPSHOT_MAX_AGE_FRACTION)
+        teams = TeamHandlers(TeamReconciler(base.client, snapshot), base.metrics, resync)
+
         yield (
             Kind("LiteLLMUser", user_handlers.register, {(GROUP, USER_PLURAL): users.users}),
+            Kind("LiteLLMTeam", teams.register),
             Kind("ProvisioningPolicy", policies),
             Kind("key Secrets", keys),
         )
