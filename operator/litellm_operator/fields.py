@@ -492,17 +492,6 @@ TEAM_FIELDS: tuple[ManagedField, ...] = (
         Compare.LIMITS,
     ),
     ManagedField(
-        "member_budget",
-        Budget | None,
-        None,
-        "Default USD budget of each member in the team (max_budget_in_team); a member's own "
-        "maxBudgetInTeam from its policy wins. Default: none.",
-        Home.MEMBERSHIP,
-        "max_budget_in_team",
-        Bound.FREE,
-        Compare.AMOUNT,
-    ),
-    ManagedField(
         "metadata",
         StringMap,
         {},

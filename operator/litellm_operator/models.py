@@ -689,14 +689,6 @@ class _TeamSpecBase(_Wire):
         description="Adopt an existing LiteLLM team of this id; only where the policy sets "
         "teams.adoptExistingTeams.",
     )
-    keys: list[KeySpec] = Field(
-        default_factory=list,
-        max_length=MAX_KEYS,
-        description="Virtual keys of the team (LiteLLM team keys), each delivered into a Secret "
-        "in this namespace owned by the LiteLLMTeam.",
-        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
-    )
-
     if TYPE_CHECKING:
 
         def __getattr__(self, name: str) -> Any: ...
@@ -725,8 +717,7 @@ def _team_settings_fields() -> dict[str, Any]:
 
 TEAM_SPEC_DOC = """One LiteLLM team, its settings bounded by a ProvisioningPolicy's teams section.
 
-Its members come from the policy: a role's teams may name this LiteLLMTeam as
-<namespace>/<name> (or by its LiteLLM team id).
+Its members come from the policy: a role's teams name it by its LiteLLM team id.
 """
 TEAM_SETTINGS_DOC = "The settings the team must have in LiteLLM: its spec within the policy."
 
@@ -869,9 +860,6 @@ class TeamStatus(_Status):
     )
     adopted: bool | None = Field(
         default=None, description="The operator adopted a LiteLLM team it had not created."
-    )
-    keys: list[KeyStatus] | None = Field(
-        default=None, description="The team's virtual keys delivered into Secrets (spec.keys)."
     )
 
 

@@ -529,7 +529,6 @@ TEAM_OWNED_KEYS = (
     "maxBudget",
     "members",
     "adopted",
-    "keys",
     "conditions",
 )
 

@@ -34,7 +34,6 @@ SETTINGS: dict[str, Any] = {
     "rpmLimit": None,
     "modelRpmLimit": {"mini": 5},
     "modelTpmLimit": {},
-    "memberBudget": 2.0,
     "metadata": {"cost-center": "42"},
     "blocked": False,
 }
@@ -182,14 +181,11 @@ def test_members_are_counted_without_litellm_s_own() -> None:
 
 
 def test_every_team_field_is_planned() -> None:
-    """Each declared setting reaches the create body (a column or a metadata key), but the
-    member budget, which is applied to memberships, not to the team."""
+    """Each declared setting reaches the create body (a column or a metadata key)."""
     body = plan_team(desired(modelTpmLimit={"mini": 9}), None).actions[0]
     assert isinstance(body, CreateTeam)
     wire = body.request.to_wire()
     for f in TEAM_FIELDS:
-        if f.name == "member_budget":
-            continue
         assert f.litellm in wire or f.litellm in wire["metadata"] or f.name == "metadata", f.name
 
 

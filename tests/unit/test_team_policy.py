@@ -220,7 +220,6 @@ def test_refused_before_anything_else(
         pytest.param(TEAMS, {"alias": "Crew"}, "alias", "Crew", "spec", id="alias"),
         pytest.param(TEAMS, {"blocked": True}, "blocked", True, "spec", id="blocked"),
         pytest.param(TEAMS, {}, "blocked", False, "builtin", id="not-blocked"),
-        pytest.param(TEAMS, {"memberBudget": 5}, "memberBudget", 5.0, "spec", id="member-budget"),
         pytest.param(TEAMS, {"budgetDuration": "7d"}, "budgetDuration", "7d", "spec",
                      id="duration-free"),
         pytest.param(TEAMS, {"modelRpmLimit": {"mini": 5}}, "modelRpmLimit", {"mini": 5}, "spec",
