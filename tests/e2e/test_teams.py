@@ -18,6 +18,8 @@ from litellm_operator.models import API_VERSION, GROUP, TEAM_PLURAL, VERSION
 from litellm_operator.users.plan import ADOPTED, OWNER_UID
 from tests.e2e.conftest import RESYNC_SECONDS
 from tests.e2e.operator_harness import Cluster, OperatorProcess, condition_of, eventually
+from tests.fixtures.gitops import argocd_health, flux_wait, kstatus, tools_dir
+from tests.fixtures.kube import KubeEnv
 from tests.fixtures.policies import ANY_IDENTITY
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
@@ -267,3 +269,40 @@ async def test_a_team_owned_by_another_resource_is_never_touched(
     assert await teams.litellm.get_team(shared) is not None, "the second's delete left it alone"
     teams.delete("first")
     assert await teams.litellm.get_team(shared) is None
+
+
+def verdicts(teams: Teams, kube_env: KubeEnv, name: str) -> tuple[str, str, bool]:
+    """Flux's kstatus, Argo CD's Lua and ``kubectl wait`` on the team as it is now."""
+    team = teams.get(name)
+    assert team is not None
+    waited = kube_env.kubectl(
+        "wait", "--for=condition=Ready", "--timeout=0s", "-n", teams.namespace,
+        f"litellmteams/{name}", check=False,
+    )  # fmt: skip
+    return kstatus(team), argocd_health(team)[0], waited.returncode == 0
+
+
+async def test_flux_argo_and_kubectl_wait_verdicts(teams: Teams, kube_env: KubeEnv) -> None:
+    tools_dir()
+    teams.cluster.create_policy(teams.policy, POLICY)
+    ref = f"{GROUP}/LiteLLMTeam/{teams.namespace}"
+    teams.create("good", maxBudget=10)
+    waited = flux_wait(kube_env.kubeconfig, [f"{ref}/good"], timeout=30)
+    assert waited.ready, waited.error
+    record = await teams.held("good")
+    assert record is not None, "Flux's wait ended only once LiteLLM holds the team"
+    assert record.max_budget == 10
+    assert verdicts(teams, kube_env, "good") == ("Current", "Healthy", True)
+
+    teams.create("over", maxBudget=1000)
+    waited = flux_wait(kube_env.kubeconfig, [f"{ref}/over"], timeout=15, fail_fast=True)
+    assert not waited.ready
+    teams.reason("over", "CeilingExceeded")
+    assert verdicts(teams, kube_env, "over") == ("Failed", "Degraded", False)
+
+    teams.patch("over", maxBudget=99)  # fixed: a new generation, healthy once LiteLLM has it
+    teams.ready("over")
+    assert verdicts(teams, kube_env, "over") == ("Current", "Healthy", True)
+    assert (await teams.held("over")) is not None
+    teams.delete("good")
+    teams.delete("over")
