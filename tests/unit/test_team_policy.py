@@ -7,11 +7,10 @@ from typing import Any
 import pytest
 
 from litellm_operator.fields import TEAM_FIELDS
-from litellm_operator.models import LiteLLMTeam, ProvisioningPolicy
-from litellm_operator.policies.resolve import PolicyViolation
+from litellm_operator.models import LiteLLMTeam, LiteLLMUser, ProvisioningPolicy
+from litellm_operator.policies.resolve import PolicyViolation, derived_team_id, resolve
 from litellm_operator.policies.teams import (
     TeamResolution,
-    derived_team_id,
     reference,
     resolve_team,
     team_id_of,
@@ -325,3 +324,25 @@ def test_count_per_namespace(
 def test_parallel_requests_are_not_a_team_setting() -> None:
     """LiteLLM's /team/new and /team/update ignore max_parallel_requests: not declared."""
     assert "max_parallel_requests" not in {f.name for f in TEAM_FIELDS}
+
+
+@pytest.mark.parametrize(
+    ("teams", "expected"),
+    [
+        pytest.param(["platform/power-users"], ["platform.power-users"], id="reference"),
+        pytest.param(["power-users"], ["power-users"], id="litellm-id"),
+        pytest.param(["a/x", "a.x", "b"], ["a.x", "b"], id="same-team-twice-once"),
+    ],
+)
+def test_a_role_names_a_litellm_team_by_reference(teams: list[str], expected: list[str]) -> None:
+    """``<namespace>/<name>`` in a role's teams is that LiteLLMTeam's id for its members."""
+    the_policy = policy(roles=[{"group": "crew", "teams": teams}])
+    user = LiteLLMUser.model_validate(
+        {
+            "apiVersion": "litellm.platform.dev/v1alpha1",
+            "kind": "LiteLLMUser",
+            "metadata": {"name": "ann", "namespace": "team-b"},
+            "spec": {"groups": ["crew"]},
+        }
+    )
+    assert resolve(the_policy, user).effective.teams == expected

@@ -43,7 +43,13 @@ from litellm_operator.models import (
     TeamPolicy,
     TeamSettings,
 )
-from litellm_operator.policies.resolve import PolicyViolation, Problem, in_namespaces
+from litellm_operator.policies.resolve import (
+    REFERENCE_SEPARATOR,
+    PolicyViolation,
+    Problem,
+    derived_team_id,
+    in_namespaces,
+)
 from litellm_operator.reasons import Reason
 
 TeamSource = Literal["builtin", "ceiling", "spec"]
@@ -55,8 +61,6 @@ RESERVED_TEAM_METADATA = frozenset(
     f.litellm for f in TEAM_FIELDS if f.home is Home.METADATA and f.name != "metadata"
 )
 """Metadata keys that hold team settings of their own (per-model limits)."""
-REFERENCE_SEPARATOR = "/"
-"""A policy's team entry ``<namespace>/<name>`` names a LiteLLMTeam; any other, a LiteLLM id."""
 
 
 class TeamResolution(BaseModel):
@@ -76,14 +80,6 @@ class TeamResolution(BaseModel):
 def reference(namespace: str, name: str) -> str:
     """How a policy's team entry names a LiteLLMTeam."""
     return f"{namespace}{REFERENCE_SEPARATOR}{name}"
-
-
-def is_reference(entry: str) -> bool:
-    return REFERENCE_SEPARATOR in entry
-
-
-def derived_team_id(namespace: str, name: str) -> str:
-    return f"{namespace}.{name}"
 
 
 def team_id_of(team: LiteLLMTeam, pinned: str | None = None) -> str:
