@@ -69,6 +69,16 @@ def test_example_users_are_accepted(
     assert stored["spec"]["adopt"] is False
 
 
+def test_example_teams_are_accepted(
+    kube_env: KubeEnv, crds_installed: list[str], namespace: str
+) -> None:
+    del crds_installed
+    body = manifest(EXAMPLES / "teams" / "power-users.yaml", namespace=namespace)
+    stored = json.loads(apply(kube_env, body).stdout)
+    assert stored["spec"]["maxBudget"] == 500
+    assert stored["spec"]["adopt"] is False
+
+
 @pytest.mark.parametrize("file", ["policy.yaml", "policy-v2.yaml"])
 def test_example_policies_are_accepted_and_keep_explicit_nulls(
     kube_env: KubeEnv, crds_installed: list[str], file: str
