@@ -215,8 +215,13 @@ def conditions_for(outcome: Outcome, generation: int | None) -> list[dict[str, A
     if isinstance(outcome, Synced):
         if outcome.missing_teams:
             teams = ", ".join(sorted(outcome.missing_teams))
-            message = f"team(s) {teams} do not exist in LiteLLM; every other setting is applied"
-            return kstatus(False, Reason.TEAM_NOT_FOUND, message, generation, stalled=True)
+            message = (
+                f"team(s) {teams} do not exist in LiteLLM yet; every other setting is applied, "
+                "and the user joins once they do"
+            )
+            # Pending, not Stalled: a team declared as a LiteLLMTeam is on its way, and its
+            # creation reconciles the users waiting for it (awaits_team); the resync retries.
+            return kstatus(False, Reason.TEAM_NOT_FOUND, message, generation)
         if outcome.suspended:
             message = "user is suspended: every key is blocked"
             return kstatus(True, Reason.SUSPENDED, message, generation)
@@ -328,6 +333,15 @@ def retry_due(body: Mapping[str, Any], now: datetime, interval: float) -> bool:
 
 
 POLICY_PENDING = frozenset({Reason.POLICY_CHANGED, Reason.POLICY_DELETED})
+
+
+def awaits_team(body: Mapping[str, Any], team_id: str) -> bool:
+    """Whether a LiteLLMUser waits for ``team_id`` to exist (Ready reason TeamNotFound, the team
+    among its effective teams): its creation should reconcile the user at once."""
+    status = body.get("status") or {}
+    ready = ready_condition(status) or {}
+    teams = (status.get("effective") or {}).get("teams") or []
+    return ready.get("reason") == Reason.TEAM_NOT_FOUND and team_id in teams
 
 
 def awaits_policy_reconcile(body: Mapping[str, Any]) -> bool:

@@ -306,3 +306,31 @@ async def test_flux_argo_and_kubectl_wait_verdicts(teams: Teams, kube_env: KubeE
     assert (await teams.held("over")) is not None
     teams.delete("good")
     teams.delete("over")
+
+
+async def test_a_member_waits_pending_for_its_team_then_joins(teams: Teams) -> None:
+    """A role names the LiteLLMTeam by reference before it exists: the user is Pending
+    (TeamNotFound, Reconciling, not Stalled), then joins once the team is created."""
+    role = {"group": "crew", "teams": [f"{teams.namespace}/crew"]}
+    teams.cluster.create_policy(teams.policy, {**POLICY, "roles": [role]})
+    user = f"m-{teams.namespace[-6:]}"
+    teams.cluster.create_user(
+        teams.namespace, user, {"policyRef": teams.policy, "groups": ["crew"]}
+    )
+    waiting = teams.cluster.wait_reason(teams.namespace, user, "TeamNotFound")
+    assert waiting["status"] == "False"
+    found = teams.cluster.get_user(teams.namespace, user) or {}
+    assert condition_of(found, "Stalled")["status"] == "False"
+    assert condition_of(found, "Reconciling")["status"] == "True"
+
+    teams.create("crew")
+    teams.ready("crew")
+    teams.cluster.wait_ready(teams.namespace, user, timeout=30)
+    record = await teams.litellm.get_user(user)
+    assert record is not None
+    assert teams.team_id("crew") in record.teams
+    teams.cluster.delete_user(teams.namespace, user)
+    eventually(
+        lambda: teams.cluster.get_user(teams.namespace, user) is None, timeout=30, what="gone"
+    )
+    teams.delete("crew")

@@ -206,7 +206,7 @@ APPLIED = Applied(
 OUTCOMES = [
     ("synced", Synced(APPLIED, wrote=True), "Healthy"),
     ("suspended", Synced(APPLIED, wrote=False, suspended=True), "Suspended"),
-    ("missing team", Synced(APPLIED, wrote=True, missing_teams=["t1"]), "Degraded"),
+    ("missing team", Synced(APPLIED, wrote=True, missing_teams=["t1"]), "Progressing"),
     ("unavailable", Failed(Reason.UNAVAILABLE, "down", transient=True), "Progressing"),
     ("policy not found", Failed(Reason.POLICY_NOT_FOUND, "gone", transient=False), "Degraded"),
 ]

@@ -13,7 +13,7 @@ its result into a status patch (only what changed), events and metrics:
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import kopf
@@ -55,10 +55,18 @@ async def index_by_namespace(*, namespace: str | None, body: kopf.Body, **_: Any
 class TeamHandlers:
     """The LiteLLMTeam handlers over one reconciler."""
 
-    def __init__(self, reconciler: TeamReconciler, metrics: Metrics, resync_seconds: float):
+    def __init__(
+        self,
+        reconciler: TeamReconciler,
+        metrics: Metrics,
+        resync_seconds: float,
+        created: Callable[[str], Awaitable[None]],
+    ):
         self.reconciler = reconciler
         self.metrics = metrics
         self.resync_seconds = resync_seconds
+        self.created = created
+        """Told each team id the operator created: the users waiting for it are reconciled."""
         self.policies = PolicyModels()
 
     async def changed(self, *, body: kopf.Body, patch: kopf.Patch, retry: int, **kw: Any) -> None:
@@ -108,6 +116,8 @@ class TeamHandlers:
         if policy_body is not None:
             generation = (policy_body.get("metadata") or {}).get("generation")
         self.publish(body, patch, result, (ref, generation) if policy_body else None)
+        if result.created is not None:
+            await self.created(result.created)
         outcome = result.outcome
         if isinstance(outcome, TeamFailed) and outcome.transient:
             return Retry(retry_delay(retry, result.retry_after), outcome.message)

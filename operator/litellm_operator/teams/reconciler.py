@@ -61,6 +61,8 @@ class TeamResult:
     outcome: TeamOutcome
     events: list[Event] = field(default_factory=list)
     retry_after: float | None = None
+    created: str | None = None
+    """The id of the team this reconcile created in LiteLLM (its waiting members follow)."""
 
 
 class TeamSnapshot:
@@ -122,7 +124,12 @@ class TeamReconciler:
         if observed is None:  # deleted behind the operator's back right after the write
             message = f"LiteLLM team {desired.team_id!r} vanished after it was written"
             return failure(Reason.UNEXPECTED_RESPONSE, message, transient=True, applied=applied)
-        return TeamResult(synced(applied, observed, wrote, plan), events_for(plan, desired))
+        created = any(isinstance(a, CreateTeam) for a in plan.actions)
+        return TeamResult(
+            synced(applied, observed, wrote, plan),
+            events_for(plan, desired),
+            created=desired.team_id if created else None,
+        )
 
     async def observe(self, team_id: str, from_snapshot: bool) -> ObservedTeam | None:
         if from_snapshot:
