@@ -84,7 +84,8 @@ async def started(base: Base) -> AsyncIterator[tuple[Kind, ...]]:
         resync = base.config.resync_seconds
         snapshot = TeamSnapshot(base.client, max_age=resync * context.SNAPSHOT_MAX_AGE_FRACTION)
         reconciler = TeamReconciler(base.client, snapshot)
-        teams = TeamHandlers(reconciler, base.metrics, resync, team_created)
+
+        teams = TeamHandlers(reconciler, base.metrics, resync, team_created, base.kube.nudge_team)
 
         yield (
             Kind("LiteLLMUser", user_handlers.register, {(GROUP, USER_PLURAL): users.users}),

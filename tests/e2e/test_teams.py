@@ -334,3 +334,22 @@ async def test_a_member_waits_pending_for_its_team_then_joins(teams: Teams) -> N
         lambda: teams.cluster.get_user(teams.namespace, user) is None, timeout=30, what="gone"
     )
     teams.delete("crew")
+
+
+async def test_a_policy_change_is_judged_on_its_teams(teams: Teams) -> None:
+    """Lowering the ceiling under a team's budget stalls it (nothing written); the team's
+    status names the policy generation it was judged against."""
+    teams.cluster.create_policy(teams.policy, POLICY)
+    teams.create("judged", maxBudget=80)
+    teams.ready("judged")
+    teams.cluster.patch_policy(teams.policy, {"teams": {**TEAMS, "maxBudget": 60}})
+    team = teams.reason("judged", "CeilingExceeded")
+    assert team["status"]["policy"]["generation"] == 2
+    assert condition_of(team, "Stalled")["status"] == "True"
+    record = await teams.held("judged")
+    assert record is not None
+    assert record.max_budget == 80, "a refused team is not written"
+    teams.cluster.patch_policy(teams.policy, {"teams": {**TEAMS, "maxBudget": 90}})
+    team = teams.ready("judged")
+    assert team["status"]["policy"]["generation"] == 3
+    teams.delete("judged")

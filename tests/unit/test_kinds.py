@@ -69,7 +69,7 @@ async def test_every_kind_registers_its_handlers_and_only_the_users_are_fed() ->
             "key-secrets",
         },
         "indexing": {"users_listed", "policy_bodies", "teams_by_namespace"},
-        "watching": {"rollout", "deleted"},
+        "watching": {"rollout", "deleted", "teams-follow-policy"},
         "spawning": {"resync", "team-resync"},
         "changing": {"reconcile", "resume", "finalize", "propagate"},
     }

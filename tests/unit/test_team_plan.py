@@ -16,6 +16,7 @@ from litellm_operator.teams.plan import (
     DesiredTeam,
     ObservedTeam,
     UpdateTeam,
+    behind,
     deletion_policy_of,
     desired_metadata,
     observed_team,
@@ -240,3 +241,20 @@ def test_a_release_that_leaves_no_metadata_leaves_a_tombstone() -> None:
     )
     assert isinstance(release, UpdateTeam)
     assert release.request.to_wire()["metadata"] == {RELEASED: "true"}
+
+
+@pytest.mark.parametrize(
+    ("indexed_policy", "generation", "expected"),
+    [
+        pytest.param({"name": "default", "generation": 2}, 2, False, id="reconciled-against-it"),
+        pytest.param({"name": "default", "generation": 1}, 2, True, id="older-generation"),
+        pytest.param(None, 2, True, id="never-reconciled"),
+        pytest.param({"name": "default", "generation": 2}, None, True, id="policy-deleted"),
+    ],
+)
+def test_a_team_behind_its_policy(
+    indexed_policy: dict[str, Any] | None, generation: int | None, expected: bool
+) -> None:
+    team = {"spec": {"policyRef": "default"}, "policy": indexed_policy}
+    assert behind(team, "default", generation) is expected
+    assert behind(team, "other", generation) is False

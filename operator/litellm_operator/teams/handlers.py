@@ -7,7 +7,10 @@ its result into a status patch (only what changed), events and metrics:
 * a LiteLLMTeam is created or changed, or the operator starts → one ``/team/info`` and the
   writes that are needed;
 * every resync interval → the team judged from the shared ``/team/list`` snapshot: no call of
-  its own, and no write when nothing differs (a policy change reaches its teams so too).
+  its own, and no write when nothing differs;
+* a policy is created, changed or deleted → each of its teams not yet reconciled against that
+  generation is nudged (once per generation), so its status is judged against the new policy
+  within seconds, not at the next resync.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Any
 
 import kopf
 
-from litellm_operator.models import GROUP, TEAM_PLURAL, VERSION
+from litellm_operator.models import GROUP, POLICY_PLURAL, TEAM_PLURAL, VERSION
 from litellm_operator.policies.validated import PolicyModels
 from litellm_operator.reasons import Reason
 from litellm_operator.runtime.handling import (
@@ -39,17 +42,22 @@ from litellm_operator.status import (
     ready_condition,
     status_patch,
 )
+from litellm_operator.teams.plan import behind
 from litellm_operator.teams.reconciler import TeamReconciler, TeamResult
 from litellm_operator.users.indices import policy_ref_of
 
 TEAMS = (GROUP, VERSION, TEAM_PLURAL)
+POLICIES = (GROUP, VERSION, POLICY_PLURAL)
+Nudge = Callable[[str, str, str], Awaitable[None]]
 
 
 async def index_by_namespace(*, namespace: str | None, body: kopf.Body, **_: Any) -> dict[str, Any]:
     """Namespace → the LiteLLMTeams there, with what ``teams.maxPerNamespace`` orders by."""
     meta = body.get("metadata") or {}
     kept = {k: meta[k] for k in ("name", "namespace", "uid", "creationTimestamp") if k in meta}
-    return {namespace or "": {"metadata": kept, "spec": dict(body.get("spec") or {})}}
+    policy = (body.get("status") or {}).get("policy")
+    slim = {"metadata": kept, "spec": dict(body.get("spec") or {}), "policy": policy}
+    return {namespace or "": slim}
 
 
 class TeamHandlers:
@@ -61,12 +69,16 @@ class TeamHandlers:
         metrics: Metrics,
         resync_seconds: float,
         created: Callable[[str], Awaitable[None]],
+        nudge: Nudge,
     ):
         self.reconciler = reconciler
         self.metrics = metrics
         self.resync_seconds = resync_seconds
         self.created = created
         """Told each team id the operator created: the users waiting for it are reconciled."""
+        self.nudge = nudge
+        self.nudged: dict[tuple[str, str], int | None] = {}
+        """The policy generation each team was last nudged for (once per generation)."""
         self.policies = PolicyModels()
 
     async def changed(self, *, body: kopf.Body, patch: kopf.Patch, retry: int, **kw: Any) -> None:
@@ -76,6 +88,21 @@ class TeamHandlers:
         """kopf's timer: its kwargs as for the other handlers (body, patch, retry, indices)."""
         body, patch, retry = kw["body"], kw["patch"], kw["retry"]
         retry_later(await self.reconcile(body, patch, retry, kw, from_snapshot=True))
+
+    async def policy_event(
+        self, *, type: str | None, name: str, body: kopf.Body, **kw: Any
+    ) -> None:
+        """A policy appeared, changed or went away: its teams behind it are reconciled now."""
+        generation = None if type == "DELETED" else body.get("metadata", {}).get("generation")
+        by_namespace: kopf.Index[str, Any] = kw["teams_by_namespace"]
+        for store in by_namespace.values():
+            for team in store:
+                meta = team.get("metadata") or {}
+                key = (str(meta.get("namespace")), str(meta.get("name")))
+                if not behind(team, name, generation) or self.nudged.get(key, -1) == generation:
+                    continue
+                self.nudged[key] = generation
+                await self.nudge(*key, f"policy {name} generation {generation}")
 
     async def deleted(self, *, body: kopf.Body, retry: int, **_: Any) -> None:
         try:
@@ -157,6 +184,7 @@ class TeamHandlers:
         kopf.on.update(*TEAMS, registry=registry, id="reconcile", backoff=backoff)(self.changed)
         kopf.on.resume(*TEAMS, registry=registry, id="resume", backoff=backoff)(self.changed)
         kopf.on.delete(*TEAMS, registry=registry, id="finalize", backoff=backoff)(self.deleted)
+        kopf.on.event(*POLICIES, registry=registry, id="teams-follow-policy")(self.policy_event)
         kopf.timer(
             *TEAMS,
             registry=registry,

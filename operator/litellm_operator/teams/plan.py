@@ -36,6 +36,7 @@ from litellm_operator.litellm.models import (
 from litellm_operator.models import TeamSettings
 from litellm_operator.policies.resolve import RESERVED_USER_IDS
 from litellm_operator.reasons import Reason
+from litellm_operator.users.indices import policy_ref_of
 from litellm_operator.users.plan import (
     ADOPTED,
     MANAGED_KEYS,
@@ -277,3 +278,12 @@ def plan_team_deletion(
         return (DeleteTeam(observed.team_id),)
     release = build(UpdateTeamRequest, {"metadata": without_markers(observed.metadata)})
     return (UpdateTeam(release, ("metadata",)),)
+
+
+def behind(team: Mapping[str, Any], policy: str, generation: int | None) -> bool:
+    """Whether an indexed team of ``policy`` was not reconciled against this generation of it
+    (``None``: the policy is gone)."""
+    if policy_ref_of(team.get("spec") or {}) != policy:
+        return False
+    seen = team.get("policy") or {}
+    return seen.get("name") != policy or seen.get("generation") != generation
