@@ -284,3 +284,21 @@ async def test_an_adopted_team_is_never_deleted_by_its_tenant(
     held = await admin.held(team_id)
     assert held is not None, "adopted teams are released, never deleted"
     assert MANAGED_BY not in held.metadata
+
+
+@attacks_team("deletionPolicy")
+async def test_a_team_granted_elsewhere_since_is_never_deleted_by_its_tenant(
+    tenant: TeamTenant, admin: Admin
+) -> None:
+    """The tenant's own team, later named by a policy for other namespaces' users: its
+    ``deletionPolicy: Delete`` no longer deletes it (released, kept for those users)."""
+    team_id = f"{tenant.namespace}.mine"
+    admin.teams.append(team_id)
+    policy = admin.policy()
+    tenant.apply("mine", {"policyRef": policy, "deletionPolicy": "Delete", "maxBudget": 5})
+    tenant.ready("mine")
+    admin.policy(roles=[{"group": "g", "teams": [team_id], "namespaces": ["team-victim"]}])
+    tenant.delete("mine")
+    held = await admin.held(team_id)
+    assert held is not None, "a team granted to others is released, not deleted"
+    assert MANAGED_BY not in held.metadata

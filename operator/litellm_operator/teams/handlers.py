@@ -4,10 +4,9 @@ Each handler reads kopf's kwargs and indices (the policies' ``policy_bodies``, t
 ``teams_by_namespace`` for ``teams.maxPerNamespace``), calls :class:`TeamReconciler`, and turns
 its result into a status patch (only what changed), events and metrics:
 
-* a LiteLLMTeam is created or changed, or the operator starts → one ``/team/info`` and the
-  writes that are needed;
-* every resync interval → the team judged from the shared ``/team/list`` snapshot: no call of
-  its own, and no write when nothing differs;
+* a LiteLLMTeam is created or changed → one ``/team/info`` and the writes that are needed;
+* the operator starts, and every resync interval → the team judged from the shared
+  ``/team/list`` snapshot: no call of its own, and no write when nothing differs;
 * a policy is created, changed or deleted → each of its teams not yet reconciled against that
   generation is nudged (once per generation), so its status is judged against the new policy
   within seconds, not at the next resync.
@@ -104,9 +103,14 @@ class TeamHandlers:
                 self.nudged[key] = generation
                 await self.nudge(*key, f"policy {name} generation {generation}")
 
-    async def deleted(self, *, body: kopf.Body, retry: int, **_: Any) -> None:
+    async def deleted(self, *, body: kopf.Body, retry: int, **kw: Any) -> None:
+        policy_bodies: kopf.Index[str, Any] = kw["policy_bodies"]
+        policy = first(policy_bodies.get(policy_ref_of(body.get("spec") or {})))
+        every = [self.policies.of(first(store)) for store in policy_bodies.values()]
         try:
-            events = await self.reconciler.finalize(dict(body))
+            events = await self.reconciler.finalize(
+                dict(body), self.policies.of(policy), [p for p in every if p is not None]
+            )
         except Exception as exc:
             kopf.warn(body, reason=Reason.DELETE_FAILED, message=str(exc))
             raise kopf.TemporaryError(
@@ -182,7 +186,7 @@ class TeamHandlers:
         kopf.index(*TEAMS, registry=registry, id="teams_by_namespace")(index_by_namespace)
         kopf.on.create(*TEAMS, registry=registry, id="reconcile", backoff=backoff)(self.changed)
         kopf.on.update(*TEAMS, registry=registry, id="reconcile", backoff=backoff)(self.changed)
-        kopf.on.resume(*TEAMS, registry=registry, id="resume", backoff=backoff)(self.changed)
+        kopf.on.resume(*TEAMS, registry=registry, id="resume", backoff=backoff)(self.resync)
         kopf.on.delete(*TEAMS, registry=registry, id="finalize", backoff=backoff)(self.deleted)
         kopf.on.event(*POLICIES, registry=registry, id="teams-follow-policy")(self.policy_event)
         kopf.timer(

@@ -152,8 +152,17 @@ class TeamReconciler:
                     await self.client.delete_team(action.team_id)
         return bool(actions)
 
-    async def finalize(self, body: Mapping[str, Any]) -> list[Event]:
-        """The deletion plan, applied; raises when LiteLLM could not be written (kopf retries)."""
+    async def finalize(
+        self,
+        body: Mapping[str, Any],
+        policy: ProvisioningPolicy | Mapping[str, Any] | None = None,
+        policies: Sequence[ProvisioningPolicy | Mapping[str, Any]] = (),
+    ) -> list[Event]:
+        """The deletion plan, applied; raises when LiteLLM could not be written (kopf retries).
+
+        ``deletionPolicy: Delete`` holds only while the team is still granted to its namespace
+        (:func:`still_granted`): a team its policy no longer grants there, or that a policy now
+        names for other namespaces' users, is released, never deleted by its tenant."""
         team = LiteLLMTeam.model_validate(body)
         status = team.status
         team_id = status.team_id if status is not None else None
@@ -162,7 +171,10 @@ class TeamReconciler:
         owner = Owner(team.metadata.namespace or "", team.metadata.name, team.metadata.uid or "")
         record = await self.client.get_team(team_id)
         observed = observed_team(record) if record is not None else None
-        actions = plan_team_deletion(owner, observed, team.spec.deletion_policy)
+        requested = team.spec.deletion_policy
+        if not still_granted(body, policy, policies):
+            requested = "Retain"
+        actions = plan_team_deletion(owner, observed, requested)
         await self.apply(team_id, actions)
         if any(isinstance(a, DeleteTeam) for a in actions):
             message = f"LiteLLM team {team_id} deleted, with its memberships"
@@ -205,6 +217,33 @@ def prepare(
         return failure(problem.reason, str(exc), transient=False)
     owner = Owner(team.metadata.namespace or "", team.metadata.name, team.metadata.uid or "")
     return desired_from(resolution, owner), applied_from(resolution)
+
+
+GRANT_REASONS = frozenset(
+    {
+        Reason.POLICY_NOT_FOUND,
+        Reason.POLICY_MISMATCH,
+        Reason.NAMESPACE_NOT_ALLOWED,
+        Reason.TEAM_NOT_ALLOWED,
+        Reason.TEAM_ID_NOT_ALLOWED,
+        Reason.INVALID_SPEC,
+    }
+)
+"""Refusals that say the team is not (or no longer) the namespace's to delete."""
+
+
+def still_granted(
+    body: Mapping[str, Any],
+    policy: ProvisioningPolicy | Mapping[str, Any] | None,
+    policies: Sequence[ProvisioningPolicy | Mapping[str, Any]],
+) -> bool:
+    """Whether the team's policy still grants it to its namespace (its settings aside: a team
+    over a lowered ceiling is still its namespace's)."""
+    prepared = prepare(body, policy, policies, ())
+    if not isinstance(prepared, TeamResult):
+        return True
+    outcome = prepared.outcome
+    return isinstance(outcome, TeamFailed) and outcome.reason not in GRANT_REASONS
 
 
 def desired_from(resolution: TeamResolution, owner: Owner) -> DesiredTeam:
