@@ -122,7 +122,7 @@ up: venv ## start a control plane, a LiteLLM and the operator in the background 
 down: ## stop everything `make up` started
 	@hack/dev.sh down
 
-demo: venv ## make up, apply examples/, wait for Ready, show the users from both sides
+demo: venv ## make up, apply examples/, wait for Ready, show the team and users from both sides
 	@hack/dev.sh demo
 
 bench: venv ## the operator against floors measured in the same run (BENCH_USERS=100,1000; 10000 on demand)

@@ -1,11 +1,11 @@
-"""Demo helper: create the LiteLLM teams a policy names, or show users as LiteLLM holds them.
+"""Demo helper: show LiteLLMUsers and LiteLLMTeams as LiteLLM holds them.
 
-    python hack/demo_teams.py examples/policy.yaml     # create missing teams (idempotent)
     python hack/demo_teams.py --show-users NAMESPACE...   # LiteLLM's record of each LiteLLMUser
+    python hack/demo_teams.py --show-teams NAMESPACE...   # LiteLLM's record of each LiteLLMTeam
 
-Teams are LiteLLM objects the platform team owns; the operator only manages memberships, so the
-demo creates the example teams the way an administrator would. Uses LITELLM_URL,
-LITELLM_MASTER_KEY and KUBECONFIG (``source .dev/env``).
+The demo's team (examples/teams/power-users.yaml) is a LiteLLMTeam like any other resource:
+the operator creates it in LiteLLM. Uses LITELLM_URL, LITELLM_MASTER_KEY and KUBECONFIG
+(``source .dev/env``).
 """
 
 from __future__ import annotations
@@ -16,45 +16,53 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
-
-import yaml
 
 from litellm_operator.fields import ALL_PROXY_MODELS
-from litellm_operator.litellm import LiteLLMClient, TeamExists
+from litellm_operator.litellm import LiteLLMClient
+from litellm_operator.policies.resolve import RESERVED_USER_IDS
 
 
-def policy_teams(path: Path) -> list[str]:
-    teams: set[str] = set()
-    for doc in yaml.safe_load_all(path.read_text()):
-        spec = (doc or {}).get("spec") or {}
-        teams.update((spec.get("defaults") or {}).get("teams") or [])
-        for role in spec.get("roles") or []:
-            teams.update(role.get("teams") or [])
-    return sorted(teams)
-
-
-async def create_teams(client: LiteLLMClient, teams: list[str]) -> None:
-    for team in teams:
-        try:
-            await client.new_team(team, team_alias=team)
-            print(f"  created team {team}")
-        except TeamExists:
-            print(f"  team {team} exists")
-
-
-def user_ids(namespace: str) -> list[str]:
+def status_ids(kind: str, field: str, namespace: str) -> list[str]:
+    """``status.<field>`` of every ``kind`` object in the namespace that has one."""
     out = subprocess.run(
-        ["kubectl", "get", "llmusers", "-n", namespace, "-o", "json"],
+        ["kubectl", "get", kind, "-n", namespace, "-o", "json"],
         check=True,
         capture_output=True,
         text=True,
     ).stdout
     return [
-        item["status"]["userId"]
+        item["status"][field]
         for item in json.loads(out)["items"]
-        if (item.get("status") or {}).get("userId")
+        if (item.get("status") or {}).get(field)
     ]
+
+
+def user_ids(namespace: str) -> list[str]:
+    return status_ids("llmusers", "userId", namespace)
+
+
+async def show_teams(client: LiteLLMClient, namespaces: list[str]) -> None:
+    row = "{:<24} {:<14} {:>8} {:>6} {:>8} {:<36} {}"
+    print(row.format("TEAM ID", "ALIAS", "BUDGET", "PERIOD", "TPM", "MODELS", "MEMBERS"))
+    for team_id in [
+        t for namespace in namespaces for t in status_ids("llmteams", "teamId", namespace)
+    ]:
+        record = await client.get_team(team_id)
+        if record is None:
+            print(f"{team_id:<24} (not in LiteLLM)")
+            continue
+        members = sorted(m for m in record.member_ids if m not in RESERVED_USER_IDS)
+        print(
+            row.format(
+                record.team_id,
+                record.team_alias or "-",
+                "none" if record.max_budget is None else f"{record.max_budget:g}",
+                record.budget_duration or "-",
+                record.tpm_limit or "-",
+                ",".join(record.models) or "(all)",
+                ",".join(members) or "-",
+            )
+        )
 
 
 async def show_users(client: LiteLLMClient, namespaces: list[str]) -> None:
@@ -82,16 +90,16 @@ async def show_users(client: LiteLLMClient, namespaces: list[str]) -> None:
 
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("policy", nargs="?", type=Path)
     parser.add_argument("--show-users", metavar="NAMESPACE", nargs="+")
+    parser.add_argument("--show-teams", metavar="NAMESPACE", nargs="+")
     args = parser.parse_args()
+    if not args.show_users and not args.show_teams:
+        parser.error("give --show-users NAMESPACE... or --show-teams NAMESPACE...")
     async with LiteLLMClient(os.environ["LITELLM_URL"], os.environ["LITELLM_MASTER_KEY"]) as client:
+        if args.show_teams:
+            await show_teams(client, args.show_teams)
         if args.show_users:
             await show_users(client, args.show_users)
-        elif args.policy:
-            await create_teams(client, policy_teams(args.policy))
-        else:
-            parser.error("give a policy file or --show-users NAMESPACE")
     return 0
 
 

@@ -4,7 +4,7 @@
 #                      what died (a control plane resumes on its ports and store), and the
 #                      operator when what it points at moved (a LiteLLM started anew)
 #   hack/dev.sh down   stop everything that `up` started, by PID
-#   hack/dev.sh demo   up, apply examples/, wait for the users to be Ready, show both sides
+#   hack/dev.sh demo   up, apply examples/, wait for the team and users to be Ready, show both sides
 #   hack/dev.sh status say what runs (exit 1 if the operator does not)
 #
 # Control plane: $KUBECONFIG if set, else the envtest binaries (hack/envtest-assets.sh).
@@ -138,22 +138,25 @@ demo() {
   up
   # shellcheck disable=SC1091
   source "$DEV/env"
-  say "LiteLLM teams the example policy refers to (a platform team creates these once)"
-  "$PY" "$ROOT/hack/demo_teams.py" "$ROOT/examples/policy.yaml"
   say "applying examples/"
   for ns in $DEMO_NAMESPACES; do
     kubectl create namespace "$ns" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
   done
-  kubectl apply -f "$ROOT/examples/policy.yaml" -f "$ROOT/examples/users/"
+  # The team first: its members join it as soon as it exists in LiteLLM.
+  kubectl apply -f "$ROOT/examples/policy.yaml" -f "$ROOT/examples/teams/"
+  say "waiting for the teams to be Ready"
+  kubectl wait --for=condition=Ready --timeout=120s -n platform llmteams --all
+  kubectl apply -f "$ROOT/examples/users/"
   say "waiting for the users to be Ready"
   for ns in $DEMO_NAMESPACES; do
     kubectl wait --for=condition=Ready --timeout=120s -n "$ns" llmusers --all
   done
-  say "the users as Kubernetes sees them"
+  say "the teams and users as Kubernetes sees them"
+  kubectl get llmteams -A
   kubectl get llmusers -A
-  say "the same users as LiteLLM sees them"
+  say "the same teams and users as LiteLLM sees them"
   # shellcheck disable=SC2086
-  "$PY" "$ROOT/hack/demo_teams.py" --show-users $DEMO_NAMESPACES
+  "$PY" "$ROOT/hack/demo_teams.py" --show-teams $DEMO_NAMESPACES --show-users $DEMO_NAMESPACES
 }
 
 status() {

@@ -1,5 +1,6 @@
 """Rewrite the README's tables generated from declarations (run by `make crds`): the managed
-fields (fields.FIELDS) and what each LiteLLM capability needs (litellm.versions.CAPABILITIES)."""
+fields (fields.FIELDS), the LiteLLMTeam settings (fields.TEAM_FIELDS) and what each LiteLLM
+capability needs (litellm.versions.CAPABILITIES)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from litellm_operator.litellm import versions
 
 TABLES: dict[str, Callable[[], str]] = {
     "fields": fields.markdown_table,
+    "team-fields": fields.team_markdown_table,
     "litellm-capabilities": versions.markdown_table,
 }
 """The name in the README's ``<!-- NAME:begin -->`` / ``<!-- NAME:end -->`` markers → renderer."""

@@ -1,9 +1,10 @@
--- Argo CD health of a LiteLLMUser (litellm.platform.dev/v1alpha1), from its kstatus conditions.
+-- Argo CD health of a LiteLLMUser or LiteLLMTeam (litellm.platform.dev/v1alpha1), from its
+-- kstatus conditions (both kinds' status follows the same rules).
 --   Progressing: being deleted, no status yet, the current generation not observed yet, or
 --                Reconciling=True (not judged yet: new, creating, its policy just changed; or
 --                a transient failure, e.g. LiteLLM unreachable, that the operator retries);
 --   Degraded:    Stalled=True (needs a change by someone: policy not found, rejected ...);
---   Suspended:   Ready=True with reason Suspended (the user's keys are blocked on purpose);
+--   Suspended:   Ready=True with reason Suspended (a user's keys are blocked on purpose);
 --   Healthy:     Ready=True and status.observedGeneration == metadata.generation.
 local hs = {}
 
@@ -29,7 +30,7 @@ local status = obj.status
 local ready = condition(status, "Ready")
 if ready == nil then
   hs.status = "Progressing"
-  hs.message = "Waiting for the operator to reconcile the user"
+  hs.message = "Waiting for the operator to reconcile it"
   return hs
 end
 

@@ -23,12 +23,16 @@ from litellm_operator.models import (
     GROUP,
     POLICY_KIND,
     POLICY_PLURAL,
+    TEAM_KIND,
+    TEAM_PLURAL,
     USER_ID_PINNED_RULE,
     USER_KIND,
     USER_PLURAL,
     VERSION,
     PolicySpec,
     PolicyStatus,
+    TeamSpec,
+    TeamStatus,
     UserSpec,
     UserStatus,
 )
@@ -158,7 +162,7 @@ def _root_schema(
 
 
 API_VERSION_DESCRIPTION = "litellm.platform.dev/v1alpha1"
-KIND_DESCRIPTION = "LiteLLMUser or ProvisioningPolicy."
+KIND_DESCRIPTION = "LiteLLMUser, LiteLLMTeam or ProvisioningPolicy."
 
 
 def _crd(
@@ -263,9 +267,48 @@ def user_crd() -> Schema:
     )
 
 
+TEAM_ID_PINNED_RULE = (
+    "!has(oldSelf.status) || !has(oldSelf.status.teamId) || !has(self.spec) "
+    "|| !has(self.spec.teamId) || self.spec.teamId == oldSelf.status.teamId"
+)
+"""On the whole object: once the operator pinned a team id, spec.teamId can only name it."""
+
+
+def team_crd() -> Schema:
+    return _crd(
+        kind=TEAM_KIND,
+        plural=TEAM_PLURAL,
+        scope="Namespaced",
+        short_names=["llmteam", "llmteams"],
+        columns=[
+            _column("Team ID", "string", ".status.teamId"),
+            _column(
+                "Budget",
+                "number",
+                ".status.maxBudget",
+                description="The budget LiteLLM holds (read back after a successful reconcile).",
+            ),
+            _column("Members", "integer", ".status.members"),
+            _column("Spend", "number", ".status.spend", priority=1),
+            _column("Policy", "string", ".spec.policyRef", priority=1),
+            _column("Ready", "string", READY),
+            AGE,
+        ],
+        spec=TeamSpec,
+        status=TeamStatus,
+        rules=[
+            {
+                "rule": TEAM_ID_PINNED_RULE,
+                "message": "spec.teamId cannot differ from the team id the operator pinned "
+                "(status.teamId)",
+            }
+        ],
+    )
+
+
 def build_crds() -> list[Schema]:
-    """Both CRDs, policy first."""
-    return [policy_crd(), user_crd()]
+    """Every CRD, policy first."""
+    return [policy_crd(), user_crd(), team_crd()]
 
 
 def crd_file_name(crd: Mapping[str, Any]) -> str:

@@ -1,4 +1,4 @@
-"""`litellm-operator explain`: show what a policy does to users, before it merges.
+"""`litellm-operator explain`: show what a policy does to users and teams, before it merges.
 
 Owns reading manifests from files, turning every kind of bad input into one clear line (file,
 document, field path; never a traceback), running the pure engine (policy.resolve) on each
@@ -13,6 +13,9 @@ Input rules:
 - A user without metadata.namespace is in namespace `default`, as with kubectl.
 - Documents are numbered from 1 within their file.
 - With any problem: nothing on stdout, one line per problem on stderr, exit status 2.
+- With --team (LiteLLMTeam documents): the teams are shown instead of the users, each with its
+  effective settings under its policy and the users (of --user) that would join it: those whose
+  effective teams name its id.
 """
 
 from __future__ import annotations
@@ -33,11 +36,14 @@ from litellm_operator.keys.plan import DesiredKey, KeyRefusal, describe, keys_of
 from litellm_operator.models import (
     API_VERSION,
     POLICY_KIND,
+    TEAM_KIND,
     USER_KIND,
+    LiteLLMTeam,
     LiteLLMUser,
     ProvisioningPolicy,
 )
 from litellm_operator.policies.resolve import PolicyViolation, Resolution, resolve
+from litellm_operator.policies.teams import TeamResolution, resolve_team
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
@@ -262,6 +268,22 @@ def _validate(
         return None
 
 
+def load_teams(paths: list[str]) -> tuple[list[tuple[Location, LiteLLMTeam]], list[InputProblem]]:
+    """LiteLLMTeams in input order (policies in a directory skipped), and every problem."""
+    collected = read_documents(paths)
+    problems = collected.problems
+    teams = []
+    for document in collected.documents:
+        if document.from_directory and document.kind in (POLICY_KIND, USER_KIND):
+            continue
+        team = _validate(document, TEAM_KIND, LiteLLMTeam, problems, with_namespace=True)
+        if team is not None:
+            teams.append((document.location, team))
+    if not teams and not problems:
+        problems.append(InputProblem(Location(", ".join(paths)), "", "no LiteLLMTeam documents"))
+    return teams, problems
+
+
 # --- resolving ---------------------------------------------------------------------------------
 
 
@@ -311,6 +333,83 @@ def explain_all(users: list[tuple[Location, LiteLLMUser]], policies: Policies) -
     if problems:
         raise InputError(problems)
     return results
+
+
+@dataclass(frozen=True)
+class ExplainedTeam:
+    """One team, what its policy makes of it, and the users that would join it."""
+
+    team: LiteLLMTeam
+    resolution: TeamResolution
+    members: tuple[str, ...]
+
+
+def explain_teams(
+    teams: list[tuple[Location, LiteLLMTeam]], policies: Policies, users: list[Explained]
+) -> list[ExplainedTeam]:
+    """Every team's resolution (the other teams of its namespace count for maxPerNamespace);
+    raises InputError with every problem of every team."""
+    everyone = [policy for _, policy in policies.values()]
+    results: list[ExplainedTeam] = []
+    problems: list[InputProblem] = []
+    for location, team in teams:
+        ref = team.spec.policy_ref
+        if ref not in policies:
+            message = f"policy {ref!r} not found (have: {', '.join(sorted(policies)) or 'none'})"
+            problems.append(InputProblem(location, "spec.policyRef", message))
+            continue
+        siblings = [t for _, t in teams if t.metadata.namespace == team.metadata.namespace]
+        try:
+            resolution = resolve_team(policies[ref][1], team, policies=everyone, siblings=siblings)
+        except PolicyViolation as violation:
+            problems.extend(
+                InputProblem(location, p.path, f"{p.message} [{p.reason}]")
+                for p in violation.problems
+            )
+            continue
+        members = tuple(
+            u.resolution.user_id
+            for u in users
+            if resolution.team_id in u.resolution.effective.teams
+        )
+        results.append(ExplainedTeam(team, resolution, members))
+    if problems:
+        raise InputError(problems)
+    return results
+
+
+def team_record(result: ExplainedTeam) -> dict[str, Any]:
+    resolution = result.resolution
+    return {
+        "name": result.team.metadata.name,
+        "namespace": result.team.metadata.namespace,
+        "teamId": resolution.team_id,
+        "policy": resolution.policy_name,
+        "effective": resolution.effective.model_dump(by_alias=True, mode="json"),
+        "sources": dict(resolution.sources),
+        "members": list(result.members),
+    }
+
+
+def format_teams(results: list[ExplainedTeam], output: str) -> str:
+    records = [team_record(result) for result in results]
+    if output == "json":
+        return json.dumps(records, indent=2) + "\n"
+    if output == "yaml":
+        return yaml.safe_dump(records, sort_keys=False)
+    blocks = []
+    for record in records:
+        lines = [
+            f"{record['namespace']}/{record['name']}: teamId {record['teamId']}, "
+            f"policy {record['policy']}"
+        ]
+        shown = {key: show_value(key, value) for key, value in record["effective"].items()}
+        width = max(map(len, shown))
+        for key, text in shown.items():
+            lines.append(f"  {key:<{width}}  {text}  {record['sources'][key]}".rstrip())
+        lines.append(f"  members: {', '.join(record['members']) or 'none of the given users'}")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks) + "\n" if blocks else "no teams\n"
 
 
 # --- formatting --------------------------------------------------------------------------------
@@ -469,6 +568,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--user", required=True, action="append", metavar="FILE_OR_DIR")
     parser.add_argument("-o", "--output", choices=OUTPUTS, default="table")
     parser.add_argument("--compare", metavar="OLD_POLICY_FILE", action="append")
+    parser.add_argument(
+        "--team",
+        action="append",
+        metavar="FILE_OR_DIR",
+        help="show these LiteLLMTeams (their settings and which of the users would join)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -476,7 +581,9 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     out = out or sys.stdout
     err = err or sys.stderr
     try:
-        text = explain_text(args.policy, args.user, args.output, args.compare)
+        text = explain_text(
+            args.policy, args.user, args.output, args.compare, getattr(args, "team", None)
+        )
     except InputError as exc:
         for problem in exc.problems:
             print(problem, file=err)
@@ -486,7 +593,11 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
 
 
 def explain_text(
-    policy_paths: list[str], user_paths: list[str], output: str, compare_paths: list[str] | None
+    policy_paths: list[str],
+    user_paths: list[str],
+    output: str,
+    compare_paths: list[str] | None,
+    team_paths: list[str] | None = None,
 ) -> str:
     """The command's output; raises InputError with every problem of every input.
 
@@ -505,6 +616,11 @@ def explain_text(
         problems += exc.problems
     if problems:
         raise InputError(problems)
+    if team_paths:
+        teams, team_problems = load_teams(team_paths)
+        if team_problems:
+            raise InputError(team_problems)
+        return format_teams(explain_teams(teams, policies, results), output)
     if not compare_paths:
         return format_results(results, output)
     return format_compare(compare(users, old_policies, results), output)

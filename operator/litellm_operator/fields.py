@@ -95,6 +95,9 @@ class Home(StrEnum):
     MEMBERSHIP = "membership"
     """The budget of each of those memberships: ``/team/member_add``, ``/team/member_update``,
     read by ``/team/info``."""
+    TEAM = "team"
+    """A column of a LiteLLM team: ``/team/new``, ``/team/update``, read by ``/team/list``
+    (a LiteLLMTeam's own settings, :data:`TEAM_FIELDS`)."""
     KEY = "key"
     """A setting of each of the user's virtual keys: ``/key/generate``, ``/key/update``, read
     by ``/key/info`` (a key's own fields, :data:`KEY_FIELDS`)."""
@@ -405,6 +408,139 @@ KEY_ROUTES = ManagedField(
 KEY_COLUMNS: tuple[ManagedField, ...] = (*KEY_FIELDS, KEY_ROUTES)
 """What the operator writes and compares on each of its keys."""
 
+TeamAlias = Annotated[
+    str, Field(min_length=1, max_length=MAX_NAME_LENGTH, pattern=r"^[^\x00-\x1f\x7f]+$")
+]
+
+TEAM_FIELDS: tuple[ManagedField, ...] = (
+    ManagedField(
+        "alias",
+        TeamAlias | None,
+        None,
+        "Display name of the team in LiteLLM (team_alias). Default: none.",
+        Home.TEAM,
+        "team_alias",
+        Bound.FREE,
+    ),
+    ManagedField(
+        "models",
+        ModelList,
+        [],
+        "Models the team may call; [] means all models (only where the policy's "
+        "teams.allowedModels is absent).",
+        Home.TEAM,
+        "models",
+        Bound.ALLOW_LIST,
+        Compare.SET,
+    ),
+    ManagedField(
+        "max_budget",
+        Budget | None,
+        None,
+        "USD the team may spend per budget period. Default: the policy's teams.maxBudget, "
+        "else no cap.",
+        Home.TEAM,
+        "max_budget",
+        Bound.CEILING,
+        Compare.AMOUNT,
+    ),
+    ManagedField(
+        "budget_duration",
+        Duration | None,
+        None,
+        "Budget period after which the team's spend resets: 30d, 7d, 24h, 1mo. Default: never.",
+        Home.TEAM,
+        "budget_duration",
+        Bound.FREE,
+    ),
+    ManagedField(
+        "tpm_limit",
+        Limit | None,
+        None,
+        "Tokens per minute of the team. Default: the policy's teams.tpmLimit, else none.",
+        Home.TEAM,
+        "tpm_limit",
+        Bound.CEILING,
+    ),
+    ManagedField(
+        "rpm_limit",
+        Limit | None,
+        None,
+        "Requests per minute of the team. Default: the policy's teams.rpmLimit, else none.",
+        Home.TEAM,
+        "rpm_limit",
+        Bound.CEILING,
+    ),
+    ManagedField(
+        "model_rpm_limit",
+        LimitMap,
+        {},
+        "Requests per minute per model (model: limit) of the team.",
+        Home.METADATA,
+        "model_rpm_limit",
+        Bound.FREE,
+        Compare.LIMITS,
+    ),
+    ManagedField(
+        "model_tpm_limit",
+        LimitMap,
+        {},
+        "Tokens per minute per model (model: limit) of the team.",
+        Home.METADATA,
+        "model_tpm_limit",
+        Bound.FREE,
+        Compare.LIMITS,
+    ),
+    ManagedField(
+        "metadata",
+        StringMap,
+        {},
+        "Free-form string metadata of the team (keys others set in LiteLLM are kept).",
+        Home.METADATA,
+        "metadata",
+        Bound.FREE,
+        merge="keys",
+        clearable=False,
+    ),
+    ManagedField(
+        "blocked",
+        bool,
+        False,
+        "Block every request of the team (and its keys) while true.",
+        Home.TEAM,
+        "blocked",
+        Bound.FREE,
+        clearable=False,
+    ),
+)
+"""Every setting of a LiteLLMTeam, declared once, in the order the CRD, status and explain show
+them: the spec, the policy's ``teams`` ceilings and allow-lists (:data:`TEAM_BOUNDS`), the
+``/team/new`` and ``/team/update`` bodies and the drift comparison come from here.
+LiteLLM 1.108 (tests/integration/test_litellm_teams.py): ``/team/update`` clears
+``team_alias``, ``max_budget``, ``budget_duration``, ``tpm_limit`` and ``rpm_limit`` with
+``null`` and ``models`` with ``[]``, and replaces ``metadata`` whole; ``/team/new`` and
+``/team/update`` ignore ``max_parallel_requests`` (the team column exists, the API does not
+write it), so it is not a team setting. Bounds:
+``ceiling``, at most the policy's ``teams.<field>`` (an omitted one defaults to it);
+``allow-list``, within ``teams.allowed<Field>``; ``free``, any value."""
+
+TEAM_BY_NAME: Mapping[str, ManagedField] = {f.name: f for f in TEAM_FIELDS}
+TEAM_COLUMNS: tuple[ManagedField, ...] = tuple(f for f in TEAM_FIELDS if f.home is Home.TEAM)
+"""Team settings that are LiteLLM team columns (``/team/new``, ``/team/update``)."""
+TEAM_METADATA_KEYS: tuple[ManagedField, ...] = tuple(
+    f for f in TEAM_FIELDS if f.home is Home.METADATA
+)
+"""Team settings LiteLLM keeps in the team's ``metadata`` (``metadata`` itself included)."""
+TEAM_CLEARABLE = frozenset(f.litellm for f in TEAM_COLUMNS if f.clearable)
+"""Team columns an explicit ``null`` (``models``: ``[]``) on ``/team/update`` clears."""
+TEAM_NAMES: tuple[str, ...] = tuple(f.name for f in TEAM_FIELDS)
+TEAM_CEILINGS: tuple[ManagedField, ...] = tuple(f for f in TEAM_FIELDS if f.bound is Bound.CEILING)
+"""The team settings the policy's ``teams`` section caps (``teams.maxBudget`` ...)."""
+TEAM_ALLOW_LISTS: Mapping[str, str] = {
+    f.name: "allowed_" + f.name for f in TEAM_FIELDS if f.bound is Bound.ALLOW_LIST
+}
+"""Team list settings → the ``teams`` field bounding them (``allowed_models``)."""
+
 BY_NAME: Mapping[str, ManagedField] = {f.name: f for f in FIELDS}
 BY_WIRE: Mapping[str, ManagedField] = {f.wire: f for f in FIELDS}
 NAMES: tuple[str, ...] = tuple(f.name for f in FIELDS)
@@ -436,6 +572,7 @@ OVERRIDE_BOUNDS: Mapping[Bound, str] = {
     Bound.FREE: "merged key by key",
 }
 WHERE: Mapping[Home, str] = {
+    Home.TEAM: "team `{litellm}`",
     Home.KEY: "each key's `{litellm}`",
     Home.USER: "user `{litellm}`",
     Home.METADATA: "user `metadata.{litellm}`",
@@ -458,6 +595,34 @@ def markdown_table() -> str:
         bound = OVERRIDE_BOUNDS[f.bound].format(wire=f.wire, Wire=wire_title)
         builtin = "none" if f.builtin in (None, [], {}) else f"`{f.builtin}`"
         if f.name == "models" and f.builtin == []:
+            builtin = "all models"
+        rows.append(f"| `{f.wire}` | {where} | {builtin} | {bound} |")
+    return "\n".join(rows) + "\n"
+
+
+TEAM_BOUNDS: Mapping[Bound, str] = {
+    Bound.CEILING: "at most `teams.{wire}` (omitted: that ceiling)",
+    Bound.ALLOW_LIST: "within `teams.allowed{Wire}`",
+    Bound.FREE: "any",
+}
+
+
+def team_markdown_table() -> str:
+    """The README's table of LiteLLMTeam settings, rendered from :data:`TEAM_FIELDS`."""
+    rows = [
+        "| field | in LiteLLM | built-in | policy bound |",
+        "| --- | --- | --- | --- |",
+    ]
+    for f in TEAM_FIELDS:
+        where = WHERE[f.home].format(litellm=f.litellm).replace("user ", "team ")
+        if f.home is Home.MEMBERSHIP:
+            where = "each member's `max_budget_in_team` (a default)"
+        if f.home is Home.METADATA and f.litellm == "metadata":
+            where = "team `metadata` (keys others set are kept)"
+        wire_title = f.wire[0].upper() + f.wire[1:]
+        bound = TEAM_BOUNDS[f.bound].format(wire=f.wire, Wire=wire_title)
+        builtin = "none" if f.builtin in (None, [], {}) else f"`{f.builtin}`"
+        if f.name == "models":
             builtin = "all models"
         rows.append(f"| `{f.wire}` | {where} | {builtin} | {bound} |")
     return "\n".join(rows) + "\n"

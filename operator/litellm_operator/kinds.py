@@ -25,6 +25,9 @@ from litellm_operator.runtime.config import OperatorConfig
 from litellm_operator.runtime.handling import Release
 from litellm_operator.runtime.indices import ObjectIndices
 from litellm_operator.runtime.metrics import Metrics
+from litellm_operator.status import awaits_team
+from litellm_operator.teams.handlers import TeamHandlers
+from litellm_operator.teams.reconciler import TeamReconciler, TeamSnapshot
 from litellm_operator.users import context
 from litellm_operator.users.following import PolicyFollowers
 from litellm_operator.users.handlers import UserHandlers
@@ -71,8 +74,22 @@ async def started(base: Base) -> AsyncIterator[tuple[Kind, ...]]:
         def keys(registry: kopf.OperatorRegistry, _: Release) -> None:
             secrets.register(registry)
 
+        async def team_created(team_id: str) -> None:
+            """The LiteLLMUsers waiting for the team (TeamNotFound) are reconciled now."""
+            for (namespace, name), store in list(members.bodies.items()):
+                for indexed in store:
+                    if indexed.state.ready != "True" and awaits_team(indexed.body(), team_id):
+                        await base.kube.nudge(namespace, name, f"team {team_id} created")
+
+        resync = base.config.resync_seconds
+        snapshot = TeamSnapshot(base.client, max_age=resync * context.SNAPSHOT_MAX_AGE_FRACTION)
+        reconciler = TeamReconciler(base.client, snapshot)
+
+        teams = TeamHandlers(reconciler, base.metrics, resync, team_created, base.kube.nudge_team)
+
         yield (
             Kind("LiteLLMUser", user_handlers.register, {(GROUP, USER_PLURAL): users.users}),
+            Kind("LiteLLMTeam", teams.register),
             Kind("ProvisioningPolicy", policies),
             Kind("key Secrets", keys),
         )

@@ -30,7 +30,7 @@ from typing import Any
 import kubernetes
 from pydantic import SecretStr
 
-from litellm_operator.models import GROUP, POLICY_PLURAL, USER_PLURAL, VERSION
+from litellm_operator.models import GROUP, POLICY_PLURAL, TEAM_PLURAL, USER_PLURAL, VERSION
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +126,13 @@ class Kube:
 
     async def nudge(self, namespace: str, name: str, why: str) -> None:
         """Ask kopf to reconcile the user again; ``why`` is kept in the annotation."""
+        await self._nudge(USER_PLURAL, namespace, name, why)
+
+    async def nudge_team(self, namespace: str, name: str, why: str) -> None:
+        """Ask kopf to reconcile the LiteLLMTeam again, as :meth:`nudge` does a user."""
+        await self._nudge(TEAM_PLURAL, namespace, name, why)
+
+    async def _nudge(self, plural: str, namespace: str, name: str, why: str) -> None:
         body: dict[str, Any] = {"metadata": {"annotations": {NUDGE_ANNOTATION: why}}}
         try:
             await asyncio.to_thread(
@@ -133,7 +140,7 @@ class Kube:
                 GROUP,
                 VERSION,
                 namespace,
-                USER_PLURAL,
+                plural,
                 name,
                 body,
             )

@@ -1,4 +1,4 @@
-"""The API of litellm-operator: pydantic models of the two custom resources and their parts.
+"""The API of litellm-operator: pydantic models of the three custom resources and their parts.
 
 These models are the one source of truth for the resources. The CRD schemas under deploy/crds are
 generated from them (see crdgen), the reconciler reads kopf bodies with `.model_validate(body)`,
@@ -26,6 +26,9 @@ from litellm_operator.fields import (
     KEY_FIELDS,
     MAX_LIST_ITEMS,
     MAX_NAME_LENGTH,
+    TEAM_ALLOW_LISTS,
+    TEAM_CEILINGS,
+    TEAM_FIELDS,
     Bound,
     Budget,
     Name,
@@ -39,6 +42,8 @@ POLICY_KIND = "ProvisioningPolicy"
 USER_KIND = "LiteLLMUser"
 POLICY_PLURAL = "provisioningpolicies"
 USER_PLURAL = "litellmusers"
+TEAM_KIND = "LiteLLMTeam"
+TEAM_PLURAL = "litellmteams"
 
 USER_ROLES: tuple[str, ...] = get_args(UserRole)
 
@@ -427,6 +432,72 @@ class IdentityGrant(_Wire):
         max_length=MAX_LIST_ITEMS,
         description="Globs of the user ids (and ssoUserIds) that are not e-mail addresses.",
     )
+    team_ids: list[IdentityGlob] = Field(
+        default_factory=list,
+        max_length=MAX_LIST_ITEMS,
+        description="Globs of the explicit LiteLLM team ids (spec.teamId) the LiteLLMTeams of "
+        "these namespaces may declare or adopt. Without one, a LiteLLMTeam's id is "
+        "<namespace>.<name>.",
+    )
+
+
+class _TeamPolicyBase(_Wire):
+    max_per_namespace: int | None = Field(
+        default=None,
+        ge=0,
+        le=1000,
+        description="At most this many LiteLLMTeams of this policy per namespace (the oldest "
+        "count first; the others are refused). Default: no limit.",
+    )
+    adopt_existing_teams: bool = Field(
+        default=False,
+        description="Adopt LiteLLM teams that exist without the operator's markers, for "
+        "LiteLLMTeams with spec.adopt (never a team a role of a policy grants to users of "
+        "another namespace). Without it: AdoptionRefused.",
+    )
+
+    if TYPE_CHECKING:
+
+        def __getattr__(self, name: str) -> Any: ...
+
+
+def _team_policy_fields() -> dict[str, Any]:
+    """The ceiling of each capped team setting and the allow-list of each list setting."""
+    fields: dict[str, Any] = {
+        f.name: (
+            f.type | None,
+            Field(
+                default=None,
+                description=f"Ceiling of a LiteLLMTeam's {f.wire}, and its default.",
+            ),
+        )
+        for f in TEAM_CEILINGS
+    }
+    for name, allowed in TEAM_ALLOW_LISTS.items():
+        fields[allowed] = (
+            list[Name] | None,
+            Field(
+                default=None,
+                max_length=MAX_LIST_ITEMS,
+                description=f"What a LiteLLMTeam's {to_camel(name)} may name (absent: anything; "
+                "then [] means all).",
+            ),
+        )
+    return fields
+
+
+TEAM_POLICY_DOC = """Whether the namespaces of the policy may declare LiteLLMTeams, and within what.
+
+Absent: no LiteLLMTeam may use this policy. A team beyond a ceiling or an allow-list is refused
+(nothing is written to LiteLLM); an omitted capped setting gets the ceiling.
+"""
+
+if TYPE_CHECKING:
+    TeamPolicy = _TeamPolicyBase
+else:
+    TeamPolicy = create_model(
+        "TeamPolicy", __base__=_TeamPolicyBase, __doc__=TEAM_POLICY_DOC, **_team_policy_fields()
+    )
 
 
 class PolicySpec(_Wire):
@@ -484,6 +555,10 @@ class PolicySpec(_Wire):
     keys: KeyPolicy = Field(
         default_factory=KeyPolicy,
         description="What LiteLLMUsers may ask for in spec.keys (virtual keys in Secrets).",
+    )
+    teams: TeamPolicy | None = Field(
+        default=None,
+        description="What LiteLLMTeams of this policy may be. Absent: none may use it.",
     )
 
 
@@ -570,6 +645,91 @@ class UserSpec(_Wire):
         "(api_key, base_url, OPENAI_API_KEY, OPENAI_BASE_URL). Annotate the LiteLLMUser with "
         "litellm.platform.dev/rotate: <new value> to rotate them all once.",
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+
+
+TEAM_ID_IMMUTABLE_RULE = (
+    "!has(oldSelf.teamId) || (has(self.teamId) && self.teamId == oldSelf.teamId)"
+)
+TEAM_ID_PATTERN = r"^[^\x00-\x20\x7f/]+$"
+"""As a user id, without "/": a policy's team entry <namespace>/<name> names a LiteLLMTeam."""
+TeamId = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=MAX_ID_LENGTH,
+        pattern=TEAM_ID_PATTERN,
+        description="LiteLLM team id: case-sensitive, no spaces, slashes or control characters.",
+    ),
+]
+
+
+class _TeamSpecBase(_Wire):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {"rule": TEAM_ID_IMMUTABLE_RULE, "message": "spec.teamId is immutable once set"}
+            ]
+        }
+    )
+
+    policy_ref: Name = Field(default="default", description="Name of the ProvisioningPolicy.")
+    team_id: TeamId | None = Field(
+        default=None,
+        description="LiteLLM team id, used verbatim; only one the policy's spec.identities "
+        "teamIds grant to this namespace. Default: <namespace>.<name>. Immutable once set.",
+    )
+    deletion_policy: DeletionPolicy | None = Field(
+        default=None,
+        description="On delete: Delete the LiteLLM team (its memberships go with it) or Retain "
+        "it. Default: Delete, Retain for adopted teams.",
+    )
+    adopt: bool = Field(
+        default=False,
+        description="Adopt an existing LiteLLM team of this id; only where the policy sets "
+        "teams.adoptExistingTeams.",
+    )
+    if TYPE_CHECKING:
+
+        def __getattr__(self, name: str) -> Any: ...
+
+
+def _team_spec_fields() -> dict[str, Any]:
+    """Every team setting (fields.TEAM_FIELDS), optional: omitted means its default."""
+    return {
+        f.name: (f.type | None, Field(default=None, description=f.description)) for f in TEAM_FIELDS
+    }
+
+
+def _team_settings_fields() -> dict[str, Any]:
+    """Every team setting with its value; "none" is a value (no cap, no limit)."""
+    fields: dict[str, Any] = {}
+    for f in TEAM_FIELDS:
+        if f.nullable:
+            fields[f.name] = (f.type, Field(default=None, description=f.description))
+        elif isinstance(f.builtin, list | dict):
+            factory = (lambda v: lambda: type(v)())(f.builtin)
+            fields[f.name] = (f.type, Field(default_factory=factory, description=f.description))
+        else:
+            fields[f.name] = (f.type, Field(description=f.description))
+    return fields
+
+
+TEAM_SPEC_DOC = """One LiteLLM team, its settings bounded by a ProvisioningPolicy's teams section.
+
+Its members come from the policy: a role's teams name it by its LiteLLM team id.
+"""
+TEAM_SETTINGS_DOC = "The settings the team must have in LiteLLM: its spec within the policy."
+
+if TYPE_CHECKING:
+    TeamSpec = _TeamSpecBase
+    TeamSettings = _Settings
+else:
+    TeamSpec = create_model(
+        "TeamSpec", __base__=_TeamSpecBase, __doc__=TEAM_SPEC_DOC, **_team_spec_fields()
+    )
+    TeamSettings = create_model(
+        "TeamSettings", __base__=_Settings, __doc__=TEAM_SETTINGS_DOC, **_team_settings_fields()
     )
 
 
@@ -675,6 +835,34 @@ class KeyStatus(_Wire):
     )
 
 
+class TeamStatus(_Status):
+    """What the operator last did for this team."""
+
+    team_id: str | None = Field(default=None, description="The LiteLLM team id.")
+    effective: TeamSettings | None = Field(
+        default=None, description="The settings the team must have (spec within policy)."
+    )
+    policy: PolicyRef | None = None
+    last_synced_at: str | None = Field(
+        default=None,
+        description="When the operator last wrote to LiteLLM for this team.",
+        json_schema_extra={"format": "date-time"},
+    )
+    spend: float | None = Field(default=None, description="USD spent, as LiteLLM last said.")
+    max_budget: float | None = Field(
+        default=None,
+        description="USD budget LiteLLM holds, as last read after a successful reconcile.",
+    )
+    members: int | None = Field(
+        default=None,
+        description="Members of the team in LiteLLM (added by the operator or by others); a "
+        "count only, never who.",
+    )
+    adopted: bool | None = Field(
+        default=None, description="The operator adopted a LiteLLM team it had not created."
+    )
+
+
 class PolicyStatus(_Status):
     """The policy's rollout: its users, how many are reconciled against it, how many Ready."""
 
@@ -729,3 +917,11 @@ class LiteLLMUser(_Object):
     kind: Literal["LiteLLMUser"] = "LiteLLMUser"
     spec: UserSpec = Field(default_factory=UserSpec)
     status: UserStatus | None = None
+
+
+class LiteLLMTeam(_Object):
+    """A namespaced LiteLLMTeam object."""
+
+    kind: Literal["LiteLLMTeam"] = "LiteLLMTeam"
+    spec: TeamSpec = Field(default_factory=TeamSpec)
+    status: TeamStatus | None = None

@@ -1,4 +1,5 @@
-"""Status of LiteLLMUsers and ProvisioningPolicies, as Flux, Argo CD and ``kubectl wait`` read it.
+"""Status of LiteLLMUsers, LiteLLMTeams and ProvisioningPolicies, as Flux, Argo CD and
+``kubectl wait`` read it.
 
 Pure: the clock is an argument. Conditions follow kstatus, which Flux and Argo CD read:
 
@@ -28,7 +29,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from litellm_operator.models import UserStatus
+from litellm_operator.models import TeamStatus, UserStatus
 from litellm_operator.reasons import Reason
 
 TIMESTAMP = "%Y-%m-%dT%H:%M:%SZ"
@@ -214,8 +215,13 @@ def conditions_for(outcome: Outcome, generation: int | None) -> list[dict[str, A
     if isinstance(outcome, Synced):
         if outcome.missing_teams:
             teams = ", ".join(sorted(outcome.missing_teams))
-            message = f"team(s) {teams} do not exist in LiteLLM; every other setting is applied"
-            return kstatus(False, Reason.TEAM_NOT_FOUND, message, generation, stalled=True)
+            message = (
+                f"team(s) {teams} do not exist in LiteLLM yet; every other setting is applied, "
+                "and the user joins once they do"
+            )
+            # Pending, not Stalled: a team declared as a LiteLLMTeam is on its way, and its
+            # creation reconciles the users waiting for it (awaits_team); the resync retries.
+            return kstatus(False, Reason.TEAM_NOT_FOUND, message, generation)
         if outcome.suspended:
             message = "user is suspended: every key is blocked"
             return kstatus(True, Reason.SUSPENDED, message, generation)
@@ -327,6 +333,15 @@ def retry_due(body: Mapping[str, Any], now: datetime, interval: float) -> bool:
 
 
 POLICY_PENDING = frozenset({Reason.POLICY_CHANGED, Reason.POLICY_DELETED})
+
+
+def awaits_team(body: Mapping[str, Any], team_id: str) -> bool:
+    """Whether a LiteLLMUser waits for ``team_id`` to exist (Ready reason TeamNotFound, the team
+    among its effective teams): its creation should reconcile the user at once."""
+    status = body.get("status") or {}
+    ready = ready_condition(status) or {}
+    teams = (status.get("effective") or {}).get("teams") or []
+    return ready.get("reason") == Reason.TEAM_NOT_FOUND and team_id in teams
 
 
 def awaits_policy_reconcile(body: Mapping[str, Any]) -> bool:
@@ -514,3 +529,87 @@ def status_patch(
 
 def ready_condition(status: Mapping[str, Any]) -> Mapping[str, Any] | None:
     return next((c for c in status.get("conditions") or [] if c.get("type") == READY), None)
+
+
+# --- teams -------------------------------------------------------------------------------------
+
+TEAM_OWNED_KEYS = (
+    "teamId",
+    "effective",
+    "policy",
+    "observedGeneration",
+    "lastSyncedAt",
+    "spend",
+    "maxBudget",
+    "members",
+    "adopted",
+    "conditions",
+)
+
+
+@dataclass(frozen=True)
+class TeamApplied:
+    """What the team is meant to have, as its policy bounds it."""
+
+    team_id: str
+    effective: Mapping[str, Any]
+    policy_name: str
+    policy_generation: int | None
+
+
+@dataclass(frozen=True)
+class TeamSynced:
+    """LiteLLM now holds the team's settings (``wrote`` says whether it had to change)."""
+
+    applied: TeamApplied
+    wrote: bool
+    members: int
+    spend: float | None = None
+    max_budget: float | None = None
+    adopted: bool = False
+
+
+@dataclass(frozen=True)
+class TeamFailed:
+    """The team's reconcile did not complete; ``transient`` failures are retried."""
+
+    reason: str
+    message: str
+    transient: bool
+    applied: TeamApplied | None = None
+
+
+TeamOutcome = TeamSynced | TeamFailed
+
+
+def build_team_status(
+    previous: Mapping[str, Any],
+    generation: int | None,
+    outcome: TeamOutcome,
+    now: str,
+    policy: tuple[str, int | None] | None = None,
+) -> dict[str, Any]:
+    """The team's owned status fields after ``outcome``, with the users' truth rules: Ready only
+    for this generation of the team and of its policy (``status.policy``)."""
+    status = {k: previous[k] for k in TEAM_OWNED_KEYS if k in previous}
+    status["observedGeneration"] = generation
+    applied = outcome.applied
+    if applied is not None:
+        status["teamId"] = applied.team_id
+        status["effective"] = dict(applied.effective)
+        status["policy"] = {"name": applied.policy_name, "generation": applied.policy_generation}
+    elif policy is not None:
+        status["policy"] = {"name": policy[0], "generation": policy[1]}
+    if isinstance(outcome, TeamSynced):
+        wrote = outcome.wrote or "lastSyncedAt" not in previous
+        status["lastSyncedAt"] = now if wrote else previous["lastSyncedAt"]
+        status["spend"] = outcome.spend
+        status["maxBudget"] = outcome.max_budget
+        status["members"] = outcome.members
+        status["adopted"] = outcome.adopted
+        conditions = kstatus(True, Reason.SYNCED, "LiteLLM team matches its spec", generation)
+    else:
+        stalled = not outcome.transient
+        conditions = kstatus(False, outcome.reason, outcome.message, generation, stalled=stalled)
+    status["conditions"] = merge_conditions(previous.get("conditions") or [], conditions, now)
+    return through(TeamStatus, status)

@@ -27,6 +27,7 @@ ROLES = REPO_ROOT / "deploy" / "manifests" / "aggregated-clusterroles.yaml"
 EDIT = "litellm-operator-edit"
 VIEW = "litellm-operator-view"
 USERS = "litellmusers.litellm.platform.dev"
+TEAMS = "litellmteams.litellm.platform.dev"
 POLICIES = "provisioningpolicies.litellm.platform.dev"
 AGGREGATE = "rbac.authorization.k8s.io/aggregate-to-"
 
@@ -125,6 +126,17 @@ CHECKS = [
     pytest.param("cluster_viewer", "list", USERS, "", True, id="cluster-viewer-lists-users"),
     pytest.param("cluster_viewer", "create", POLICIES, "", False, id="cluster-viewer-no-writes"),
     pytest.param("cluster_viewer", "patch", f"{USERS}/status", OTHER, False, id="cv-not-status"),
+    *(
+        pytest.param("editor", verb, TEAMS, None, True, id=f"editor-may-{verb}-teams")
+        for verb in ("get", "list", "watch", "create", "update", "patch", "delete")
+    ),
+    pytest.param("editor", "patch", f"{TEAMS}/status", None, False, id="editor-not-team-status"),
+    pytest.param("editor", "create", TEAMS, OTHER, False, id="editor-not-other-ns-teams"),
+    *(
+        pytest.param("viewer", verb, TEAMS, None, allowed, id=f"viewer-{verb}-teams")
+        for verb, allowed in (("get", True), ("list", True), ("create", False), ("delete", False))
+    ),
+    pytest.param("cluster_viewer", "list", TEAMS, "", True, id="cluster-viewer-lists-teams"),
 ]
 
 

@@ -69,6 +69,16 @@ def test_example_users_are_accepted(
     assert stored["spec"]["adopt"] is False
 
 
+def test_example_teams_are_accepted(
+    kube_env: KubeEnv, crds_installed: list[str], namespace: str
+) -> None:
+    del crds_installed
+    body = manifest(EXAMPLES / "teams" / "power-users.yaml", namespace=namespace)
+    stored = json.loads(apply(kube_env, body).stdout)
+    assert stored["spec"]["maxBudget"] == 500
+    assert stored["spec"]["adopt"] is False
+
+
 @pytest.mark.parametrize("file", ["policy.yaml", "policy-v2.yaml"])
 def test_example_policies_are_accepted_and_keep_explicit_nulls(
     kube_env: KubeEnv, crds_installed: list[str], file: str
@@ -285,9 +295,87 @@ def test_user_id_is_immutable_once_set(
     assert result.returncode != 0, "removing userId must be rejected too"
 
 
+def team_body(namespace: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {**user_body(namespace, name, spec), "kind": "LiteLLMTeam"}
+
+
+@pytest.mark.parametrize(
+    ("spec", "fragment"),
+    [
+        pytest.param({"maxBudget": -1}, "spec.maxBudget", id="negative-budget"),
+        pytest.param({"tpmLimit": -5}, "spec.tpmLimit", id="negative-tpm"),
+        pytest.param({"budgetDuration": "a month"}, "spec.budgetDuration", id="bad-duration"),
+        pytest.param({"alias": "A\nB"}, "spec.alias", id="newline-in-alias"),
+        pytest.param({"teamId": "a b"}, "spec.teamId", id="space-in-team-id"),
+        pytest.param({"deletionPolicy": "Orphan"}, "spec.deletionPolicy", id="bad-deletion"),
+        pytest.param({"blocked": "yes"}, "spec.blocked", id="blocked-not-bool"),
+        pytest.param({"models": [f"m{i}" for i in range(65)]}, "spec.models", id="too-many-models"),
+    ],
+)
+def test_invalid_teams_are_rejected(
+    kube_env: KubeEnv,
+    crds_installed: list[str],
+    namespace: str,
+    spec: dict[str, Any],
+    fragment: str,
+) -> None:
+    del crds_installed
+    result = apply(kube_env, team_body(namespace, "bad", spec), check=False)
+    assert result.returncode != 0
+    assert fragment in result.stderr
+
+
+def test_team_id_is_immutable_and_pinned(
+    kube_env: KubeEnv, crds_installed: list[str], namespace: str
+) -> None:
+    del crds_installed
+    body: dict[str, Any] = team_body(namespace, "crew", {"teamId": "crew-1", "maxBudget": 5})
+    stored = json.loads(apply(kube_env, body).stdout)
+    assert stored["spec"]["policyRef"] == "default"
+    body["spec"]["teamId"] = "crew-2"
+    result = apply(kube_env, body, check=False)
+    assert result.returncode != 0
+    assert "spec.teamId is immutable once set" in result.stderr
+    other: dict[str, Any] = team_body(namespace, "crew-b", {})
+    apply(kube_env, other)
+    kube_env.kubectl(
+        "patch", "litellmteam", "crew-b", f"--namespace={namespace}", "--subresource=status",
+        "--type=merge", "--patch", json.dumps({"status": {"teamId": f"{namespace}.crew-b"}}),
+    )  # fmt: skip
+    other["spec"]["teamId"] = "someone-elses"
+    result = apply(kube_env, other, check=False)
+    assert result.returncode != 0
+    assert "cannot differ from the team id the operator pinned" in result.stderr
+
+
+def test_policy_teams_section_is_optional_and_bounded(
+    kube_env: KubeEnv, crds_installed: list[str]
+) -> None:
+    del crds_installed
+    spec: dict[str, Any] = {"allowedNamespaces": ["*"], "identities": ANY_IDENTITY}
+    body: dict[str, Any] = {
+        "apiVersion": "litellm.platform.dev/v1alpha1",
+        "kind": "ProvisioningPolicy",
+        "metadata": {"name": unique("teams")},
+        "spec": {**spec, "teams": {"maxBudget": -1}},
+    }
+    result = apply(kube_env, body, check=False)
+    assert result.returncode != 0
+    assert "spec.teams.maxBudget" in result.stderr
+    body["spec"] = {**spec, "teams": {"maxBudget": 50, "allowedModels": ["m"]}}
+    try:
+        stored = json.loads(apply(kube_env, body).stdout)
+        assert stored["spec"]["teams"]["adoptExistingTeams"] is False
+    finally:
+        kube_env.kubectl("delete", "provisioningpolicy", body["metadata"]["name"])
+
+
 @pytest.mark.parametrize(
     "field",
     [
+        "litellmteam.spec.maxBudget",
+        "litellmteam.status.members",
+        "provisioningpolicy.spec.teams.adoptExistingTeams",
         "litellmuser.spec.alias",
         "litellmuser.spec.email",
         "litellmuser.spec.overrides.userRole",

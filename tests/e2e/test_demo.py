@@ -31,7 +31,15 @@ def test_make_demo_from_scratch(dev_dir: Path) -> None:
         ready = {row[1]: row[4] for row in kube_rows if len(row) >= 5 and row[1] in EXAMPLE_USERS}
         assert ready == dict.fromkeys(EXAMPLE_USERS, "True"), demo.stdout
         assert "alice@example.com" in demo.stdout
-        assert "power-users" in demo.stdout, "LiteLLM's side shows alice's team"
+        team_rows = [row for row in kube_rows if row[:2] == ["platform", "power-users"]]
+        assert team_rows, demo.stdout
+        assert team_rows[0][2] == "platform.power-users"  # TEAM ID, kubectl's side
+        assert "True" in team_rows[0], demo.stdout
+        litellm_team = [row for row in kube_rows if row[:1] == ["platform.power-users"]]
+        assert litellm_team, "LiteLLM's side shows the team"
+        assert "alice@example.com" in litellm_team[0][-1], "with alice as its member"
+        alice = [row for row in kube_rows if row[:1] == ["alice@example.com"]]
+        assert alice[0][-1] == "platform.power-users", "LiteLLM's side shows alice's team"
         log = (dev_dir / "operator.log").read_text()
         secret = (dev_dir / "litellm.env").read_text().split("LITELLM_MASTER_KEY=")[1]
         assert secret.split()[0].strip("'") not in log

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
+from litellm_operator.fields import TEAM_COLUMNS
 from litellm_operator.litellm import (
     BadRequest,
     LiteLLMClient,
+    MalformedRequest,
+    NewTeamRequest,
     NewUserRequest,
     NotAMember,
     NotFound,
     TeamExists,
+    UpdateTeamRequest,
 )
 
 pytestmark = pytest.mark.integration
@@ -112,3 +117,64 @@ async def test_concurrent_adds_to_one_team_are_serialised_and_none_is_lost(
 async def test_team_lock_is_one_lock_per_team(litellm_client: LiteLLMClient) -> None:
     assert litellm_client.team_lock("a") is litellm_client.team_lock("a")
     assert litellm_client.team_lock("a") is not litellm_client.team_lock("b")
+
+
+TEAM_VALUES: dict[str, Any] = {
+    "alias": "Crew",
+    "models": ["m1", "m2"],
+    "max_budget": 5.0,
+    "budget_duration": "30d",
+    "tpm_limit": 100,
+    "rpm_limit": 10,
+    "blocked": True,
+}
+"""A value for every team column (fields.TEAM_COLUMNS): the test fails when one is added."""
+
+
+async def test_every_team_column_round_trips_through_new_list_and_update(
+    litellm_client: LiteLLMClient, unique_id: str
+) -> None:
+    assert {c.name for c in TEAM_COLUMNS} == set(TEAM_VALUES)
+    columns = {c.litellm: c.to_litellm(TEAM_VALUES[c.name]) for c in TEAM_COLUMNS}
+    metadata = {"k": "v", "model_rpm_limit": {"m1": 2}}
+    await litellm_client.create_team(
+        NewTeamRequest.of(team_id=unique_id, metadata=metadata, **columns)
+    )
+    listed = (await litellm_client.list_teams())[unique_id]
+    for column in TEAM_COLUMNS:
+        held = column.from_litellm(getattr(listed, column.litellm))
+        assert column.same(TEAM_VALUES[column.name], held), column.name
+    assert listed.metadata == metadata
+
+    cleared = {c.litellm: c.to_litellm(c.builtin) for c in TEAM_COLUMNS}
+    await litellm_client.update_team(
+        unique_id, UpdateTeamRequest.of(metadata={"z": "1"}, **cleared)
+    )
+    listed = (await litellm_client.list_teams())[unique_id]
+    for column in TEAM_COLUMNS:
+        held = column.from_litellm(getattr(listed, column.litellm))
+        assert column.same(column.builtin, held), column.name
+    assert listed.metadata == {"z": "1"}  # replaced whole
+    await litellm_client.delete_team(unique_id)
+
+
+async def test_create_team_is_refused_for_a_taken_id(
+    litellm_client: LiteLLMClient, unique_id: str
+) -> None:
+    await litellm_client.create_team(NewTeamRequest.of(team_id=unique_id))
+    with pytest.raises(TeamExists):
+        await litellm_client.create_team(NewTeamRequest.of(team_id=unique_id, max_budget=1.0))
+    with pytest.raises(NotFound):
+        await litellm_client.update_team(unique_id + "-x", UpdateTeamRequest.of(max_budget=1.0))
+    await litellm_client.delete_team(unique_id)
+
+
+def test_update_team_rejects_what_litellm_ignores() -> None:
+    with pytest.raises(MalformedRequest):
+        UpdateTeamRequest.of(blocked=None)
+    with pytest.raises(MalformedRequest):
+        UpdateTeamRequest.of(metadata=None)
+    assert UpdateTeamRequest.of(max_budget=None, models=[]).to_wire() == {
+        "max_budget": None,
+        "models": [],
+    }

@@ -14,8 +14,13 @@ from litellm_operator.status import (
     Applied,
     Failed,
     Synced,
+    TeamApplied,
+    TeamFailed,
+    TeamSynced,
     build_status,
+    build_team_status,
 )
+from tests.fixtures import gitops
 from tests.fixtures.gitops import ARGOCD_DIR, SCRIPTS, argocd_health, argocd_health_many
 
 NOW = "2025-01-01T00:00:00Z"
@@ -201,7 +206,7 @@ APPLIED = Applied(
 OUTCOMES = [
     ("synced", Synced(APPLIED, wrote=True), "Healthy"),
     ("suspended", Synced(APPLIED, wrote=False, suspended=True), "Suspended"),
-    ("missing team", Synced(APPLIED, wrote=True, missing_teams=["t1"]), "Degraded"),
+    ("missing team", Synced(APPLIED, wrote=True, missing_teams=["t1"]), "Progressing"),
     ("unavailable", Failed(Reason.UNAVAILABLE, "down", transient=True), "Progressing"),
     ("policy not found", Failed(Reason.POLICY_NOT_FOUND, "gone", transient=False), "Degraded"),
 ]
@@ -215,6 +220,30 @@ def test_every_outcome_of_the_operator(outcome: Any, expected: str) -> None:
     status = build_status({}, 4, outcome, NOW)
     assert argocd_health(user(status, generation=4))[0] == expected
     assert argocd_health(user(status, generation=5))[0] == "Progressing"
+
+
+TEAM_APPLIED = TeamApplied("team-a.crew", {"maxBudget": 10.0, "blocked": False}, "default", 1)
+TEAM_OUTCOMES = [
+    ("synced", TeamSynced(TEAM_APPLIED, wrote=True, members=2), "Healthy", "Current"),
+    ("unavailable", TeamFailed(Reason.UNAVAILABLE, "down", transient=True), "Progressing",
+     "InProgress"),
+    ("ceiling", TeamFailed(Reason.CEILING_EXCEEDED, "over", transient=False), "Degraded",
+     "Failed"),
+    ("conflict", TeamFailed(Reason.CONFLICT, "theirs", False, TEAM_APPLIED), "Degraded", "Failed"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("outcome", "argo", "flux"), [o[1:] for o in TEAM_OUTCOMES], ids=[o[0] for o in TEAM_OUTCOMES]
+)
+def test_every_team_outcome(outcome: Any, argo: str, flux: str) -> None:
+    """A LiteLLMTeam's statuses (status.build_team_status) under the same script and kstatus."""
+    status = build_team_status({}, 4, outcome, NOW)
+    team = {**user(status, generation=4), "kind": "LiteLLMTeam"}
+    assert argocd_health(team)[0] == argo
+    assert gitops.kstatus(team) == flux
+    stale = {**user(status, generation=5), "kind": "LiteLLMTeam"}
+    assert argocd_health(stale)[0] == "Progressing"
 
 
 @pytest.mark.parametrize(

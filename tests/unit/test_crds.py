@@ -10,8 +10,13 @@ import pytest
 import yaml
 
 from litellm_operator.cli import main
-from litellm_operator.crdgen import build_crds, policy_crd, render_crds, user_crd
-from litellm_operator.models import SSO_USER_ID_IMMUTABLE_RULE, USER_ID_IMMUTABLE_RULE
+from litellm_operator.crdgen import build_crds, policy_crd, render_crds, team_crd, user_crd
+from litellm_operator.fields import TEAM_FIELDS
+from litellm_operator.models import (
+    SSO_USER_ID_IMMUTABLE_RULE,
+    TEAM_ID_IMMUTABLE_RULE,
+    USER_ID_IMMUTABLE_RULE,
+)
 
 CRD_DIR = Path(__file__).resolve().parents[2] / "deploy" / "crds"
 
@@ -54,7 +59,7 @@ def test_crds_command_writes_the_files(tmp_path: Path, capsys: pytest.CaptureFix
     assert main(["crds", "--output", str(tmp_path)]) == 0
     for name, text in render_crds().items():
         assert (tmp_path / name).read_text(encoding="utf-8") == text
-    assert capsys.readouterr().out.count(".yaml") == 2
+    assert capsys.readouterr().out.count(".yaml") == len(render_crds()) == 3
 
 
 @pytest.mark.parametrize("crd", build_crds(), ids=lambda crd: crd["spec"]["names"]["kind"])
@@ -139,7 +144,9 @@ def test_user_overrides_are_never_negative(path: str) -> None:
     assert at(at(openapi(user_crd()), "spec"), path)["minimum"] == 0
 
 
-@pytest.mark.parametrize("crd", [policy_crd(), user_crd()], ids=["policy", "user"])
+@pytest.mark.parametrize(
+    "crd", [policy_crd(), user_crd(), team_crd()], ids=["policy", "user", "team"]
+)
 def test_budget_duration_pattern(crd: dict[str, Any]) -> None:
     durations = [node for path, node in walk(openapi(crd)) if path.endswith(".budgetDuration")]
     assert durations
@@ -209,3 +216,70 @@ def test_budget_column_shows_what_litellm_holds() -> None:
     """BUDGET is the budget read back from LiteLLM, not the desired one (status.effective)."""
     columns = {c["name"]: c for c in user_crd()["spec"]["versions"][0]["additionalPrinterColumns"]}
     assert columns["Budget"]["jsonPath"] == ".status.maxBudget"
+
+
+def test_team_crd() -> None:
+    crd = team_crd()
+    assert crd["spec"]["scope"] == "Namespaced"
+    assert crd["spec"]["names"]["kind"] == "LiteLLMTeam"
+    assert {"llmteam", "llmteams"} <= set(crd["spec"]["names"]["shortNames"])
+    spec = at(openapi(crd), "spec")
+    assert spec["x-kubernetes-validations"] == [
+        {"rule": TEAM_ID_IMMUTABLE_RULE, "message": "spec.teamId is immutable once set"}
+    ]
+    assert at(spec, "policyRef")["default"] == "default"
+    assert at(spec, "deletionPolicy")["enum"] == ["Delete", "Retain"]
+    columns = [c["name"] for c in crd["spec"]["versions"][0]["additionalPrinterColumns"]]
+    assert columns[:3] == ["Team ID", "Budget", "Members"]
+
+
+def test_every_team_field_is_in_the_team_spec_once() -> None:
+    """TEAM_FIELDS is the one declaration: each is a spec field and an effective setting."""
+    spec = at(openapi(team_crd()), "spec")
+    effective = at(openapi(team_crd()), "status.effective")
+    for f in TEAM_FIELDS:
+        assert at(spec, f.wire)["description"] == f.description
+        assert f.wire in effective["properties"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["maxBudget", "tpmLimit", "rpmLimit"],
+)
+def test_team_budgets_and_limits_are_never_negative(path: str) -> None:
+    assert at(at(openapi(team_crd()), "spec"), path)["minimum"] == 0
+
+
+@pytest.mark.parametrize(
+    ("path", "type_"),
+    [
+        ("teams.maxBudget", "number"),
+        ("teams.tpmLimit", "integer"),
+        ("teams.rpmLimit", "integer"),
+        ("teams.allowedModels", "array"),
+        ("teams.maxPerNamespace", "integer"),
+        ("teams.adoptExistingTeams", "boolean"),
+        ("identities.[].teamIds", "array"),
+    ],
+)
+def test_policy_has_a_teams_section(path: str, type_: str) -> None:
+    spec = at(openapi(policy_crd()), "spec")
+    assert at(spec, path)["type"] == type_
+    assert "teams" not in spec.get("required", [])
+
+
+@pytest.mark.parametrize(
+    ("path", "type_"),
+    [
+        ("teamId", "string"),
+        ("effective.maxBudget", "number"),
+        ("effective.models", "array"),
+        ("policy.generation", "integer"),
+        ("observedGeneration", "integer"),
+        ("members", "integer"),
+        ("maxBudget", "number"),
+        ("adopted", "boolean"),
+    ],
+)
+def test_team_status_has_room_for(path: str, type_: str) -> None:
+    assert at(at(openapi(team_crd()), "status"), path)["type"] == type_

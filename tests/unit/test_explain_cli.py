@@ -550,3 +550,89 @@ def test_forbidden_key_is_an_input_problem(
     assert code == 2
     assert "spec.keys" in err
     assert "[ModelNotAllowed]" in err
+
+
+TEAM_POLICY = """
+apiVersion: litellm.platform.dev/v1alpha1
+kind: ProvisioningPolicy
+metadata: {name: default}
+spec:
+  allowedNamespaces: ["*"]
+  identities: [{namespaces: ['*'], emails: ['*'], userIds: ['*'], teamIds: ['crew-*']}]
+  defaults: {models: [mini]}
+  roles:
+    - {group: crew, teams: [team-a.crew], namespaces: [team-a]}
+  teams: {maxBudget: 40, allowedModels: [mini, big]}
+"""
+TEAM = """
+apiVersion: litellm.platform.dev/v1alpha1
+kind: LiteLLMTeam
+metadata: {name: crew, namespace: team-a}
+spec: {models: [mini], alias: Crew}
+"""
+TEAM_USERS = """
+apiVersion: litellm.platform.dev/v1alpha1
+kind: LiteLLMUser
+metadata: {name: ann, namespace: team-a}
+spec: {groups: [crew]}
+---
+apiVersion: litellm.platform.dev/v1alpha1
+kind: LiteLLMUser
+metadata: {name: bo, namespace: team-a}
+spec: {}
+"""
+
+
+def team_files(tmp_path: Path, team: str = TEAM) -> tuple[str, str, str]:
+    files = {"policy.yaml": TEAM_POLICY, "team.yaml": team, "users.yaml": TEAM_USERS}
+    for name, text in files.items():
+        (tmp_path / name).write_text(textwrap.dedent(text))
+    return tuple(str(tmp_path / name) for name in files)  # type: ignore[return-value]
+
+
+def test_explain_teams_shows_settings_and_who_would_join(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    policy, team, users = team_files(tmp_path)
+    code, out, err = run(
+        capsys, "explain", "--policy", policy, "--user", users, "--team", team, "-o", "json"
+    )
+    assert (code, err) == (0, "")
+    (record,) = json.loads(out)
+    assert set(record) == {
+        "name",
+        "namespace",
+        "teamId",
+        "policy",
+        "effective",
+        "sources",
+        "members",
+    }
+    assert record["teamId"] == "team-a.crew"
+    assert record["effective"]["maxBudget"] == 40
+    assert record["sources"]["maxBudget"] == "ceiling"
+    assert record["effective"]["models"] == ["mini"]
+    assert record["members"] == ["ann"]
+    code, table, _ = run(capsys, "explain", "--policy", policy, "--user", users, "--team", team)
+    assert code == 0
+    assert "team-a/crew: teamId team-a.crew, policy default" in table
+    assert "members: ann" in table
+
+
+@pytest.mark.parametrize(
+    ("spec", "fragment"),
+    [
+        pytest.param("{maxBudget: 41}", "[CeilingExceeded]", id="ceiling"),
+        pytest.param("{models: [huge]}", "[ModelNotAllowed]", id="model"),
+        pytest.param("{teamId: other}", "[TeamIdNotAllowed]", id="team-id"),
+        pytest.param("{policyRef: nope}", "policy 'nope' not found", id="policy"),
+    ],
+)
+def test_explain_teams_reports_refusals(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], spec: str, fragment: str
+) -> None:
+    bad = TEAM.replace("spec: {models: [mini], alias: Crew}", f"spec: {spec}")
+    policy, team, users = team_files(tmp_path, bad)
+    code, out, err = run(capsys, "explain", "--policy", policy, "--user", users, "--team", team)
+    assert (code, out) == (2, "")
+    assert fragment in err

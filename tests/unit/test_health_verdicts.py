@@ -113,8 +113,8 @@ USER_STATES: list[Any] = [
     (
         "team missing",
         user(outcome(Synced(APPLIED, wrote=True, missing_teams=["t1"]))),
-        "Failed",
-        "Degraded",
+        "InProgress",
+        "Progressing",
     ),
     ("deleting", user(SYNCED, deletionTimestamp=NOW), "Terminating", "Progressing"),
 ]

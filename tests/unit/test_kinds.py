@@ -52,6 +52,7 @@ async def test_every_kind_registers_its_handlers_and_only_the_users_are_fed() ->
     async with base.client, kinds.started(base) as operated:
         assert [kind.name for kind in operated] == [
             "LiteLLMUser",
+            "LiteLLMTeam",
             "ProvisioningPolicy",
             "key Secrets",
         ]
@@ -67,9 +68,9 @@ async def test_every_kind_registers_its_handlers_and_only_the_users_are_fed() ->
             "watch-key-secrets",
             "key-secrets",
         },
-        "indexing": {"users_listed", "policy_bodies"},
-        "watching": {"rollout", "deleted"},
-        "spawning": {"resync"},
+        "indexing": {"users_listed", "policy_bodies", "teams_by_namespace"},
+        "watching": {"rollout", "deleted", "teams-follow-policy"},
+        "spawning": {"resync", "team-resync"},
         "changing": {"reconcile", "resume", "finalize", "propagate"},
     }
     assert released == [], "registering releases nothing"

@@ -15,6 +15,7 @@ from litellm_operator.litellm import (
     KeyValueLost,
     LiteLLMClient,
     LiteLLMError,
+    NewTeamRequest,
     NewUserRequest,
     NotFound,
     RateLimited,
@@ -301,3 +302,42 @@ async def test_member_add_that_did_not_happen_still_fails() -> None:
     async with _client() as client:
         with pytest.raises(ServerError):
             await client.add_team_member("t1", "u1")
+
+
+CREATED_TEAM = {"team_id": "t1", "team_info": {"team_id": "t1", "team_alias": "Crew"}}
+
+
+@pytest.mark.parametrize(
+    ("info", "outcome"),
+    [
+        pytest.param(httpx.Response(200, json=CREATED_TEAM), "returned", id="team-exists-returned"),
+        pytest.param(_error(404, "Team not found"), "raised", id="team-absent-raised"),
+    ],
+)
+@respx.mock
+async def test_a_lost_team_new_answer_is_looked_up_never_resent(
+    info: httpx.Response, outcome: str
+) -> None:
+    """No duplicate: /team/new is sent once; after a 502 the id is looked up."""
+    new = respx.post(f"{BASE}/team/new").mock(return_value=_error(502, "gateway"))
+    respx.get(f"{BASE}/team/info").mock(return_value=info)
+    async with _client() as client:
+        if outcome == "returned":
+            team = await client.create_team(NewTeamRequest.of(team_id="t1"))
+            assert team.team_alias == "Crew"
+        else:
+            with pytest.raises(ServerError):
+                await client.create_team(NewTeamRequest.of(team_id="t1"))
+    assert new.call_count == 1
+
+
+@respx.mock
+async def test_team_list_reads_every_team_in_one_call() -> None:
+    rows = [{"team_id": "a", "max_budget": 1.0}, {"team_id": "b", "models": None}]
+    route = respx.get(f"{BASE}/team/list").mock(return_value=httpx.Response(200, json=rows))
+    async with _client() as client:
+        teams = await client.list_teams()
+    assert route.call_count == 1
+    assert sorted(teams) == ["a", "b"]
+    assert teams["a"].max_budget == 1.0
+    assert teams["b"].models == []

@@ -15,6 +15,7 @@ from litellm_operator.status import (
     Synced,
     UserState,
     awaits_policy_reconcile,
+    awaits_team,
     behind_policy,
     build_status,
     creating_status,
@@ -84,10 +85,10 @@ KSTATUS_CASES = [
         Synced(APPLIED, wrote=True, missing_teams=("ghost",)),
         {
             "Ready": ("False", "TeamNotFound"),
-            "Reconciling": ("False", "TeamNotFound"),
-            "Stalled": ("True", "TeamNotFound"),
+            "Reconciling": ("True", "TeamNotFound"),
+            "Stalled": ("False", "TeamNotFound"),
         },
-        id="missing-team-is-stalled",
+        id="missing-team-is-pending-not-stalled",
     ),
 ]
 
@@ -474,3 +475,21 @@ def test_rollout_finished(
 def test_behind_policy(applied: int | None, current: int | None, behind: bool) -> None:
     status = {} if applied is None else {"policy": {"name": "p", "generation": applied}}
     assert behind_policy({"status": status}, current) is behind
+
+
+@pytest.mark.parametrize(
+    ("reason", "teams", "expected"),
+    [
+        pytest.param("TeamNotFound", ["platform.crew"], True, id="waiting-for-it"),
+        pytest.param("TeamNotFound", ["other"], False, id="waiting-for-another"),
+        pytest.param("Synced", ["platform.crew"], False, id="already-in"),
+    ],
+)
+def test_awaits_team(reason: str, teams: list[str], expected: bool) -> None:
+    body = {
+        "status": {
+            "effective": {"teams": teams},
+            "conditions": [{"type": "Ready", "status": "False", "reason": reason}],
+        }
+    }
+    assert awaits_team(body, "platform.crew") is expected

@@ -13,7 +13,7 @@ from typing import Any, get_args
 
 from pydantic import BaseModel
 
-from litellm_operator.models import UserSpec
+from litellm_operator.models import TeamSpec, UserSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 TENANCY_MODULES = sorted((ROOT / "tests" / "e2e").glob("test_tenancy*.py"))
@@ -36,8 +36,9 @@ def spec_fields(model: type[BaseModel] = UserSpec, prefix: str = "") -> list[str
     return fields
 
 
-def attack_cases() -> dict[str, list[str]]:
-    """Field → the tenancy cases that attack it (``module::test``)."""
+def attack_cases(mark_name: str = "attacks") -> dict[str, list[str]]:
+    """Field → the tenancy cases that attack it (``module::test``); ``attacks_team`` for the
+    LiteLLMTeam's fields."""
     cases: dict[str, list[str]] = {}
     for path in TENANCY_MODULES:
         module = importlib.import_module(f"tests.e2e.{path.stem}")
@@ -45,7 +46,7 @@ def attack_cases() -> dict[str, list[str]]:
             if not name.startswith("test_") or getattr(case, "__module__", "") != module.__name__:
                 continue
             for mark in getattr(case, "pytestmark", []):
-                if mark.name == "attacks":
+                if mark.name == mark_name:
                     for field in mark.args:
                         cases.setdefault(field, []).append(f"{path.stem}::{name}")
     return cases
@@ -73,7 +74,7 @@ def test_every_attack_runs_as_the_tenant() -> None:
         module = importlib.import_module(f"tests.e2e.{path.stem}")
         for name, case in vars(module).items():
             marks = [m.name for m in getattr(case, "pytestmark", [])]
-            if name.startswith("test_") and "attacks" in marks:
+            if name.startswith("test_") and {"attacks", "attacks_team"} & set(marks):
                 parameters = inspect.signature(case).parameters
                 assert "tenant" in parameters, f"{path.stem}::{name} does not run as the tenant"
 
@@ -86,3 +87,22 @@ def test_the_readme_security_table_lists_every_spec_field() -> None:
     )
     missing = [f for f in spec_fields() if f"`{f}" not in first_cells]
     assert not missing, f"README's security table does not list: {missing}"
+
+
+def test_every_team_spec_field_has_its_attack() -> None:
+    cases = attack_cases("attacks_team")
+    fields = spec_fields(TeamSpec)
+    missing = [f for f in fields if f not in cases]
+    assert not missing, f"LiteLLMTeam.spec fields without a hostile tenancy case: {missing}"
+    unknown = sorted(set(cases) - set(fields))
+    assert not unknown, f"@attacks_team names fields LiteLLMTeam.spec does not have: {unknown}"
+
+
+def test_the_readme_team_security_table_lists_every_team_spec_field() -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("### LiteLLMTeam security", 1)[1].split("\n## ", 1)[0]
+    first_cells = " ".join(
+        line.split("|")[1] for line in section.splitlines() if re.match(r"^\| [^-]", line)
+    )
+    missing = [f for f in spec_fields(TeamSpec) if f"`{f}" not in first_cells]
+    assert not missing, f"README's team security table does not list: {missing}"

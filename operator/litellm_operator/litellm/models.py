@@ -35,7 +35,14 @@ from pydantic import (
     model_validator,
 )
 
-from litellm_operator.fields import CLEARABLE, KEY_COLUMNS, USER_COLUMNS, ManagedField
+from litellm_operator.fields import (
+    CLEARABLE,
+    KEY_COLUMNS,
+    TEAM_CLEARABLE,
+    TEAM_COLUMNS,
+    USER_COLUMNS,
+    ManagedField,
+)
 from litellm_operator.litellm.versions import NO_LIMIT
 
 TeamRole = Literal["user", "admin"]
@@ -260,18 +267,15 @@ class TeamMembershipRecord(_Response):
         return None if value is None else float(value)
 
 
-class TeamRecord(_Response):
-    """A team as ``/team/info`` (``team_info``) or ``/team/new`` returns it."""
-
+class _TeamRecord(_Record):
     team_id: str
-    team_alias: str | None = None
     members: Annotated[list[TeamMember], BeforeValidator(_none_to_empty_list)] = Field(
         default_factory=list, validation_alias="members_with_roles"
     )
-    max_budget: float | None = None
-    models: StrList = Field(default_factory=list)
     metadata: AnyMap = Field(default_factory=dict)
     blocked: bool = False
+    spend: float = 0.0
+    budget_reset_at: datetime | None = None
     memberships: Annotated[list[TeamMembershipRecord], BeforeValidator(_none_to_empty_list)] = (
         Field(default_factory=list)
     )
@@ -281,6 +285,54 @@ class TeamRecord(_Response):
     def member_ids(self) -> set[str]:
         """The user ids of the members (LiteLLM's ``default_user_id`` admin included)."""
         return {m.user_id for m in self.members if m.user_id}
+
+
+TEAM_RECORD_DOC = """A team as ``/team/info`` (``team_info``), ``/team/list`` or ``/team/new``
+returns it: its members and the managed columns (``fields.TEAM_COLUMNS``)."""
+
+if TYPE_CHECKING:
+    TeamRecord = _TeamRecord
+else:
+    TeamRecord = create_model(
+        "TeamRecord",
+        __base__=_TeamRecord,
+        __doc__=TEAM_RECORD_DOC,
+        **_read_columns([c for c in TEAM_COLUMNS if c.litellm not in _TeamRecord.model_fields]),
+    )
+
+
+def _team_columns() -> dict[str, Any]:
+    """The managed team columns (:data:`litellm_operator.fields.TEAM_COLUMNS`) and the metadata,
+    each optional: a field never set is not sent."""
+    columns: dict[str, Any] = {"metadata": (dict[str, Any] | None, None)}
+    columns.update({f.litellm: (_loose(f.type, reading=False) | None, None) for f in TEAM_COLUMNS})
+    return columns
+
+
+_TeamFields: type[_Request] = create_model("_TeamFields", __base__=_Request, **_team_columns())
+
+
+class NewTeamRequest(_TeamFields):
+    """Body of ``/team/new``: send every managed column (LiteLLM's defaults are not ours)."""
+
+    team_id: str
+
+
+class UpdateTeamRequest(_TeamFields):
+    """Body of ``/team/update`` (without ``team_id``, which the client adds).
+
+    LiteLLM 1.108: omitted fields are left alone; ``null`` clears the clearable columns
+    (:data:`~litellm_operator.fields.TEAM_CLEARABLE`), ``[]`` clears ``models`` (all models);
+    ``metadata`` replaces the stored metadata whole. A ``null`` ``blocked`` or ``metadata``
+    would do nothing, so this model rejects it.
+    """
+
+    @model_validator(mode="after")
+    def _reject_ignored_clears(self) -> UpdateTeamRequest:
+        for name in self.model_fields_set - TEAM_CLEARABLE:
+            if getattr(self, name) is None:
+                raise ValueError(f"LiteLLM ignores a null {name!r} on /team/update")
+        return self
 
 
 class _KeyRecord(_Record):

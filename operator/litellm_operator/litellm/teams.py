@@ -1,5 +1,5 @@
-"""LiteLLM's teams and their members: ``/team/info``, ``/team/new``, ``/team/delete`` and the
-``/team/member_*`` calls (:class:`TeamCalls`).
+"""LiteLLM's teams and their members: ``/team/info``, ``/team/list``, ``/team/new``,
+``/team/update``, ``/team/delete`` and the ``/team/member_*`` calls (:class:`TeamCalls`).
 
 LiteLLM quirks these calls account for (verified against a real proxy by ``tests/integration``):
 
@@ -30,9 +30,11 @@ from litellm_operator.litellm.errors import (
     TeamExists,
 )
 from litellm_operator.litellm.models import (
+    NewTeamRequest,
     TeamMember,
     TeamRecord,
     TeamRole,
+    UpdateTeamRequest,
 )
 from litellm_operator.litellm.transport import (
     may_have_been_processed,
@@ -59,6 +61,44 @@ class TeamCalls(Connection):
         return TeamRecord.model_validate(
             {**body["team_info"], "memberships": body.get("team_memberships")}
         )
+
+    async def list_teams(self) -> dict[str, TeamRecord]:
+        """``/team/list``: every team by id, with its columns and members, in one call (the
+        resync's batched read; LiteLLM 1.108 answers the master key with all teams)."""
+        body = await self._call("GET", "/team/list", idempotent=True)
+        rows = body if isinstance(body, list) else (body or {}).get("teams") or []
+        records = (TeamRecord.model_validate(raw) for raw in rows)
+        return {r.team_id: r for r in records}
+
+    async def create_team(self, req: NewTeamRequest) -> TeamRecord:
+        """``/team/new`` with every managed column. Never blindly retried: after an ambiguous
+        failure (timeout, lost response, 5xx) it looks the id up and returns the team if it
+        exists (the caller judges whose it is by its markers), else raises. Raises
+        :class:`TeamExists` if the id is taken."""
+        try:
+            body = await self._call("POST", "/team/new", json=req.to_wire(), idempotent=False)
+        except BadRequest as err:
+            if "already exists" in err.message:
+                raise TeamExists(
+                    err.message, status_code=err.status_code, endpoint=err.endpoint
+                ) from None
+            raise
+        except LiteLLMError as err:
+            if not may_have_been_processed(err):
+                raise
+            existing = await self.get_team(req.team_id)
+            if existing is None:
+                raise
+            log.info("LiteLLM /team/new for %s: response lost, the team exists", req.team_id)
+            return existing
+        return TeamRecord.model_validate(body)
+
+    async def update_team(self, team_id: str, req: UpdateTeamRequest) -> None:
+        """``/team/update`` with what differs. Idempotent in effect (the same values again), so
+        an ambiguous failure is left to the next reconcile, which reads before it writes. A
+        missing team raises :class:`NotFound`."""
+        body = {"team_id": team_id, **req.to_wire()}
+        await self._call("POST", "/team/update", json=body, idempotent=False)
 
     async def new_team(
         self,

@@ -11,6 +11,8 @@ Merge rules (every field records its source: builtin, default, role or override)
   A null list, map or userRole is ignored (there is no "no role").
 - role, override: an omitted or null field falls back to the layer below.
 - lists (models, teams) replace; metadata merges key by key over the layer below.
+- a team named ``<namespace>/<name>`` is the LiteLLMTeam of that name: its LiteLLM id is
+  ``<namespace>.<name>`` (:func:`team_id_of_entry`); any other entry is a LiteLLM team id.
 - roles match by Backstage group ref, case-insensitively; the first match wins. A role with
   `namespaces` matches only users in those namespaces: a group claimed elsewhere is ignored
   (and reported), since a tenant writes its own groups.
@@ -108,6 +110,29 @@ class Resolution(BaseModel):
 def camel(name: str) -> str:
     """The wire (camelCase) name of an effective-settings field."""
     return to_camel(name)
+
+
+# --- teams -------------------------------------------------------------------------------------
+
+REFERENCE_SEPARATOR = "/"
+"""A team entry ``<namespace>/<name>`` names a LiteLLMTeam; any other, a LiteLLM team id (which
+cannot hold a ``/``: the LiteLLMTeam CRD refuses one in spec.teamId)."""
+
+
+def derived_team_id(namespace: str, name: str) -> str:
+    """The LiteLLM id of a LiteLLMTeam without spec.teamId."""
+    return f"{namespace}.{name}"
+
+
+def team_id_of_entry(entry: str) -> str:
+    """The LiteLLM team id a policy's team entry names."""
+    namespace, sep, name = entry.partition(REFERENCE_SEPARATOR)
+    return derived_team_id(namespace, name) if sep else entry
+
+
+def team_ids(entries: Sequence[str]) -> list[str]:
+    """The LiteLLM ids of a team list, in order, each once."""
+    return list(dict.fromkeys(team_id_of_entry(e) for e in entries))
 
 
 # --- groups ------------------------------------------------------------------------------------
@@ -527,6 +552,7 @@ def resolve(
     if problems:
         raise PolicyViolation(problems)
     apply(layers, overrides.accepted, "override")
+    layers.values["teams"] = team_ids(layers.values["teams"])
     notes = list(overrides.notes)
     if ignored:
         notes.append(

@@ -26,6 +26,13 @@ class Metrics:
             namespace=NAMESPACE,
             registry=self.registry,
         )
+        self.team_reconciles = Counter(
+            "team_reconciles",
+            "Reconciles of LiteLLMTeams by result (in_sync, changed, failed).",
+            ["result", "reason"],
+            namespace=NAMESPACE,
+            registry=self.registry,
+        )
         self.reconcile_seconds = Histogram(
             "reconcile_duration_seconds",
             "Wall time of one LiteLLMUser reconcile.",

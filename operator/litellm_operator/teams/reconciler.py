@@ -1,0 +1,319 @@
+"""The LiteLLMTeam reconciler: observe (LiteLLM) → plan (:mod:`teams.plan`) → act.
+
+:meth:`TeamReconciler.reconcile` resolves the team under its policy
+(:func:`~litellm_operator.policies.teams.resolve_team`; a refusal writes nothing), reads the
+team (the resync's shared ``/team/list`` snapshot, :class:`TeamSnapshot`, else ``/team/info``),
+plans, applies, and returns the outcome for the status and the events to post. It never raises
+a LiteLLM error: outages are transient outcomes (retried), rejections stall until something
+changes. :meth:`TeamReconciler.finalize` applies the deletion plan.
+
+Steady state costs no per-team call: the resync reconciles every team from one ``/team/list``
+answer shared for half a resync interval, and a team found in sync is not written. A team the
+operator wrote is dropped from the snapshot, so the next read of it is fresh.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import ValidationError
+
+from litellm_operator.litellm import (
+    AuthError,
+    LiteLLMClient,
+    LiteLLMError,
+    MalformedRequest,
+    NotFound,
+    RateLimited,
+    ServerError,
+    TeamExists,
+    TeamRecord,
+    Unavailable,
+)
+from litellm_operator.models import LiteLLMTeam, ProvisioningPolicy
+from litellm_operator.policies.resolve import PolicyViolation
+from litellm_operator.policies.teams import TeamResolution, resolve_team
+from litellm_operator.reasons import Event, Reason
+from litellm_operator.status import TeamApplied, TeamFailed, TeamOutcome, TeamSynced
+from litellm_operator.teams.plan import (
+    CreateTeam,
+    DeleteTeam,
+    DesiredTeam,
+    ObservedTeam,
+    TeamAction,
+    TeamPlan,
+    UpdateTeam,
+    is_adopted,
+    observed_team,
+    plan_team,
+    plan_team_deletion,
+)
+from litellm_operator.users.plan import Owner, Refuse
+
+
+@dataclass
+class TeamResult:
+    outcome: TeamOutcome
+    events: list[Event] = field(default_factory=list)
+    retry_after: float | None = None
+    created: str | None = None
+    """The id of the team this reconcile created in LiteLLM (its waiting members follow)."""
+
+
+class TeamSnapshot:
+    """One ``/team/list`` answer, shared by the reconciles of a resync for ``max_age`` s."""
+
+    def __init__(self, client: LiteLLMClient, max_age: float) -> None:
+        self._client = client
+        self._max_age = max_age
+        self._teams: dict[str, TeamRecord] | None = None
+        self._taken = 0.0
+        self._lock = asyncio.Lock()
+
+    async def held(self) -> Mapping[str, TeamRecord]:
+        async with self._lock:
+            if self._teams is None or time.monotonic() - self._taken > self._max_age:
+                self._teams = await self._client.list_teams()
+                self._taken = time.monotonic()
+            return self._teams
+
+    def forget(self, team_id: str) -> None:
+        """The operator wrote the team: the snapshot no longer says what LiteLLM holds."""
+        if self._teams is not None:
+            self._teams.pop(team_id, None)
+
+
+class TeamReconciler:
+    def __init__(self, client: LiteLLMClient, snapshot: TeamSnapshot) -> None:
+        self.client = client
+        self.snapshot = snapshot
+
+    async def reconcile(
+        self,
+        body: Mapping[str, Any],
+        policy: ProvisioningPolicy | Mapping[str, Any] | None,
+        policies: Sequence[ProvisioningPolicy | Mapping[str, Any]] = (),
+        siblings: Sequence[Mapping[str, Any]] = (),
+        *,
+        from_snapshot: bool = False,
+    ) -> TeamResult:
+        """Make LiteLLM hold the team's settings; ``from_snapshot``: read it from the shared
+        ``/team/list`` answer (the resync), else with ``/team/info``."""
+        prepared = prepare(body, policy, policies, siblings)
+        if isinstance(prepared, TeamResult):
+            return prepared
+        desired, applied = prepared
+        try:
+            observed = await self.observe(desired.team_id, from_snapshot)
+            plan = plan_team(desired, observed)
+            if plan.refusal is not None:
+                return refused(plan.refusal, applied)
+            wrote = await self.apply(desired.team_id, plan.actions)
+            if wrote:
+                observed = await self.observe(desired.team_id, False)
+        except LiteLLMError as exc:
+            return from_error(exc, applied)
+        except MalformedRequest as exc:
+            message = f"the operator built a request LiteLLM cannot take (a bug): {exc}"
+            return failure(Reason.MALFORMED_REQUEST, message, transient=False, applied=applied)
+        if observed is None:  # deleted behind the operator's back right after the write
+            message = f"LiteLLM team {desired.team_id!r} vanished after it was written"
+            return failure(Reason.UNEXPECTED_RESPONSE, message, transient=True, applied=applied)
+        created = any(isinstance(a, CreateTeam) for a in plan.actions)
+        return TeamResult(
+            synced(applied, observed, wrote, plan),
+            events_for(plan, desired),
+            created=desired.team_id if created else None,
+        )
+
+    async def observe(self, team_id: str, from_snapshot: bool) -> ObservedTeam | None:
+        if from_snapshot:
+            record = (await self.snapshot.held()).get(team_id)
+            if record is not None:
+                return observed_team(record)
+        record = await self.client.get_team(team_id)
+        return observed_team(record) if record is not None else None
+
+    async def apply(self, team_id: str, actions: Sequence[TeamAction]) -> bool:
+        """Apply the plan's writes; whether anything was written."""
+        for action in actions:
+            self.snapshot.forget(team_id)
+            if isinstance(action, CreateTeam):
+                await self.client.create_team(action.request)
+            elif isinstance(action, UpdateTeam):
+                await self.client.update_team(team_id, action.request)
+            elif isinstance(action, DeleteTeam):
+                with contextlib.suppress(NotFound):  # already gone: what Delete wants
+                    await self.client.delete_team(action.team_id)
+        return bool(actions)
+
+    async def finalize(
+        self,
+        body: Mapping[str, Any],
+        policy: ProvisioningPolicy | Mapping[str, Any] | None = None,
+        policies: Sequence[ProvisioningPolicy | Mapping[str, Any]] = (),
+    ) -> list[Event]:
+        """The deletion plan, applied; raises when LiteLLM could not be written (kopf retries).
+
+        ``deletionPolicy: Delete`` holds only while the team is still granted to its namespace
+        (:func:`still_granted`): a team its policy no longer grants there, or that a policy now
+        names for other namespaces' users, is released, never deleted by its tenant."""
+        team = LiteLLMTeam.model_validate(body)
+        status = team.status
+        team_id = status.team_id if status is not None else None
+        if team_id is None:  # never reconciled: nothing of it in LiteLLM
+            return []
+        owner = Owner(team.metadata.namespace or "", team.metadata.name, team.metadata.uid or "")
+        record = await self.client.get_team(team_id)
+        observed = observed_team(record) if record is not None else None
+        requested = team.spec.deletion_policy
+        if not still_granted(body, policy, policies):
+            requested = "Retain"
+        actions = plan_team_deletion(owner, observed, requested)
+        await self.apply(team_id, actions)
+        if any(isinstance(a, DeleteTeam) for a in actions):
+            message = f"LiteLLM team {team_id} deleted, with its memberships"
+            return [Event("Normal", Reason.DELETED, message)]
+        if actions:
+            return [Event("Normal", Reason.RELEASED, f"LiteLLM team {team_id} retained")]
+        return []
+
+
+def prepare(
+    body: Mapping[str, Any],
+    policy: ProvisioningPolicy | Mapping[str, Any] | None,
+    policies: Sequence[ProvisioningPolicy | Mapping[str, Any]],
+    siblings: Sequence[Mapping[str, Any]],
+) -> tuple[DesiredTeam, TeamApplied] | TeamResult:
+    """The desired team, or the result that says why there is none (nothing is written)."""
+    try:
+        team = LiteLLMTeam.model_validate(body)
+    except ValidationError as exc:
+        message = f"invalid spec: {exc.error_count()} error(s)"
+        return failure(Reason.INVALID_SPEC, message, transient=False)
+    if policy is None:
+        message = f"ProvisioningPolicy {team.spec.policy_ref!r} not found"
+        return failure(Reason.POLICY_NOT_FOUND, message, transient=False)
+    if not isinstance(policy, ProvisioningPolicy):
+        message = f"ProvisioningPolicy {team.spec.policy_ref!r} is invalid"
+        return failure(Reason.INVALID_SPEC, message, transient=False)
+    others = [p for p in policies if isinstance(p, ProvisioningPolicy)]
+    pinned = team.status.team_id if team.status is not None else None
+    try:
+        resolution = resolve_team(
+            policy,
+            team,
+            policies=others,
+            siblings=[LiteLLMTeam.model_validate(s) for s in siblings],
+            pinned_team_id=pinned,
+        )
+    except PolicyViolation as exc:
+        problem = exc.problems[0]
+        return failure(problem.reason, str(exc), transient=False)
+    owner = Owner(team.metadata.namespace or "", team.metadata.name, team.metadata.uid or "")
+    return desired_from(resolution, owner), applied_from(resolution)
+
+
+GRANT_REASONS = frozenset(
+    {
+        Reason.POLICY_NOT_FOUND,
+        Reason.POLICY_MISMATCH,
+        Reason.NAMESPACE_NOT_ALLOWED,
+        Reason.TEAM_NOT_ALLOWED,
+        Reason.TEAM_ID_NOT_ALLOWED,
+        Reason.INVALID_SPEC,
+    }
+)
+"""Refusals that say the team is not (or no longer) the namespace's to delete."""
+
+
+def still_granted(
+    body: Mapping[str, Any],
+    policy: ProvisioningPolicy | Mapping[str, Any] | None,
+    policies: Sequence[ProvisioningPolicy | Mapping[str, Any]],
+) -> bool:
+    """Whether the team's policy still grants it to its namespace (its settings aside: a team
+    over a lowered ceiling is still its namespace's)."""
+    prepared = prepare(body, policy, policies, ())
+    if not isinstance(prepared, TeamResult):
+        return True
+    outcome = prepared.outcome
+    return isinstance(outcome, TeamFailed) and outcome.reason not in GRANT_REASONS
+
+
+def desired_from(resolution: TeamResolution, owner: Owner) -> DesiredTeam:
+    return DesiredTeam(
+        team_id=resolution.team_id,
+        owner=owner,
+        settings=resolution.effective,
+        policy_name=resolution.policy_name,
+        policy_generation=resolution.policy_generation,
+        adoption_allowed=resolution.adopt,
+    )
+
+
+def applied_from(resolution: TeamResolution) -> TeamApplied:
+    return TeamApplied(
+        team_id=resolution.team_id,
+        effective=resolution.effective.model_dump(by_alias=True, mode="json"),
+        policy_name=resolution.policy_name,
+        policy_generation=resolution.policy_generation,
+    )
+
+
+def synced(applied: TeamApplied, observed: ObservedTeam, wrote: bool, plan: TeamPlan) -> TeamSynced:
+    return TeamSynced(
+        applied=applied,
+        wrote=wrote,
+        members=observed.members,
+        spend=observed.spend,
+        max_budget=observed.settings.get("max_budget"),
+        adopted=is_adopted(observed) or plan.adopting,
+    )
+
+
+def events_for(plan: TeamPlan, desired: DesiredTeam) -> list[Event]:
+    events: list[Event] = []
+    for action in plan.actions:
+        if isinstance(action, CreateTeam):
+            events.append(Event("Normal", Reason.CREATED, f"LiteLLM team {desired.team_id}"))
+        elif isinstance(action, UpdateTeam) and plan.adopting:
+            events.append(Event("Normal", Reason.ADOPTED, f"LiteLLM team {desired.team_id}"))
+        elif isinstance(action, UpdateTeam):
+            changed = ", ".join(action.changed)
+            events.append(Event("Normal", Reason.UPDATED, f"LiteLLM team: {changed}"))
+    return events
+
+
+def refused(refusal: Refuse, applied: TeamApplied) -> TeamResult:
+    return failure(refusal.reason, refusal.message, transient=False, applied=applied)
+
+
+def failure(
+    reason: str, message: str, *, transient: bool, applied: TeamApplied | None = None
+) -> TeamResult:
+    kind: Literal["Warning"] = "Warning"
+    return TeamResult(
+        TeamFailed(reason, message, transient, applied), events=[Event(kind, reason, message)]
+    )
+
+
+def from_error(exc: LiteLLMError, applied: TeamApplied) -> TeamResult:
+    """Outages are retried, rejections wait for a change (as for users)."""
+    if isinstance(exc, Unavailable | RateLimited | ServerError):
+        result = failure(Reason.UNAVAILABLE, str(exc), transient=True, applied=applied)
+        result.retry_after = exc.retry_after if isinstance(exc, RateLimited) else None
+        return result
+    if isinstance(exc, AuthError):
+        message = f"LiteLLM refused the operator's master key: {exc}"
+        return failure(Reason.UNAUTHORIZED, message, transient=True, applied=applied)
+    if isinstance(exc, TeamExists):  # appeared between the read and the create: read it again
+        message = f"LiteLLM team {applied.team_id!r} appeared while it was being created"
+        return failure(Reason.CONFLICT, message, transient=True, applied=applied)
+    message = f"LiteLLM rejected the request: {exc}"
+    return failure(Reason.REJECTED, message, transient=False, applied=applied)
