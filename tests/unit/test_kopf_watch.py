@@ -155,7 +155,7 @@ async def test_a_listing_is_indexed_whole_then_listed_then_replayed(feed: Any) -
             {"type": None, "object": user("b")},
         ]
         for event in replayed:
-            kopf_watch.release(fed(feed), event["object"]["metadata"]["uid"])
+            kopf_watch.release(fed(feed), event["object"]["metadata"]["uid"], settled=False)
         (watched,) = await take(stream, 1)
         assert watched == {"type": "MODIFIED", "object": user("b", resourceVersion="9")}
         assert list(feed.indices.views["by_name"]["b"]) == ["9"], "indexed before kopf sees it"
@@ -241,7 +241,7 @@ async def test_at_most_the_gate_limit_is_in_kopf_hands(feed: Any) -> None:
         third = asyncio.ensure_future(take(stream, 1))
         await asyncio.sleep(0.05)
         assert not third.done(), "c waits while a and b are in kopf's hands"
-        kopf_watch.release(fed(feed), "uid-a")
+        kopf_watch.release(fed(feed), "uid-a", settled=False)
         assert [e["object"]["metadata"]["name"] for e in await third] == ["c"]
         assert [e["object"]["metadata"]["name"] for e in got[1:]] == ["a", "b"]
         await stream.aclose()
@@ -388,3 +388,117 @@ def test_install_refuses_a_kopf_whose_watch_changed(
     current: Any = watching.continuous_watch
     assert current is continuous_watch
     assert "not indexed" in caplog.text
+
+
+class Open(Source):
+    """A watch that stays open after its events (one that ends is listed again by kopf, and
+    the listing hands over what was waiting)."""
+
+    async def __call__(self, **kwargs: Any) -> AsyncIterator[Any]:
+        async for event in super().__call__(**kwargs):
+            yield event
+        await asyncio.Event().wait()
+
+
+def arrivals_feed(limit: int = 2, stall: float = 30.0) -> kopf_watch.Feed:
+    return kopf_watch.Feed(
+        ObjectIndices({"by_name": by_name}), arrivals=kopf_watch.ReplayGate(limit, stall)
+    )
+
+
+def names(events: list[Any]) -> list[str]:
+    return [f"{e['type']} {e['object']['metadata']['name']}" for e in events]
+
+
+async def test_new_objects_wait_for_room_while_known_ones_pass() -> None:
+    feed = arrivals_feed()
+
+    def event(kind: str, name: str, version: str = "1") -> dict[str, Any]:
+        return {"type": kind, "object": user(name, resourceVersion=version)}
+
+    source = Open(
+        [
+            *listing("old"),
+            watching.Bookmark.LISTED,
+            event("ADDED", "a"),
+            event("ADDED", "b"),
+            event("ADDED", "c"),
+            event("MODIFIED", "c", "2"),
+            event("MODIFIED", "a", "3"),
+            event("MODIFIED", "old", "4"),
+        ]
+    )
+    async for stream in watch_of(source, feed):
+        got = await take(stream, 2)  # LISTED, the listed object
+        kopf_watch.release(fed(feed), "uid-old", settled=False)
+        got = await take(stream, 4)
+        assert names(got) == ["ADDED a", "ADDED b", "MODIFIED a", "MODIFIED old"], (
+            "c waits; the events of objects kopf holds pass it"
+        )
+        assert "c" in feed.indices.views["by_name"], "a waiting object is indexed"
+        later = asyncio.ensure_future(take(stream, 1))
+        await asyncio.sleep(0.05)
+        assert not later.done()
+        kopf_watch.release(fed(feed), "uid-a", settled=False)
+        await asyncio.sleep(0.05)
+        assert not later.done(), "an event processed is not a handler ended"
+        kopf_watch.release(fed(feed), "uid-a", settled=True)
+        (handed,) = await later
+        assert handed == {"type": "MODIFIED", "object": user("c", resourceVersion="2")}, (
+            "handed over as its newest event"
+        )
+        assert feed.seen["team-a"] == {"uid-old", "uid-a", "uid-b", "uid-c"}
+        await stream.aclose()
+    assert source.closed
+    assert feed.seen == {}, "a stream stopped for good forgets what kopf was handed"
+
+
+async def test_a_new_object_deleted_while_waiting_is_only_deleted() -> None:
+    feed = arrivals_feed(limit=1)
+    source = Open(
+        [
+            watching.Bookmark.LISTED,
+            {"type": "ADDED", "object": user("a")},
+            {"type": "ADDED", "object": user("b")},
+            {"type": "DELETED", "object": user("b")},
+            {"type": "DELETED", "object": user("a")},
+        ]
+    )
+    async for stream in watch_of(source, feed):
+        got = await take(stream, 4)
+        assert names(got[1:]) == ["ADDED a", "DELETED b", "DELETED a"]
+        assert feed.seen["team-a"] == set()
+        assert len(feed.indices) == 0
+        await stream.aclose()
+
+
+async def test_a_held_arrival_is_let_go_after_the_stall() -> None:
+    feed = arrivals_feed(limit=1, stall=0.05)
+    source = Open(
+        [
+            watching.Bookmark.LISTED,
+            {"type": "ADDED", "object": user("a")},
+            {"type": "ADDED", "object": user("b")},
+        ]
+    )
+    async for stream in watch_of(source, feed):
+        got = await take(stream, 3)
+        assert names(got[1:]) == ["ADDED a", "ADDED b"]
+        await stream.aclose()
+
+
+async def test_kopf_done_with_a_deletion_frees_its_arrival() -> None:
+    feed = arrivals_feed(limit=5)
+    feed.arrivals.take("uid-a")
+    feed.arrivals.take("uid-b")
+
+    async def process(**_: Any) -> None:
+        return None
+
+    released = kopf_watch.releasing(process)
+    settings = kopf_watch.FedSettings(feeds=fed(feed))
+    await released(raw_event={"type": "MODIFIED", "object": user("a")}, settings=settings)
+    await released(raw_event={"type": "DELETED", "object": user("b")}, settings=settings)
+    assert len(feed.arrivals) == 1
+    settings.release("uid-a")
+    assert len(feed.arrivals) == 0

@@ -35,6 +35,7 @@ Errors are collected and raised together as PolicyViolation.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -107,8 +108,10 @@ class Resolution(BaseModel):
     notes: list[str]
 
 
+@functools.cache
 def camel(name: str) -> str:
-    """The wire (camelCase) name of an effective-settings field."""
+    """The wire (camelCase) name of an effective-settings field (cached: each resolve names
+    every field, and pydantic's conversion was 2 % of a policy edit's CPU)."""
     return to_camel(name)
 
 

@@ -81,9 +81,9 @@ Release = Callable[[str], None]
 
 def with_indices(indices: ObjectIndices, release: Release) -> Callable[..., Handler]:
     """Wraps a handler so it receives the operator's ``indices`` among its kwargs, as kopf gives
-    its own; with ``settles``, the object leaves the listing's replay gate (``release``, see
-    :mod:`litellm_operator.runtime.kopf_watch`) once the handler ends, whatever kopf does with
-    it afterwards (sleep out a retry delay, say)."""
+    its own; with ``settles``, the object leaves the gates of the listing's replay and of new
+    objects (``release``, see :mod:`litellm_operator.runtime.kopf_watch`) once the handler
+    ends, whatever kopf does with it afterwards (sleep out a retry delay, say)."""
 
     def wrap(handler: Handler, settles: bool = False) -> Handler:
         @functools.wraps(handler)

@@ -28,6 +28,16 @@ deleted or no longer matches) drops what it indexed (:func:`watching_stream`). W
 :data:`litellm_operator.runtime.runner.WORKER_IDLE_SECONDS` saved is measured in the README's
 Performance section ("Memory").
 
+**New objects.** ``kubectl apply`` of a thousand users hands kopf a thousand ADDED events
+within seconds, and kopf starts a worker per object, each holding its body, queue, task and
+handler until that user's turn among the reconciles in progress; what that burst allocates
+stays resident too. The watch is read ahead of kopf (:func:`arriving`): events of objects kopf
+has been handed pass at once (the echoes of their handlers' writes among them), while a new
+object is handed over only when fewer than :data:`ARRIVALS_IN_FLIGHT` new ones are in kopf's
+hands (``Feed.arrivals``), each until a handler of its ends or it is deleted; meanwhile it waits
+as its newest event, packed, and is already indexed. A watch that ends drops what waits: kopf
+lists again, and the listing hands it over.
+
 **Superseded events.** kopf queues every event of an object and processes each in turn, though
 its handlers only look at the newest body (they compare it with the last-handled state). While
 a user is created or rolled out, the operator's own status writes come back as events that
@@ -71,6 +81,11 @@ REPLAY_STALL_SECONDS = 30.0
 """If no listed object has left kopf's hands for this long, the oldest is taken as gone (a
 slow handler, say) and the next one is handed over: the gate bounds memory, never progress."""
 
+ARRIVALS_IN_FLIGHT = 100
+"""New objects (a ``kubectl apply`` of a thousand users) in kopf's hands at once, each until a
+handler of its ends: three times the reconciles the operator runs at once, so they never wait
+for the gate, while the rest wait as one packed event each instead of a kopf worker each."""
+
 PACK_LEVEL = 1
 """zlib's fastest level: the listing is held only until it is handed over."""
 
@@ -91,17 +106,29 @@ class ReplayGate:
     def __len__(self) -> int:
         return len(self._out)
 
-    async def admit(self, uid: str) -> None:
-        """Wait until fewer than ``limit`` are out, then count ``uid`` out."""
+    def has_room(self) -> bool:
+        return len(self._out) < self.limit
+
+    def take(self, uid: str) -> None:
+        """Count ``uid`` out (whether or not there was room)."""
+        self._out[uid] = None
+
+    async def room(self) -> None:
+        """Wait until fewer than ``limit`` are out."""
         while len(self._out) >= self.limit:
             self._freed.clear()
             try:
                 await asyncio.wait_for(self._freed.wait(), self.stall)
             except TimeoutError:
-                oldest = next(iter(self._out))
-                log.debug("listed object %s held for %.0f s: not waited for", oldest, self.stall)
-                del self._out[oldest]
-        self._out[uid] = None
+                if len(self._out) >= self.limit:
+                    oldest = next(iter(self._out))
+                    log.debug("object %s held for %.0f s: not waited for", oldest, self.stall)
+                    del self._out[oldest]
+
+    async def admit(self, uid: str) -> None:
+        """Wait until fewer than ``limit`` are out, then count ``uid`` out."""
+        await self.room()
+        self.take(uid)
 
     def release(self, uid: str) -> None:
         """Object ``uid`` left kopf's hands (nothing happens if it was not out)."""
@@ -111,11 +138,15 @@ class ReplayGate:
 
 @dataclass
 class Feed:
-    """The indices a watched kind feeds, the gate its listings are replayed through, and what
-    its streams have done (read by :mod:`litellm_operator.vitals`)."""
+    """The indices a watched kind feeds, the gates its listings and its new objects pass
+    through, and what its streams have done (read by :mod:`litellm_operator.vitals`)."""
 
     indices: ObjectIndices
     gate: ReplayGate = field(default_factory=ReplayGate)
+    arrivals: ReplayGate = field(default_factory=lambda: ReplayGate(ARRIVALS_IN_FLIGHT))
+    """New objects of the watch, in kopf's hands until a handler of theirs ends."""
+    seen: dict[str | None, set[str]] = field(default_factory=dict)
+    """Per stream, the objects kopf has been handed (their events pass at once)."""
     listings: int = 0
     """Complete listings read: one per stream at start, then one per relist."""
     stopped: int = 0
@@ -177,14 +208,17 @@ class FedSettings(kopf.OperatorSettings):
     newest: Newest = field(default_factory=Newest)
 
     def release(self, uid: str) -> None:
-        """Object ``uid`` left kopf's hands: let the next listed object in."""
-        release(self.feeds, uid)
+        """A handler of object ``uid`` ended: let the next listed or new object in."""
+        release(self.feeds, uid, settled=True)
 
 
-def release(feeds: Feeds, uid: str) -> None:
-    """Object ``uid`` left kopf's hands: let the next listed object of ``feeds`` in."""
+def release(feeds: Feeds, uid: str, *, settled: bool) -> None:
+    """Object ``uid`` left kopf's hands: let the next listed object of ``feeds`` in; and the
+    next new one if ``settled`` (a handler of ``uid`` ended, or it is gone)."""
     for feed in feeds.values():
         feed.gate.release(uid)
+        if settled:
+            feed.arrivals.release(uid)
 
 
 def feeds_of(settings: Any) -> Feeds:
@@ -225,6 +259,7 @@ async def fed(events: AsyncIterator[Any], feed: Feed, stream: str | None) -> Asy
     else:
         return  # the listing was cut short: kopf lists again, and nothing was indexed from it
     feed.indices.replace_stream(stream, {uid: entries for uid, (entries, _) in listed.items()})
+    feed.seen[stream] = set(listed)
     feed.listings += 1
     yield watching.Bookmark.LISTED
     while listed:
@@ -232,19 +267,91 @@ async def fed(events: AsyncIterator[Any], feed: Feed, stream: str | None) -> Asy
         _, packed = listed.pop(uid)
         await feed.gate.admit(uid)
         yield {"type": None, "object": unpack(packed)}
-    async for event in passed_on(events, feed, stream):
-        yield event
+    async with contextlib.aclosing(passed_on(events, feed, stream)) as passed:
+        async for event in passed:
+            yield event
 
 
 async def passed_on(
     events: AsyncIterator[Any], feed: Feed | None, stream: str | None
-) -> AsyncIterator[Any]:
-    """``events`` as they come, without ``managedFields``; each indexed first, if fed."""
+) -> AsyncGenerator[Any, None]:
+    """``events`` without ``managedFields``; if fed, each indexed first, and the new objects
+    handed over as :func:`arriving` lets them in."""
+    if feed is not None:
+        async with contextlib.aclosing(arriving(events, feed, stream)) as handed:
+            async for event in handed:
+                yield event
+        return
     async for event in events:
-        strip_managed_fields(event)
-        if feed is not None and isinstance(event, dict):
-            feed.indices.apply(stream, event)
-        yield event
+        yield strip_managed_fields(event)
+
+
+async def arriving(
+    events: AsyncIterator[Any], feed: Feed, stream: str | None
+) -> AsyncGenerator[Any, None]:
+    """Watch events, each indexed as it comes. Those of objects kopf has been handed pass at
+    once (their handlers' own writes come back through here); a new object is handed over
+    when ``feed.arrivals`` has room, and meanwhile waits as its newest event, packed. Read
+    ahead of kopf, so the events kopf waits for never queue behind a waiting object."""
+    waiting: dict[str, bytes] = {}  # uid → its newest event; the first to wait first
+    source = aiter(events)
+    reading: asyncio.Future[Any] = asyncio.ensure_future(anext(source))
+    try:
+        while True:
+            while waiting and feed.arrivals.has_room():
+                uid = next(iter(waiting))
+                handed = unpack(waiting.pop(uid))
+                feed.arrivals.take(uid)
+                feed.seen.setdefault(stream, set()).add(uid)
+                yield handed
+            room = asyncio.ensure_future(feed.arrivals.room()) if waiting else None
+            try:
+                await asyncio.wait(
+                    {reading} if room is None else {reading, room},
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+            finally:
+                if room is not None:
+                    room.cancel()
+            if not reading.done():
+                continue
+            try:
+                event = reading.result()
+            except StopAsyncIteration:
+                return
+            reading = asyncio.ensure_future(anext(source))
+            strip_managed_fields(event)
+            if isinstance(event, dict):
+                feed.indices.apply(stream, event)
+            event = hand_over(event, feed, stream, waiting)
+            if event is not None:
+                yield event
+    finally:
+        reading.cancel()
+        with contextlib.suppress(BaseException):
+            await reading
+
+
+def hand_over(event: Any, feed: Feed, stream: str | None, waiting: dict[str, bytes]) -> Any | None:
+    """``event`` if kopf is to see it now; ``None`` when its object, new to kopf, waits for
+    room among the arrivals (``waiting`` then holds it, in its place in line)."""
+    body = event.get("object") if isinstance(event, dict) else None
+    uid = uid_of(body) if isinstance(body, dict) else None
+    if uid is None:
+        return event
+    seen = feed.seen.setdefault(stream, set())
+    if event.get("type") == "DELETED":
+        seen.discard(uid)
+        waiting.pop(uid, None)  # never handed over: only the deletion is (the event handlers)
+        return event
+    if uid in seen:
+        return event
+    if uid not in waiting and feed.arrivals.has_room():
+        feed.arrivals.take(uid)
+        seen.add(uid)
+        return event
+    waiting[uid] = pack(event, PACK_LEVEL)
+    return None
 
 
 @contextlib.contextmanager
@@ -269,6 +376,7 @@ def watching_stream(feed: Feed | None, stream: str | None) -> Iterator[None]:
             feed.watchers[stream] = left
         elif stopped:
             feed.indices.replace_stream(stream, {})
+            feed.seen.pop(stream, None)
             feed.stopped += 1
 
 
@@ -320,7 +428,8 @@ def releasing(process: Process) -> Process:
             body = raw_event.get("object") if isinstance(raw_event, dict) else None
             uid = uid_of(body) if isinstance(body, dict) else None
             if uid is not None:
-                release(feeds_of(kwargs.get("settings")), uid)
+                gone = raw_event.get("type") == "DELETED"
+                release(feeds_of(kwargs.get("settings")), uid, settled=gone)
 
     process_resource_event.__wrapped__ = process  # type: ignore[attr-defined]
     return process_resource_event
