@@ -49,6 +49,7 @@ from litellm_operator.users.plan import (
     Ownership,
     Refuse,
     named_for,
+    ownership_of,
     parse_key_list,
     without_markers,
 )
@@ -141,17 +142,6 @@ class TeamPlan:
     @property
     def adopting(self) -> bool:
         return self.ownership == "unmanaged" and self.refusal is None
-
-
-def ownership_of(observed: ObservedTeam | None, owner: Owner) -> Ownership:
-    """Who owns an observed team, judged by the markers in its metadata."""
-    if observed is None:
-        return "absent"
-    if observed.metadata.get(MANAGED_BY) != MANAGER:
-        return "unmanaged"
-    if observed.metadata.get(OWNER_UID) == owner.uid:
-        return "ours"
-    return "other-resource"
 
 
 def is_adopted(observed: ObservedTeam) -> bool:

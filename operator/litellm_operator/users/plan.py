@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from litellm_operator.fields import (
     BY_NAME,
@@ -284,8 +284,15 @@ class Plan:
         return self.ownership == "unmanaged" and self.refusal is None
 
 
-def ownership_of(observed: ObservedUser | None, owner: Owner) -> Ownership:
-    """Who owns an observed LiteLLM user, judged by the markers in its metadata."""
+class Marked(Protocol):
+    """A LiteLLM object whose ``metadata`` carries the operator's markers (a user, a team)."""
+
+    @property
+    def metadata(self) -> Mapping[str, Any]: ...
+
+
+def ownership_of(observed: Marked | None, owner: Owner) -> Ownership:
+    """Who owns an observed LiteLLM user or team, judged by the markers in its metadata."""
     if observed is None:
         return "absent"
     if observed.metadata.get(MANAGED_BY) != MANAGER:
