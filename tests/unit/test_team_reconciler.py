@@ -62,7 +62,7 @@ def test_nothing_to_write(body: dict[str, Any], policy: Any, reason: Reason) -> 
 def test_prepared_team() -> None:
     prepared = prepare(team(alias="Crew"), POLICY, [POLICY], [])
     assert not isinstance(prepared, TeamResult)
-    desired, applied = prepared
+    desired, applied = prepared.desired, prepared.applied
     assert desired.team_id == applied.team_id == "team-a.crew"
     assert (desired.owner.uid, applied.policy_generation) == ("u-1", 2)
     assert applied.effective["alias"] == "Crew"
