@@ -273,9 +273,6 @@ async def test_a_fault_at_a_team_key_write_converges_exactly_once(
         eventually(lambda: rule.hits >= 1, timeout=30, what=f"the fault {rule.action} hit")
         value = working_key(team_world, litellm_env, f"{name}-app", (None,))
     team_world.ready(name)
-    print(
-        f"\nFAULT {rule.action} {rule.path} ({step}): settled in {time.monotonic() - started:.1f}s"
-    )
     if step != "issue":
         assert value == first, "the same key: a fault never re-issues it"
     if step == "update":
@@ -296,6 +293,8 @@ async def test_a_fault_at_a_team_key_write_converges_exactly_once(
         eventually(
             lambda: key_in_secret(team_world, f"{name}-old") is None, timeout=30, what="Secret gone"
         )
+    seconds = time.monotonic() - started
+    print(f"\nFAULT {rule.action} {rule.path} ({step}): team keys settled in {seconds:.1f}s")
     team_world.delete(name)
     assert not works(litellm_env.url, value)
     assert await team_world.litellm.list_team_keys(f"{team_world.namespace}.{name}") == []
