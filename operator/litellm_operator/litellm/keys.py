@@ -151,7 +151,9 @@ class KeyCalls(Connection):
             raise NotFound(f"User {user_id} not found", status_code=404, endpoint="/user/info")
         return [KeyRecord.model_validate(raw) for raw in body.get("keys") or []]
 
-    async def list_team_keys(self, team_id: str) -> list[KeyRecord]:
+    async def list_team_keys(
+        self, team_id: str, *, page_size: int = KEY_PAGE_SIZE
+    ) -> list[KeyRecord]:
         """The keys bound to the team (``/key/list?team_id=``, every page). An unknown team has
         none (LiteLLM answers an empty list)."""
         records: list[KeyRecord] = []
@@ -160,7 +162,7 @@ class KeyCalls(Connection):
             params = {
                 "team_id": team_id,
                 "return_full_object": "true",
-                "size": str(KEY_PAGE_SIZE),
+                "size": str(page_size),
                 "page": str(page),
             }
             body = await self._call("GET", "/key/list", params=params, idempotent=True)
