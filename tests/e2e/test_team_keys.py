@@ -4,6 +4,7 @@ once revoked) and with the master key (the key is the team's: ``team_id`` set, n
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -14,6 +15,7 @@ from devenv.litellm import LiteLLMEndpoint
 from litellm_operator.keys.plan import ROTATE_ANNOTATION
 from litellm_operator.litellm import LiteLLMClient
 from litellm_operator.models import GROUP, TEAM_PLURAL, VERSION
+from tests.e2e.conftest import RESYNC_SECONDS
 from tests.e2e.operator_harness import Cluster, OperatorProcess, eventually
 from tests.e2e.test_keys import SECRET_DATA, Keys, until
 from tests.e2e.test_teams import Teams
@@ -247,3 +249,27 @@ async def test_a_user_and_a_team_of_one_name_have_their_own_keys(
     assert scene.works(users_key), "the user's key is not the team's"
     scene.cluster.delete_user(scene.namespace, name)
     scene.until_revoked(users_key)
+
+
+async def test_team_keys_in_steady_state_cost_reads_only(
+    team_keys: TeamKeys, ident: Callable[[str], str]
+) -> None:
+    """Two resyncs of a Ready team with keys: no key write, one ``/key/list`` per resync."""
+    scene, teams = team_keys, team_keys.teams
+    name = ident("calm")
+    teams.create(name, keys=[{"name": "a"}, {"name": "b", "maxBudget": 1}])
+    value = scene.wait_value(f"{name}-a")
+    scene.wait_value(f"{name}-b")
+    teams.ready(name)
+    await asyncio.sleep(1)  # the reconcile that issued them has published its status
+    writes = ("/key/generate", "/key/update", "/key/delete", "/key/unblock")
+    before, lists = teams.calls(*writes), teams.calls("/key/list")
+    await asyncio.sleep(2 * RESYNC_SECONDS + 1)
+    listed = teams.calls("/key/list") - lists
+    print(
+        f"\n2 resyncs of a team with 2 keys: {teams.calls(*writes) - before:g} key writes, "
+        f"{listed:g} /key/list (every team of the session's operator)"
+    )
+    assert teams.calls(*writes) == before
+    assert scene.works(value)
+    teams.delete(name)
