@@ -19,6 +19,8 @@ import pytest
 from kubernetes.client import ApiException, V1ObjectMeta, V1Secret
 
 from devenv.litellm import LiteLLMEndpoint
+from litellm_operator.fields import MANAGER
+from litellm_operator.keys.owner import KEY_LABEL, MANAGED_BY_LABEL, TEAM_LABEL
 from litellm_operator.keys.plan import ROTATE_ANNOTATION
 from litellm_operator.models import API_VERSION
 from tests.e2e import test_tenancy_teams as tenancy
@@ -123,9 +125,11 @@ async def test_a_team_key_is_for_inference_on_the_team_s_models_only(
 async def test_a_team_key_never_takes_another_object_s_secret(
     tenant: TeamTenant, admin: Admin, litellm_env: LiteLLMEndpoint
 ) -> None:
-    """The Secret of a LiteLLMUser's key, and a Secret of the tenant's own app, named as a team
-    key's secretName: Conflict; neither Secret changes, the user's key keeps working, no team
-    key is minted."""
+    """The Secret of a LiteLLMUser's key, a Secret of the tenant's own app, and one the tenant
+    labelled as the team's (labels are the tenant's to write; a key Secret is the operator's
+    only when its controller ownerReference is the LiteLLMTeam), named as a team key's
+    secretName: Conflict; no Secret changes or goes with the team, the user's key keeps
+    working, no team key is minted."""
     policy = admin.policy(defaults={"models": [MODEL]})
     user = f"u-{uuid.uuid4().hex[:6]}"
     admin.cluster.create_user(
@@ -137,8 +141,19 @@ async def test_a_team_key_never_takes_another_object_s_secret(
     admin.cluster.core.create_namespaced_secret(
         tenant.namespace, V1Secret(metadata=V1ObjectMeta(name="app-config"), data=app)
     )
+    labels = {MANAGED_BY_LABEL: MANAGER, TEAM_LABEL: "plant", KEY_LABEL: "k"}
+    planted = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "planted", "labels": labels},
+        "stringData": {"api_key": "sk-planted"},
+    }
+    ns = f"--namespace={tenant.namespace}"
+    tenant.kube.kubectl("apply", ns, "-f", "-", input=json.dumps(planted))
+    plant = secret_data(admin, tenant.namespace, "planted")
+    cases = (("steal", f"{user}-a"), ("clobber", "app-config"), ("plant", "planted"))
 
-    for name, secret in (("steal", f"{user}-a"), ("clobber", "app-config")):
+    for name, secret in cases:
         tenant.apply(name, {"policyRef": policy, "keys": [{"name": "k", "secretName": secret}]})
         message = condition_of(tenant.reason(name, "Conflict"))["message"]
         assert secret in message
@@ -146,10 +161,12 @@ async def test_a_team_key_never_takes_another_object_s_secret(
     assert held_for(RESYNC_SECONDS, lambda: works(litellm_env.url, users_key))
     assert secret_data(admin, tenant.namespace, f"{user}-a") == users_secret
     assert secret_data(admin, tenant.namespace, "app-config") == app
-    for name in ("steal", "clobber"):
+    assert secret_data(admin, tenant.namespace, "planted") == plant
+    for name, _ in cases:
         tenant.delete(name)
     assert secret_data(admin, tenant.namespace, f"{user}-a") == users_secret
     assert secret_data(admin, tenant.namespace, "app-config") == app
+    assert secret_data(admin, tenant.namespace, "planted") == plant
     admin.cluster.delete_user(tenant.namespace, user)
 
 
