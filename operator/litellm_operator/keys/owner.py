@@ -18,8 +18,13 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from litellm_operator.fields import KEY_FIELDS, MANAGER, Bound
-from litellm_operator.models import API_VERSION, TEAM_KIND, USER_KIND, EffectiveSettings
-from litellm_operator.models import TeamSettings as TeamSettingsModel
+from litellm_operator.models import (
+    API_VERSION,
+    TEAM_KIND,
+    USER_KIND,
+    EffectiveSettings,
+    TeamSettings,
+)
 
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 USER_LABEL = "litellm.platform.dev/user"
@@ -110,7 +115,7 @@ class KeyBounds:
     budget_duration: str | None = None
 
 
-def bounds_of(settings: EffectiveSettings | TeamSettingsModel) -> KeyBounds:
+def bounds_of(settings: EffectiveSettings | TeamSettings) -> KeyBounds:
     """The bounds of a user's or a team's effective settings (a setting the kind does not have,
     such as a team's ``max_parallel_requests``, bounds nothing)."""
     limits = {name: getattr(settings, name, None) for name in LIMITS_UP_TO_THE_OWNER}
