@@ -32,7 +32,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from litellm_operator.fields import BY_WIRE, Bound
-from litellm_operator.keys.plan import DesiredKey, KeyRefusal, describe, keys_of
+from litellm_operator.keys.plan import DesiredKey, KeyRefusal, describe, keys_of, team_keys_of
 from litellm_operator.models import (
     API_VERSION,
     POLICY_KIND,
@@ -342,6 +342,7 @@ class ExplainedTeam:
     team: LiteLLMTeam
     resolution: TeamResolution
     members: tuple[str, ...]
+    keys: tuple[DesiredKey, ...] = ()
 
 
 def explain_teams(
@@ -367,12 +368,16 @@ def explain_teams(
                 for p in violation.problems
             )
             continue
+        keys = team_keys_of(team, policies[ref][1], resolution.effective)
+        if isinstance(keys, KeyRefusal):
+            problems.append(InputProblem(location, "spec.keys", f"{keys.message} [{keys.reason}]"))
+            continue
         members = tuple(
             u.resolution.user_id
             for u in users
             if resolution.team_id in u.resolution.effective.teams
         )
-        results.append(ExplainedTeam(team, resolution, members))
+        results.append(ExplainedTeam(team, resolution, members, keys))
     if problems:
         raise InputError(problems)
     return results
@@ -388,6 +393,7 @@ def team_record(result: ExplainedTeam) -> dict[str, Any]:
         "effective": resolution.effective.model_dump(by_alias=True, mode="json"),
         "sources": dict(resolution.sources),
         "members": list(result.members),
+        "keys": [describe(key) for key in result.keys],
     }
 
 
@@ -407,6 +413,7 @@ def format_teams(results: list[ExplainedTeam], output: str) -> str:
         width = max(map(len, shown))
         for key, text in shown.items():
             lines.append(f"  {key:<{width}}  {text}  {record['sources'][key]}".rstrip())
+        lines.extend(f"  key {key['name']}: {key_summary(key)}" for key in record["keys"])
         lines.append(f"  members: {', '.join(record['members']) or 'none of the given users'}")
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks) + "\n" if blocks else "no teams\n"

@@ -20,6 +20,7 @@ from typing import Any
 
 import kopf
 
+from litellm_operator.keys.due import Requeues
 from litellm_operator.models import GROUP, POLICY_PLURAL, TEAM_PLURAL, VERSION
 from litellm_operator.policies.validated import PolicyModels
 from litellm_operator.reasons import Reason
@@ -79,6 +80,15 @@ class TeamHandlers:
         self.nudged: dict[tuple[str, str], int | None] = {}
         """The policy generation each team was last nudged for (once per generation)."""
         self.policies = PolicyModels()
+        self.due = Requeues(nudge)
+        self.known: set[tuple[str, str]] = set()
+        """The teams this operator reconciles (the key Secrets' watch nudges only these)."""
+
+    def knows(self, team: tuple[str, str]) -> bool:
+        return team in self.known
+
+    async def stop(self, **_: Any) -> None:
+        await self.due.close()
 
     async def changed(self, *, body: kopf.Body, patch: kopf.Patch, retry: int, **kw: Any) -> None:
         retry_later(await self.reconcile(body, patch, retry, kw, from_snapshot=False))
@@ -104,6 +114,8 @@ class TeamHandlers:
                 await self.nudge(*key, f"policy {name} generation {generation}")
 
     async def deleted(self, *, body: kopf.Body, retry: int, **kw: Any) -> None:
+        meta = body.get("metadata") or {}
+        self.known.discard((str(meta.get("namespace")), str(meta.get("name"))))
         policy_bodies: kopf.Index[str, Any] = kw["policy_bodies"]
         policy = first(policy_bodies.get(policy_ref_of(body.get("spec") or {})))
         every = [self.policies.of(first(store)) for store in policy_bodies.values()]
@@ -147,6 +159,11 @@ class TeamHandlers:
         if policy_body is not None:
             generation = (policy_body.get("metadata") or {}).get("generation")
         self.publish(body, patch, result, (ref, generation) if policy_body else None)
+        meta = body.get("metadata") or {}
+        key = (str(meta.get("namespace")), str(meta.get("name")))
+        self.known.add(key)
+        if result.requeue_after is not None:
+            self.due.requeue(*key, result.requeue_after)
         if result.created is not None:
             await self.created(result.created)
         outcome = result.outcome
@@ -189,6 +206,7 @@ class TeamHandlers:
         kopf.on.resume(*TEAMS, registry=registry, id="resume", backoff=backoff)(self.resync)
         kopf.on.delete(*TEAMS, registry=registry, id="finalize", backoff=backoff)(self.deleted)
         kopf.on.event(*POLICIES, registry=registry, id="teams-follow-policy")(self.policy_event)
+        kopf.on.cleanup(registry=registry, id="team-keys-due")(self.stop)
         kopf.timer(
             *TEAMS,
             registry=registry,
