@@ -27,7 +27,7 @@ from litellm_operator.runtime.indices import ObjectIndices
 from litellm_operator.runtime.metrics import Metrics
 from litellm_operator.status import awaits_team
 from litellm_operator.teams.handlers import TeamHandlers
-from litellm_operator.teams.reconciler import TeamReconciler, TeamSnapshot
+from litellm_operator.teams.reconciler import TeamReconciler
 from litellm_operator.users import context
 from litellm_operator.users.following import PolicyFollowers
 from litellm_operator.users.handlers import UserHandlers
@@ -82,8 +82,7 @@ async def started(base: Base) -> AsyncIterator[tuple[Kind, ...]]:
                         await base.kube.nudge(namespace, name, f"team {team_id} created")
 
         resync = base.config.resync_seconds
-        snapshot = TeamSnapshot(base.client, max_age=resync * context.SNAPSHOT_MAX_AGE_FRACTION)
-        reconciler = TeamReconciler(base.client, snapshot)
+        reconciler = TeamReconciler(base.client, users.teams)
 
         teams = TeamHandlers(reconciler, base.metrics, resync, team_created, base.kube.nudge_team)
 

@@ -75,6 +75,7 @@ OWNED_KEYS = (
     "maxBudget",
     "budgetResetAt",
     "managedTeams",
+    "teamBudgets",
     "blockedKeys",
     "keys",
     "adopted",
@@ -112,6 +113,8 @@ class Synced:
     notes: Sequence[str] = field(default_factory=tuple)
     keys: Sequence[Mapping[str, Any]] | None = None
     """``status.keys`` when the user has (or had) keys; ``None`` keeps the previous value."""
+    team_budgets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """``status.teamBudgets``: per team, the member budget applied and where it comes from."""
 
 
 @dataclass(frozen=True)
@@ -205,6 +208,7 @@ def synced_fields(outcome: Synced, previous: Mapping[str, Any], now: str) -> dic
         "maxBudget": outcome.max_budget,
         "budgetResetAt": outcome.budget_reset_at,
         "managedTeams": sorted(outcome.managed_teams),
+        "teamBudgets": dict(outcome.team_budgets) or None,
         "blockedKeys": sorted(outcome.blocked_keys),
         "adopted": outcome.adopted,
         "keys": list(outcome.keys) if outcome.keys is not None else previous.get("keys"),

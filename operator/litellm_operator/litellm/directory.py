@@ -1,7 +1,10 @@
-"""The snapshot of every LiteLLM user: one paged ``/user/list``, shared and kept packed.
+"""The snapshots of every LiteLLM user (one paged ``/user/list``, shared and kept packed) and of
+every LiteLLM team (one ``/team/list``, shared).
 
 :class:`Directory` is what a resume and a resync read instead of one ``/user/info`` per user;
-:class:`PackedUsers` keeps the snapshot's records compressed until one is read.
+:class:`PackedUsers` keeps the snapshot's records compressed until one is read;
+:class:`TeamSnapshot` is what the teams' resync, and the users' reconciles and resync, read of
+teams (settings, members, member budgets) instead of one ``/team/info`` per team.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import zlib
 from collections.abc import Iterator, Mapping
 
 from litellm_operator.litellm.client import LiteLLMClient
-from litellm_operator.litellm.models import LiteLLMUserRecord
+from litellm_operator.litellm.models import LiteLLMUserRecord, TeamRecord
 
 log = logging.getLogger(__name__)
 
@@ -120,3 +123,40 @@ class Directory:
         if self._prefetching is not None:
             self._prefetching.cancel()
             await asyncio.gather(self._prefetching, return_exceptions=True)
+
+
+class TeamSnapshot:
+    """One ``/team/list`` answer, shared for ``max_age`` s.
+
+    A team the operator wrote is forgotten (:meth:`forget`): callers then read it with
+    ``/team/info``. A refresh in flight while a team is written would bring its old state back,
+    so a team forgotten during a refresh is left out of what that refresh stores.
+    """
+
+    def __init__(self, client: LiteLLMClient, max_age: float) -> None:
+        self._client = client
+        self._max_age = max_age
+        self._teams: dict[str, TeamRecord] | None = None
+        self._taken = 0.0
+        self._lock = asyncio.Lock()
+        self._written_meanwhile: set[str] | None = None
+
+    async def held(self) -> Mapping[str, TeamRecord]:
+        async with self._lock:
+            if self._teams is None or time.monotonic() - self._taken > self._max_age:
+                self._written_meanwhile = set()
+                try:
+                    teams = await self._client.list_teams()
+                    for team_id in self._written_meanwhile:
+                        teams.pop(team_id, None)
+                finally:
+                    self._written_meanwhile = None
+                self._teams, self._taken = teams, time.monotonic()
+            return self._teams
+
+    def forget(self, team_id: str) -> None:
+        """The operator wrote the team: the snapshot no longer says what LiteLLM holds."""
+        if self._teams is not None:
+            self._teams.pop(team_id, None)
+        if self._written_meanwhile is not None:
+            self._written_meanwhile.add(team_id)

@@ -14,9 +14,7 @@ operator wrote is dropped from the snapshot, so the next read of it is fresh.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -32,7 +30,7 @@ from litellm_operator.litellm import (
     RateLimited,
     ServerError,
     TeamExists,
-    TeamRecord,
+    TeamSnapshot,
     Unavailable,
 )
 from litellm_operator.models import LiteLLMTeam, ProvisioningPolicy
@@ -63,29 +61,6 @@ class TeamResult:
     retry_after: float | None = None
     created: str | None = None
     """The id of the team this reconcile created in LiteLLM (its waiting members follow)."""
-
-
-class TeamSnapshot:
-    """One ``/team/list`` answer, shared by the reconciles of a resync for ``max_age`` s."""
-
-    def __init__(self, client: LiteLLMClient, max_age: float) -> None:
-        self._client = client
-        self._max_age = max_age
-        self._teams: dict[str, TeamRecord] | None = None
-        self._taken = 0.0
-        self._lock = asyncio.Lock()
-
-    async def held(self) -> Mapping[str, TeamRecord]:
-        async with self._lock:
-            if self._teams is None or time.monotonic() - self._taken > self._max_age:
-                self._teams = await self._client.list_teams()
-                self._taken = time.monotonic()
-            return self._teams
-
-    def forget(self, team_id: str) -> None:
-        """The operator wrote the team: the snapshot no longer says what LiteLLM holds."""
-        if self._teams is not None:
-            self._teams.pop(team_id, None)
 
 
 class TeamReconciler:

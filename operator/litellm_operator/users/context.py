@@ -8,7 +8,13 @@ from dataclasses import dataclass, field
 
 from litellm_operator.keys.reconciler import KeyReconciler
 from litellm_operator.kube import Kube
-from litellm_operator.litellm import Directory, LiteLLMClient, UserReads, UserWrites
+from litellm_operator.litellm import (
+    Directory,
+    LiteLLMClient,
+    TeamSnapshot,
+    UserReads,
+    UserWrites,
+)
 from litellm_operator.policies.validated import PolicyModels
 from litellm_operator.runtime.config import OperatorConfig
 from litellm_operator.runtime.indices import ObjectIndices
@@ -27,6 +33,8 @@ class Runtime:
     kube: Kube
     metrics: Metrics
     directory: Directory
+    teams: TeamSnapshot
+    """The shared ``/team/list`` snapshot: the teams' resync and the users' member budgets."""
     reads: UserReads | None = None
     """The batched reads the reconciler uses, so a policy edit can prefetch its users."""
     policies: PolicyModels = field(default_factory=PolicyModels)
@@ -45,6 +53,7 @@ async def started(
     config: OperatorConfig, client: LiteLLMClient, kube: Kube, metrics: Metrics
 ) -> AsyncIterator[Runtime]:
     """The users' services over ``client``, for as long as the block runs."""
+    teams = TeamSnapshot(client, max_age=config.resync_seconds * SNAPSHOT_MAX_AGE_FRACTION)
     async with UserReads(client) as reads, UserWrites(client) as writes:
         yield Runtime(
             config=config,
@@ -55,9 +64,11 @@ async def started(
                 reads.get,
                 max_in_progress=RECONCILES_PER_LITELLM_SLOT * config.concurrency,
                 update_user=writes.update,
+                teams=teams,
             ),
             kube=kube,
             metrics=metrics,
             directory=Directory(client, config.resync_seconds * SNAPSHOT_MAX_AGE_FRACTION),
+            teams=teams,
             reads=reads,
         )
