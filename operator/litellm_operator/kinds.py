@@ -22,10 +22,10 @@ from litellm_operator.models import GROUP, USER_PLURAL
 from litellm_operator.policies.handlers import PolicyHandlers
 from litellm_operator.policies.rollouts import Members, Rollouts
 from litellm_operator.runtime.config import OperatorConfig
-from litellm_operator.runtime.handling import Release
+from litellm_operator.runtime.handling import Release, now_iso
 from litellm_operator.runtime.indices import ObjectIndices
 from litellm_operator.runtime.metrics import Metrics
-from litellm_operator.status import awaits_team
+from litellm_operator.status import awaits_team, team_budget_changed_status
 from litellm_operator.teams.handlers import TeamHandlers
 from litellm_operator.teams.reconciler import TeamReconciler
 from litellm_operator.users import context
@@ -81,11 +81,30 @@ async def started(base: Base) -> AsyncIterator[tuple[Kind, ...]]:
                     if indexed.state.ready != "True" and awaits_team(indexed.body(), team_id):
                         await base.kube.nudge(namespace, name, f"team {team_id} created")
 
+        async def member_budget_changed(team_id: str) -> None:
+            """The team's members whose budget is the team's turn non-Ready at once (one status
+            write each); the event of that write reconciles each one, as a policy's change does
+            (:meth:`~litellm_operator.users.handlers.UserHandlers.follow_policy`)."""
+            now = now_iso()
+            for (namespace, name), store in list(members.bodies.items()):
+                for indexed in store:
+                    changes = team_budget_changed_status(indexed.body(), team_id, now)
+                    if changes is not None:
+                        await base.kube.patch_user_status(namespace, name, changes)
+
         resync = base.config.resync_seconds
         reconciler = TeamReconciler(base.client, users.teams)
 
-        teams = TeamHandlers(reconciler, base.metrics, resync, team_created, base.kube.nudge_team)
+        teams = TeamHandlers(
+            reconciler,
+            base.metrics,
+            resync,
+            team_created,
+            base.kube.nudge_team,
+            member_budget_changed,
+        )
 
+        users.memberships_changed = teams.members_changed
         yield (
             Kind("LiteLLMUser", user_handlers.register, {(GROUP, USER_PLURAL): users.users}),
             Kind("LiteLLMTeam", teams.register),

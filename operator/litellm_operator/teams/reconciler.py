@@ -39,6 +39,7 @@ from litellm_operator.policies.teams import TeamResolution, resolve_team
 from litellm_operator.reasons import Event, Reason
 from litellm_operator.status import TeamApplied, TeamFailed, TeamOutcome, TeamSynced
 from litellm_operator.teams.plan import (
+    MEMBER_DEFAULT,
     CreateTeam,
     DeleteTeam,
     DesiredTeam,
@@ -61,6 +62,8 @@ class TeamResult:
     retry_after: float | None = None
     created: str | None = None
     """The id of the team this reconcile created in LiteLLM (its waiting members follow)."""
+    member_budget_changed: str | None = None
+    """The id of the team whose ``memberBudget`` this reconcile wrote (its members follow)."""
 
 
 class TeamReconciler:
@@ -100,10 +103,14 @@ class TeamReconciler:
             message = f"LiteLLM team {desired.team_id!r} vanished after it was written"
             return failure(Reason.UNEXPECTED_RESPONSE, message, transient=True, applied=applied)
         created = any(isinstance(a, CreateTeam) for a in plan.actions)
+        budget = any(
+            isinstance(a, UpdateTeam) and MEMBER_DEFAULT.wire in a.changed for a in plan.actions
+        )
         return TeamResult(
             synced(applied, observed, wrote, plan),
             events_for(plan, desired),
             created=desired.team_id if created else None,
+            member_budget_changed=desired.team_id if budget else None,
         )
 
     async def observe(self, team_id: str, from_snapshot: bool) -> ObservedTeam | None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from litellm_operator.keys.reconciler import KeyReconciler
@@ -37,6 +37,9 @@ class Runtime:
     """The shared ``/team/list`` snapshot: the teams' resync and the users' member budgets."""
     reads: UserReads | None = None
     """The batched reads the reconciler uses, so a policy edit can prefetch its users."""
+    memberships_changed: Callable[[Sequence[str]], Awaitable[None]] | None = None
+    """Told the teams a reconcile added users to or removed users from (their LiteLLMTeams
+    recount their members), once the teams' kind is built."""
     policies: PolicyModels = field(default_factory=PolicyModels)
     users: ObjectIndices = field(default_factory=user_indices)
     """The LiteLLMUser indices, fed by the watch stream (see :data:`USER_INDICES`)."""

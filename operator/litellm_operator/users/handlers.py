@@ -178,6 +178,8 @@ class UserHandlers:
         )
         runtime.metrics.reconcile_seconds.observe(time.monotonic() - started)
         publish(body, patch, result, runtime.metrics, used, announce=announce)
+        if result.teams_joined_or_left and runtime.memberships_changed is not None:
+            await runtime.memberships_changed(result.teams_joined_or_left)
         if result.requeue_after is not None:
             meta = body.metadata
             self.requeue(meta.namespace or "", meta.name or "", result.requeue_after)

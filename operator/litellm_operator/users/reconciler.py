@@ -126,6 +126,8 @@ class Result:
     """Set for transient failures: when to try again (LiteLLM's Retry-After when it sent one)."""
     requeue_after: float | None = None
     """Set when a key is due (rotation, end of a grace period): reconcile again then."""
+    teams_joined_or_left: tuple[str, ...] = ()
+    """The teams this reconcile added the user to or removed it from (their counts changed)."""
 
 
 RecordProgress = Callable[[str, Sequence[str], bool], Awaitable[None]]
@@ -363,6 +365,7 @@ class Reconciler:
         return Result(
             outcome,
             events=events_for(plan, progress, desired),
+            teams_joined_or_left=joined_or_left(progress.changed),
         )
 
     async def observe(self, desired: Desired) -> ObservedUser | None:
@@ -770,6 +773,11 @@ def observed_from(
         keys=keys,
         email_in_use=email_in_use,
     )
+
+
+def joined_or_left(changed: Sequence[str]) -> tuple[str, ...]:
+    """The teams whose membership changed, from the applier's ``team:<id>`` entries."""
+    return tuple(sorted({c.removeprefix("team:") for c in changed if c.startswith("team:")}))
 
 
 def membership_in(team: TeamRecord, user_id: str) -> TeamMembership:
