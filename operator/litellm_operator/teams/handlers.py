@@ -114,6 +114,7 @@ class TeamHandlers:
         owner = self.owners.get(team_id)
         if owner is None:
             return
+        log.info("LiteLLMTeam %s/%s: members joined or left; recounting", *owner)
         try:
             await self.nudge(*owner, f"members of {team_id} changed")
         except Exception as exc:  # the next resync recounts it
