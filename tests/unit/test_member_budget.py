@@ -8,12 +8,12 @@ from typing import Any
 import pytest
 
 from litellm_operator.fields import MANAGED_BY, MANAGER
+from litellm_operator.policies.teams import MemberBudget
 from litellm_operator.reasons import Reason
 from litellm_operator.status import POLICY_PENDING, team_budget_changed_status
 from litellm_operator.users.plan import (
     MEMBER_BUDGET,
     AddToTeam,
-    MemberBudget,
     TeamMembership,
     UpdateTeamMembership,
     member_budget_marker,

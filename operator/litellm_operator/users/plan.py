@@ -46,6 +46,7 @@ from litellm_operator.fields import (
 )
 from litellm_operator.litellm.models import NewUserRequest, UpdateUserRequest, build
 from litellm_operator.models import EffectiveSettings
+from litellm_operator.policies.teams import MemberBudget, member_budget_for
 from litellm_operator.reasons import Reason
 
 OWNER_NAMESPACE = MARKER_PREFIX + "owner-namespace"
@@ -64,8 +65,6 @@ MEMBER_BUDGET = MARKER_PREFIX + "member-budget"
 its members whose own policy sets no ``maxBudgetInTeam``. Written by the team's reconcile (only
 to a team the operator manages, within its policy's ceiling), read by the members' reconciles
 and their resync from the same LiteLLM team: one source, so both plan the same budget."""
-TEAM_BUDGET_SOURCE = "team"
-"""Where a member budget comes from when it is the team's ``memberBudget``."""
 
 
 MSG_UNMANAGED_EXISTS = (
@@ -167,14 +166,6 @@ def member_budget_marker(value: float | None) -> dict[str, str]:
     return {} if value is None else {MEMBER_BUDGET: repr(float(value))}
 
 
-@dataclass(frozen=True)
-class MemberBudget:
-    """The budget a user has in one team, and where it comes from (``status.teamBudgets``)."""
-
-    max_budget_in_team: float | None
-    source: str
-
-
 def observed_settings(
     columns: Mapping[str, Any], metadata: Mapping[str, Any], teams: Sequence[str]
 ) -> dict[str, Any]:
@@ -239,11 +230,9 @@ def member_budgets(
     own = desired.settings.max_budget_in_team
     budgets: dict[str, MemberBudget] = {}
     for team in sorted(desired.settings.teams):
-        from_team = team_budgets.get(team)
-        if own is not None:
-            budgets[team] = MemberBudget(own, desired.budget_source)
-        elif from_team is not None:
-            budgets[team] = MemberBudget(from_team, TEAM_BUDGET_SOURCE)
+        budget = member_budget_for(own, desired.budget_source, team_budgets.get(team))
+        if budget is not None:
+            budgets[team] = budget
         elif desired.had_team_budget or team in desired.budgeted_teams:
             budgets[team] = MemberBudget(None, "builtin")
     return budgets

@@ -58,6 +58,7 @@ from litellm_operator.policies.resolve import (
     in_namespaces,
     resolve,
 )
+from litellm_operator.policies.teams import MemberBudget
 from litellm_operator.reasons import Event, Reason
 from litellm_operator.status import (
     Applied,
@@ -79,7 +80,6 @@ from litellm_operator.users.plan import (
     DeleteUser,
     DeletionPolicy,
     Desired,
-    MemberBudget,
     ObservedKey,
     ObservedUser,
     Owner,
