@@ -165,8 +165,14 @@ async def test_member_budget_applied_edited_drift_reverted_removed(teams: Teams)
     assert held is not None
     assert MEMBER_BUDGET not in held.metadata
 
+    # Members deleted with their LiteLLM users: the team recounts.
     for user in (crew, vip):
         teams.cluster.delete_user(teams.namespace, user)
+    eventually(
+        lambda: (teams.get("crew") or {}).get("status", {}).get("members") == 0 or None,
+        timeout=15,
+        what="status.members 0",
+    )
     teams.delete("crew")
 
 

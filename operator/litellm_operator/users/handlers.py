@@ -150,6 +150,11 @@ class UserHandlers:
             ) from exc
         for event in events:
             post(body, event)
+        teams = ((body.get("status") or {}).get("effective") or {}).get("teams") or []
+        deleted = any(event.reason == Reason.DELETED for event in events)
+        if deleted and teams and self.runtime.memberships_changed is not None:
+            # LiteLLM deleted the user's memberships with it: its teams recount.
+            await self.runtime.memberships_changed(list(teams))
 
     async def reconcile(
         self,
