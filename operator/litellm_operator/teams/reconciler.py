@@ -114,12 +114,18 @@ class TeamReconciler:
         )
 
     async def observe(self, team_id: str, from_snapshot: bool) -> ObservedTeam | None:
+        """The team from the snapshot (the resync), unless the operator wrote the team or its
+        members since (its member count would be stale): then, as otherwise, ``/team/info``."""
         if from_snapshot:
             record = (await self.snapshot.held()).get(team_id)
-            if record is not None:
+            if record is not None and self.snapshot.members_fresh(team_id):
                 return observed_team(record)
         record = await self.client.get_team(team_id)
-        return observed_team(record) if record is not None else None
+        if record is None:
+            return None
+        if from_snapshot:
+            self.snapshot.remember(record)
+        return observed_team(record)
 
     async def apply(self, team_id: str, actions: Sequence[TeamAction]) -> bool:
         """Apply the plan's writes; whether anything was written."""

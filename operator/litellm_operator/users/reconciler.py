@@ -372,17 +372,23 @@ class Reconciler:
         record = await self.read_user(desired.user_id)
         return await self.observe_record(desired, record, await self.team_budgets(desired))
 
-    async def team_records(self, desired: Desired) -> dict[str, TeamRecord]:
-        """The user's teams as LiteLLM holds them: from the shared ``/team/list`` snapshot, a
-        team missing there (new, or written since) with ``/team/info``; absent teams left out."""
-        if self.teams is None or not desired.settings.teams:
+    async def team_records(
+        self, desired: Desired, *, with_members: bool = False
+    ) -> dict[str, TeamRecord]:
+        """The user's teams as LiteLLM holds them, from the shared ``/team/list`` snapshot; a
+        team missing there (new, or written since), or whose members were written since when
+        ``with_members``, read with ``/team/info`` and shared again; absent teams left out."""
+        snapshot = self.teams
+        if snapshot is None or not desired.settings.teams:
             return {}
-        held = await self.teams.held()
+        held = await snapshot.held()
         records: dict[str, TeamRecord] = {}
         for team_id in sorted(set(desired.settings.teams)):
             team = held.get(team_id)
-            if team is None:
+            if team is None or (with_members and not snapshot.members_fresh(team_id)):
                 team = await self.client.get_team(team_id)
+                if team is not None:
+                    snapshot.remember(team)
             if team is not None:
                 records[team_id] = team
         return records
@@ -392,9 +398,9 @@ class Reconciler:
         records = await self.team_records(desired)
         return {team_id: member_budget_of(team.metadata) for team_id, team in records.items()}
 
-    def forget_team(self, team_id: str) -> None:
+    def members_written(self, team_id: str) -> None:
         if self.teams is not None:
-            self.teams.forget(team_id)
+            self.teams.members_written(team_id)
 
     async def final_record(
         self, user_id: str, observed: LiteLLMUserRecord | None, progress: _Progress
@@ -498,20 +504,20 @@ class Reconciler:
                         progress.managed_teams.discard(team)
                     raise
                 if added:
-                    self.forget_team(team)
+                    self.members_written(team)
                     progress.wrote = True
                     progress.changed.append(f"team:{team}")
                 elif not claimed:
                     progress.managed_teams.discard(team)
             case UpdateTeamMembership(team_id=team, max_budget_in_team=budget, role=role):
-                self.forget_team(team)
+                self.members_written(team)
                 await client.update_team_member(
                     team, user_id, role=cast(TeamRole, role), max_budget_in_team=budget
                 )
                 progress.wrote = True
                 progress.changed.append(f"maxBudgetInTeam:{team}")
             case RemoveFromTeam(team_id=team):
-                self.forget_team(team)
+                self.members_written(team)
                 try:
                     await client.remove_team_member(team, user_id)
                     progress.wrote = True
@@ -556,7 +562,7 @@ class Reconciler:
         if isinstance(prepared, Result):
             return ("not-ready",)
         desired = prepared.desired
-        teams = await self.team_records(desired)
+        teams = await self.team_records(desired, with_members=True)
         team_budgets = {team_id: member_budget_of(t.metadata) for team_id, t in teams.items()}
         observed = await self.observe_record(desired, record, team_budgets, memberships=False)
         if observed is not None and desired.reads_memberships(team_budgets):
