@@ -185,3 +185,41 @@ async def test_a_member_of_an_over_ceiling_team_gets_nothing_from_it(teams: Team
     assert condition_of(team, "Stalled")["status"] == "True"
     assert await teams.held("crew") is None
     teams.delete("crew")
+
+
+async def test_many_joining_cost_no_team_read_each(teams: Teams) -> None:
+    """Users joining a team with a memberBudget read its budget from the shared /team/list
+    snapshot, not one /team/info each; the team recounts its members a few times, not once per
+    join, and its status.members is current once every member is Ready."""
+    count = 20
+    teams.cluster.create_policy(teams.policy, policy(teams))
+    teams.create("crew", memberBudget=20)
+    teams.ready("crew")
+    users = [f"j{i}-{teams.namespace[-6:]}" for i in range(count)]
+    before = teams.calls("/team/info"), teams.calls("/team/list")
+    started = time.monotonic()
+    for user in users:
+        teams.cluster.create_user(
+            teams.namespace, user, {"policyRef": teams.policy, "groups": ["crew"]}
+        )
+    for user in users:
+        teams.cluster.wait_ready(teams.namespace, user, timeout=60)
+    ready = time.monotonic() - started
+    await until_budgets(teams, dict.fromkeys(users, 20.0))
+    eventually(
+        lambda: (teams.get("crew") or {}).get("status", {}).get("members") == count or None,
+        timeout=15,
+        what=f"status.members {count}",
+    )
+    infos = teams.calls("/team/info") - before[0]
+    lists = teams.calls("/team/list") - before[1]
+    print(f"\n{count} users joined in {ready:.1f} s: /team/info {infos:g}, /team/list {lists:g}")
+    assert infos < count / 2
+    for user in users:
+        teams.cluster.delete_user(teams.namespace, user)
+    eventually(
+        lambda: (teams.get("crew") or {}).get("status", {}).get("members") == 0 or None,
+        timeout=30,
+        what="status.members 0",
+    )
+    teams.delete("crew")
