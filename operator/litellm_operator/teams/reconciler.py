@@ -9,7 +9,12 @@ changes. :meth:`TeamReconciler.finalize` applies the deletion plan.
 
 Steady state costs no per-team call: the resync reconciles every team from one ``/team/list``
 answer shared for half a resync interval, and a team found in sync is not written. A team the
-operator wrote is dropped from the snapshot, so the next read of it is fresh.
+operator wrote is dropped from the snapshot, so the next read of it is fresh (one whose members
+were written since is read fresh too: its member count would be stale).
+
+The team's ``memberBudget`` is no team column: it is written as a marker in the team's metadata,
+which its members' reconciles read; a reconcile that changed it says so
+(:attr:`TeamResult.member_budget_changed`) and the members follow.
 """
 
 from __future__ import annotations

@@ -4,6 +4,12 @@ Nothing here knows kopf: the handlers give it the resource, its policy and the o
 resources claiming the same user id, and get back the new status, the events to post and
 whether a failure is worth retrying. The LiteLLM client is the only I/O.
 
+Member budgets: each team's ``memberBudget`` is read from the shared ``/team/list`` snapshot
+(:class:`~litellm_operator.litellm.TeamSnapshot`, ``/team/info`` for a team written since), by
+the reconcile and by the resync's :meth:`Reconciler.check` alike, and combined with the user's
+own ``maxBudgetInTeam`` by :func:`~litellm_operator.users.plan.member_budgets`; the reconcile
+reads the memberships themselves fresh (``/team/info``), the check from the snapshot.
+
 The applier records per-item failures and carries on (a missing team does not stop the budget
 from being applied), so the status always says what was done, including memberships added
 before a later call failed.
