@@ -17,6 +17,7 @@ import pytest
 
 from litellm_operator.litellm import LiteLLMClient, TeamRecord
 from litellm_operator.models import GROUP, TEAM_PLURAL, VERSION
+from litellm_operator.teams.handlers import RECOUNT_AT_MOST_AFTER
 from litellm_operator.users.plan import MEMBER_BUDGET
 from tests.e2e.conftest import RESYNC_SECONDS
 from tests.e2e.operator_harness import Cluster, OperatorProcess, condition_of, eventually
@@ -190,7 +191,8 @@ async def test_a_member_of_an_over_ceiling_team_gets_nothing_from_it(teams: Team
 async def test_many_joining_cost_no_team_read_each(teams: Teams) -> None:
     """Users joining a team with a memberBudget read its budget from the shared /team/list
     snapshot, not one /team/info each; the team recounts its members a few times, not once per
-    join, and its status.members is current once every member is Ready."""
+    join, and its status.members is current once every member is Ready. An edit then writes
+    each member's budget once."""
     count = 20
     teams.cluster.create_policy(teams.policy, policy(teams))
     teams.create("crew", memberBudget=20)
@@ -214,7 +216,24 @@ async def test_many_joining_cost_no_team_read_each(teams: Teams) -> None:
     infos = teams.calls("/team/info") - before[0]
     lists = teams.calls("/team/list") - before[1]
     print(f"\n{count} users joined in {ready:.1f} s: /team/info {infos:g}, /team/list {lists:g}")
-    assert infos < count / 2
+    # Not one per join: the team's resync reads a team whose members were written since the
+    # snapshot (one per resync), and recounts come one per RECOUNT_AT_MOST_AFTER while joins
+    # keep coming.
+    assert infos <= ready / RESYNC_SECONDS + ready / RECOUNT_AT_MOST_AFTER + 4
+
+    # An edit: every member reconciled once, each reading its membership fresh.
+    before = teams.calls("/team/info"), teams.calls("/team/member_update")
+    edited = time.monotonic()
+    teams.patch("crew", memberBudget=25)
+    await until_budgets(teams, dict.fromkeys(users, 25.0))
+    took = time.monotonic() - edited
+    infos = teams.calls("/team/info") - before[0]
+    updates = teams.calls("/team/member_update") - before[1]
+    print(
+        f"edit reached {count} members in {took:.1f} s: /team/info {infos:g}, "
+        f"/team/member_update {updates:g}"
+    )
+    assert updates == count, "one budget write per member, none twice"
     for user in users:
         teams.cluster.delete_user(teams.namespace, user)
     eventually(

@@ -53,6 +53,8 @@ TEAMS = (GROUP, VERSION, TEAM_PLURAL)
 RECOUNT_AFTER_SECONDS = 1.0
 """How long a team's recount waits for more joins (a thousand users joining one team at once
 cost a few recounts, not a thousand)."""
+RECOUNT_AT_MOST_AFTER = 10.0
+"""The longest a recount waits while joins keep coming."""
 POLICIES = (GROUP, VERSION, POLICY_PLURAL)
 Nudge = Callable[[str, str, str], Awaitable[None]]
 
@@ -91,26 +93,36 @@ class TeamHandlers:
         self.policies = PolicyModels()
         self.owners: dict[str, tuple[str, str]] = {}
         """LiteLLM team id → the LiteLLMTeam (namespace, name) that reconciled it last."""
-        self.recounts: set[str] = set()
-        """Teams whose recount is scheduled (:meth:`members_changed`)."""
+        self.recounts: dict[str, float] = {}
+        """Teams whose recount is scheduled (:meth:`members_changed`), with when it is due."""
         self.tasks: set[asyncio.Task[None]] = set()
 
     async def members_changed(self, team_ids: Sequence[str]) -> None:
         """Users joined or left these teams: each LiteLLMTeam among them reconciles (one
         ``/team/info``) once the joins of the moment are done, so its ``status.members`` is
-        current without a per-team read in steady state. Joins within
-        :data:`RECOUNT_AFTER_SECONDS` of each other share one recount."""
+        current without a per-team read in steady state. A recount waits until no member has
+        joined or left for :data:`RECOUNT_AFTER_SECONDS`, at most :data:`RECOUNT_AT_MOST_AFTER`
+        seconds after the first of them: a steady stream of joins costs one recount per
+        :data:`RECOUNT_AT_MOST_AFTER` seconds, not one per join."""
+        now = time.monotonic()
         for team_id in team_ids:
-            if team_id not in self.owners or team_id in self.recounts:
+            if team_id not in self.owners:
                 continue
-            self.recounts.add(team_id)
-            task = asyncio.create_task(self.recount(team_id))
+            scheduled = team_id in self.recounts
+            self.recounts[team_id] = now + RECOUNT_AFTER_SECONDS
+            if scheduled:
+                continue
+            task = asyncio.create_task(self.recount(team_id, now + RECOUNT_AT_MOST_AFTER))
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
 
-    async def recount(self, team_id: str) -> None:
-        await asyncio.sleep(RECOUNT_AFTER_SECONDS)
-        self.recounts.discard(team_id)
+    async def recount(self, team_id: str, latest: float) -> None:
+        delay = min(self.recounts.get(team_id, 0.0), latest) - time.monotonic()
+        if delay > 0:  # joins meanwhile pushed it back: wait for them (at most until latest)
+            await asyncio.sleep(delay)
+            await self.recount(team_id, latest)
+            return
+        self.recounts.pop(team_id, None)
         owner = self.owners.get(team_id)
         if owner is None:
             return

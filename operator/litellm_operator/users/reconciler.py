@@ -378,12 +378,10 @@ class Reconciler:
         record = await self.read_user(desired.user_id)
         return await self.observe_record(desired, record, await self.team_budgets(desired))
 
-    async def team_records(
-        self, desired: Desired, *, with_members: bool = False
-    ) -> dict[str, TeamRecord]:
+    async def team_records(self, desired: Desired) -> dict[str, TeamRecord]:
         """The user's teams as LiteLLM holds them, from the shared ``/team/list`` snapshot; a
-        team missing there (new, or written since), or whose members were written since when
-        ``with_members``, read with ``/team/info`` and shared again; absent teams left out."""
+        team missing there (new, or written since) read with ``/team/info`` and shared again;
+        absent teams left out."""
         snapshot = self.teams
         if snapshot is None or not desired.settings.teams:
             return {}
@@ -391,7 +389,7 @@ class Reconciler:
         records: dict[str, TeamRecord] = {}
         for team_id in sorted(set(desired.settings.teams)):
             team = held.get(team_id)
-            if team is None or (with_members and not snapshot.members_fresh(team_id)):
+            if team is None:
                 team = await self.client.get_team(team_id)
                 if team is not None:
                     snapshot.remember(team)
@@ -403,6 +401,9 @@ class Reconciler:
         """The ``memberBudget`` of each of the user's teams (:func:`member_budget_of`)."""
         records = await self.team_records(desired)
         return {team_id: member_budget_of(team.metadata) for team_id, team in records.items()}
+
+    def members_fresh(self, team_id: str) -> bool:
+        return self.teams is None or self.teams.members_fresh(team_id)
 
     def members_written(self, team_id: str) -> None:
         if self.teams is not None:
@@ -568,14 +569,16 @@ class Reconciler:
         if isinstance(prepared, Result):
             return ("not-ready",)
         desired = prepared.desired
-        teams = await self.team_records(desired, with_members=True)
+        teams = await self.team_records(desired)
         team_budgets = {team_id: member_budget_of(t.metadata) for team_id, t in teams.items()}
         observed = await self.observe_record(desired, record, team_budgets, memberships=False)
         if observed is not None and desired.reads_memberships(team_budgets):
+            # A team whose members the operator wrote since the snapshot is not compared: its
+            # list predates those writes, and the next snapshot has them (no read per user).
             held = {
                 team_id: membership_in(teams[team_id], desired.user_id)
                 for team_id in sorted(set(desired.settings.teams) & set(record.teams))
-                if team_id in teams
+                if team_id in teams and self.members_fresh(team_id)
             }
             observed = replace(observed, memberships=held)
         drift = drifted_fields(plan_user(desired, observed, team_budgets))
