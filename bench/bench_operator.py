@@ -235,7 +235,10 @@ def run_size(
         idle = rss_kib(operator.proc.pid)
 
         manifest = yaml.safe_dump_all([user_doc(namespace, name, policy) for name in names])
-        with Scenario(kubeconfig, operator, cpu) as create:
+        with (
+            RssPeak(lambda: operator.proc.pid if operator.proc else None) as create_peak,
+            Scenario(kubeconfig, operator, cpu) as create,
+        ):
             kubectl(kubeconfig, "create", "-f", "-", stdin=manifest)
             create.submitted = time.perf_counter() - create.started
             watch.wait(lambda: watch.ready() == n, timeout=max(300, n), what=f"{n} users Ready")
@@ -298,11 +301,13 @@ def run_size(
         result["restart"] = restart_report
         result["memory"] = {
             "rss_idle_mib": round(idle / 1024, 1),
+            "rss_create_peak_mib": round(create_peak.kib / 1024, 1),
             "rss_after_create_mib": round(loaded / 1024, 1),
             "rss_settled_mib": round(settled / 1024, 1),
             "rss_after_policy_edit_mib": round(edited / 1024, 1),
             "rss_after_restart_mib": round(rested / 1024, 1),
             "rss_restart_peak_mib": round(restart_peak.kib / 1024, 1),
+            "kib_per_user_create_peak": round((create_peak.kib - idle) / n, 1),
             "kib_per_user_after_create": round((loaded - idle) / n, 1),
             "kib_per_user_settled": round((settled - idle) / n, 1),
             "kib_per_user_after_policy_edit": round((edited - idle) / n, 1),

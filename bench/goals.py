@@ -75,6 +75,13 @@ GOALS = (
         lambda r: float(r["policy_edit"]["ratio"]),
     ),
     Goal(
+        "memory_create_peak",
+        "≤ 25 KiB per user at the create's peak (from 10,000 users)",
+        25.0,
+        lambda r: float(r["memory"]["kib_per_user_create_peak"]),
+        from_users=10_000,
+    ),
+    Goal(
         "memory_after_create",
         "≤ 16 KiB held per user right after the create (from 1,000 users)",
         16.0,

@@ -32,7 +32,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from litellm_operator.fields import BY_WIRE, Bound
-from litellm_operator.keys.plan import DesiredKey, KeyRefusal, describe, keys_of
+from litellm_operator.keys.plan import DesiredKey, KeyRefusal, describe, keys_of, team_keys_of
 from litellm_operator.models import (
     API_VERSION,
     POLICY_KIND,
@@ -348,6 +348,7 @@ class ExplainedTeam:
     resolution: TeamResolution
     members: tuple[tuple[str, MemberBudget | None], ...]
     """The users that would join it, each with its budget there (none: no budget)."""
+    keys: tuple[DesiredKey, ...] = ()
 
 
 def explain_teams(
@@ -373,12 +374,16 @@ def explain_teams(
                 for p in violation.problems
             )
             continue
+        keys = team_keys_of(team, policies[ref][1], resolution.effective)
+        if isinstance(keys, KeyRefusal):
+            problems.append(InputProblem(location, "spec.keys", f"{keys.message} [{keys.reason}]"))
+            continue
         members = tuple(
             (u.resolution.user_id, budget_in(u, resolution))
             for u in users
             if resolution.team_id in u.resolution.effective.teams
         )
-        results.append(ExplainedTeam(team, resolution, members))
+        results.append(ExplainedTeam(team, resolution, members, keys))
     if problems:
         raise InputError(problems)
     return results
@@ -411,6 +416,7 @@ def team_record(result: ExplainedTeam) -> dict[str, Any]:
         "effective": resolution.effective.model_dump(by_alias=True, mode="json"),
         "sources": dict(resolution.sources),
         "members": [member_record(user_id, budget) for user_id, budget in result.members],
+        "keys": [describe(key) for key in result.keys],
     }
 
 
@@ -430,6 +436,7 @@ def format_teams(results: list[ExplainedTeam], output: str) -> str:
         width = max(map(len, shown))
         for key, text in shown.items():
             lines.append(f"  {key:<{width}}  {text}  {record['sources'][key]}".rstrip())
+        lines.extend(f"  key {key['name']}: {key_summary(key)}" for key in record["keys"])
         members = [member_text(member) for member in record["members"]]
         lines.append(f"  members: {', '.join(members) or 'none of the given users'}")
         blocks.append("\n".join(lines))

@@ -362,15 +362,17 @@ def key_field(
 
 
 def key_limit(name: str, what: str) -> ManagedField:
-    """A limit of each key, at most the user's own (:attr:`Bound.CEILING`)."""
-    return key_field(name, Limit | None, f"{what} of the key, at most the user's.", Bound.CEILING)
+    """A limit of each key, at most its owner's own (:attr:`Bound.CEILING`)."""
+    return key_field(
+        name, Limit | None, f"{what} of the key, at most its user's or team's.", Bound.CEILING
+    )
 
 
 KEY_FIELDS: tuple[ManagedField, ...] = (
     key_field(
         "models",
         ModelList | None,
-        "Models the key may call, within the user's. Default: all of the user's.",
+        "Models the key may call, within its user's or team's. Default: all of them.",
         Bound.ALLOW_LIST,
         Compare.SET,
     ),
@@ -378,18 +380,20 @@ KEY_FIELDS: tuple[ManagedField, ...] = (
     key_field(
         "budget_duration",
         Duration | None,
-        "Period after which the key's spend resets; not shorter than the user's.",
+        "Period after which the key's spend resets; not shorter than its user's or team's.",
         Bound.NEVER_SHORTER,
     ),
     key_limit("tpm_limit", "Tokens per minute"),
     key_limit("rpm_limit", "Requests per minute"),
     key_limit("max_parallel_requests", "Concurrent requests"),
 )
-"""Every setting a LiteLLMUser's ``spec.keys[]`` entry may give, in the order the CRD shows them.
+"""Every setting a ``spec.keys[]`` entry (of a LiteLLMUser or a LiteLLMTeam) may give, in the order
+the CRD shows them.
 Unlike a user's, a key's limits are cleared by ``null`` on ``/key/update`` (LiteLLM 1.108,
 ``tests/integration/test_litellm_keys.py``); its models by ``[]`` (``null`` is rejected).
-Bounds: ``ceiling``, at most the user's own; ``never-shorter``, a budget period not shorter
-than the user's; ``allow-list``, within the user's models; ``free``, up to the policy's
+Bounds: ``ceiling``, at most the owner's own (a team has no ``max_parallel_requests``: none);
+``never-shorter``, a budget period not shorter than the owner's; ``allow-list``, within the
+owner's models; ``free``, up to the policy's
 ``keys.maxBudget`` only."""
 
 KEY_ROUTES = ManagedField(

@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 
 import kopf
 
-from litellm_operator.keys.handlers import SecretWatch
+from litellm_operator.keys.handlers import Owners, SecretWatch
+from litellm_operator.keys.owner import TEAM_OWNER, USER_OWNER
+from litellm_operator.keys.reconciler import KeyReconciler
 from litellm_operator.kube import Kube
 from litellm_operator.litellm import LiteLLMClient
 from litellm_operator.models import GROUP, USER_PLURAL
@@ -66,7 +68,6 @@ async def started(base: Base) -> AsyncIterator[tuple[Kind, ...]]:
         )
         user_handlers = UserHandlers(users, rollouts)
         policy_handlers = PolicyHandlers(rollouts, PolicyFollowers(users, members))
-        secrets = SecretWatch(base.kube, known=lambda key: key in members.bodies)
 
         def policies(registry: kopf.OperatorRegistry, _: Release) -> None:
             policy_handlers.register(registry, base.config.resync_seconds)
@@ -93,7 +94,8 @@ async def started(base: Base) -> AsyncIterator[tuple[Kind, ...]]:
                         await base.kube.patch_user_status(namespace, name, changes)
 
         resync = base.config.resync_seconds
-        reconciler = TeamReconciler(base.client, users.teams)
+        team_keys = KeyReconciler(base.client, base.kube, base.config.base_url_for_workloads)
+        reconciler = TeamReconciler(base.client, users.teams, team_keys)
 
         teams = TeamHandlers(
             reconciler,
@@ -102,6 +104,13 @@ async def started(base: Base) -> AsyncIterator[tuple[Kind, ...]]:
             team_created,
             base.kube.nudge_team,
             member_budget_changed,
+        )
+        secrets = SecretWatch(
+            base.kube,
+            {
+                USER_OWNER: Owners(lambda key: key in members.bodies, base.kube.nudge),
+                TEAM_OWNER: Owners(teams.knows, base.kube.nudge_team),
+            },
         )
 
         users.memberships_changed = teams.members_changed

@@ -285,7 +285,7 @@ class SsoOwnership(_Wire):
 
 
 MAX_KEYS = 16
-"""Keys one LiteLLMUser may ask for (each is a Secret and a LiteLLM key)."""
+"""Keys one LiteLLMUser or LiteLLMTeam may ask for (each is a Secret and a LiteLLM key)."""
 DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
 INTERVAL_PATTERN = r"^([0-9]+(s|m|h|d))+$"
@@ -327,13 +327,18 @@ DEFAULT_MAX_GRACE_PERIOD = "24h"
 
 
 class KeyPolicy(_Wire):
-    """Whether the policy's users may have virtual keys (spec.keys), and within what."""
+    """Whether the policy's users and teams may have virtual keys (spec.keys), and within what:
+    one section bounds the keys of LiteLLMUsers and of LiteLLMTeams alike."""
 
     allowed: bool = Field(
-        default=True, description="Whether LiteLLMUsers of this policy may ask for keys."
+        default=True,
+        description="Whether LiteLLMUsers and LiteLLMTeams of this policy may ask for keys.",
     )
     max_per_user: int | None = Field(
-        default=None, ge=0, le=MAX_KEYS, description="At most this many keys per LiteLLMUser."
+        default=None,
+        ge=0,
+        le=MAX_KEYS,
+        description="At most this many keys per LiteLLMUser, and per LiteLLMTeam.",
     )
     max_budget: Budget | None = Field(
         default=None,
@@ -361,14 +366,15 @@ class _KeyBase(_Wire):
         min_length=1,
         max_length=63,
         pattern=DNS_LABEL_PATTERN,
-        description="The key's name: a DNS label, unique within the user.",
+        description="The key's name: a DNS label, unique within its user or team.",
     )
     secret_name: str | None = Field(
         default=None,
         min_length=1,
         max_length=MAX_NAME_LENGTH,
         pattern=DNS_SUBDOMAIN_PATTERN,
-        description="The Secret holding the key. Default: <LiteLLMUser name>-<key name>.",
+        description="The Secret holding the key. Default: <LiteLLMUser or LiteLLMTeam "
+        "name>-<key name>.",
     )
 
     if TYPE_CHECKING:
@@ -401,7 +407,10 @@ def _key_fields() -> dict[str, Any]:
     return fields
 
 
-KEY_DOC = "A LiteLLM virtual key of the user, delivered into a Secret in the user's namespace."
+KEY_DOC = (
+    "A LiteLLM virtual key of its LiteLLMUser or LiteLLMTeam, delivered into a Secret in its "
+    "namespace."
+)
 
 if TYPE_CHECKING:
     KeySpec = _KeyBase
@@ -691,6 +700,17 @@ class _TeamSpecBase(_Wire):
         description="Adopt an existing LiteLLM team of this id; only where the policy sets "
         "teams.adoptExistingTeams.",
     )
+    keys: list[KeySpec] = Field(
+        default_factory=list,
+        max_length=MAX_KEYS,
+        description="Virtual keys of the team (team_id set, no user), each delivered into a "
+        "Secret in this namespace owned by the LiteLLMTeam (api_key, base_url, OPENAI_API_KEY, "
+        "OPENAI_BASE_URL), bounded by the policy's keys section and the team's own models and "
+        "limits. Annotate the LiteLLMTeam with litellm.platform.dev/rotate: <new value> to "
+        "rotate them all once.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+
     if TYPE_CHECKING:
 
         def __getattr__(self, name: str) -> Any: ...
@@ -877,6 +897,9 @@ class TeamStatus(_Status):
     )
     adopted: bool | None = Field(
         default=None, description="The operator adopted a LiteLLM team it had not created."
+    )
+    keys: list[KeyStatus] | None = Field(
+        default=None, description="The virtual keys delivered into Secrets (spec.keys)."
     )
 
 

@@ -576,6 +576,7 @@ TEAM_OWNED_KEYS = (
     "maxBudget",
     "members",
     "adopted",
+    "keys",
     "conditions",
 )
 
@@ -600,6 +601,8 @@ class TeamSynced:
     spend: float | None = None
     max_budget: float | None = None
     adopted: bool = False
+    keys: Sequence[Mapping[str, Any]] | None = None
+    """``status.keys`` when the team has (or had) keys; ``None`` keeps the previous value."""
 
 
 @dataclass(frozen=True)
@@ -640,6 +643,8 @@ def build_team_status(
         status["maxBudget"] = outcome.max_budget
         status["members"] = outcome.members
         status["adopted"] = outcome.adopted
+        if outcome.keys is not None:
+            status["keys"] = list(outcome.keys)
         conditions = kstatus(True, Reason.SYNCED, "LiteLLM team matches its spec", generation)
     else:
         stalled = not outcome.transient

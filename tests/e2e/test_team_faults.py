@@ -1,17 +1,23 @@
 """A fault at each LiteLLMTeam write (tests/e2e/faults.py between the operator and the real
 LiteLLM): every team converges exactly once, Ready with the operator's markers, and its deletion
-completes."""
+completes. The same for each write of a team's keys: whatever fails or is lost (or a SIGKILL
+between two steps), the team ends with exactly one key per alias, bound to the team, and its
+Secret holds the key that works."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 import uuid
 from collections.abc import Iterator
 from typing import Any, cast
 
 import pytest
+from kubernetes.client import ApiException
 
+from devenv.litellm import LiteLLMEndpoint
+from litellm_operator.keys.plan import ROTATE_ANNOTATION
 from litellm_operator.litellm import LiteLLMClient, UpdateTeamRequest
 from litellm_operator.models import API_VERSION, GROUP, TEAM_PLURAL, VERSION
 from litellm_operator.users.plan import OWNER_UID
@@ -19,6 +25,7 @@ from tests.e2e.conftest import FAULT_NAMESPACE_PREFIX
 from tests.e2e.faults import FaultProxy, Rule
 from tests.e2e.operator_harness import Cluster, OperatorProcess, condition_of, eventually
 from tests.e2e.test_faults import CONVERGE_SECONDS, fault_operator, proxy  # noqa: F401
+from tests.fixtures.key_probes import works
 from tests.fixtures.kube import KubeEnv, fresh_namespace
 from tests.fixtures.policies import ANY_IDENTITY
 
@@ -26,8 +33,16 @@ pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
 
 class TeamWorld:
-    def __init__(self, cluster: Cluster, litellm: LiteLLMClient, faults: FaultProxy, ns: str):
+    def __init__(
+        self,
+        cluster: Cluster,
+        litellm: LiteLLMClient,
+        faults: FaultProxy,
+        ns: str,
+        operator: OperatorProcess,
+    ):
         self.cluster, self.litellm, self.proxy, self.namespace = cluster, litellm, faults, ns
+        self.operator = operator
         self.policy = f"p-{uuid.uuid4().hex[:8]}"
 
     def create(self, name: str, **spec: Any) -> None:
@@ -88,10 +103,14 @@ def team_world(
     kube_env: KubeEnv,
     litellm_client: LiteLLMClient,
 ) -> Iterator[TeamWorld]:
-    del fault_operator
     with fresh_namespace(kube_env, f"{FAULT_NAMESPACE_PREFIX}{uuid.uuid4().hex[:8]}") as ns:
-        world = TeamWorld(cluster, litellm_client, proxy, ns)
-        spec = {"allowedNamespaces": [ns], "identities": ANY_IDENTITY, "teams": {}}
+        world = TeamWorld(cluster, litellm_client, proxy, ns, fault_operator)
+        spec = {
+            "allowedNamespaces": [ns],
+            "identities": ANY_IDENTITY,
+            "teams": {},
+            "keys": {"minRotateEvery": "1m"},
+        }
         cluster.create_policy(world.policy, spec)
         try:
             yield world
@@ -178,3 +197,163 @@ async def test_a_fault_at_delete_still_deletes(team_world: TeamWorld, rule: Rule
         team_world.delete(name)
         assert rule.hits >= 1
     assert await team_world.litellm.get_team(f"{team_world.namespace}.{name}") is None
+
+
+# --- the team's keys ---------------------------------------------------------------------------
+
+
+def key_in_secret(world: TeamWorld, secret: str) -> str | None:
+    try:
+        found = world.cluster.core.read_namespaced_secret(secret, world.namespace)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+    data = found.data or {}
+    return base64.b64decode(data["api_key"]).decode() if "api_key" in data else None
+
+
+def working_key(
+    world: TeamWorld, endpoint: LiteLLMEndpoint, secret: str, not_in: tuple[str | None, ...]
+) -> str:
+    def settled() -> str | None:
+        value = key_in_secret(world, secret)
+        return value if value not in not_in and works(endpoint.url, value or "") else None
+
+    return eventually(settled, timeout=CONVERGE_SECONDS + 60, what=f"a working key in {secret}")
+
+
+async def one_key_per_alias(world: TeamWorld, name: str, expected: list[str]) -> None:
+    team_id = f"{world.namespace}.{name}"
+    keys = await world.litellm.list_team_keys(team_id)
+    assert sorted(k.key_alias or "" for k in keys) == expected, "exactly one key per alias"
+    assert {(k.team_id, k.user_id) for k in keys} <= {(team_id, None)}
+
+
+KEY_WRITE_FAULTS = [
+    pytest.param(Rule("reset", "/key/generate"), "issue", id="issue-connection-reset"),
+    pytest.param(Rule("drop", "/key/generate"), "issue", id="issue-response-lost"),
+    pytest.param(Rule("garbage", "/key/generate"), "issue", id="issue-answered-with-garbage"),
+    pytest.param(Rule("status", "/key/generate", code=500), "issue", id="issue-fails-with-500"),
+    pytest.param(Rule("status", "/key/list", times=3, code=500), "issue", id="key-reads-fail"),
+    pytest.param(Rule("drop", "/key/update"), "update", id="update-response-lost"),
+    pytest.param(Rule("status", "/key/update", code=500), "update", id="update-fails-with-500"),
+    pytest.param(Rule("drop", "/key/delete"), "revoke", id="revoke-response-lost"),
+    pytest.param(Rule("status", "/key/delete", code=500), "revoke", id="revoke-fails-with-500"),
+    pytest.param(Rule("reset", "/key/delete"), "revoke", id="revoke-connection-reset"),
+]
+
+
+@pytest.mark.parametrize(("rule", "step"), KEY_WRITE_FAULTS)
+async def test_a_fault_at_a_team_key_write_converges_exactly_once(
+    team_world: TeamWorld, litellm_env: LiteLLMEndpoint, rule: Rule, step: str
+) -> None:
+    name = f"tk-{uuid.uuid4().hex[:8]}"
+    alias = f"team:{team_world.namespace}/{name}/app"
+    keys = [{"name": "app"}, {"name": "old"}]
+    if step != "issue":
+        team_world.create(name, keys=keys)
+        team_world.ready(name)
+    first = key_in_secret(team_world, f"{name}-app")
+    old = key_in_secret(team_world, f"{name}-old")
+    started = time.monotonic()
+    with team_world.proxy.injected(rule):
+        if step == "issue":
+            team_world.create(name, keys=keys)
+        elif step == "update":
+            patch = {"spec": {"keys": [{"name": "app", "maxBudget": 3}, {"name": "old"}]}}
+            team_world.cluster.custom.patch_namespaced_custom_object(
+                GROUP, VERSION, team_world.namespace, TEAM_PLURAL, name, patch
+            )
+        else:
+            patch = {"spec": {"keys": [{"name": "app"}]}}
+            team_world.cluster.custom.patch_namespaced_custom_object(
+                GROUP, VERSION, team_world.namespace, TEAM_PLURAL, name, patch
+            )
+        eventually(lambda: rule.hits >= 1, timeout=30, what=f"the fault {rule.action} hit")
+        value = working_key(team_world, litellm_env, f"{name}-app", (None,))
+    team_world.ready(name)
+    if step != "issue":
+        assert value == first, "the same key: a fault never re-issues it"
+    if step == "update":
+
+        async def updated() -> bool:
+            record = await team_world.litellm.key_info(value)
+            return record is not None and record.max_budget == 3
+
+        deadline = time.monotonic() + CONVERGE_SECONDS
+        while not await updated():
+            assert time.monotonic() < deadline, "the key's update never landed"
+            await asyncio.sleep(0.5)
+    expected = [alias] if step == "revoke" else [alias, alias.removesuffix("app") + "old"]
+    await one_key_per_alias(team_world, name, sorted(expected))
+    if step == "revoke":
+        assert old is not None
+        assert not works(litellm_env.url, old), "the removed key is revoked"
+        eventually(
+            lambda: key_in_secret(team_world, f"{name}-old") is None, timeout=30, what="Secret gone"
+        )
+    seconds = time.monotonic() - started
+    print(f"\nFAULT {rule.action} {rule.path} ({step}): team keys settled in {seconds:.1f}s")
+    team_world.delete(name)
+    assert not works(litellm_env.url, value)
+    assert await team_world.litellm.list_team_keys(f"{team_world.namespace}.{name}") == []
+
+
+TEAM_KEY_KILL_POINTS = [
+    pytest.param("/key/generate", "issue", id="after-key-registered"),
+    pytest.param(None, "issue", id="after-secret-written-before-registered"),
+    pytest.param("/key/generate", "rotate", id="after-rotated-key-registered"),
+    pytest.param("/key/update", "rotate", id="after-previous-key-renamed"),
+    pytest.param("/key/delete", "rotate-now", id="after-old-key-revoked"),
+]
+
+
+@pytest.mark.parametrize(("path", "step"), TEAM_KEY_KILL_POINTS)
+async def test_sigkill_while_issuing_or_rotating_a_team_key(
+    team_world: TeamWorld, litellm_env: LiteLLMEndpoint, path: str | None, step: str
+) -> None:
+    """Whatever step a SIGKILL interrupts, the restarted operator ends with exactly one key
+    per alias, bound to the team, and the Secret holding a key that works."""
+    world = team_world
+    name = f"kt-{uuid.uuid4().hex[:6]}"
+    secret, alias = f"{name}-app", f"team:{world.namespace}/{name}/app"
+    keys = [{"name": "app", "gracePeriod": "0s" if step == "rotate-now" else "1h"}]
+    first = None
+    if step != "issue":
+        world.create(name, keys=keys)
+        world.ready(name)
+        first = working_key(world, litellm_env, secret, (None,))
+    if path is None:  # LiteLLM refuses every registration: the pending value is only in the Secret
+        rule = world.proxy.add(Rule("status", "/key/generate", code=500, times=None))
+    else:
+        rule = world.proxy.add(Rule("hold", path, method="POST"))
+    if step == "issue":
+        world.create(name, keys=keys)
+    else:
+        body = {"metadata": {"annotations": {ROTATE_ANNOTATION: "now"}}}
+        world.cluster.custom.patch_namespaced_custom_object(
+            GROUP, VERSION, world.namespace, TEAM_PLURAL, name, body
+        )
+    wait = 30 if step == "issue" else 90  # a rotation waits for keys.minRotateEvery (1m)
+    if path is None:
+        eventually(lambda: rule.hits > 0, timeout=wait, what="a registration attempt")
+    else:
+        assert rule.held.wait(wait), f"the operator never called {path}"
+    world.operator.kill()
+    world.proxy.release()
+    world.proxy.clear()
+    world.operator.start()
+    restarted = time.monotonic()
+    value = working_key(world, litellm_env, secret, (None, first))
+    print(
+        f"\nFAULT SIGKILL team keys {step} {path}: settled in {time.monotonic() - restarted:.1f}s"
+    )
+    world.ready(name)
+    expected = [alias, f"{alias}/previous"] if step == "rotate" else [alias]
+    await one_key_per_alias(world, name, expected)
+    if first is not None:
+        assert works(litellm_env.url, first) == (step == "rotate"), "grace 1h; 0s revokes"
+    assert value not in world.operator.log_text()
+    world.delete(name)
+    assert not works(litellm_env.url, value)

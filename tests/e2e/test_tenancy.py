@@ -27,7 +27,7 @@ from kubernetes.client import ApiException
 
 from devenv.litellm import LiteLLMEndpoint
 from litellm_operator.fields import MANAGED_BY, MANAGER
-from litellm_operator.keys.plan import KEY_LABEL, MANAGED_BY_LABEL, USER_LABEL
+from litellm_operator.keys.owner import KEY_LABEL, MANAGED_BY_LABEL, USER_LABEL
 from litellm_operator.litellm import (
     KeyRecord,
     LiteLLMClient,

@@ -18,6 +18,7 @@ from litellm_operator.litellm import (
     GenerateKeyRequest,
     KeyAliasInUse,
     LiteLLMClient,
+    NewTeamRequest,
     NewUserRequest,
     NotFound,
     key_token,
@@ -226,3 +227,45 @@ async def test_a_key_s_limits_are_cleared_by_null_and_its_models_by_empty(
     assert {name: getattr(info, name) for name in settings} == {**cleared, "models": []}
     await litellm_client.delete_keys([key])
     await litellm_client.delete_users([user_id])
+
+
+async def test_a_team_key_is_the_team_s_alone_and_listed_by_team(
+    litellm_client: LiteLLMClient, litellm_env: LiteLLMEndpoint, make_id: Callable[[str], str]
+) -> None:
+    """The facts team keys rest on: the admin's ``/key/generate`` with a ``team_id`` and no
+    ``user_id`` makes a key of the team alone (no user); a key that names no models gets the
+    team's; ``/key/list?team_id=`` lists the team's keys and no one else's, page by page."""
+    team_id, other = make_id("team"), make_id("team")
+    await litellm_client.create_team(NewTeamRequest.of(team_id=team_id, models=["gpt-4o-mini"]))
+    await litellm_client.create_team(NewTeamRequest.of(team_id=other))
+    tokens = []
+    for _ in range(5):
+        value = SecretStr("sk-" + secrets.token_urlsafe(32))
+        request = GenerateKeyRequest.of(
+            team_id=team_id, key_alias=make_id("alias"), allowed_routes=list(INFERENCE_ROUTES)
+        )
+        tokens.append(await litellm_client.register_key(value, request))
+    elsewhere = SecretStr("sk-" + secrets.token_urlsafe(32))
+    await litellm_client.register_key(
+        elsewhere, GenerateKeyRequest.of(team_id=other, key_alias=make_id("alias"))
+    )
+
+    listed = await litellm_client.list_team_keys(team_id, page_size=2)
+    assert sorted(k.token or "" for k in listed) == sorted(tokens), "every page, only the team's"
+    assert {(k.team_id, k.user_id) for k in listed} == {(team_id, None)}
+    key = value.get_secret_value()
+    inference = inference_statuses(litellm_env.url, key, "gpt-4o-mini")
+    print(f"\nteam key, no user, on the team's model: {inference}")
+    assert for_inference_only(litellm_env.url, key, "gpt-4o-mini")
+    outside = inference_statuses(litellm_env.url, key, "gpt-4o")["POST /v1/chat/completions"]
+    print(f"team key on a model outside the team's: {outside}")
+    assert outside in REFUSED, "the team's models bound a key that names none"
+
+    await litellm_client.delete_team(team_id)
+    left = [t for t in tokens if await litellm_client.key_info(t) is not None]
+    print(f"team keys left after /team/delete: {len(left)} of {len(tokens)}")
+    if left:
+        await litellm_client.delete_keys(left)
+    assert await litellm_client.list_team_keys(team_id) == []
+    await litellm_client.delete_keys([elsewhere])
+    await litellm_client.delete_team(other)

@@ -569,7 +569,7 @@ TEAM = """
 apiVersion: litellm.platform.dev/v1alpha1
 kind: LiteLLMTeam
 metadata: {name: crew, namespace: team-a}
-spec: {models: [mini], alias: Crew}
+spec: {models: [mini], alias: Crew, keys: [{name: ci}]}
 """
 TEAM_USERS = """
 apiVersion: litellm.platform.dev/v1alpha1
@@ -613,6 +613,7 @@ def test_explain_teams_shows_settings_and_who_would_join(
         "effective",
         "sources",
         "members",
+        "keys",
     }
     assert record["teamId"] == "team-a.crew"
     assert record["effective"]["maxBudget"] == 40
@@ -623,9 +624,16 @@ def test_explain_teams_shows_settings_and_who_would_join(
         {"userId": "ann", "maxBudgetInTeam": 15, "source": "team"},
         {"userId": "cy", "maxBudgetInTeam": 5, "source": "role"},  # its own wins
     ]
+    (key,) = record["keys"]
+    assert (key["keyAlias"], key["secretName"], key["models"]) == (
+        "team:team-a/crew/ci",
+        "crew-ci",
+        ["mini"],
+    )
     code, table, _ = run(capsys, "explain", "--policy", policy, "--user", users, "--team", team)
     assert code == 0
     assert "team-a/crew: teamId team-a.crew, policy default" in table
+    assert "key ci: " in table
     assert "members: ann (maxBudgetInTeam 15 from team), cy (maxBudgetInTeam 5 from role)" in table
 
 
@@ -636,12 +644,18 @@ def test_explain_teams_shows_settings_and_who_would_join(
         pytest.param("{models: [huge]}", "[ModelNotAllowed]", id="model"),
         pytest.param("{teamId: other}", "[TeamIdNotAllowed]", id="team-id"),
         pytest.param("{policyRef: nope}", "policy 'nope' not found", id="policy"),
+        pytest.param(
+            "{models: [mini], keys: [{name: ci, models: [big]}]}",
+            "spec.keys: key 'ci': model(s) big are not among the team's models (mini) "
+            "[ModelNotAllowed]",
+            id="team-key-model",
+        ),
     ],
 )
 def test_explain_teams_reports_refusals(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], spec: str, fragment: str
 ) -> None:
-    bad = TEAM.replace("spec: {models: [mini], alias: Crew}", f"spec: {spec}")
+    bad = TEAM.replace("spec: {models: [mini], alias: Crew, keys: [{name: ci}]}", f"spec: {spec}")
     policy, team, users = team_files(tmp_path, bad)
     code, out, err = run(capsys, "explain", "--policy", policy, "--user", users, "--team", team)
     assert (code, out) == (2, "")

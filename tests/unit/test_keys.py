@@ -9,6 +9,14 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from litellm_operator.keys.owner import (
+    TEAM_OWNER,
+    USER_OWNER,
+    KeyBounds,
+    KeyOwner,
+    bounds_of,
+    owner_of_secret,
+)
 from litellm_operator.keys.plan import (
     CompleteKey,
     DeleteSecret,
@@ -28,9 +36,17 @@ from litellm_operator.keys.plan import (
     desired_keys,
     interval,
     plan_keys,
+    team_keys_of,
 )
 from litellm_operator.litellm.models import GenerateKeyRequest
-from litellm_operator.models import EffectiveSettings, KeyPolicy, KeySpec
+from litellm_operator.models import (
+    EffectiveSettings,
+    KeyPolicy,
+    KeySpec,
+    LiteLLMTeam,
+    ProvisioningPolicy,
+    TeamSettings,
+)
 from litellm_operator.policies.resolve import BUILTIN
 from litellm_operator.reasons import Reason
 
@@ -55,9 +71,13 @@ def spec(**fields: Any) -> KeySpec:
     return KeySpec.model_validate({"name": "ci", **fields})
 
 
-def user(**settings: Any) -> EffectiveSettings:
-    """The user's effective settings: the built-in ones, with ``settings``."""
-    return BUILTIN.model_copy(update=settings)
+ALICE = KeyOwner(USER_OWNER, "team-a", "alice")
+
+
+def user(**settings: Any) -> KeyBounds:
+    """The bounds of a user's effective settings: the built-in ones, with ``settings``."""
+    effective: EffectiveSettings = BUILTIN.model_copy(update=settings)
+    return bounds_of(effective)
 
 
 @pytest.mark.parametrize(
@@ -132,7 +152,7 @@ def user(**settings: Any) -> EffectiveSettings:
 def test_desired_keys(
     keys: list[KeySpec], policy: KeyPolicy, user_models: list[str], expected: Any
 ) -> None:
-    result = desired_keys("team-a", "alice", keys, user(models=user_models), "default", policy)
+    result = desired_keys(ALICE, keys, user(models=user_models), "default", policy)
     if isinstance(expected, Reason):
         assert isinstance(result, KeyRefusal)
         assert result.reason == expected
@@ -204,7 +224,7 @@ def test_desired_keys(
 def test_key_floors_and_ceilings(
     key: KeySpec, policy: KeyPolicy, settings: dict[str, Any], refused: bool
 ) -> None:
-    result = desired_keys("team-a", "alice", [key], user(**settings), "default", policy)
+    result = desired_keys(ALICE, [key], user(**settings), "default", policy)
     if refused:
         assert isinstance(result, KeyRefusal)
         assert result.reason == Reason.OVERRIDE_FORBIDDEN
@@ -228,7 +248,7 @@ def test_rotate_every_of_a_minute_or_more_is_valid(value: str) -> None:
 
 
 def test_every_key_is_for_inference_only() -> None:
-    result = desired_keys("team-a", "alice", [spec()], user(), "default", KeyPolicy())
+    result = desired_keys(ALICE, [spec()], user(), "default", KeyPolicy())
     assert not isinstance(result, KeyRefusal)
     (key,) = result
     assert key.settings.allowed_routes == ("llm_api_routes",)
@@ -282,7 +302,9 @@ def test_every_key_setting_fits_the_wire_request() -> None:
 
 
 def test_user_name_too_long_for_a_label() -> None:
-    result = desired_keys("team-a", "u" * 64, [spec()], user(), "default", KeyPolicy())
+    result = desired_keys(
+        KeyOwner(USER_OWNER, "team-a", "u" * 64), [spec()], user(), "default", KeyPolicy()
+    )
     assert isinstance(result, KeyRefusal)
     assert result.reason == Reason.INVALID_SPEC
 
@@ -569,3 +591,167 @@ def test_rotation_requests_in_a_row_make_one_key_per_floor() -> None:
             issued.append(second)
             secret = replace(secret, issued_at=now, rotation=str(second))
     assert issued == [3600, 7200]
+
+
+# --- owners: a LiteLLMUser's keys and a LiteLLMTeam's, one planner ---------------------------
+
+CREW = KeyOwner(TEAM_OWNER, "team-a", "crew", "u-9", "team-a.crew")
+
+
+@pytest.mark.parametrize(
+    ("owner", "prefix", "selector", "identity", "kind"),
+    [
+        pytest.param(
+            KeyOwner(USER_OWNER, "team-a", "alice", "u-1", "alice@example.com"),
+            "team-a/alice/",
+            "app.kubernetes.io/managed-by=litellm-operator,litellm.platform.dev/user=alice",
+            {"user_id": "alice@example.com"},
+            "LiteLLMUser",
+            id="user",
+        ),
+        pytest.param(
+            CREW,
+            "team:team-a/crew/",
+            "app.kubernetes.io/managed-by=litellm-operator,litellm.platform.dev/team=crew",
+            {"team_id": "team-a.crew"},
+            "LiteLLMTeam",
+            id="team",
+        ),
+    ],
+)
+def test_what_each_owner_gives_its_keys(
+    owner: KeyOwner, prefix: str, selector: str, identity: dict[str, str], kind: str
+) -> None:
+    assert owner.prefix == prefix
+    assert owner.selector == selector
+    assert owner.identity() == identity
+    assert owner.reference()["kind"] == kind
+    assert owner.reference()["uid"] == owner.uid
+    assert owner.labels("ci")["litellm.platform.dev/key"] == "ci"
+    assert owner_of_secret(owner.labels("ci")) == (owner.of, owner.name)
+
+
+@pytest.mark.parametrize(
+    ("user", "team"),
+    [
+        pytest.param("crew", "crew", id="same-name"),
+        pytest.param("team", "x", id="user-named-team"),
+    ],
+)
+def test_no_user_alias_is_a_team_alias(user: str, team: str) -> None:
+    """A namespace is a DNS label (no ":"): a team's prefix never starts a user's alias."""
+    users = KeyOwner(USER_OWNER, "team-a", user)
+    teams = KeyOwner(TEAM_OWNER, "team-a", team)
+    assert not (users.prefix + "ci").startswith(teams.prefix)
+    assert not (teams.prefix + "ci").startswith(users.prefix)
+
+
+def test_a_secret_of_no_owner() -> None:
+    assert owner_of_secret({"litellm.platform.dev/key": "ci"}) is None
+
+
+def team_settings(**settings: Any) -> TeamSettings:
+    base: dict[str, Any] = {"models": [], "blocked": False, "metadata": {}}
+    return TeamSettings.model_validate({**base, **settings})
+
+
+def test_a_team_s_bounds_have_no_parallel_ceiling() -> None:
+    """A team has no max_parallel_requests (LiteLLM ignores it on teams): its keys' are free."""
+    bounds = bounds_of(team_settings(models=["gpt-4o"], tpmLimit=100, budgetDuration="1d"))
+    assert bounds.models == ("gpt-4o",)
+    assert bounds.limits == {"tpm_limit": 100, "rpm_limit": None, "max_parallel_requests": None}
+    assert bounds.budget_duration == "1d"
+
+
+TEAM_POLICY = ProvisioningPolicy.model_validate(
+    {
+        "metadata": {"name": "default"},
+        "spec": {
+            "allowedNamespaces": ["*"],
+            "identities": [{"namespaces": ["*"], "userIds": ["*"], "emails": ["*"]}],
+            "keys": {"maxPerUser": 1, "maxBudget": 5.0},
+        },
+    }
+)
+
+
+def crew(*keys: dict[str, Any]) -> LiteLLMTeam:
+    return LiteLLMTeam.model_validate(
+        {
+            "metadata": {"name": "crew", "namespace": "team-a", "uid": "u-9"},
+            "spec": {"keys": list(keys)},
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("keys", "settings", "expected"),
+    [
+        pytest.param(
+            [{"name": "ci"}],
+            {"models": ["gpt-4o", "o1"]},
+            (
+                replace(
+                    KEY,
+                    secret_name="crew-ci",
+                    key_alias="team:team-a/crew/ci",
+                    settings=KeySettings(models=("gpt-4o", "o1"), max_budget=5.0),
+                ),
+            ),
+            id="team-models-and-policy-budget-by-default",
+        ),
+        pytest.param(
+            [{"name": "ci", "models": ["o3"]}],
+            {"models": ["gpt-4o"]},
+            Reason.MODEL_NOT_ALLOWED,
+            id="model-outside-the-team",
+        ),
+        pytest.param(
+            [{"name": "ci", "tpmLimit": 200}],
+            {"tpmLimit": 100},
+            Reason.OVERRIDE_FORBIDDEN,
+            id="limit-above-the-team",
+        ),
+        pytest.param(
+            [{"name": "ci", "maxParallelRequests": 4}],
+            {},
+            (
+                replace(
+                    KEY,
+                    secret_name="crew-ci",
+                    key_alias="team:team-a/crew/ci",
+                    settings=KeySettings(max_budget=5.0, max_parallel_requests=4),
+                ),
+            ),
+            id="parallel-unbounded-by-a-team",
+        ),
+        pytest.param(
+            [{"name": "ci", "budgetDuration": "1h"}],
+            {"budgetDuration": "1d"},
+            Reason.OVERRIDE_FORBIDDEN,
+            id="period-shorter-than-the-team",
+        ),
+        pytest.param(
+            [{"name": "ci", "maxBudget": 50.0}],
+            {},
+            Reason.OVERRIDE_FORBIDDEN,
+            id="budget-above-the-policy-keys-ceiling",
+        ),
+        pytest.param(
+            [{"name": "ci"}, {"name": "two"}],
+            {},
+            Reason.OVERRIDE_FORBIDDEN,
+            id="more-than-max-per-user-per-team",
+        ),
+    ],
+)
+def test_team_keys_are_bounded_like_user_keys(
+    keys: list[dict[str, Any]], settings: dict[str, Any], expected: Any
+) -> None:
+    result = team_keys_of(crew(*keys), TEAM_POLICY, team_settings(**settings))
+    if isinstance(expected, Reason):
+        assert isinstance(result, KeyRefusal)
+        assert result.reason == expected
+        assert "team's" in result.message or "keys." in result.message
+    else:
+        assert result == expected

@@ -12,7 +12,8 @@ import kubernetes
 import pytest
 
 from litellm_operator import kinds
-from litellm_operator.keys.handlers import SecretWatch
+from litellm_operator.keys.handlers import Owners, SecretWatch
+from litellm_operator.keys.owner import TEAM_OWNER, USER_OWNER
 from litellm_operator.kube import Kube
 from litellm_operator.litellm import Connection, KeyCalls, LiteLLMClient, TeamCalls, UserCalls
 from litellm_operator.models import GROUP, USER_PLURAL
@@ -28,9 +29,13 @@ class RecordingKube(Kube):
     def __init__(self) -> None:
         super().__init__(kubernetes.client.ApiClient(kubernetes.client.Configuration()))
         self.nudged: list[tuple[str, str]] = []
+        self.nudged_teams: list[tuple[str, str]] = []
 
     async def nudge(self, namespace: str, name: str, why: str) -> None:
         self.nudged.append((namespace, name))
+
+    async def nudge_team(self, namespace: str, name: str, why: str) -> None:
+        self.nudged_teams.append((namespace, name))
 
 
 def handler_ids(registry: kopf.OperatorRegistry) -> dict[str, set[str]]:
@@ -67,6 +72,7 @@ async def test_every_kind_registers_its_handlers_and_only_the_users_are_fed() ->
             "rollouts",
             "watch-key-secrets",
             "key-secrets",
+            "team-keys-due",
         },
         "indexing": {"users_listed", "policy_bodies", "teams_by_namespace"},
         "watching": {"rollout", "deleted", "teams-follow-policy"},
@@ -76,12 +82,20 @@ async def test_every_kind_registers_its_handlers_and_only_the_users_are_fed() ->
     assert released == [], "registering releases nothing"
 
 
-async def test_the_key_secrets_watch_nudges_only_this_operator_s_users() -> None:
+async def test_the_key_secrets_watch_nudges_only_this_operator_s_owners() -> None:
     kube = RecordingKube()
-    watch = SecretWatch(kube, known=lambda key: key == ("ns", "mine"))
-    await watch.nudge("ns", "mine", "deleted")
-    await watch.nudge("ns", "elsewhere", "deleted")
+    owners = {
+        USER_OWNER: Owners(lambda key: key == ("ns", "mine"), kube.nudge),
+        TEAM_OWNER: Owners(lambda key: key == ("ns", "crew"), kube.nudge_team),
+    }
+    watch = SecretWatch(kube, owners)
+    await watch.nudge(USER_OWNER, "ns", "mine", "deleted")
+    await watch.nudge(USER_OWNER, "ns", "elsewhere", "deleted")
+    await watch.nudge(USER_OWNER, "ns", "crew", "deleted")
+    await watch.nudge(TEAM_OWNER, "ns", "crew", "deleted")
+    await watch.nudge(TEAM_OWNER, "ns", "mine", "deleted")
     assert kube.nudged == [("ns", "mine")]
+    assert kube.nudged_teams == [("ns", "crew")]
 
 
 class RecordingFollowers:

@@ -16,7 +16,7 @@ from litellm_operator.litellm import (
     TeamExists,
     Unavailable,
 )
-from litellm_operator.models import ProvisioningPolicy
+from litellm_operator.models import KeyPolicy, ProvisioningPolicy
 from litellm_operator.reasons import Reason
 from litellm_operator.status import TeamApplied, TeamFailed
 from litellm_operator.teams.reconciler import TeamResult, from_error, prepare, still_granted
@@ -62,7 +62,7 @@ def test_nothing_to_write(body: dict[str, Any], policy: Any, reason: Reason) -> 
 def test_prepared_team() -> None:
     prepared = prepare(team(alias="Crew"), POLICY, [POLICY], [])
     assert not isinstance(prepared, TeamResult)
-    desired, applied = prepared
+    desired, applied = prepared.desired, prepared.applied
     assert desired.team_id == applied.team_id == "team-a.crew"
     assert (desired.owner.uid, applied.policy_generation) == ("u-1", 2)
     assert applied.effective["alias"] == "Crew"
@@ -116,3 +116,41 @@ def test_delete_only_what_is_still_granted(policy: Any, others: list[Any], grant
     """A tenant deletes (deletionPolicy: Delete) only a team still granted to its namespace."""
     body = team(maxBudget=5)
     assert still_granted(body, policy, others) is granted
+
+
+@pytest.mark.parametrize(
+    ("keys", "policy_keys", "reason"),
+    [
+        pytest.param([{"name": "k"}], {"allowed": False}, Reason.OVERRIDE_FORBIDDEN, id="no-keys"),
+        pytest.param(
+            [{"name": "k", "maxBudget": 9}],
+            {"maxBudget": 5},
+            Reason.OVERRIDE_FORBIDDEN,
+            id="budget",
+        ),
+        pytest.param(
+            [{"name": "k", "models": ["o3"]}], {}, Reason.MODEL_NOT_ALLOWED, id="outside-the-team"
+        ),
+    ],
+)
+def test_a_refused_team_key_stops_the_team_before_litellm(
+    keys: list[dict[str, Any]], policy_keys: dict[str, Any], reason: str
+) -> None:
+    """A key the policy or the team's own settings forbid stops the whole reconcile: nothing of
+    the team is written (as for a user's keys), and the status says which team it would be."""
+    spec = POLICY.spec.model_copy(update={"keys": KeyPolicy.model_validate(policy_keys)})
+    policy = POLICY.model_copy(update={"spec": spec})
+    prepared = prepare(team(models=["gpt-4o"], keys=keys), policy, [policy], [])
+    assert isinstance(prepared, TeamResult)
+    outcome = prepared.outcome
+    assert isinstance(outcome, TeamFailed)
+    assert (outcome.reason, outcome.transient) == (reason, False)
+    assert outcome.applied is not None
+    assert outcome.applied.team_id == "team-a.crew"
+
+
+def test_prepared_team_keys_are_the_team_s() -> None:
+    prepared = prepare(team(keys=[{"name": "ci"}]), POLICY, [POLICY], [])
+    assert not isinstance(prepared, TeamResult)
+    (key,) = prepared.keys
+    assert (key.key_alias, key.secret_name) == ("team:team-a/crew/ci", "crew-ci")

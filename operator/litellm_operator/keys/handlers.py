@@ -1,7 +1,7 @@
-"""The key Secrets' watch: a Secret deleted or changed by someone else nudges its user.
+"""The key Secrets' watch: a Secret deleted or changed by someone else nudges its owner.
 
-Keys are part of a LiteLLMUser (``spec.keys``) and reconciled with it; this is the one trigger
-of their own.
+Keys are part of a LiteLLMUser or a LiteLLMTeam (``spec.keys``) and reconciled with it; this is
+the one trigger of their own.
 """
 
 from __future__ import annotations
@@ -9,30 +9,38 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import kopf
 
-from litellm_operator.keys.plan import USER_LABEL
+from litellm_operator.keys.owner import OwnerKind, owner_of_secret
 from litellm_operator.keys.reconciler import SECRET_SELECTOR, secret_drifted
 from litellm_operator.kube import KeySecret, Kube
 from litellm_operator.runtime.handling import now_iso
 
 log = logging.getLogger(__name__)
 
-Known = Callable[[tuple[str, str]], bool]
-"""Whether a user (namespace, name) is one of this operator's."""
+
+@dataclass(frozen=True)
+class Owners:
+    """One kind of key owner, as the watch reaches it."""
+
+    known: Callable[[tuple[str, str]], bool]
+    """Whether an object (namespace, name) of the kind is one of this operator's."""
+    nudge: Callable[[str, str, str], Awaitable[None]]
+    """Ask kopf to reconcile it (namespace, name, why)."""
 
 
 class SecretWatch:
     """Watches the operator's key Secrets (label selector, server-side) in a daemon thread and
-    nudges the user of a Secret that was deleted or whose key was changed by someone else.
-    Users outside the operator's namespaces (``known`` says no) are left alone."""
+    nudges the owner of a Secret that was deleted or whose key was changed by someone else.
+    Owners outside the operator's namespaces (``known`` says no) are left alone."""
 
-    def __init__(self, kube: Kube, known: Known) -> None:
+    def __init__(self, kube: Kube, owners: Mapping[OwnerKind, Owners]) -> None:
         self.kube = kube
-        self.known = known
+        self.owners = owners
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -40,9 +48,10 @@ class SecretWatch:
         loop = asyncio.get_running_loop()
 
         def deliver(kind: str, secret: KeySecret) -> None:
-            if secret_drifted(kind, secret):
-                user = secret.labels.get(USER_LABEL, "")
-                asyncio.run_coroutine_threadsafe(self.nudge(secret.namespace, user, kind), loop)
+            owner = owner_of_secret(secret.labels)
+            if owner is not None and secret_drifted(kind, secret):
+                of, name = owner
+                asyncio.run_coroutine_threadsafe(self.nudge(of, secret.namespace, name, kind), loop)
 
         self._thread = threading.Thread(
             target=self.kube.watch_secrets,
@@ -52,13 +61,16 @@ class SecretWatch:
         )
         self._thread.start()
 
-    async def nudge(self, namespace: str, user: str, kind: str) -> None:
-        if not self.known((namespace, user)):
+    async def nudge(self, of: OwnerKind, namespace: str, name: str, kind: str) -> None:
+        owners = self.owners.get(of)
+        if owners is None or not owners.known((namespace, name)):
             return
         try:
-            await self.kube.nudge(namespace, user, f"key Secret {kind} at {now_iso()}")
+            await owners.nudge(namespace, name, f"key Secret {kind} at {now_iso()}")
         except Exception as exc:  # the next resync or restart reconciles it anyway
-            log.warning("user %s/%s not nudged after a Secret change: %s", namespace, user, exc)
+            log.warning(
+                "%s %s/%s not nudged after a Secret change: %s", of.kind, namespace, name, exc
+            )
 
     def stop(self, **_: Any) -> None:
         self._stop.set()

@@ -1,9 +1,10 @@
 """Virtual keys delivered into Secrets: what each key should be, and the next step towards it.
 
-Pure: no I/O. :func:`desired_keys` turns a LiteLLMUser's ``spec.keys`` and its policy's
-``spec.keys`` into :class:`DesiredKey` values (or the :class:`KeyRefusal` that stops the whole
+Pure: no I/O. :func:`desired_keys` turns an owner's ``spec.keys`` (a LiteLLMUser's or a
+LiteLLMTeam's, :mod:`litellm_operator.keys.owner`) and its policy's ``spec.keys`` into
+:class:`DesiredKey` values (or the :class:`KeyRefusal` that stops the whole
 reconcile before LiteLLM is touched). :func:`plan_keys` compares them with what is observed (the
-operator's Secrets, described by hashes only, and the user's keys in LiteLLM, found by their
+operator's Secrets, described by hashes only, and the owner's keys in LiteLLM, found by their
 deterministic ``key_alias``) and returns at most one action per key; the actor applies them,
 observes again and plans again until nothing is left.
 
@@ -12,15 +13,17 @@ Crash safety lives in the Secret: a new key value is written to the Secret (as `
 any retry can tell from the Secret alone whether the key exists. A key is never registered
 without its Secret, and never twice.
 
-Aliases: the current key is ``<namespace>/<user>/<key>``; during a rotation's grace period the
-previous key is renamed ``<namespace>/<user>/<key>/previous`` (LiteLLM aliases are unique). No
-part can hold a ``/`` (a namespace and a key name are DNS labels, a LiteLLMUser name a DNS
-subdomain), so no LiteLLMUser ever wants an alias of another namespace.
+Aliases: the current key is ``<namespace>/<user>/<key>`` (a team's: ``team:<namespace>/<team>/
+<key>``); during a rotation's grace period the previous key is renamed ``<alias>/previous``
+(LiteLLM aliases are unique). No part can hold a ``/`` (a namespace and a key name are DNS
+labels, an owner's name a DNS subdomain), so no owner ever wants an alias of another namespace
+or of another kind.
 
 Every key is for inference only (:data:`~litellm_operator.fields.INFERENCE_ROUTES`, a managed
-key field), and what a key may ask for is bounded by the policy's ``spec.keys`` and the user's
-own limits: anything beyond is a :class:`KeyRefusal`. Rotations (scheduled or requested) come
-at most once per ``keys.minRotateEvery`` per key.
+key field), and what a key may ask for is bounded by the policy's ``spec.keys`` and its owner's
+own models and limits (:class:`~litellm_operator.keys.owner.KeyBounds`): anything beyond is a
+:class:`KeyRefusal`. Rotations (scheduled or requested) come at most once per
+``keys.minRotateEvery`` per key.
 """
 
 from __future__ import annotations
@@ -37,17 +40,26 @@ from litellm_operator.fields import (
     ALL_PROXY_MODELS,
     KEY_COLUMNS,
     KEY_FIELDS,
-    Bound,
     Compare,
     duration_seconds,
+)
+from litellm_operator.keys.owner import (
+    LIMITS_UP_TO_THE_OWNER,
+    TEAM_OWNER,
+    USER_OWNER,
+    KeyBounds,
+    KeyOwner,
+    bounds_of,
 )
 from litellm_operator.models import (
     DEFAULT_MIN_ROTATE_EVERY,
     EffectiveSettings,
     KeyPolicy,
     KeySpec,
+    LiteLLMTeam,
     LiteLLMUser,
     ProvisioningPolicy,
+    TeamSettings,
 )
 from litellm_operator.reasons import Reason
 
@@ -55,11 +67,8 @@ DEFAULT_GRACE_PERIOD = "1h"
 MAX_LABEL_LENGTH = 63
 PREVIOUS_SUFFIX = "/previous"
 
-MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
-USER_LABEL = "litellm.platform.dev/user"
-KEY_LABEL = "litellm.platform.dev/key"
 ROTATE_ANNOTATION = "litellm.platform.dev/rotate"
-"""On a LiteLLMUser: a new value rotates every key of the user once."""
+"""On a LiteLLMUser or a LiteLLMTeam: a new value rotates every key of it once."""
 
 # Secret annotations: the operator's crash-safe record of what it did (hashes, never values).
 TOKEN_ANNOTATION = "litellm.platform.dev/token"
@@ -82,10 +91,6 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 def interval(text: str) -> timedelta:
     """``1h30m`` → 90 minutes (the models' ``Interval`` pattern is already checked)."""
     return timedelta(seconds=sum(int(n) * _UNITS[u] for n, u in _INTERVAL.findall(text)))
-
-
-def alias_prefix(namespace: str, user: str) -> str:
-    return f"{namespace}/{user}/"
 
 
 class KeySettings:
@@ -196,35 +201,37 @@ def keys_of(
     user: LiteLLMUser, policy: ProvisioningPolicy, effective: EffectiveSettings
 ) -> tuple[DesiredKey, ...] | KeyRefusal:
     """:func:`desired_keys` of a LiteLLMUser under its policy, with its effective settings."""
+    owner = KeyOwner(USER_OWNER, user.metadata.namespace or "", user.metadata.name)
     return desired_keys(
-        user.metadata.namespace or "",
-        user.metadata.name,
-        user.spec.keys,
-        effective,
-        policy.metadata.name,
-        policy.spec.keys,
+        owner, user.spec.keys, bounds_of(effective), policy.metadata.name, policy.spec.keys
     )
 
 
-LIMITS_UP_TO_THE_USERS = tuple(f.name for f in KEY_FIELDS if f.bound is Bound.CEILING)
-"""Key limits that may not exceed the user's own (a key is a part of its user)."""
+def team_keys_of(
+    team: LiteLLMTeam, policy: ProvisioningPolicy, effective: TeamSettings
+) -> tuple[DesiredKey, ...] | KeyRefusal:
+    """:func:`desired_keys` of a LiteLLMTeam under its policy (the same ``keys`` section bounds
+    users' and teams' keys), within the team's effective settings."""
+    owner = KeyOwner(TEAM_OWNER, team.metadata.namespace or "", team.metadata.name)
+    keys = team.spec.keys or []
+    return desired_keys(owner, keys, bounds_of(effective), policy.metadata.name, policy.spec.keys)
 
 
 def desired_keys(
-    namespace: str,
-    user: str,
+    owner: KeyOwner,
     keys: Sequence[KeySpec],
-    effective: EffectiveSettings,
+    bounds: KeyBounds,
     policy_name: str,
     policy: KeyPolicy,
 ) -> tuple[DesiredKey, ...] | KeyRefusal:
-    """The keys the user asks for, within its policy and its own effective settings."""
+    """The keys the owner asks for, within its policy and its own effective settings."""
     if not keys:
         return ()
-    user_models = [m for m in effective.models if m != ALL_PROXY_MODELS]
-    if len(user) > MAX_LABEL_LENGTH:
+    noun = owner.of.noun
+    owner_models = [m for m in bounds.models if m != ALL_PROXY_MODELS]
+    if len(owner.name) > MAX_LABEL_LENGTH:
         message = (
-            f"keys need a LiteLLMUser name of at most {MAX_LABEL_LENGTH} characters "
+            f"keys need a {owner.of.kind} name of at most {MAX_LABEL_LENGTH} characters "
             "(it labels the keys' Secrets)"
         )
         return KeyRefusal(Reason.INVALID_SPEC, message)
@@ -234,7 +241,7 @@ def desired_keys(
     if policy.max_per_user is not None and len(keys) > policy.max_per_user:
         message = (
             f"{len(keys)} keys asked for; policy {policy_name!r} allows at most "
-            f"{policy.max_per_user} per user"
+            f"{policy.max_per_user} per {noun} (keys.maxPerUser)"
         )
         return KeyRefusal(Reason.OVERRIDE_FORBIDDEN, message)
     desired: list[DesiredKey] = []
@@ -247,24 +254,24 @@ def desired_keys(
                 f"keys.maxBudget {ceiling:g}"
             )
             return KeyRefusal(Reason.OVERRIDE_FORBIDDEN, message)
-        outside = sorted(set(key.models or ()) - set(user_models)) if user_models else []
+        outside = sorted(set(key.models or ()) - set(owner_models)) if owner_models else []
         if outside:
             message = (
-                f"key {key.name!r}: model(s) {', '.join(outside)} are not among the user's "
-                f"models ({', '.join(user_models)})"
+                f"key {key.name!r}: model(s) {', '.join(outside)} are not among the {noun}'s "
+                f"models ({', '.join(owner_models)})"
             )
             return KeyRefusal(Reason.MODEL_NOT_ALLOWED, message)
-        refusal = beyond_the_user(key, effective) or beyond_the_policy(key, policy_name, policy)
+        refusal = beyond_the_owner(key, bounds, noun) or beyond_the_policy(key, policy_name, policy)
         if refusal is not None:
             return refusal
-        secret_name = key.secret_name or f"{user}-{key.name}"
+        secret_name = key.secret_name or f"{owner.name}-{key.name}"
         if secret_name in secret_names:
             message = f"key {key.name!r}: Secret {secret_name!r} is used by another key"
             return KeyRefusal(Reason.INVALID_SPEC, message)
         secret_names.add(secret_name)
         rotate_every = key.rotate_every or policy.rotate_every
         grace = key.grace_period or policy.grace_period or DEFAULT_GRACE_PERIOD
-        models = tuple(key.models) if key.models is not None else tuple(user_models)
+        models = tuple(key.models) if key.models is not None else tuple(owner_models)
         asked = {f.name: getattr(key, f.name) for f in KEY_FIELDS}
         budget = key.max_budget if key.max_budget is not None else ceiling
         settings = KeySettings(**{**asked, "models": models, "max_budget": budget})
@@ -272,7 +279,7 @@ def desired_keys(
             DesiredKey(
                 name=key.name,
                 secret_name=secret_name,
-                key_alias=alias_prefix(namespace, user) + key.name,
+                key_alias=owner.prefix + key.name,
                 settings=settings,
                 rotate_every=interval(rotate_every) if rotate_every else None,
                 grace_period=interval(grace),
@@ -282,27 +289,27 @@ def desired_keys(
     return tuple(desired)
 
 
-def beyond_the_user(key: KeySpec, effective: EffectiveSettings) -> KeyRefusal | None:
-    """A limit above the user's own, or a budget period shorter than the user's."""
-    for name in LIMITS_UP_TO_THE_USERS:
-        asked, ceiling = getattr(key, name), getattr(effective, name)
+def beyond_the_owner(key: KeySpec, bounds: KeyBounds, noun: str = "user") -> KeyRefusal | None:
+    """A limit above the owner's own, or a budget period shorter than the owner's."""
+    for name in LIMITS_UP_TO_THE_OWNER:
+        asked, ceiling = getattr(key, name), (bounds.limits or {}).get(name)
         if asked is not None and ceiling is not None and asked > ceiling:
             message = (
-                f"key {key.name!r}: {to_camel(name)} {asked} is above the user's own {ceiling}"
+                f"key {key.name!r}: {to_camel(name)} {asked} is above the {noun}'s own {ceiling}"
             )
             return KeyRefusal(Reason.OVERRIDE_FORBIDDEN, message)
-    period, floor = key.budget_duration, effective.budget_duration
+    period, floor = key.budget_duration, bounds.budget_duration
     if period is None:
         return None
     if floor is None:
         message = (
-            f"key {key.name!r}: budgetDuration {period}: the user's budget never resets, so a "
+            f"key {key.name!r}: budgetDuration {period}: the {noun}'s budget never resets, so a "
             "key's may not either"
         )
         return KeyRefusal(Reason.OVERRIDE_FORBIDDEN, message)
     if duration_seconds(period) < duration_seconds(floor):
         message = (
-            f"key {key.name!r}: budgetDuration {period} is shorter than the user's {floor} "
+            f"key {key.name!r}: budgetDuration {period} is shorter than the {noun}'s {floor} "
             "(a shorter period resets the key's budget more often)"
         )
         return KeyRefusal(Reason.OVERRIDE_FORBIDDEN, message)
@@ -356,7 +363,7 @@ class ObservedSecret:
 
 @dataclass(frozen=True)
 class ObservedKey:
-    """One of the user's keys in LiteLLM (found by alias)."""
+    """One of the owner's keys in LiteLLM (found by alias)."""
 
     token: str
     alias: str
@@ -369,9 +376,9 @@ class ObservedKey:
 @dataclass(frozen=True)
 class KeysObserved:
     secrets: Mapping[str, ObservedSecret]
-    """By Secret name: every Secret labelled as this user's."""
+    """By Secret name: every Secret labelled as this owner's."""
     litellm: Mapping[str, ObservedKey]
-    """By alias: the user's keys whose alias starts with its prefix."""
+    """By alias: the owner's keys whose alias starts with its prefix."""
 
 
 # --- actions -----------------------------------------------------------------------------------

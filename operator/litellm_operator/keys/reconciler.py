@@ -1,4 +1,5 @@
-"""A user's virtual keys: observe (Secrets + LiteLLM) → plan (keys.py, pure) → act.
+"""An owner's virtual keys (a LiteLLMUser's or a LiteLLMTeam's, :mod:`keys.owner`): observe
+(Secrets + LiteLLM) → plan (:mod:`keys.plan`, pure) → act.
 
 The only module that holds key values: it chooses them (``secrets.token_urlsafe``), writes them
 into Secrets and registers them with LiteLLM, always in that order, so a crash at any point
@@ -23,19 +24,22 @@ import kubernetes
 from pydantic import SecretStr
 
 from litellm_operator.fields import MANAGED_BY, MANAGER
+from litellm_operator.keys.owner import (
+    KEY_LABEL,
+    MANAGED_BY_LABEL,
+    TEAM_OWNER,
+    KeyOwner,
+)
 from litellm_operator.keys.plan import (
     API_KEY,
     BASE_URL,
     ISSUED_ANNOTATION,
-    KEY_LABEL,
-    MANAGED_BY_LABEL,
     PENDING_ANNOTATION,
     PENDING_KEY,
     PREVIOUS_ANNOTATION,
     PREVIOUS_EXPIRES_ANNOTATION,
     ROTATION_ANNOTATION,
     TOKEN_ANNOTATION,
-    USER_LABEL,
     CompleteKey,
     DeleteSecret,
     DesiredKey,
@@ -51,19 +55,18 @@ from litellm_operator.keys.plan import (
     RevokePrevious,
     UnblockKey,
     UpdateKey,
-    alias_prefix,
     plan_keys,
 )
 from litellm_operator.kube import KeySecret, Kube
 from litellm_operator.litellm import (
     GenerateKeyRequest,
     KeyAliasInUse,
+    KeyRecord,
     LiteLLMClient,
     LiteLLMUserRecord,
     NotFound,
     build,
 )
-from litellm_operator.models import API_VERSION, USER_KIND
 from litellm_operator.reasons import Event, Reason
 
 log = logging.getLogger(__name__)
@@ -100,33 +103,6 @@ def kube_errors(method: Any) -> Any:
             ) from None
 
     return wrapper
-
-
-@dataclass(frozen=True)
-class KeyOwner:
-    """The LiteLLMUser whose keys these are."""
-
-    namespace: str
-    name: str
-    uid: str
-    user_id: str
-
-    @property
-    def selector(self) -> str:
-        return f"{MANAGED_BY_LABEL}={MANAGER},{USER_LABEL}={self.name}"
-
-    @property
-    def prefix(self) -> str:
-        return alias_prefix(self.namespace, self.name)
-
-    def reference(self) -> dict[str, Any]:
-        return {
-            "apiVersion": API_VERSION,
-            "kind": USER_KIND,
-            "name": self.name,
-            "uid": self.uid,
-            "controller": True,
-        }
 
 
 @dataclass
@@ -191,7 +167,7 @@ class KeyReconciler:
         blocked_by_suspension: frozenset[str],
         rotation: str | None,
     ) -> KeysOutcome:
-        """Make the user's Secrets and LiteLLM keys match ``desired``; raises on I/O errors."""
+        """Make the owner's Secrets and LiteLLM keys match ``desired``; raises on I/O errors."""
         outcome = KeysOutcome()
         for _ in range(MAX_PASSES):
             seen = await self.observe(owner)
@@ -246,7 +222,7 @@ class KeyReconciler:
         by_name = {s.name: s for s in found}
         observed_secrets = {s.name: self.observed_secret(s) for s in found}
         try:
-            records = await self.client.list_user_keys(owner.user_id)
+            records = await self.owned_keys(owner)
         except NotFound:
             records = []
         keys = {
@@ -261,6 +237,12 @@ class KeyReconciler:
             if r.token and r.key_alias and r.key_alias.startswith(owner.prefix)
         }
         return _Observation(KeysObserved(observed_secrets, keys), by_name)
+
+    async def owned_keys(self, owner: KeyOwner) -> list[KeyRecord]:
+        """The LiteLLM keys bound to the owner (by ``user_id`` or by ``team_id``)."""
+        if owner.of is TEAM_OWNER:
+            return await self.client.list_team_keys(owner.litellm_id)
+        return await self.client.list_user_keys(owner.litellm_id)
 
     def observed_secret(self, secret: KeySecret) -> ObservedSecret:
         notes = secret.annotations
@@ -303,7 +285,7 @@ class KeyReconciler:
                         await self.kube.create_secret(
                             namespace,
                             key.secret_name,
-                            labels=self.labels(owner, key),
+                            labels=owner.labels(key.name),
                             annotations=pending,
                             data={PENDING_KEY: value, **self.urls()},
                             owner=owner.reference(),
@@ -327,7 +309,7 @@ class KeyReconciler:
                 if keep is not None:
                     await self.client.update_key(keep, {"key_alias": key.previous_alias})
                 value = seen.secrets[key.secret_name].data[PENDING_KEY]
-                identity = {"user_id": owner.user_id, "key_alias": key.key_alias}
+                identity = {**owner.identity(), "key_alias": key.key_alias}
                 settings = {k: v for k, v in key.settings.wire().items() if v is not None}
                 request = build(
                     GenerateKeyRequest, {**identity, "metadata": {MANAGED_BY: MANAGER}, **settings}
@@ -389,21 +371,22 @@ class KeyReconciler:
                 await self.kube.delete_secret(namespace, name)
 
     async def reclaim_alias(self, owner: KeyOwner, key: DesiredKey, outcome: KeysOutcome) -> None:
-        """The alias is held by a key that is not this user's. A key of another of the
+        """The alias is held by a key that is not this owner's. A key of another of the
         operator's users squats it (a tenant minted it with a key of its own): it is revoked,
         so no tenant blocks another namespace's key. Any other holder: :class:`AliasTaken`."""
         holder = await self.client.find_key_by_alias(key.key_alias)
         if holder is None or holder.token is None:
             return  # freed meanwhile
         holder_user = await self.client.get_user(holder.user_id) if holder.user_id else None
-        if not squatter(holder_user, owner.user_id):
+        own_user = owner.litellm_id if owner.of.litellm_field == "user_id" else None
+        if not squatter(holder_user, own_user):
             raise AliasTaken(
                 f"key {key.name!r}: its alias {key.key_alias!r} is held by a LiteLLM key the "
                 "operator did not issue (made by hand or in the UI); a LiteLLM admin must "
                 "delete or rename that key"
             )
         await self.revoke((holder.token,))
-        message = f"revoked a key of another user that held the alias of key {key.name!r}"
+        message = f"revoked a key of a user that held the alias of key {key.name!r}"
         log.warning("%s/%s: %s", owner.namespace, owner.name, message)
         outcome.events.append(Event("Warning", Reason.KEY_REVOKED, message))
 
@@ -414,7 +397,7 @@ class KeyReconciler:
 
     @kube_errors
     async def remove_all(self, owner: KeyOwner, *, retain: bool) -> list[Event]:
-        """The user is being deleted: revoke its keys and delete its Secrets, or (``retain``)
+        """The owner is being deleted: revoke its keys and delete its Secrets, or (``retain``)
         keep both and drop the Secrets' ownerReference so no garbage collector takes them."""
         seen = await self.observe(owner)
         if retain:
@@ -430,22 +413,19 @@ class KeyReconciler:
         message = f"revoked {len(tokens)} key(s) and deleted {len(seen.secrets)} Secret(s)"
         return [Event("Normal", Reason.KEY_REVOKED, message)]
 
-    def labels(self, owner: KeyOwner, key: DesiredKey) -> dict[str, str]:
-        return {MANAGED_BY_LABEL: MANAGER, USER_LABEL: owner.name, KEY_LABEL: key.name}
-
     def urls(self) -> dict[str, SecretStr]:
         url = SecretStr(self.base_url)
         return {BASE_URL: url, OPENAI_BASE_URL: url}
 
 
-SECRET_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGER},{USER_LABEL}"
-"""Every key Secret of the operator (the watch's server-side label selector)."""
+SECRET_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGER},{KEY_LABEL}"
+"""Every key Secret of the operator, a user's or a team's (the watch's label selector)."""
 
 
-def squatter(holder: LiteLLMUserRecord | None, user_id: str) -> bool:
-    """Whether a key of ``holder`` that holds an alias of ``user_id`` may be revoked: it belongs
-    to another user the operator manages, which has no business in this alias (only LiteLLM
-    admins can edit the markers)."""
+def squatter(holder: LiteLLMUserRecord | None, user_id: str | None) -> bool:
+    """Whether a key of ``holder`` that holds an alias of ``user_id`` (``None``: of a team) may
+    be revoked: it belongs to another user the operator manages, which has no business in this
+    alias (only LiteLLM admins can edit the markers)."""
     return (
         holder is not None
         and holder.user_id != user_id
@@ -454,7 +434,7 @@ def squatter(holder: LiteLLMUserRecord | None, user_id: str) -> bool:
 
 
 def secret_drifted(kind: str, secret: KeySecret) -> bool:
-    """Whether a watched Secret event means its user must be reconciled: the Secret is gone, or
+    """Whether a watched Secret event means its owner must be reconciled: the Secret is gone, or
     its key is not the one the operator wrote (and no new key is being written)."""
     if kind == "DELETED":
         return True

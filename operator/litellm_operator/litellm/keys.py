@@ -1,5 +1,5 @@
 """LiteLLM's virtual keys: ``/key/generate``, ``/key/regenerate``-free registration of a
-chosen value, ``/key/info``, ``/key/list``, ``/key/update``, ``/key/delete`` and
+chosen value, ``/key/info``, ``/key/list`` (by alias, by team), ``/key/update``, ``/key/delete`` and
 ``/key/block`` / ``/key/unblock`` (:class:`KeyCalls`).
 
 LiteLLM quirks these calls account for (verified against a real proxy by ``tests/integration``):
@@ -34,6 +34,9 @@ from litellm_operator.litellm.models import (
 from litellm_operator.litellm.transport import (
     may_have_been_processed,
 )
+
+KEY_PAGE_SIZE = 100
+"""``/key/list``'s largest page."""
 
 
 def key_token(key: str | SecretStr) -> str:
@@ -147,6 +150,26 @@ class KeyCalls(Connection):
         if body is None:
             raise NotFound(f"User {user_id} not found", status_code=404, endpoint="/user/info")
         return [KeyRecord.model_validate(raw) for raw in body.get("keys") or []]
+
+    async def list_team_keys(
+        self, team_id: str, *, page_size: int = KEY_PAGE_SIZE
+    ) -> list[KeyRecord]:
+        """The keys bound to the team (``/key/list?team_id=``, every page). An unknown team has
+        none (LiteLLM answers an empty list)."""
+        records: list[KeyRecord] = []
+        page = 1
+        while True:
+            params = {
+                "team_id": team_id,
+                "return_full_object": "true",
+                "size": str(page_size),
+                "page": str(page),
+            }
+            body = await self._call("GET", "/key/list", params=params, idempotent=True)
+            records.extend(KeyRecord.model_validate(raw) for raw in body.get("keys") or [])
+            if page >= int(body.get("total_pages") or 1):
+                return records
+            page += 1
 
     async def update_key(self, key: str | SecretStr, fields: Mapping[str, Any]) -> KeyRecord:
         """``/key/update`` with the given fields (``metadata`` replaces as a whole)."""

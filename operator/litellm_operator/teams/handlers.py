@@ -22,6 +22,7 @@ from typing import Any
 
 import kopf
 
+from litellm_operator.keys.due import Requeues
 from litellm_operator.models import GROUP, POLICY_PLURAL, TEAM_PLURAL, VERSION
 from litellm_operator.policies.validated import PolicyModels
 from litellm_operator.reasons import Reason
@@ -96,6 +97,17 @@ class TeamHandlers:
         self.recounts: dict[str, float] = {}
         """Teams whose recount is scheduled (:meth:`members_changed`), with when it is due."""
         self.tasks: set[asyncio.Task[None]] = set()
+        self.due = Requeues(nudge)
+        self.known: set[tuple[str, str]] = set()
+        """The teams this operator reconciles (the key Secrets' watch nudges only these)."""
+
+    def knows(self, team: tuple[str, str]) -> bool:
+        return team in self.known
+
+    async def stop(self, **_: Any) -> None:
+        await self.due.close()
+        for task in list(self.tasks):
+            task.cancel()
 
     async def members_changed(self, team_ids: Sequence[str]) -> None:
         """Users joined or left these teams: each LiteLLMTeam among them reconciles (one
@@ -159,6 +171,8 @@ class TeamHandlers:
         team_id = (body.get("status") or {}).get("teamId")
         if team_id is not None:
             self.owners.pop(team_id, None)
+        meta = body.get("metadata") or {}
+        self.known.discard((str(meta.get("namespace")), str(meta.get("name"))))
         policy_bodies: kopf.Index[str, Any] = kw["policy_bodies"]
         policy = first(policy_bodies.get(policy_ref_of(body.get("spec") or {})))
         every = [self.policies.of(first(store)) for store in policy_bodies.values()]
@@ -203,6 +217,11 @@ class TeamHandlers:
             generation = (policy_body.get("metadata") or {}).get("generation")
         self.publish(body, patch, result, (ref, generation) if policy_body else None)
         self.record_owner(body, result)
+        meta = body.get("metadata") or {}
+        key = (str(meta.get("namespace")), str(meta.get("name")))
+        self.known.add(key)
+        if result.requeue_after is not None:
+            self.due.requeue(*key, result.requeue_after)
         if result.created is not None:
             await self.created(result.created)
         if result.member_budget_changed is not None:
@@ -254,6 +273,7 @@ class TeamHandlers:
         kopf.on.resume(*TEAMS, registry=registry, id="resume", backoff=backoff)(self.resync)
         kopf.on.delete(*TEAMS, registry=registry, id="finalize", backoff=backoff)(self.deleted)
         kopf.on.event(*POLICIES, registry=registry, id="teams-follow-policy")(self.policy_event)
+        kopf.on.cleanup(registry=registry, id="team-keys-due")(self.stop)
         kopf.timer(
             *TEAMS,
             registry=registry,

@@ -15,17 +15,32 @@ were written since is read fresh too: its member count would be stale).
 The team's ``memberBudget`` is no team column: it is written as a marker in the team's metadata,
 which its members' reconciles read; a reconcile that changed it says so
 (:attr:`TeamResult.member_budget_changed`) and the members follow.
+
+Keys (``spec.keys``) are the users' keys with the team as their owner
+(:data:`~litellm_operator.keys.owner.TEAM_OWNER`: ``team_id`` set, no user, Secrets labelled
+and owned by the LiteLLMTeam), bounded by the policy's ``keys`` section and the team's own
+settings, delivered by the shared :class:`~litellm_operator.keys.reconciler.KeyReconciler` once
+the team is in sync; a team with keys costs a Secret list and a ``/key/list`` per reconcile.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from pydantic import ValidationError
 
+from litellm_operator.keys.owner import TEAM_OWNER, KeyOwner
+from litellm_operator.keys.plan import ROTATE_ANNOTATION, DesiredKey, KeyRefusal, team_keys_of
+from litellm_operator.keys.reconciler import (
+    AliasTaken,
+    KeyReconciler,
+    SecretsUnavailable,
+    SecretTaken,
+    next_check_in,
+)
 from litellm_operator.litellm import (
     AuthError,
     LiteLLMClient,
@@ -52,6 +67,7 @@ from litellm_operator.teams.plan import (
     TeamAction,
     TeamPlan,
     UpdateTeam,
+    deletion_policy_of,
     is_adopted,
     observed_team,
     plan_team,
@@ -69,12 +85,28 @@ class TeamResult:
     """The id of the team this reconcile created in LiteLLM (its waiting members follow)."""
     member_budget_changed: str | None = None
     """The id of the team whose ``memberBudget`` this reconcile wrote (its members follow)."""
+    requeue_after: float | None = None
+    """Seconds until a key's rotation or grace period is due."""
+
+
+@dataclass(frozen=True)
+class PreparedTeam:
+    """The team resolved under its policy, before anything is read or written."""
+
+    team: LiteLLMTeam
+    desired: DesiredTeam
+    applied: TeamApplied
+    keys: tuple[DesiredKey, ...] = ()
 
 
 class TeamReconciler:
-    def __init__(self, client: LiteLLMClient, snapshot: TeamSnapshot) -> None:
+    def __init__(
+        self, client: LiteLLMClient, snapshot: TeamSnapshot, keys: KeyReconciler | None = None
+    ) -> None:
         self.client = client
         self.snapshot = snapshot
+        self.keys = keys
+        """Delivers ``spec.keys``; without it (tests of teams alone) keys are resolved only."""
 
     async def reconcile(
         self,
@@ -90,7 +122,7 @@ class TeamReconciler:
         prepared = prepare(body, policy, policies, siblings)
         if isinstance(prepared, TeamResult):
             return prepared
-        desired, applied = prepared
+        desired, applied = prepared.desired, prepared.applied
         try:
             observed = await self.observe(desired.team_id, from_snapshot)
             plan = plan_team(desired, observed)
@@ -111,12 +143,48 @@ class TeamReconciler:
         budget = any(
             isinstance(a, UpdateTeam) and MEMBER_DEFAULT.wire in a.changed for a in plan.actions
         )
-        return TeamResult(
+        result = TeamResult(
             synced(applied, observed, wrote, plan),
             events_for(plan, desired),
             created=desired.team_id if created else None,
             member_budget_changed=desired.team_id if budget else None,
         )
+        return await self.converge_keys(prepared, result)
+
+    async def converge_keys(self, prepared: PreparedTeam, result: TeamResult) -> TeamResult:
+        """Once the team is in sync: its keys and their Secrets (only for a team with keys, or
+        that had some: a team without keys costs no Secret list)."""
+        team, applied = prepared.team, prepared.applied
+        outcome = result.outcome
+        had_keys = bool(team.status and team.status.keys)
+        if self.keys is None or not isinstance(outcome, TeamSynced):
+            return result
+        if not prepared.keys and not had_keys:
+            return result
+        try:
+            keys = await self.keys.converge(
+                key_owner(team, applied.team_id),
+                prepared.keys,
+                suspended=False,
+                blocked_by_suspension=frozenset(),
+                rotation=team.metadata.annotations.get(ROTATE_ANNOTATION),
+            )
+        except LiteLLMError as exc:
+            return from_error(exc, applied)
+        except SecretsUnavailable as exc:
+            return failure(Reason.UNAVAILABLE, str(exc), transient=True, applied=applied)
+        except (SecretTaken, AliasTaken) as exc:
+            return failure(Reason.CONFLICT, str(exc), transient=False, applied=applied)
+        except MalformedRequest as exc:
+            message = f"the operator built a request LiteLLM cannot take (a bug): {exc}"
+            return failure(Reason.MALFORMED_REQUEST, message, transient=False, applied=applied)
+        if not keys.settled:
+            message = "keys did not settle: their Secrets or LiteLLM keys kept changing; retrying"
+            return failure(Reason.PENDING, message, transient=True, applied=applied)
+        result.outcome = replace(outcome, keys=keys.statuses, wrote=outcome.wrote or keys.wrote)
+        result.events.extend(keys.events)
+        result.requeue_after = next_check_in(keys.next_check)
+        return result
 
     async def observe(self, team_id: str, from_snapshot: bool) -> ObservedTeam | None:
         """The team from the snapshot (the resync), unless the operator wrote the team or its
@@ -168,13 +236,24 @@ class TeamReconciler:
         if not still_granted(body, policy, policies):
             requested = "Retain"
         actions = plan_team_deletion(owner, observed, requested)
+        events: list[Event] = []
+        if self.keys is not None and (team.spec.keys or (status and status.keys)):
+            retain = deletion_policy_of(requested, observed) == "Retain" or (
+                observed is not None and is_adopted(observed)
+            )
+            events.extend(await self.keys.remove_all(key_owner(team, team_id), retain=retain))
         await self.apply(team_id, actions)
         if any(isinstance(a, DeleteTeam) for a in actions):
             message = f"LiteLLM team {team_id} deleted, with its memberships"
-            return [Event("Normal", Reason.DELETED, message)]
+            return [*events, Event("Normal", Reason.DELETED, message)]
         if actions:
-            return [Event("Normal", Reason.RELEASED, f"LiteLLM team {team_id} retained")]
-        return []
+            return [*events, Event("Normal", Reason.RELEASED, f"LiteLLM team {team_id} retained")]
+        return events
+
+
+def key_owner(team: LiteLLMTeam, team_id: str) -> KeyOwner:
+    meta = team.metadata
+    return KeyOwner(TEAM_OWNER, meta.namespace or "", meta.name, meta.uid or "", team_id)
 
 
 def prepare(
@@ -182,7 +261,7 @@ def prepare(
     policy: ProvisioningPolicy | Mapping[str, Any] | None,
     policies: Sequence[ProvisioningPolicy | Mapping[str, Any]],
     siblings: Sequence[Mapping[str, Any]],
-) -> tuple[DesiredTeam, TeamApplied] | TeamResult:
+) -> PreparedTeam | TeamResult:
     """The desired team, or the result that says why there is none (nothing is written)."""
     try:
         team = LiteLLMTeam.model_validate(body)
@@ -209,7 +288,11 @@ def prepare(
         problem = exc.problems[0]
         return failure(problem.reason, str(exc), transient=False)
     owner = Owner(team.metadata.namespace or "", team.metadata.name, team.metadata.uid or "")
-    return desired_from(resolution, owner), applied_from(resolution)
+    applied = applied_from(resolution)
+    keys = team_keys_of(team, policy, resolution.effective)
+    if isinstance(keys, KeyRefusal):  # nothing is written to LiteLLM
+        return failure(keys.reason, keys.message, transient=False, applied=applied)
+    return PreparedTeam(team, desired_from(resolution, owner), applied, keys)
 
 
 GRANT_REASONS = frozenset(

@@ -13,7 +13,6 @@ result into a status patch (only when something changed), events and metrics:
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -21,6 +20,7 @@ from typing import Any
 
 import kopf
 
+from litellm_operator.keys.due import Requeues
 from litellm_operator.keys.plan import ROTATE_ANNOTATION
 from litellm_operator.litellm import LiteLLMUserRecord
 from litellm_operator.models import GROUP, USER_PLURAL, VERSION
@@ -67,28 +67,15 @@ class UserHandlers:
     def __init__(self, runtime: Runtime, rollouts: Rollouts) -> None:
         self.runtime = runtime
         self.rollouts = rollouts
-        self._due: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self.due = Requeues(runtime.kube.nudge)
 
     def requeue(self, namespace: str, name: str, delay: float) -> None:
         """Reconcile the user again in ``delay`` seconds (a key's rotation or grace period is
-        due), through a nudge. One pending requeue per user; a restart resumes every user."""
-        key = (namespace, name)
-        pending = self._due.pop(key, None)
-        if pending is not None:
-            pending.cancel()
-
-        async def later() -> None:
-            await asyncio.sleep(delay)
-            self._due.pop(key, None)
-            await self.runtime.kube.nudge(namespace, name, f"keys due at {now_iso()}")
-
-        self._due[key] = asyncio.create_task(later())
+        due, or an event handler's retry), through a nudge."""
+        self.due.requeue(namespace, name, delay)
 
     async def close(self) -> None:
-        tasks = list(self._due.values())
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.due.close()
 
     async def changed(self, *, body: kopf.Body, patch: kopf.Patch, retry: int, **kw: Any) -> None:
         delay = await self.reconcile(body, patch, retry, kw["policy_bodies"], kw["user_id_claims"])

@@ -28,10 +28,10 @@ from typing import Any, Literal, cast
 
 from pydantic import ValidationError
 
+from litellm_operator.keys.owner import USER_OWNER, KeyOwner
 from litellm_operator.keys.plan import ROTATE_ANNOTATION, DesiredKey, KeyRefusal, keys_of
 from litellm_operator.keys.reconciler import (
     AliasTaken,
-    KeyOwner,
     KeyReconciler,
     SecretsUnavailable,
     SecretTaken,
@@ -266,7 +266,9 @@ class Reconciler:
         if not prepared.keys and not had_keys:
             return result
         meta = user.metadata
-        owner = KeyOwner(meta.namespace or "", meta.name, meta.uid or "", prepared.desired.user_id)
+        owner = KeyOwner(
+            USER_OWNER, meta.namespace or "", meta.name, meta.uid or "", prepared.desired.user_id
+        )
         keys = await self.keys.converge(
             owner,
             prepared.keys,
@@ -587,7 +589,9 @@ class Reconciler:
         if self.keys is not None and (prepared.keys or status.get("keys")):
             user = prepared.user
             meta = user.metadata
-            owner = KeyOwner(meta.namespace or "", meta.name, meta.uid or "", desired.user_id)
+            owner = KeyOwner(
+                USER_OWNER, meta.namespace or "", meta.name, meta.uid or "", desired.user_id
+            )
             if await self.keys.drifted(
                 owner,
                 prepared.keys,
@@ -630,7 +634,7 @@ class Reconciler:
         actions = plan_deletion(owner, observed, policy)
         events: list[Event] = []
         if self.keys is not None and (spec.get("keys") or status.get("keys")):
-            owner_keys = KeyOwner(owner.namespace, owner.name, owner.uid, user_id)
+            owner_keys = KeyOwner(USER_OWNER, owner.namespace, owner.name, owner.uid, user_id)
             kept = observed is not None and is_adopted(observed) and not deletes_adopted(observed)
             retain = policy == "Retain" or kept
             events.extend(await self.keys.remove_all(owner_keys, retain=retain))
