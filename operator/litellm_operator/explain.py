@@ -43,7 +43,12 @@ from litellm_operator.models import (
     ProvisioningPolicy,
 )
 from litellm_operator.policies.resolve import PolicyViolation, Resolution, resolve
-from litellm_operator.policies.teams import TeamResolution, resolve_team
+from litellm_operator.policies.teams import (
+    MemberBudget,
+    TeamResolution,
+    member_budget_for,
+    resolve_team,
+)
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
@@ -341,7 +346,8 @@ class ExplainedTeam:
 
     team: LiteLLMTeam
     resolution: TeamResolution
-    members: tuple[str, ...]
+    members: tuple[tuple[str, MemberBudget | None], ...]
+    """The users that would join it, each with its budget there (none: no budget)."""
     keys: tuple[DesiredKey, ...] = ()
 
 
@@ -373,7 +379,7 @@ def explain_teams(
             problems.append(InputProblem(location, "spec.keys", f"{keys.message} [{keys.reason}]"))
             continue
         members = tuple(
-            u.resolution.user_id
+            (u.resolution.user_id, budget_in(u, resolution))
             for u in users
             if resolution.team_id in u.resolution.effective.teams
         )
@@ -381,6 +387,23 @@ def explain_teams(
     if problems:
         raise InputError(problems)
     return results
+
+
+def budget_in(user: Explained, team: TeamResolution) -> MemberBudget | None:
+    """The user's budget in the team: its own maxBudgetInTeam, else the team's memberBudget."""
+    effective = user.resolution.effective
+    source = user.resolution.sources.get("maxBudgetInTeam", "builtin")
+    return member_budget_for(effective.max_budget_in_team, source, team.effective.member_budget)
+
+
+def member_record(user_id: str, budget: MemberBudget | None) -> dict[str, Any]:
+    if budget is None:
+        return {"userId": user_id}
+    return {
+        "userId": user_id,
+        "maxBudgetInTeam": budget.max_budget_in_team,
+        "source": budget.source,
+    }
 
 
 def team_record(result: ExplainedTeam) -> dict[str, Any]:
@@ -392,7 +415,7 @@ def team_record(result: ExplainedTeam) -> dict[str, Any]:
         "policy": resolution.policy_name,
         "effective": resolution.effective.model_dump(by_alias=True, mode="json"),
         "sources": dict(resolution.sources),
-        "members": list(result.members),
+        "members": [member_record(user_id, budget) for user_id, budget in result.members],
         "keys": [describe(key) for key in result.keys],
     }
 
@@ -414,9 +437,18 @@ def format_teams(results: list[ExplainedTeam], output: str) -> str:
         for key, text in shown.items():
             lines.append(f"  {key:<{width}}  {text}  {record['sources'][key]}".rstrip())
         lines.extend(f"  key {key['name']}: {key_summary(key)}" for key in record["keys"])
-        lines.append(f"  members: {', '.join(record['members']) or 'none of the given users'}")
+        members = [member_text(member) for member in record["members"]]
+        lines.append(f"  members: {', '.join(members) or 'none of the given users'}")
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks) + "\n" if blocks else "no teams\n"
+
+
+def member_text(member: dict[str, Any]) -> str:
+    """``alice (maxBudgetInTeam 20 from team)``, or the id alone without a budget."""
+    if "maxBudgetInTeam" not in member:
+        return str(member["userId"])
+    budget = f"maxBudgetInTeam {member['maxBudgetInTeam']:g} from {member['source']}"
+    return f"{member['userId']} ({budget})"
 
 
 # --- formatting --------------------------------------------------------------------------------

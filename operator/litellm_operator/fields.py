@@ -476,6 +476,17 @@ TEAM_FIELDS: tuple[ManagedField, ...] = (
         Bound.CEILING,
     ),
     ManagedField(
+        "member_budget",
+        Budget | None,
+        None,
+        "USD each member may spend in the team (its max_budget_in_team), unless the member's "
+        "own policy sets maxBudgetInTeam. Default: the policy's teams.memberBudget, else none.",
+        Home.MEMBERSHIP,
+        "max_budget_in_team",
+        Bound.CEILING,
+        Compare.AMOUNT,
+    ),
+    ManagedField(
         "model_rpm_limit",
         LimitMap,
         {},
@@ -524,7 +535,9 @@ LiteLLM 1.108 (tests/integration/test_litellm_teams.py): ``/team/update`` clears
 ``team_alias``, ``max_budget``, ``budget_duration``, ``tpm_limit`` and ``rpm_limit`` with
 ``null`` and ``models`` with ``[]``, and replaces ``metadata`` whole; ``/team/new`` and
 ``/team/update`` ignore ``max_parallel_requests`` (the team column exists, the API does not
-write it), so it is not a team setting. Bounds:
+write it), so it is not a team setting. ``member_budget`` is no team column: it is each
+member's ``max_budget_in_team``, written by the members' reconciles (the team records it in its
+``metadata`` for them, :data:`~litellm_operator.users.plan.MEMBER_BUDGET`). Bounds:
 ``ceiling``, at most the policy's ``teams.<field>`` (an omitted one defaults to it);
 ``allow-list``, within ``teams.allowed<Field>``; ``free``, any value."""
 

@@ -24,12 +24,12 @@ from litellm_operator.models import GROUP, USER_PLURAL
 from litellm_operator.policies.handlers import PolicyHandlers
 from litellm_operator.policies.rollouts import Members, Rollouts
 from litellm_operator.runtime.config import OperatorConfig
-from litellm_operator.runtime.handling import Release
+from litellm_operator.runtime.handling import Release, now_iso
 from litellm_operator.runtime.indices import ObjectIndices
 from litellm_operator.runtime.metrics import Metrics
-from litellm_operator.status import awaits_team
+from litellm_operator.status import awaits_team, team_budget_changed_status
 from litellm_operator.teams.handlers import TeamHandlers
-from litellm_operator.teams.reconciler import TeamReconciler, TeamSnapshot
+from litellm_operator.teams.reconciler import TeamReconciler
 from litellm_operator.users import context
 from litellm_operator.users.following import PolicyFollowers
 from litellm_operator.users.handlers import UserHandlers
@@ -82,12 +82,29 @@ async def started(base: Base) -> AsyncIterator[tuple[Kind, ...]]:
                     if indexed.state.ready != "True" and awaits_team(indexed.body(), team_id):
                         await base.kube.nudge(namespace, name, f"team {team_id} created")
 
-        resync = base.config.resync_seconds
-        snapshot = TeamSnapshot(base.client, max_age=resync * context.SNAPSHOT_MAX_AGE_FRACTION)
-        team_keys = KeyReconciler(base.client, base.kube, base.config.base_url_for_workloads)
-        reconciler = TeamReconciler(base.client, snapshot, team_keys)
+        async def member_budget_changed(team_id: str) -> None:
+            """The team's members whose budget is the team's turn non-Ready at once (one status
+            write each); the event of that write reconciles each one, as a policy's change does
+            (:meth:`~litellm_operator.users.handlers.UserHandlers.follow_policy`)."""
+            now = now_iso()
+            for (namespace, name), store in list(members.bodies.items()):
+                for indexed in store:
+                    changes = team_budget_changed_status(indexed.body(), team_id, now)
+                    if changes is not None:
+                        await base.kube.patch_user_status(namespace, name, changes)
 
-        teams = TeamHandlers(reconciler, base.metrics, resync, team_created, base.kube.nudge_team)
+        resync = base.config.resync_seconds
+        team_keys = KeyReconciler(base.client, base.kube, base.config.base_url_for_workloads)
+        reconciler = TeamReconciler(base.client, users.teams, team_keys)
+
+        teams = TeamHandlers(
+            reconciler,
+            base.metrics,
+            resync,
+            team_created,
+            base.kube.nudge_team,
+            member_budget_changed,
+        )
         secrets = SecretWatch(
             base.kube,
             {
@@ -96,6 +113,7 @@ async def started(base: Base) -> AsyncIterator[tuple[Kind, ...]]:
             },
         )
 
+        users.memberships_changed = teams.members_changed
         yield (
             Kind("LiteLLMUser", user_handlers.register, {(GROUP, USER_PLURAL): users.users}),
             Kind("LiteLLMTeam", teams.register),

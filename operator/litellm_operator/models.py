@@ -48,6 +48,8 @@ TEAM_PLURAL = "litellmteams"
 USER_ROLES: tuple[str, ...] = get_args(UserRole)
 
 Source = Literal["builtin", "default", "role", "override"]
+BudgetSource = Literal["builtin", "default", "role", "override", "team"]
+"""Where a member budget comes from: the user's own maxBudgetInTeam (its source), or the team."""
 """Where an effective setting came from, lowest to highest precedence."""
 SOURCES: tuple[str, ...] = get_args(Source)
 
@@ -821,6 +823,11 @@ class UserStatus(_Status):
     managed_teams: list[str] | None = Field(
         default=None, description="Team memberships the operator added."
     )
+    team_budgets: dict[str, TeamBudget] | None = Field(
+        default=None,
+        description="Per team id: the member budget (max_budget_in_team) the user has there, "
+        "and where it comes from: the user's own maxBudgetInTeam, or the team's memberBudget.",
+    )
     adopted: bool | None = Field(
         default=None, description="The operator adopted a LiteLLM user it had not created."
     )
@@ -829,6 +836,16 @@ class UserStatus(_Status):
     )
     keys: list[KeyStatus] | None = Field(
         default=None, description="The virtual keys delivered into Secrets (spec.keys)."
+    )
+
+
+class TeamBudget(_Wire):
+    """The member budget of a user in one team."""
+
+    max_budget_in_team: float = Field(description="USD the user may spend in the team.")
+    source: BudgetSource = Field(
+        description="builtin, default, role or override: the user's own maxBudgetInTeam; "
+        "team: the team's memberBudget."
     )
 
 

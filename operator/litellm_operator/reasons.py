@@ -21,6 +21,8 @@ class Reason(StrEnum):
     PENDING = "Pending"
     CREATING = "Creating"
     POLICY_CHANGED = "PolicyChanged"
+    TEAM_BUDGET_CHANGED = "TeamBudgetChanged"
+    """A team of the user changed its memberBudget: the user is reconciled against it."""
     ROLLING_OUT = "RollingOut"
     UNAVAILABLE = "LiteLLMUnavailable"
     UNAUTHORIZED = "Unauthorized"

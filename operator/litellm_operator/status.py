@@ -75,6 +75,7 @@ OWNED_KEYS = (
     "maxBudget",
     "budgetResetAt",
     "managedTeams",
+    "teamBudgets",
     "blockedKeys",
     "keys",
     "adopted",
@@ -112,6 +113,8 @@ class Synced:
     notes: Sequence[str] = field(default_factory=tuple)
     keys: Sequence[Mapping[str, Any]] | None = None
     """``status.keys`` when the user has (or had) keys; ``None`` keeps the previous value."""
+    team_budgets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """``status.teamBudgets``: per team, the member budget applied and where it comes from."""
 
 
 @dataclass(frozen=True)
@@ -205,6 +208,7 @@ def synced_fields(outcome: Synced, previous: Mapping[str, Any], now: str) -> dic
         "maxBudget": outcome.max_budget,
         "budgetResetAt": outcome.budget_reset_at,
         "managedTeams": sorted(outcome.managed_teams),
+        "teamBudgets": dict(outcome.team_budgets) or None,
         "blockedKeys": sorted(outcome.blocked_keys),
         "adopted": outcome.adopted,
         "keys": list(outcome.keys) if outcome.keys is not None else previous.get("keys"),
@@ -332,7 +336,36 @@ def retry_due(body: Mapping[str, Any], now: datetime, interval: float) -> bool:
     return (now - changed).total_seconds() >= interval
 
 
-POLICY_PENDING = frozenset({Reason.POLICY_CHANGED, Reason.POLICY_DELETED})
+POLICY_PENDING = frozenset(
+    {Reason.POLICY_CHANGED, Reason.POLICY_DELETED, Reason.TEAM_BUDGET_CHANGED}
+)
+"""Ready=Unknown reasons the operator wrote to say a user is behind what governs it (its policy,
+a team's memberBudget): the event of that write reconciles the user."""
+
+
+def team_budget_changed_status(
+    body: Mapping[str, Any], team_id: str, now: str
+) -> dict[str, Any] | None:
+    """The conditions of a member of ``team_id`` whose ``memberBudget`` changed, until the user
+    is reconciled against it (the event of this write does that): not Ready on a stale budget.
+
+    ``None`` for a user not in the team, whose own maxBudgetInTeam wins over the team's, being
+    deleted, whose current generation was never handled (its own reconcile is coming), or that
+    already says so (nothing to write)."""
+    meta = body.get("metadata") or {}
+    status = body.get("status") or {}
+    effective = status.get("effective") or {}
+    if team_id not in (effective.get("teams") or []) or meta.get("deletionTimestamp"):
+        return None
+    if effective.get("maxBudgetInTeam") is not None:
+        return None
+    if status.get("observedGeneration") != meta.get("generation"):
+        return None
+    message = f"team {team_id} changed its memberBudget; reconciling"
+    before = ready_condition(status) or {}
+    if before.get("status") == "Unknown" and before.get("message") == message:
+        return None
+    return {"conditions": pending_conditions(status, Reason.TEAM_BUDGET_CHANGED, message, now)}
 
 
 def awaits_team(body: Mapping[str, Any], team_id: str) -> bool:

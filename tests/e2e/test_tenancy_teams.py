@@ -23,6 +23,7 @@ import pytest
 from litellm_operator.fields import MANAGED_BY
 from litellm_operator.litellm import LiteLLMClient, NewTeamRequest, NotFound, TeamRecord
 from litellm_operator.models import API_VERSION
+from litellm_operator.users.plan import MEMBER_BUDGET
 from tests.e2e.operator_harness import Cluster, OperatorProcess, condition_of, eventually
 from tests.e2e.test_tenancy import TENANT, make_tenant
 from tests.fixtures.kube import KubeEnv, fresh_namespace
@@ -35,7 +36,13 @@ TEAM_RULE = {
     "resources": ["litellmteams"],
     "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"],
 }
-TEAMS = {"maxBudget": 50, "tpmLimit": 1000, "rpmLimit": 100, "allowedModels": ["gpt-4o-mini"]}
+TEAMS = {
+    "maxBudget": 50,
+    "tpmLimit": 1000,
+    "rpmLimit": 100,
+    "memberBudget": 20,
+    "allowedModels": ["gpt-4o-mini"],
+}
 
 
 def attacks_team(*fields: str) -> pytest.MarkDecorator:
@@ -175,7 +182,7 @@ async def test_a_team_id_not_granted_or_a_policy_not_allowed_writes_nothing(
     assert await admin.held(f"{tenant.namespace}.b") is None
 
 
-@attacks_team("teamId", "alias", "metadata", "blocked", "budgetDuration")
+@attacks_team("teamId", "alias", "metadata", "blocked", "budgetDuration", "memberBudget")
 async def test_a_team_another_resource_owns_is_never_changed_or_deleted(
     tenant: TeamTenant, admin: Admin, kube_env: KubeEnv, other_namespace: str
 ) -> None:
@@ -212,6 +219,7 @@ async def test_a_team_another_resource_owns_is_never_changed_or_deleted(
         "blocked": True,
         "budgetDuration": "1s",
         "metadata": {"x": "y"},
+        "memberBudget": 0,
     }
     tenant.apply("mine", hostile)
     team = tenant.reason("mine", "Conflict")
@@ -224,16 +232,18 @@ async def test_a_team_another_resource_owns_is_never_changed_or_deleted(
     assert (held.team_alias, held.blocked, held.budget_duration) == ("Theirs", False, None)
     assert "x" not in held.metadata
     assert held.metadata[MANAGED_BY] == "litellm-operator"
+    assert held.metadata[MEMBER_BUDGET] == "20.0", "the owner's memberBudget (the ceiling)"
     kube_env.kubectl("delete", "litellmteam", "owner", f"-n={other_namespace}")
 
 
-@attacks_team("maxBudget", "tpmLimit", "rpmLimit", "models")
+@attacks_team("maxBudget", "tpmLimit", "rpmLimit", "memberBudget", "models")
 @pytest.mark.parametrize(
     ("spec", "reason"),
     [
         pytest.param({"maxBudget": 51}, "CeilingExceeded", id="budget"),
         pytest.param({"tpmLimit": 10**9}, "CeilingExceeded", id="tpm"),
         pytest.param({"rpmLimit": 101}, "CeilingExceeded", id="rpm"),
+        pytest.param({"memberBudget": 21}, "CeilingExceeded", id="member-budget"),
         pytest.param({"models": ["gpt-4o"]}, "ModelNotAllowed", id="model"),
         pytest.param({"models": []}, "ModelNotAllowed", id="all-models"),
     ],
@@ -302,3 +312,41 @@ async def test_a_team_granted_elsewhere_since_is_never_deleted_by_its_tenant(
     held = await admin.held(team_id)
     assert held is not None, "a team granted to others is released, not deleted"
     assert MANAGED_BY not in held.metadata
+
+
+@attacks_team("memberBudget", "teamId", "adopt", "metadata")
+async def test_a_team_cannot_set_budgets_on_members_it_does_not_own(
+    tenant: TeamTenant, admin: Admin, cluster: Cluster, other_namespace: str
+) -> None:
+    """Another namespace's user is a member of a team the platform made; the tenant declares
+    that team (its id, adopted) with memberBudget 0 to starve the member, or forges the marker
+    the members read their team's budget from: refused, and the member's budget in LiteLLM is
+    untouched after the member is reconciled again."""
+    victim_team = f"victims-{uuid.uuid4().hex[:6]}"
+    await admin.team(victim_team)
+    role = {"group": "g", "teams": [victim_team], "namespaces": [other_namespace]}
+    policy = admin.policy(
+        identities=explicit_ids("*"), roles=[role], teams={**TEAMS, "adoptExistingTeams": True}
+    )
+    victim = f"victim-{uuid.uuid4().hex[:6]}"
+    cluster.create_user(other_namespace, victim, {"policyRef": policy, "groups": ["g"]})
+    cluster.wait_ready(other_namespace, victim)
+
+    starve = {"policyRef": policy, "teamId": victim_team, "adopt": True, "memberBudget": 0}
+    tenant.apply("starve", starve)
+    assert other_namespace not in condition_of(tenant.reason("starve", "TeamNotAllowed"))["message"]
+    forged = {"policyRef": policy, "metadata": {MEMBER_BUDGET: "0"}}
+    tenant.apply("forged", forged)
+    tenant.reason("forged", "InvalidSpec")
+
+    cluster.patch_user(other_namespace, victim, {"alias": "reconciled again"})
+    found = cluster.wait_ready(other_namespace, victim)
+    assert "teamBudgets" not in found["status"]
+    held = await admin.held(victim_team)
+    assert held is not None
+    assert victim in held.member_ids
+    assert held.member_budget(victim) is None, "the member got no budget from the tenant"
+    assert MEMBER_BUDGET not in held.metadata
+    assert await admin.held(f"{tenant.namespace}.forged") is None
+    cluster.delete_user(other_namespace, victim)
+    eventually(lambda: cluster.get_user(other_namespace, victim) is None, timeout=30, what="gone")

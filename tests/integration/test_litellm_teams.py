@@ -178,3 +178,41 @@ def test_update_team_rejects_what_litellm_ignores() -> None:
         "max_budget": None,
         "models": [],
     }
+
+
+async def test_native_team_member_budget_is_not_what_member_budget_needs(
+    litellm_client: LiteLLMClient, make_id: Callable[[str], str]
+) -> None:
+    """Why LiteLLMTeam.memberBudget is written per member (max_budget_in_team) rather than with
+    LiteLLM's own ``team_member_budget`` (README, LiteLLMTeam): what 1.108.7 does with it."""
+    team_id, plain, own = make_id("team"), make_id("plain"), make_id("own")
+    body = {"team_id": team_id, "team_member_budget": 20.0, "budget_duration": "7d"}
+    await litellm_client._call("POST", "/team/new", json=body, idempotent=False)
+    for user_id in (plain, own):
+        await litellm_client.create_user(NewUserRequest.of(user_id=user_id))
+    await litellm_client.add_team_member(team_id, plain)
+    await litellm_client.add_team_member(team_id, own, max_budget_in_team=9.0)
+
+    # The batched read: /team/list carries only the default's id, not its amount.
+    listed = (await litellm_client.list_teams())[team_id]
+    default_id = listed.metadata.get("team_member_budget_id")
+    assert isinstance(default_id, str)
+    assert "team_member_budget" not in listed.model_dump()
+    # ... and every member's own budget, which is what the operator writes and compares.
+    assert listed.member_budget(own) == 9.0
+    raw_info = await litellm_client._call(
+        "GET", "/team/info", params={"team_id": team_id}, idempotent=True
+    )
+    table = raw_info["team_info"].get("team_member_budget_table") or {}
+    # The shared default row takes the team's own budget_duration: members' budgets reset with
+    # the team's period, which a member's own max_budget_in_team (no period) does not.
+    assert (table.get("max_budget"), table.get("budget_duration")) == (20.0, "7d")
+    info = await litellm_client.get_team(team_id)
+    assert info is not None
+    # The member on the default reads as a budget of 20 like any own budget of 20: only the
+    # row's id (the team's metadata) tells them apart; the own budget wins, as wanted.
+    assert (info.member_budget(plain), info.member_budget(own)) == (20.0, 9.0)
+    rows = {m["user_id"]: m for m in raw_info.get("team_memberships") or []}
+    assert rows[plain]["budget_id"] == default_id
+    assert rows[own]["budget_id"] != default_id
+    await litellm_client.delete_team(team_id)

@@ -562,7 +562,8 @@ spec:
   defaults: {models: [mini]}
   roles:
     - {group: crew, teams: [team-a.crew], namespaces: [team-a]}
-  teams: {maxBudget: 40, allowedModels: [mini, big]}
+    - {group: vip, teams: [team-a.crew], namespaces: [team-a], maxBudgetInTeam: 5}
+  teams: {maxBudget: 40, memberBudget: 15, allowedModels: [mini, big]}
 """
 TEAM = """
 apiVersion: litellm.platform.dev/v1alpha1
@@ -580,6 +581,11 @@ apiVersion: litellm.platform.dev/v1alpha1
 kind: LiteLLMUser
 metadata: {name: bo, namespace: team-a}
 spec: {}
+---
+apiVersion: litellm.platform.dev/v1alpha1
+kind: LiteLLMUser
+metadata: {name: cy, namespace: team-a}
+spec: {groups: [vip]}
 """
 
 
@@ -613,7 +619,11 @@ def test_explain_teams_shows_settings_and_who_would_join(
     assert record["effective"]["maxBudget"] == 40
     assert record["sources"]["maxBudget"] == "ceiling"
     assert record["effective"]["models"] == ["mini"]
-    assert record["members"] == ["ann"]
+    assert record["effective"]["memberBudget"] == 15  # the ceiling, as the default
+    assert record["members"] == [
+        {"userId": "ann", "maxBudgetInTeam": 15, "source": "team"},
+        {"userId": "cy", "maxBudgetInTeam": 5, "source": "role"},  # its own wins
+    ]
     (key,) = record["keys"]
     assert (key["keyAlias"], key["secretName"], key["models"]) == (
         "team:team-a/crew/ci",
@@ -624,7 +634,7 @@ def test_explain_teams_shows_settings_and_who_would_join(
     assert code == 0
     assert "team-a/crew: teamId team-a.crew, policy default" in table
     assert "key ci: " in table
-    assert "members: ann" in table
+    assert "members: ann (maxBudgetInTeam 15 from team), cy (maxBudgetInTeam 5 from role)" in table
 
 
 @pytest.mark.parametrize(

@@ -107,6 +107,7 @@ async def resync(
         kube=kube,
         metrics=Metrics(),
         directory=cast(Any, EmptySnapshot()),
+        teams=cast(Any, None),
     )
     members = Members(
         by_policy={"p": [("ns", name) for name in users]},

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from litellm_operator.fields import MANAGED_BY, MANAGER, TEAM_COLUMNS, TEAM_FIELDS
+from litellm_operator.fields import MANAGED_BY, MANAGER, TEAM_COLUMNS, TEAM_FIELDS, Home
 from litellm_operator.litellm.models import TeamRecord
 from litellm_operator.models import TeamSettings
 from litellm_operator.reasons import Reason
@@ -23,7 +23,7 @@ from litellm_operator.teams.plan import (
     plan_team,
     plan_team_deletion,
 )
-from litellm_operator.users.plan import ADOPTED, OWNER_UID, RELEASED, Owner
+from litellm_operator.users.plan import ADOPTED, MEMBER_BUDGET, OWNER_UID, RELEASED, Owner
 
 OWNER = Owner("team-a", "crew", "uid-1")
 SETTINGS: dict[str, Any] = {
@@ -183,11 +183,46 @@ def test_members_are_counted_without_litellm_s_own() -> None:
 
 def test_every_team_field_is_planned() -> None:
     """Each declared setting reaches the create body (a column or a metadata key)."""
-    body = plan_team(desired(modelTpmLimit={"mini": 9}), None).actions[0]
+    body = plan_team(desired(modelTpmLimit={"mini": 9}, memberBudget=7.5), None).actions[0]
     assert isinstance(body, CreateTeam)
     wire = body.request.to_wire()
     for f in TEAM_FIELDS:
+        if f.home is Home.MEMBERSHIP:  # each member's budget: the team carries it as a marker
+            assert wire["metadata"][MEMBER_BUDGET] == "7.5"
+            continue
         assert f.litellm in wire or f.litellm in wire["metadata"] or f.name == "metadata", f.name
+
+
+@pytest.mark.parametrize(
+    ("held_budget", "wanted", "written"),
+    [
+        pytest.param(None, 7.5, "7.5", id="set"),
+        pytest.param(7.5, 9.0, "9.0", id="changed"),
+        pytest.param(7.5, None, None, id="removed"),
+        pytest.param(7.5, 7.5, "same", id="same-no-write"),
+        pytest.param(None, None, "same", id="none-no-write"),
+        pytest.param("garbage", 7.5, "7.5", id="garbage-marker-rewritten"),
+    ],
+)
+def test_member_budget_is_a_marker_planned_like_a_setting(
+    held_budget: Any, wanted: float | None, written: str | None
+) -> None:
+    """memberBudget is no team column: it lives in the team's metadata for its members'
+    reconciles, its drift reverted and reported as memberBudget."""
+    before = desired_metadata(desired(), {})
+    if held_budget is not None:
+        before[MEMBER_BUDGET] = str(held_budget)
+    plan = plan_team(desired(memberBudget=wanted), held(metadata=before))
+    if written == "same":
+        assert plan.in_sync
+        return
+    (update,) = plan.actions
+    assert isinstance(update, UpdateTeam)
+    assert update.request.to_wire()["metadata"].get(MEMBER_BUDGET) == written
+    assert update.changed == ("memberBudget",)
+    assert plan_team(
+        desired(memberBudget=wanted), held(metadata=update.request.to_wire()["metadata"])
+    ).in_sync
 
 
 # --- deletion ----------------------------------------------------------------------------------

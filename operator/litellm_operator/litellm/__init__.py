@@ -3,7 +3,7 @@
 from litellm_operator.litellm.batching import UserReads
 from litellm_operator.litellm.client import LiteLLMClient
 from litellm_operator.litellm.connection import Connection, Observer, VersionObserver
-from litellm_operator.litellm.directory import Directory, PackedUsers
+from litellm_operator.litellm.directory import Directory, PackedUsers, TeamSnapshot
 from litellm_operator.litellm.errors import (
     AlreadyMember,
     AuthError,
@@ -81,6 +81,7 @@ __all__ = [
     "TeamMembershipRecord",
     "TeamRecord",
     "TeamRole",
+    "TeamSnapshot",
     "Unavailable",
     "UnsupportedVersion",
     "UpdateTeamRequest",

@@ -1,7 +1,10 @@
-"""The snapshot of every LiteLLM user: one paged ``/user/list``, shared and kept packed.
+"""The snapshots of every LiteLLM user (one paged ``/user/list``, shared and kept packed) and of
+every LiteLLM team (one ``/team/list``, shared).
 
 :class:`Directory` is what a resume and a resync read instead of one ``/user/info`` per user;
-:class:`PackedUsers` keeps the snapshot's records compressed until one is read.
+:class:`PackedUsers` keeps the snapshot's records compressed until one is read;
+:class:`TeamSnapshot` is what the teams' resync, and the users' reconciles and resync, read of
+teams (settings, members, member budgets) instead of one ``/team/info`` per team.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import zlib
 from collections.abc import Iterator, Mapping
 
 from litellm_operator.litellm.client import LiteLLMClient
-from litellm_operator.litellm.models import LiteLLMUserRecord
+from litellm_operator.litellm.models import LiteLLMUserRecord, TeamRecord
 
 log = logging.getLogger(__name__)
 
@@ -120,3 +123,63 @@ class Directory:
         if self._prefetching is not None:
             self._prefetching.cancel()
             await asyncio.gather(self._prefetching, return_exceptions=True)
+
+
+class TeamSnapshot:
+    """One ``/team/list`` answer, shared for ``max_age`` s.
+
+    What the operator writes makes part of it stale: a team's own settings (:meth:`forget`: the
+    team is dropped, callers read it with ``/team/info``), or only its memberships
+    (:meth:`members_written`: its settings, the ``memberBudget`` marker among them, still hold;
+    :meth:`members_fresh` says no). A refresh in flight while a team is written could bring its
+    old state back, so such a team is left out of, or marked stale in, what that refresh stores.
+    A team read fresh (``/team/info``) is put back with :meth:`remember`.
+    """
+
+    def __init__(self, client: LiteLLMClient, max_age: float) -> None:
+        self._client = client
+        self._max_age = max_age
+        self._teams: dict[str, TeamRecord] | None = None
+        self._taken = 0.0
+        self._lock = asyncio.Lock()
+        self._written_meanwhile: set[str] | None = None
+        self._members_meanwhile: set[str] | None = None
+        self._members_stale: set[str] = set()
+
+    async def held(self) -> Mapping[str, TeamRecord]:
+        async with self._lock:
+            if self._teams is None or time.monotonic() - self._taken > self._max_age:
+                self._written_meanwhile, self._members_meanwhile = set(), set()
+                try:
+                    teams = await self._client.list_teams()
+                    for team_id in self._written_meanwhile:
+                        teams.pop(team_id, None)
+                    stale = set(self._members_meanwhile)
+                finally:
+                    self._written_meanwhile = self._members_meanwhile = None
+                self._teams, self._members_stale = teams, stale
+                self._taken = time.monotonic()
+            return self._teams
+
+    def forget(self, team_id: str) -> None:
+        """The operator wrote the team: the snapshot no longer says what LiteLLM holds."""
+        if self._teams is not None:
+            self._teams.pop(team_id, None)
+        if self._written_meanwhile is not None:
+            self._written_meanwhile.add(team_id)
+
+    def members_written(self, team_id: str) -> None:
+        """The operator added, changed or removed a member of the team: its settings still
+        hold, its memberships no longer do."""
+        self._members_stale.add(team_id)
+        if self._members_meanwhile is not None:
+            self._members_meanwhile.add(team_id)
+
+    def members_fresh(self, team_id: str) -> bool:
+        return team_id not in self._members_stale
+
+    def remember(self, record: TeamRecord) -> None:
+        """A team just read with ``/team/info``: shared until the next write or refresh."""
+        if self._teams is not None and self._written_meanwhile is None:
+            self._teams[record.team_id] = record
+            self._members_stale.discard(record.team_id)

@@ -24,6 +24,7 @@ from typing import (
 )
 
 from pydantic import (
+    AliasChoices,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -277,9 +278,20 @@ class _TeamRecord(_Record):
     spend: float = 0.0
     budget_reset_at: datetime | None = None
     memberships: Annotated[list[TeamMembershipRecord], BeforeValidator(_none_to_empty_list)] = (
-        Field(default_factory=list)
+        Field(
+            default_factory=list,
+            validation_alias=AliasChoices("memberships", "team_memberships"),
+        )
     )
-    """From ``/team/info``'s ``team_memberships`` (beside ``team_info``)."""
+    """``/team/list``'s ``team_memberships`` of each team, or ``/team/info``'s (beside
+    ``team_info``): each member's budget in the team."""
+
+    def member_budget(self, user_id: str) -> float | None:
+        """The user's ``max_budget_in_team`` in this team (none: no budget of its own)."""
+        return next((m.max_budget_in_team for m in self.memberships if m.user_id == user_id), None)
+
+    def member_role(self, user_id: str) -> str:
+        return next((m.role for m in self.members if m.user_id == user_id), "user")
 
     @property
     def member_ids(self) -> set[str]:

@@ -24,6 +24,7 @@ clamped: a refused team is not written at all.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any, Literal
 
@@ -54,6 +55,29 @@ from litellm_operator.reasons import Reason
 
 TeamSource = Literal["builtin", "ceiling", "spec"]
 """Where an effective team setting came from."""
+TEAM_BUDGET_SOURCE = "team"
+"""Where a member budget comes from when it is the team's ``memberBudget``."""
+
+
+@dataclass(frozen=True)
+class MemberBudget:
+    """The budget a user has in one team, and where it comes from (``status.teamBudgets``)."""
+
+    max_budget_in_team: float | None
+    source: str
+
+
+def member_budget_for(
+    own: float | None, own_source: str, team_budget: float | None
+) -> MemberBudget | None:
+    """A member's budget in a team: its own ``maxBudgetInTeam`` where its policy sets one (its
+    source), else the team's ``memberBudget`` (source ``team``), else none."""
+    if own is not None:
+        return MemberBudget(own, own_source)
+    if team_budget is not None:
+        return MemberBudget(team_budget, TEAM_BUDGET_SOURCE)
+    return None
+
 
 RESERVED_TEAM_IDS = frozenset({"litellm-dashboard"})
 """Teams LiteLLM (1.108) keeps for itself: the UI's own keys belong to ``litellm-dashboard``."""

@@ -14,8 +14,10 @@ its result into a status patch (only what changed), events and metrics:
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import kopf
@@ -46,7 +48,14 @@ from litellm_operator.teams.plan import behind
 from litellm_operator.teams.reconciler import TeamReconciler, TeamResult
 from litellm_operator.users.indices import policy_ref_of
 
+log = logging.getLogger(__name__)
+
 TEAMS = (GROUP, VERSION, TEAM_PLURAL)
+RECOUNT_AFTER_SECONDS = 1.0
+"""How long a team's recount waits for more joins (a thousand users joining one team at once
+cost a few recounts, not a thousand)."""
+RECOUNT_AT_MOST_AFTER = 10.0
+"""The longest a recount waits while joins keep coming."""
 POLICIES = (GROUP, VERSION, POLICY_PLURAL)
 Nudge = Callable[[str, str, str], Awaitable[None]]
 
@@ -70,6 +79,7 @@ class TeamHandlers:
         resync_seconds: float,
         created: Callable[[str], Awaitable[None]],
         nudge: Nudge,
+        member_budget_changed: Callable[[str], Awaitable[None]],
     ):
         self.reconciler = reconciler
         self.metrics = metrics
@@ -77,9 +87,16 @@ class TeamHandlers:
         self.created = created
         """Told each team id the operator created: the users waiting for it are reconciled."""
         self.nudge = nudge
+        self.member_budget_changed = member_budget_changed
+        """Told each team id whose memberBudget the operator wrote: its members follow."""
         self.nudged: dict[tuple[str, str], int | None] = {}
         """The policy generation each team was last nudged for (once per generation)."""
         self.policies = PolicyModels()
+        self.owners: dict[str, tuple[str, str]] = {}
+        """LiteLLM team id → the LiteLLMTeam (namespace, name) that reconciled it last."""
+        self.recounts: dict[str, float] = {}
+        """Teams whose recount is scheduled (:meth:`members_changed`), with when it is due."""
+        self.tasks: set[asyncio.Task[None]] = set()
         self.due = Requeues(nudge)
         self.known: set[tuple[str, str]] = set()
         """The teams this operator reconciles (the key Secrets' watch nudges only these)."""
@@ -89,6 +106,43 @@ class TeamHandlers:
 
     async def stop(self, **_: Any) -> None:
         await self.due.close()
+        for task in list(self.tasks):
+            task.cancel()
+
+    async def members_changed(self, team_ids: Sequence[str]) -> None:
+        """Users joined or left these teams: each LiteLLMTeam among them reconciles (one
+        ``/team/info``) once the joins of the moment are done, so its ``status.members`` is
+        current without a per-team read in steady state. A recount waits until no member has
+        joined or left for :data:`RECOUNT_AFTER_SECONDS`, at most :data:`RECOUNT_AT_MOST_AFTER`
+        seconds after the first of them: a steady stream of joins costs one recount per
+        :data:`RECOUNT_AT_MOST_AFTER` seconds, not one per join."""
+        now = time.monotonic()
+        for team_id in team_ids:
+            if team_id not in self.owners:
+                continue
+            scheduled = team_id in self.recounts
+            self.recounts[team_id] = now + RECOUNT_AFTER_SECONDS
+            if scheduled:
+                continue
+            task = asyncio.create_task(self.recount(team_id, now + RECOUNT_AT_MOST_AFTER))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    async def recount(self, team_id: str, latest: float) -> None:
+        delay = min(self.recounts.get(team_id, 0.0), latest) - time.monotonic()
+        if delay > 0:  # joins meanwhile pushed it back: wait for them (at most until latest)
+            await asyncio.sleep(delay)
+            await self.recount(team_id, latest)
+            return
+        self.recounts.pop(team_id, None)
+        owner = self.owners.get(team_id)
+        if owner is None:
+            return
+        log.info("LiteLLMTeam %s/%s: members joined or left; recounting", *owner)
+        try:
+            await self.nudge(*owner, f"members of {team_id} changed")
+        except Exception as exc:  # the next resync recounts it
+            log.warning("LiteLLMTeam %s/%s not recounted: %s", *owner, exc)
 
     async def changed(self, *, body: kopf.Body, patch: kopf.Patch, retry: int, **kw: Any) -> None:
         retry_later(await self.reconcile(body, patch, retry, kw, from_snapshot=False))
@@ -114,6 +168,9 @@ class TeamHandlers:
                 await self.nudge(*key, f"policy {name} generation {generation}")
 
     async def deleted(self, *, body: kopf.Body, retry: int, **kw: Any) -> None:
+        team_id = (body.get("status") or {}).get("teamId")
+        if team_id is not None:
+            self.owners.pop(team_id, None)
         meta = body.get("metadata") or {}
         self.known.discard((str(meta.get("namespace")), str(meta.get("name"))))
         policy_bodies: kopf.Index[str, Any] = kw["policy_bodies"]
@@ -159,6 +216,7 @@ class TeamHandlers:
         if policy_body is not None:
             generation = (policy_body.get("metadata") or {}).get("generation")
         self.publish(body, patch, result, (ref, generation) if policy_body else None)
+        self.record_owner(body, result)
         meta = body.get("metadata") or {}
         key = (str(meta.get("namespace")), str(meta.get("name")))
         self.known.add(key)
@@ -166,10 +224,19 @@ class TeamHandlers:
             self.due.requeue(*key, result.requeue_after)
         if result.created is not None:
             await self.created(result.created)
+        if result.member_budget_changed is not None:
+            await self.member_budget_changed(result.member_budget_changed)
         outcome = result.outcome
         if isinstance(outcome, TeamFailed) and outcome.transient:
             return Retry(retry_delay(retry, result.retry_after), outcome.message)
         return None
+
+    def record_owner(self, body: kopf.Body, result: TeamResult) -> None:
+        meta = body.get("metadata") or {}
+        outcome = result.outcome
+        team_id = outcome.applied.team_id if outcome.applied is not None else None
+        if team_id is not None and not isinstance(outcome, TeamFailed):
+            self.owners[team_id] = (str(meta.get("namespace")), str(meta.get("name")))
 
     def publish(
         self,

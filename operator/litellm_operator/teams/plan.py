@@ -25,7 +25,9 @@ from litellm_operator.fields import (
     MANAGER,
     MARKER_PREFIX,
     TEAM_COLUMNS,
+    TEAM_FIELDS,
     TEAM_METADATA_KEYS,
+    Home,
 )
 from litellm_operator.litellm.models import (
     NewTeamRequest,
@@ -48,6 +50,8 @@ from litellm_operator.users.plan import (
     Owner,
     Ownership,
     Refuse,
+    member_budget_marker,
+    member_budget_of,
     named_for,
     ownership_of,
     parse_key_list,
@@ -56,6 +60,9 @@ from litellm_operator.users.plan import (
 
 RESERVED_METADATA = frozenset(f.litellm for f in TEAM_METADATA_KEYS if f.name != "metadata")
 """Metadata keys that hold team settings of their own (per-model limits)."""
+(MEMBER_DEFAULT,) = (f for f in TEAM_FIELDS if f.home is Home.MEMBERSHIP)
+"""``memberBudget``: no team column, each member's budget; the team carries it for its members'
+reconciles as a marker in its metadata (:data:`~litellm_operator.users.plan.MEMBER_BUDGET`)."""
 
 MSG_UNMANAGED_EXISTS = (
     "a LiteLLM team with id {team_id!r} already exists and is not managed by litellm-operator; "
@@ -88,6 +95,7 @@ def observed_team(record: TeamRecord) -> ObservedTeam:
     for f in TEAM_METADATA_KEYS:
         if f.name != "metadata":
             settings[f.name] = f.from_litellm(record.metadata.get(f.litellm))
+    settings[MEMBER_DEFAULT.name] = member_budget_of(record.metadata)
     people = {m for m in record.member_ids if m not in RESERVED_USER_IDS}
     return ObservedTeam(record.team_id, settings, dict(record.metadata), len(people), record.spend)
 
@@ -198,7 +206,7 @@ def changed_fields(
         changed.extend(
             [
                 f.wire
-                for f in TEAM_METADATA_KEYS
+                for f in (*TEAM_METADATA_KEYS, MEMBER_DEFAULT)
                 if f.name != "metadata"
                 and not f.same(getattr(desired.settings, f.name), observed.settings.get(f.name))
             ]
@@ -240,6 +248,7 @@ def desired_metadata(
         markers[MANAGED_KEYS] = ",".join(sorted(own))
     if adopted:
         markers[ADOPTED] = "true"
+    markers.update(member_budget_marker(getattr(desired.settings, MEMBER_DEFAULT.name)))
     return {**foreign, **own, **settings, **markers}
 
 

@@ -9,7 +9,12 @@ changes. :meth:`TeamReconciler.finalize` applies the deletion plan.
 
 Steady state costs no per-team call: the resync reconciles every team from one ``/team/list``
 answer shared for half a resync interval, and a team found in sync is not written. A team the
-operator wrote is dropped from the snapshot, so the next read of it is fresh.
+operator wrote is dropped from the snapshot, so the next read of it is fresh (one whose members
+were written since is read fresh too: its member count would be stale).
+
+The team's ``memberBudget`` is no team column: it is written as a marker in the team's metadata,
+which its members' reconciles read; a reconcile that changed it says so
+(:attr:`TeamResult.member_budget_changed`) and the members follow.
 
 Keys (``spec.keys``) are the users' keys with the team as their owner
 (:data:`~litellm_operator.keys.owner.TEAM_OWNER`: ``team_id`` set, no user, Secrets labelled
@@ -20,9 +25,7 @@ the team is in sync; a team with keys costs a Secret list and a ``/key/list`` pe
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
@@ -47,7 +50,7 @@ from litellm_operator.litellm import (
     RateLimited,
     ServerError,
     TeamExists,
-    TeamRecord,
+    TeamSnapshot,
     Unavailable,
 )
 from litellm_operator.models import LiteLLMTeam, ProvisioningPolicy
@@ -56,6 +59,7 @@ from litellm_operator.policies.teams import TeamResolution, resolve_team
 from litellm_operator.reasons import Event, Reason
 from litellm_operator.status import TeamApplied, TeamFailed, TeamOutcome, TeamSynced
 from litellm_operator.teams.plan import (
+    MEMBER_DEFAULT,
     CreateTeam,
     DeleteTeam,
     DesiredTeam,
@@ -79,6 +83,8 @@ class TeamResult:
     retry_after: float | None = None
     created: str | None = None
     """The id of the team this reconcile created in LiteLLM (its waiting members follow)."""
+    member_budget_changed: str | None = None
+    """The id of the team whose ``memberBudget`` this reconcile wrote (its members follow)."""
     requeue_after: float | None = None
     """Seconds until a key's rotation or grace period is due."""
 
@@ -91,29 +97,6 @@ class PreparedTeam:
     desired: DesiredTeam
     applied: TeamApplied
     keys: tuple[DesiredKey, ...] = ()
-
-
-class TeamSnapshot:
-    """One ``/team/list`` answer, shared by the reconciles of a resync for ``max_age`` s."""
-
-    def __init__(self, client: LiteLLMClient, max_age: float) -> None:
-        self._client = client
-        self._max_age = max_age
-        self._teams: dict[str, TeamRecord] | None = None
-        self._taken = 0.0
-        self._lock = asyncio.Lock()
-
-    async def held(self) -> Mapping[str, TeamRecord]:
-        async with self._lock:
-            if self._teams is None or time.monotonic() - self._taken > self._max_age:
-                self._teams = await self._client.list_teams()
-                self._taken = time.monotonic()
-            return self._teams
-
-    def forget(self, team_id: str) -> None:
-        """The operator wrote the team: the snapshot no longer says what LiteLLM holds."""
-        if self._teams is not None:
-            self._teams.pop(team_id, None)
 
 
 class TeamReconciler:
@@ -157,10 +140,14 @@ class TeamReconciler:
             message = f"LiteLLM team {desired.team_id!r} vanished after it was written"
             return failure(Reason.UNEXPECTED_RESPONSE, message, transient=True, applied=applied)
         created = any(isinstance(a, CreateTeam) for a in plan.actions)
+        budget = any(
+            isinstance(a, UpdateTeam) and MEMBER_DEFAULT.wire in a.changed for a in plan.actions
+        )
         result = TeamResult(
             synced(applied, observed, wrote, plan),
             events_for(plan, desired),
             created=desired.team_id if created else None,
+            member_budget_changed=desired.team_id if budget else None,
         )
         return await self.converge_keys(prepared, result)
 
@@ -200,12 +187,18 @@ class TeamReconciler:
         return result
 
     async def observe(self, team_id: str, from_snapshot: bool) -> ObservedTeam | None:
+        """The team from the snapshot (the resync), unless the operator wrote the team or its
+        members since (its member count would be stale): then, as otherwise, ``/team/info``."""
         if from_snapshot:
             record = (await self.snapshot.held()).get(team_id)
-            if record is not None:
+            if record is not None and self.snapshot.members_fresh(team_id):
                 return observed_team(record)
         record = await self.client.get_team(team_id)
-        return observed_team(record) if record is not None else None
+        if record is None:
+            return None
+        if from_snapshot:
+            self.snapshot.remember(record)
+        return observed_team(record)
 
     async def apply(self, team_id: str, actions: Sequence[TeamAction]) -> bool:
         """Apply the plan's writes; whether anything was written."""

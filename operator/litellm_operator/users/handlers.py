@@ -137,6 +137,11 @@ class UserHandlers:
             ) from exc
         for event in events:
             post(body, event)
+        teams = ((body.get("status") or {}).get("effective") or {}).get("teams") or []
+        deleted = any(event.reason == Reason.DELETED for event in events)
+        if deleted and teams and self.runtime.memberships_changed is not None:
+            # LiteLLM deleted the user's memberships with it: its teams recount.
+            await self.runtime.memberships_changed(list(teams))
 
     async def reconcile(
         self,
@@ -165,6 +170,8 @@ class UserHandlers:
         )
         runtime.metrics.reconcile_seconds.observe(time.monotonic() - started)
         publish(body, patch, result, runtime.metrics, used, announce=announce)
+        if result.teams_joined_or_left and runtime.memberships_changed is not None:
+            await runtime.memberships_changed(result.teams_joined_or_left)
         if result.requeue_after is not None:
             meta = body.metadata
             self.requeue(meta.namespace or "", meta.name or "", result.requeue_after)

@@ -27,6 +27,7 @@ LiteLLM quirks that shape the plan (observed on the real proxy, see docs/litellm
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -45,6 +46,7 @@ from litellm_operator.fields import (
 )
 from litellm_operator.litellm.models import NewUserRequest, UpdateUserRequest, build
 from litellm_operator.models import EffectiveSettings
+from litellm_operator.policies.teams import MemberBudget, member_budget_for
 from litellm_operator.reasons import Reason
 
 OWNER_NAMESPACE = MARKER_PREFIX + "owner-namespace"
@@ -58,6 +60,11 @@ ADOPTED = MARKER_PREFIX + "adopted"
 DELETE_ADOPTED = MARKER_PREFIX + "delete-adopted"
 """Set at adoption when the adopting policy said deleteAdoptedUsers: the one thing that lets
 ``deletionPolicy: Delete`` delete an adopted user, whatever policy the resource names later."""
+MEMBER_BUDGET = MARKER_PREFIX + "member-budget"
+"""In a LiteLLM team's ``metadata``: its LiteLLMTeam's ``memberBudget``, the budget of each of
+its members whose own policy sets no ``maxBudgetInTeam``. Written by the team's reconcile (only
+to a team the operator manages, within its policy's ceiling), read by the members' reconciles
+and their resync from the same LiteLLM team: one source, so both plan the same budget."""
 
 
 MSG_UNMANAGED_EXISTS = (
@@ -122,6 +129,9 @@ class ObservedUser:
     """Per team the user is in: its role and budget (``/team/info``); ``None`` when not read."""
     keys: tuple[ObservedKey, ...] | None = None
     """``None`` when the read did not include keys (``/user/list``)."""
+    team_budgets: Mapping[str, float | None] = field(default_factory=dict)
+    """The ``memberBudget`` of each of the user's teams that was read (:func:`member_budget_of`);
+    a team not read, or without one, contributes none."""
     email_in_use: bool = False
     """The desired e-mail belongs to another LiteLLM user (looked up only when it must change)."""
 
@@ -134,6 +144,26 @@ class ObservedUser:
 class TeamMembership:
     role: str = "user"
     max_budget_in_team: float | None = None
+
+
+def member_budget_of(team_metadata: Mapping[str, Any]) -> float | None:
+    """The ``memberBudget`` a LiteLLM team gives its members: its :data:`MEMBER_BUDGET` marker,
+    only in a team the operator manages (anyone may write a foreign team's metadata)."""
+    if team_metadata.get(MANAGED_BY) != MANAGER:
+        return None
+    raw = team_metadata.get(MEMBER_BUDGET)
+    if not isinstance(raw, str | int | float) or isinstance(raw, bool) or raw == "":
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) and value >= 0 else None
+
+
+def member_budget_marker(value: float | None) -> dict[str, str]:
+    """The :data:`MEMBER_BUDGET` marker for a team's ``memberBudget`` (none: no marker)."""
+    return {} if value is None else {MEMBER_BUDGET: repr(float(value))}
 
 
 def observed_settings(
@@ -179,11 +209,33 @@ class Desired:
     """Keys the operator blocked for a suspension (from status); the only ones it unblocks."""
     had_team_budget: bool = False
     """The last applied settings had a maxBudgetInTeam (from status): budgets may need removing."""
+    budget_source: str = "builtin"
+    """Where the user's own ``maxBudgetInTeam`` comes from (``status.sources``)."""
+    budgeted_teams: frozenset[str] = frozenset()
+    """The teams whose member budget the operator set last time (``status.teamBudgets``): a
+    budget gone from both the user and the team is removed from these memberships only."""
 
-    @property
-    def reads_memberships(self) -> bool:
+    def reads_memberships(self, team_budgets: Mapping[str, float | None]) -> bool:
         """Whether the membership budgets must be read (``/team/info``) to plan this user."""
-        return self.settings.max_budget_in_team is not None or self.had_team_budget
+        return bool(member_budgets(self, team_budgets)) or self.had_team_budget
+
+
+def member_budgets(
+    desired: Desired, team_budgets: Mapping[str, float | None]
+) -> dict[str, MemberBudget]:
+    """The member budget of each of the user's teams whose budget the operator manages: the
+    user's own ``maxBudgetInTeam`` where its policy sets one, else the team's ``memberBudget``
+    (``team_budgets``), else none where one was set before (to remove it). Teams that had and
+    get none are left out: their memberships' budgets are not the operator's."""
+    own = desired.settings.max_budget_in_team
+    budgets: dict[str, MemberBudget] = {}
+    for team in sorted(desired.settings.teams):
+        budget = member_budget_for(own, desired.budget_source, team_budgets.get(team))
+        if budget is not None:
+            budgets[team] = budget
+        elif desired.had_team_budget or team in desired.budgeted_teams:
+            budgets[team] = MemberBudget(None, "builtin")
+    return budgets
 
 
 @dataclass(frozen=True)
@@ -335,12 +387,19 @@ def same_email(desired: str | None, observed: str | None) -> bool:
     return desired is None or (observed is not None and observed.lower() == desired)
 
 
-def plan_user(desired: Desired, observed: ObservedUser | None) -> Plan:
-    """Plan the changes that make LiteLLM hold exactly what ``desired`` says."""
+def plan_user(
+    desired: Desired,
+    observed: ObservedUser | None,
+    team_budgets: Mapping[str, float | None] | None = None,
+) -> Plan:
+    """Plan the changes that make LiteLLM hold exactly what ``desired`` says; ``team_budgets``:
+    the ``memberBudget`` of the user's teams (else what ``observed`` read of them)."""
+    if team_budgets is None:
+        team_budgets = observed.team_budgets if observed is not None else {}
     ownership = ownership_of(observed, desired.owner)
     if observed is None:
         create = CreateUser(build(NewUserRequest, creation_fields(desired)))
-        return Plan(ownership, (create, *team_actions(desired, None)))
+        return Plan(ownership, (create, *team_actions(desired, None, team_budgets)))
     if ownership == "other-resource":
         owner = owner_named_by(observed, desired.owner)
         message = MSG_OWNED_BY_OTHER.format(user_id=desired.user_id, owner=owner)
@@ -364,7 +423,7 @@ def plan_user(desired: Desired, observed: ObservedUser | None) -> Plan:
         return Plan(ownership, (Refuse(Reason.EMAIL_IN_USE, message),))
     if fields:
         actions.append(UpdateUser(build(UpdateUserRequest, fields), tuple(changed)))
-    actions.extend(team_actions(desired, observed))
+    actions.extend(team_actions(desired, observed, team_budgets))
     actions.extend(key_actions(desired, observed))
     return Plan(ownership, tuple(actions))
 
@@ -518,24 +577,32 @@ def without_markers(metadata: Mapping[str, Any]) -> dict[str, Any]:
     return kept or {RELEASED: "true"}
 
 
-def team_actions(desired: Desired, observed: ObservedUser | None) -> list[Action]:
-    """Join the desired teams with the desired member budget; leave only the teams the operator
-    joined itself; set the budget of memberships whose budget was read and differs."""
+def team_actions(
+    desired: Desired, observed: ObservedUser | None, team_budgets: Mapping[str, float | None]
+) -> list[Action]:
+    """Join the desired teams with their member budget (:func:`member_budgets`); leave only the
+    teams the operator joined itself; set the budget of memberships whose budget was read, is
+    the operator's and differs."""
     budget_field = BY_NAME["max_budget_in_team"]
-    budget = desired.settings.max_budget_in_team
+    budgets = member_budgets(desired, team_budgets)
     current = set(observed.teams) if observed is not None else set()
     wanted = set(desired.settings.teams)
-    adds: list[Action] = [AddToTeam(t, budget) for t in sorted(wanted - current)]
+    adds: list[Action] = [
+        AddToTeam(t, budgets[t].max_budget_in_team if t in budgets else None)
+        for t in sorted(wanted - current)
+    ]
     removes: list[Action] = [
         RemoveFromTeam(t) for t in sorted((desired.managed_teams & current) - wanted)
     ]
     memberships = observed.memberships if observed is not None else None
-    budgets: list[Action] = [
-        UpdateTeamMembership(team, budget, membership.role)
+    updates: list[Action] = [
+        UpdateTeamMembership(team, budgets[team].max_budget_in_team, membership.role)
         for team, membership in sorted((memberships or {}).items())
-        if team in wanted and not budget_field.same(budget, membership.max_budget_in_team)
+        if team in wanted
+        and team in budgets
+        and not budget_field.same(budgets[team].max_budget_in_team, membership.max_budget_in_team)
     ]
-    return adds + budgets + removes
+    return adds + updates + removes
 
 
 def key_actions(desired: Desired, observed: ObservedUser) -> list[Action]:

@@ -4,6 +4,12 @@ Nothing here knows kopf: the handlers give it the resource, its policy and the o
 resources claiming the same user id, and get back the new status, the events to post and
 whether a failure is worth retrying. The LiteLLM client is the only I/O.
 
+Member budgets: each team's ``memberBudget`` is read from the shared ``/team/list`` snapshot
+(:class:`~litellm_operator.litellm.TeamSnapshot`, ``/team/info`` for a team written since), by
+the reconcile and by the resync's :meth:`Reconciler.check` alike, and combined with the user's
+own ``maxBudgetInTeam`` by :func:`~litellm_operator.users.plan.member_budgets`; the reconcile
+reads the memberships themselves fresh (``/team/info``), the check from the snapshot.
+
 The applier records per-item failures and carries on (a missing team does not stop the budget
 from being applied), so the status always says what was done, including memberships added
 before a later call failed.
@@ -41,7 +47,9 @@ from litellm_operator.litellm import (
     NotFound,
     RateLimited,
     ServerError,
+    TeamRecord,
     TeamRole,
+    TeamSnapshot,
     Unavailable,
     UnsupportedVersion,
     UpdateUserRequest,
@@ -56,6 +64,7 @@ from litellm_operator.policies.resolve import (
     in_namespaces,
     resolve,
 )
+from litellm_operator.policies.teams import MemberBudget
 from litellm_operator.reasons import Event, Reason
 from litellm_operator.status import (
     Applied,
@@ -90,6 +99,8 @@ from litellm_operator.users.plan import (
     deletes_adopted,
     desired_email,
     is_adopted,
+    member_budget_of,
+    member_budgets,
     named_for,
     observed_settings,
     ownership_of,
@@ -121,6 +132,8 @@ class Result:
     """Set for transient failures: when to try again (LiteLLM's Retry-After when it sent one)."""
     requeue_after: float | None = None
     """Set when a key is due (rotation, end of a grace period): reconcile again then."""
+    teams_joined_or_left: tuple[str, ...] = ()
+    """The teams this reconcile added the user to or removed it from (their counts changed)."""
 
 
 RecordProgress = Callable[[str, Sequence[str], bool], Awaitable[None]]
@@ -163,8 +176,12 @@ class Reconciler:
         read_user: ReadUser | None = None,
         max_in_progress: int = DEFAULT_MAX_IN_PROGRESS,
         update_user: WriteUser | None = None,
+        teams: TeamSnapshot | None = None,
     ) -> None:
         self.client = client
+        self.teams = teams
+        """The shared ``/team/list`` snapshot the teams' ``memberBudget`` is read from; without
+        it (tests of users alone) teams give their members no budget."""
         self.read_user = read_user or client.get_user
         self.update_user = update_user or client.update_user
         self._slots = asyncio.Semaphore(max_in_progress)
@@ -289,12 +306,13 @@ class Reconciler:
         """Observe, plan, act. Ownership in LiteLLM decides first: a user whose markers name
         this resource stays its own whatever other resources claim; only an absent user goes
         to the oldest claimant (``rival``, when another resource claimed the id earlier)."""
-        observed = await self.observe_record(desired, record)
+        team_budgets = await self.team_budgets(desired)
+        observed = await self.observe_record(desired, record, team_budgets)
         if rival is not None and ownership_of(observed, desired.owner) != "ours":
             message = MSG_CLAIMED.format(user_id=desired.user_id, owner=rival)
             return failure(Reason.CONFLICT, message, transient=False, applied=applied)
         try:
-            plan = plan_user(desired, observed)
+            plan = plan_user(desired, observed, team_budgets)
         except MalformedRequest as exc:
             return malformed(exc, applied)
         refusal = plan.refusal
@@ -350,14 +368,48 @@ class Reconciler:
             adopted=plan.adopting or adopted_before,
             suspended=desired.suspend,
             missing_teams=tuple(progress.missing_teams),
+            team_budgets=applied_budgets(member_budgets(desired, team_budgets)),
         )
         return Result(
             outcome,
             events=events_for(plan, progress, desired),
+            teams_joined_or_left=joined_or_left(progress.changed),
         )
 
     async def observe(self, desired: Desired) -> ObservedUser | None:
-        return await self.observe_record(desired, await self.read_user(desired.user_id))
+        record = await self.read_user(desired.user_id)
+        return await self.observe_record(desired, record, await self.team_budgets(desired))
+
+    async def team_records(self, desired: Desired) -> dict[str, TeamRecord]:
+        """The user's teams as LiteLLM holds them, from the shared ``/team/list`` snapshot; a
+        team missing there (new, or written since) read with ``/team/info`` and shared again;
+        absent teams left out."""
+        snapshot = self.teams
+        if snapshot is None or not desired.settings.teams:
+            return {}
+        held = await snapshot.held()
+        records: dict[str, TeamRecord] = {}
+        for team_id in sorted(set(desired.settings.teams)):
+            team = held.get(team_id)
+            if team is None:
+                team = await self.client.get_team(team_id)
+                if team is not None:
+                    snapshot.remember(team)
+            if team is not None:
+                records[team_id] = team
+        return records
+
+    async def team_budgets(self, desired: Desired) -> dict[str, float | None]:
+        """The ``memberBudget`` of each of the user's teams (:func:`member_budget_of`)."""
+        records = await self.team_records(desired)
+        return {team_id: member_budget_of(team.metadata) for team_id, team in records.items()}
+
+    def members_fresh(self, team_id: str) -> bool:
+        return self.teams is None or self.teams.members_fresh(team_id)
+
+    def members_written(self, team_id: str) -> None:
+        if self.teams is not None:
+            self.teams.members_written(team_id)
 
     async def final_record(
         self, user_id: str, observed: LiteLLMUserRecord | None, progress: _Progress
@@ -371,7 +423,12 @@ class Reconciler:
         return progress.updated or observed
 
     async def observe_record(
-        self, desired: Desired, record: LiteLLMUserRecord | None, *, memberships: bool = True
+        self,
+        desired: Desired,
+        record: LiteLLMUserRecord | None,
+        team_budgets: Mapping[str, float | None] | None = None,
+        *,
+        memberships: bool = True,
     ) -> ObservedUser | None:
         """The user as LiteLLM holds it.
 
@@ -394,26 +451,24 @@ class Reconciler:
         if operator_owns_email and email is not None and not same_email(email, record.user_email):
             holders = await self.client.users_with_email(email)
             email_in_use = any(holder != desired.user_id for holder in holders)
-        held = await self.observe_memberships(desired, record) if memberships else None
-        return observed_from(record, keys, email_in_use=email_in_use, memberships=held)
+        budgets = dict(team_budgets or {})
+        held = await self.observe_memberships(desired, record, budgets) if memberships else None
+        return observed_from(
+            record, keys, email_in_use=email_in_use, memberships=held, team_budgets=budgets
+        )
 
     async def observe_memberships(
-        self, desired: Desired, record: LiteLLMUserRecord
+        self, desired: Desired, record: LiteLLMUserRecord, team_budgets: Mapping[str, float | None]
     ) -> dict[str, TeamMembership] | None:
-        """Role and budget of the user in each desired team it is in (one ``/team/info`` each)."""
+        """Role and budget of the user in each desired team it is in (one ``/team/info`` each,
+        fresh: what the snapshot says may predate the last write)."""
         memberships: dict[str, TeamMembership] = {}
-        if not desired.reads_memberships:
+        if not desired.reads_memberships(team_budgets):
             return None
         for team_id in sorted(set(desired.settings.teams) & set(record.teams)):
             team = await self.client.get_team(team_id)
-            if team is None:
-                continue
-            role = next((m.role for m in team.members if m.user_id == desired.user_id), "user")
-            budget = next(
-                (m.max_budget_in_team for m in team.memberships if m.user_id == desired.user_id),
-                None,
-            )
-            memberships[team_id] = TeamMembership(role, budget)
+            if team is not None:
+                memberships[team_id] = membership_in(team, desired.user_id)
         return memberships
 
     async def _apply(self, desired: Desired, plan: Plan, progress: _Progress) -> Plan:
@@ -458,17 +513,20 @@ class Reconciler:
                         progress.managed_teams.discard(team)
                     raise
                 if added:
+                    self.members_written(team)
                     progress.wrote = True
                     progress.changed.append(f"team:{team}")
                 elif not claimed:
                     progress.managed_teams.discard(team)
             case UpdateTeamMembership(team_id=team, max_budget_in_team=budget, role=role):
+                self.members_written(team)
                 await client.update_team_member(
                     team, user_id, role=cast(TeamRole, role), max_budget_in_team=budget
                 )
                 progress.wrote = True
                 progress.changed.append(f"maxBudgetInTeam:{team}")
             case RemoveFromTeam(team_id=team):
+                self.members_written(team)
                 try:
                     await client.remove_team_member(team, user_id)
                     progress.wrote = True
@@ -513,8 +571,19 @@ class Reconciler:
         if isinstance(prepared, Result):
             return ("not-ready",)
         desired = prepared.desired
-        observed = await self.observe_record(desired, record, memberships=False)
-        drift = drifted_fields(plan_user(desired, observed))
+        teams = await self.team_records(desired)
+        team_budgets = {team_id: member_budget_of(t.metadata) for team_id, t in teams.items()}
+        observed = await self.observe_record(desired, record, team_budgets, memberships=False)
+        if observed is not None and desired.reads_memberships(team_budgets):
+            # A team whose members the operator wrote since the snapshot is not compared: its
+            # list predates those writes, and the next snapshot has them (no read per user).
+            held = {
+                team_id: membership_in(teams[team_id], desired.user_id)
+                for team_id in sorted(set(desired.settings.teams) & set(record.teams))
+                if team_id in teams and self.members_fresh(team_id)
+            }
+            observed = replace(observed, memberships=held)
+        drift = drifted_fields(plan_user(desired, observed, team_budgets))
         if drift:
             return drift
         if self.keys is not None and (prepared.keys or status.get("keys")):
@@ -536,6 +605,8 @@ class Reconciler:
         stale = stale or status.get("spend") != record.spend
         stale = stale or status.get("maxBudget") != record.max_budget
         stale = stale or status.get("budgetResetAt") != iso(record.budget_reset_at)
+        budgets = applied_budgets(member_budgets(desired, team_budgets))
+        stale = stale or status.get("teamBudgets") != (pruned(budgets) or None)
         return ("status",) if stale else ()
 
     async def finalize(
@@ -690,6 +761,8 @@ def desired_for(
         had_team_budget=bool(
             status and status.effective and status.effective.max_budget_in_team is not None
         ),
+        budget_source=resolution.sources.get("maxBudgetInTeam", "builtin"),
+        budgeted_teams=frozenset((status.team_budgets or {}) if status else ()),
     )
 
 
@@ -705,6 +778,7 @@ def observed_from(
     *,
     email_in_use: bool = False,
     memberships: Mapping[str, TeamMembership] | None = None,
+    team_budgets: Mapping[str, float | None] | None = None,
 ) -> ObservedUser:
     return ObservedUser(
         user_id=record.user_id,
@@ -714,9 +788,30 @@ def observed_from(
         alias=record.user_alias,
         sso_user_id=record.sso_user_id,
         memberships=memberships,
+        team_budgets=dict(team_budgets or {}),
         keys=keys,
         email_in_use=email_in_use,
     )
+
+
+def joined_or_left(changed: Sequence[str]) -> tuple[str, ...]:
+    """The teams whose membership changed, from the applier's ``team:<id>`` entries."""
+    return tuple(sorted({c.removeprefix("team:") for c in changed if c.startswith("team:")}))
+
+
+def membership_in(team: TeamRecord, user_id: str) -> TeamMembership:
+    """The user's role and budget in ``team`` (a ``/team/info`` or ``/team/list`` record)."""
+    return TeamMembership(team.member_role(user_id), team.member_budget(user_id))
+
+
+def applied_budgets(budgets: Mapping[str, MemberBudget]) -> dict[str, dict[str, Any]]:
+    """``status.teamBudgets``: the budget the user has in each team that gives it one, and
+    where it comes from (a removed budget is not listed)."""
+    return {
+        team: {"maxBudgetInTeam": budget.max_budget_in_team, "source": budget.source}
+        for team, budget in budgets.items()
+        if budget.max_budget_in_team is not None
+    }
 
 
 def owned_by(record: LiteLLMUserRecord | None, owner: Owner) -> bool:
