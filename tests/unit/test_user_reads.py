@@ -251,15 +251,17 @@ async def test_a_rollout_longer_than_the_ttl_is_still_served_by_the_prefetch(
 ) -> None:
     fake = FakeList()
     respx.get(f"{BASE}/user/list").mock(side_effect=fake)
-    monkeypatch.setattr(batching, "PREFETCH_TTL_SECONDS", 0.2)
-    reads = UserReads(client, max_batch=10, read_ahead=20)  # < 30 answers ahead, < 0.1 s
+    # A TTL well above how long an answer waits ahead (20 answers, about 0.1 s unloaded), so a
+    # loaded machine does not expire them; the rollout (400 reads, at least 2 s) outlasts it.
+    monkeypatch.setattr(batching, "PREFETCH_TTL_SECONDS", 1.0)
+    reads = UserReads(client, max_batch=10, read_ahead=20)
     ids = many(400)
     reads.prefetch(ids)
     started = asyncio.get_running_loop().time()
     for user_id in ids:
         await reads.get(user_id)
-        await asyncio.sleep(0.002)
-    assert asyncio.get_running_loop().time() - started > 0.2, "the rollout outlasted the TTL"
+        await asyncio.sleep(0.005)
+    assert asyncio.get_running_loop().time() - started > 1.0, "the rollout outlasted the TTL"
     assert len(fake.calls) == 40, "no answer expired unread: no read of its own"
 
 
