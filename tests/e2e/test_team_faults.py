@@ -17,6 +17,7 @@ import pytest
 from kubernetes.client import ApiException
 
 from devenv.litellm import LiteLLMEndpoint
+from litellm_operator.fields import MANAGED_BY
 from litellm_operator.keys.plan import PENDING_KEY, ROTATE_ANNOTATION
 from litellm_operator.litellm import LiteLLMClient, NewTeamRequest, UpdateTeamRequest
 from litellm_operator.models import API_VERSION, GROUP, TEAM_PLURAL, VERSION
@@ -376,28 +377,32 @@ def pending_key_in_secret(world: TeamWorld, secret: str) -> str:
     return base64.b64decode((found.data or {})[PENDING_KEY]).decode()
 
 
+APP_KEY = ({"name": "app"},)
 UNRECORDED_KILL_POINTS = [
-    pytest.param("/team/new", (), id="after-team-created"),
-    pytest.param("/key/generate", ({"name": "app"},), id="after-team-key-issued"),
+    pytest.param("/team/new", (), "Delete", id="after-team-created"),
+    pytest.param("/key/generate", APP_KEY, "Delete", id="after-team-key-issued"),
+    pytest.param("/key/generate", APP_KEY, "Retain", id="after-team-key-issued-retained"),
 ]
 
 
-@pytest.mark.parametrize(("path", "keys"), UNRECORDED_KILL_POINTS)
+@pytest.mark.parametrize(("path", "keys", "policy"), UNRECORDED_KILL_POINTS)
 async def test_a_team_deleted_before_its_status_recorded_it_is_deleted_once(
     team_world: TeamWorld,
     litellm_env: LiteLLMEndpoint,
     path: str,
     keys: tuple[dict[str, Any], ...],
+    policy: str,
 ) -> None:
     """SIGKILL after LiteLLM created the team (or issued its key), before status.teamId was
     written; the LiteLLMTeam is deleted while the operator is down. The restarted operator finds
-    the team under the id it was created under, by its markers: no team, no key left."""
+    the team under the id it was created under, by its markers: no team, no key left (Retain:
+    both kept, the team released)."""
     world = team_world
     name = f"kd-{uuid.uuid4().hex[:6]}"
     team_id, alias = f"{world.namespace}.{name}", f"team:{world.namespace}/{name}/app"
     rule = world.proxy.add(Rule("hold", path, method="POST"))
-    spec: dict[str, Any] = {"alias": name, "keys": list(keys)} if keys else {"alias": name}
-    world.create(name, **spec)
+    spec: dict[str, Any] = {"alias": name, "deletionPolicy": policy}
+    world.create(name, **({**spec, "keys": list(keys)} if keys else spec))
     assert rule.held.wait(30), f"the operator never called {path}"
     world.operator.kill()
     world.proxy.release()
@@ -411,7 +416,15 @@ async def test_a_team_deleted_before_its_status_recorded_it_is_deleted_once(
     world.operator.start()
     restarted = time.monotonic()
     world.delete_finished(name)
-    print(f"\nFAULT SIGKILL {path} then deleted: finalized in {time.monotonic() - restarted:.1f}s")
+    seconds = time.monotonic() - restarted
+    print(f"\nFAULT SIGKILL {path} then deleted ({policy}): finalized in {seconds:.1f}s")
+    if policy == "Retain":
+        kept = await world.litellm.get_team(team_id)
+        assert kept is not None, "Retain keeps the team"
+        assert MANAGED_BY not in kept.metadata, "released: the markers removed"
+        assert all(works(litellm_env.url, value) for value in issued), "and its keys working"
+        await world.litellm.delete_team(team_id)
+        return
     assert await world.litellm.get_team(team_id) is None, "the team is deleted"
     assert await world.litellm.list_team_keys(team_id) == []
     assert await world.litellm.find_key_by_alias(alias) is None, "its key is revoked"
