@@ -17,9 +17,11 @@ import pytest
 from kubernetes.client import ApiException
 
 from devenv.litellm import LiteLLMEndpoint
-from litellm_operator.keys.plan import ROTATE_ANNOTATION
-from litellm_operator.litellm import LiteLLMClient, UpdateTeamRequest
+from litellm_operator.fields import MANAGED_BY
+from litellm_operator.keys.plan import PENDING_KEY, ROTATE_ANNOTATION
+from litellm_operator.litellm import LiteLLMClient, NewTeamRequest, UpdateTeamRequest
 from litellm_operator.models import API_VERSION, GROUP, TEAM_PLURAL, VERSION
+from litellm_operator.runtime.runner import FINALIZER
 from litellm_operator.users.plan import OWNER_UID
 from tests.e2e.conftest import FAULT_NAMESPACE_PREFIX
 from tests.e2e.faults import FaultProxy, Rule
@@ -45,11 +47,14 @@ class TeamWorld:
         self.operator = operator
         self.policy = f"p-{uuid.uuid4().hex[:8]}"
 
-    def create(self, name: str, **spec: Any) -> None:
+    def create(self, name: str, *, finalizers: tuple[str, ...] = (), **spec: Any) -> None:
+        metadata: dict[str, Any] = {"name": name, "namespace": self.namespace}
+        if finalizers:
+            metadata["finalizers"] = list(finalizers)
         body = {
             "apiVersion": API_VERSION,
             "kind": "LiteLLMTeam",
-            "metadata": {"name": name, "namespace": self.namespace},
+            "metadata": metadata,
             "spec": {"policyRef": self.policy, **spec},
         }
         self.cluster.custom.create_namespaced_custom_object(
@@ -75,10 +80,14 @@ class TeamWorld:
 
         return eventually(probe, timeout=CONVERGE_SECONDS + 30, what=f"team {name} Ready")
 
-    def delete(self, name: str) -> None:
+    def delete(self, name: str, *, wait: bool = True) -> None:
         self.cluster.custom.delete_namespaced_custom_object(
             GROUP, VERSION, self.namespace, TEAM_PLURAL, name
         )
+        if wait:
+            self.delete_finished(name)
+
+    def delete_finished(self, name: str) -> None:
         eventually(
             lambda: self.get(name) is None,
             timeout=CONVERGE_SECONDS + 30,
@@ -357,3 +366,96 @@ async def test_sigkill_while_issuing_or_rotating_a_team_key(
     assert value not in world.operator.log_text()
     world.delete(name)
     assert not works(litellm_env.url, value)
+
+
+# --- deleted before the status recorded the team ----------------------------------------------
+
+
+def pending_key_in_secret(world: TeamWorld, secret: str) -> str:
+    """The value a Secret holds while its key is being registered (before the status write)."""
+    found = world.cluster.core.read_namespaced_secret(secret, world.namespace)
+    return base64.b64decode((found.data or {})[PENDING_KEY]).decode()
+
+
+APP_KEY = ({"name": "app"},)
+UNRECORDED_KILL_POINTS = [
+    pytest.param("/team/new", (), "Delete", id="after-team-created"),
+    pytest.param("/key/generate", APP_KEY, "Delete", id="after-team-key-issued"),
+    pytest.param("/key/generate", APP_KEY, "Retain", id="after-team-key-issued-retained"),
+]
+
+
+@pytest.mark.parametrize(("path", "keys", "policy"), UNRECORDED_KILL_POINTS)
+async def test_a_team_deleted_before_its_status_recorded_it_is_deleted_once(
+    team_world: TeamWorld,
+    litellm_env: LiteLLMEndpoint,
+    path: str,
+    keys: tuple[dict[str, Any], ...],
+    policy: str,
+) -> None:
+    """SIGKILL after LiteLLM created the team (or issued its key), before status.teamId was
+    written; the LiteLLMTeam is deleted while the operator is down. The restarted operator finds
+    the team under the id it was created under, by its markers: no team, no key left (Retain:
+    both kept, the team released)."""
+    world = team_world
+    name = f"kd-{uuid.uuid4().hex[:6]}"
+    team_id, alias = f"{world.namespace}.{name}", f"team:{world.namespace}/{name}/app"
+    rule = world.proxy.add(Rule("hold", path, method="POST"))
+    spec: dict[str, Any] = {"alias": name, "deletionPolicy": policy}
+    world.create(name, **({**spec, "keys": list(keys)} if keys else spec))
+    assert rule.held.wait(30), f"the operator never called {path}"
+    world.operator.kill()
+    world.proxy.release()
+    world.proxy.clear()
+    assert not ((world.get(name) or {}).get("status") or {}).get("teamId"), "no status written"
+    assert await world.litellm.get_team(team_id) is not None, "LiteLLM holds the team"
+    issued = [pending_key_in_secret(world, f"{name}-app")] if keys else []
+    assert len(await world.litellm.list_team_keys(team_id)) == len(keys)
+    assert all(works(litellm_env.url, value) for value in issued)
+    world.delete(name, wait=False)
+    world.operator.start()
+    restarted = time.monotonic()
+    world.delete_finished(name)
+    seconds = time.monotonic() - restarted
+    print(f"\nFAULT SIGKILL {path} then deleted ({policy}): finalized in {seconds:.1f}s")
+    if policy == "Retain":
+        kept = await world.litellm.get_team(team_id)
+        assert kept is not None, "Retain keeps the team"
+        assert MANAGED_BY not in kept.metadata, "released: the markers removed"
+        assert all(works(litellm_env.url, value) for value in issued), "and its keys working"
+        await world.litellm.delete_team(team_id)
+        return
+    assert await world.litellm.get_team(team_id) is None, "the team is deleted"
+    assert await world.litellm.list_team_keys(team_id) == []
+    assert await world.litellm.find_key_by_alias(alias) is None, "its key is revoked"
+    assert not any(works(litellm_env.url, value) for value in issued)
+    assert key_in_secret(world, f"{name}-app") is None
+
+
+async def test_a_foreign_team_of_the_id_is_untouched_by_an_unrecorded_deletion(
+    team_world: TeamWorld, litellm_env: LiteLLMEndpoint
+) -> None:
+    """The operator is down between its finalizer and the status write; a team of the same id
+    that carries no markers of this resource (and a key aliased as the team's) is LiteLLM's own
+    business: the deletion completes and leaves both as they were."""
+    world = team_world
+    name = f"kf-{uuid.uuid4().hex[:6]}"
+    team_id, alias = f"{world.namespace}.{name}", f"team:{world.namespace}/{name}/app"
+    theirs = {"theirs": "1"}
+    await world.litellm.create_team(
+        NewTeamRequest.of(team_id=team_id, max_budget=5.0, metadata=theirs)
+    )
+    key = await world.litellm.generate_key(team_id=team_id, key_alias=alias)
+    world.operator.kill()
+    try:
+        world.create(name, finalizers=(FINALIZER,), keys=[{"name": "app"}])
+        world.delete(name, wait=False)
+    finally:
+        world.operator.start()
+    world.delete_finished(name)
+    record = await world.litellm.get_team(team_id)
+    assert record is not None, "a foreign team is never deleted"
+    assert record.metadata == theirs, "nor its metadata changed"
+    assert record.max_budget == 5.0, "nor its settings"
+    assert works(litellm_env.url, key.key.get_secret_value()), "nor its key revoked"
+    await world.litellm.delete_team(team_id)

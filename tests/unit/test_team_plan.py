@@ -18,7 +18,10 @@ from litellm_operator.teams.plan import (
     UpdateTeam,
     behind,
     deletion_policy_of,
+    deletion_team_ids,
     desired_metadata,
+    keeps_keys,
+    looks_for_keys,
     observed_team,
     plan_team,
     plan_team_deletion,
@@ -276,6 +279,70 @@ def test_a_release_that_leaves_no_metadata_leaves_a_tombstone() -> None:
     )
     assert isinstance(release, UpdateTeam)
     assert release.request.to_wire()["metadata"] == {RELEASED: "true"}
+
+
+@pytest.mark.parametrize(
+    ("recorded", "spec_team_id", "expected"),
+    [
+        pytest.param("team-a.crew", None, ("team-a.crew",), id="recorded"),
+        pytest.param("pinned", "later", ("pinned",), id="recorded-wins-over-spec"),
+        pytest.param(None, None, ("team-a.crew",), id="unrecorded-derived"),
+        pytest.param(None, "ops", ("ops", "team-a.crew"), id="unrecorded-spec-then-derived"),
+        pytest.param(None, "team-a.crew", ("team-a.crew",), id="unrecorded-spec-is-derived"),
+        pytest.param("", None, ("team-a.crew",), id="empty-is-unrecorded"),
+    ],
+)
+def test_deletion_looks_where_the_team_may_have_been_created(
+    recorded: str | None, spec_team_id: str | None, expected: tuple[str, ...]
+) -> None:
+    assert deletion_team_ids(recorded, spec_team_id, "team-a", "crew") == expected
+
+
+FOREIGN = {"x": "1"}
+ANOTHER_RESOURCE = {MANAGED_BY: MANAGER, OWNER_UID: "uid-2"}
+
+
+@pytest.mark.parametrize(
+    ("metadata", "recorded", "declared", "expected"),
+    [
+        pytest.param(None, False, False, True, id="unrecorded-ours-keys-before-status"),
+        pytest.param(None, True, False, True, id="recorded-ours-spec-emptied"),
+        pytest.param(None, True, True, True, id="recorded-ours-declared"),
+        pytest.param("absent", True, True, True, id="recorded-team-gone-keys-declared"),
+        pytest.param("absent", True, False, False, id="recorded-team-gone-no-keys"),
+        pytest.param("absent", False, True, False, id="unrecorded-absent"),
+        pytest.param(FOREIGN, False, True, False, id="unrecorded-foreign-team"),
+        pytest.param(ANOTHER_RESOURCE, False, True, False, id="unrecorded-another-resource"),
+        pytest.param(FOREIGN, True, False, False, id="recorded-foreign-no-keys"),
+    ],
+)
+def test_deletion_looks_for_keys_only_of_this_resource(
+    metadata: Any, recorded: bool, declared: bool, expected: bool
+) -> None:
+    observed = None if metadata == "absent" else held(metadata=metadata)
+    assert looks_for_keys(OWNER, observed, recorded=recorded, declared=declared) == expected
+
+
+@pytest.mark.parametrize(
+    ("requested", "adopted", "expected"),
+    [
+        pytest.param(None, False, False, id="default-revokes"),
+        pytest.param("Delete", False, False, id="delete-revokes"),
+        pytest.param("Retain", False, True, id="retain-keeps"),
+        pytest.param(None, True, True, id="adopted-keeps"),
+        pytest.param("Delete", True, True, id="adopted-delete-still-keeps"),
+    ],
+)
+def test_keys_outlive_a_retained_or_adopted_team(
+    requested: Any, adopted: bool, expected: bool
+) -> None:
+    meta = desired_metadata(desired(), {}, adopted=adopted)
+    assert keeps_keys(requested, held(metadata=meta)) == expected
+
+
+def test_keys_of_a_team_gone_from_litellm_follow_the_requested_policy() -> None:
+    assert keeps_keys(None, None) is False
+    assert keeps_keys("Retain", None) is True
 
 
 @pytest.mark.parametrize(

@@ -36,7 +36,7 @@ from litellm_operator.litellm.models import (
     build,
 )
 from litellm_operator.models import TeamSettings
-from litellm_operator.policies.resolve import RESERVED_USER_IDS
+from litellm_operator.policies.resolve import RESERVED_USER_IDS, derived_team_id
 from litellm_operator.reasons import Reason
 from litellm_operator.users.indices import policy_ref_of
 from litellm_operator.users.plan import (
@@ -277,6 +277,35 @@ def plan_team_deletion(
         return (DeleteTeam(observed.team_id),)
     release = build(UpdateTeamRequest, {"metadata": without_markers(observed.metadata)})
     return (UpdateTeam(release, ("metadata",)),)
+
+
+def deletion_team_ids(
+    recorded: str | None, spec_team_id: str | None, namespace: str, name: str
+) -> tuple[str, ...]:
+    """The LiteLLM team ids a LiteLLMTeam being deleted may hold: its ``status.teamId`` once
+    recorded; before that (the operator stopped between ``/team/new`` and the status write),
+    every id the team may have been created under: ``spec.teamId`` (which may be set later, once)
+    and ``<namespace>.<name>``. Which of them is touched is :func:`plan_team_deletion`'s to say:
+    only a team whose markers name this very resource."""
+    if recorded:
+        return (recorded,)
+    return tuple(dict.fromkeys(i for i in (spec_team_id, derived_team_id(namespace, name)) if i))
+
+
+def looks_for_keys(
+    owner: Owner, observed: ObservedTeam | None, *, recorded: bool, declared: bool
+) -> bool:
+    """Whether the deletion revokes (or retains) the keys bound to a team id: the team there is
+    this resource's (keys issued before their status write included, whatever the spec says
+    now), or the id was recorded and keys were declared (the team may be gone, its keys not).
+    An unrecorded id held by no team of this resource has no key of it: keys follow their team."""
+    return ownership_of(observed, owner) == "ours" or (recorded and declared)
+
+
+def keeps_keys(requested: DeletionPolicy | None, observed: ObservedTeam | None) -> bool:
+    """Whether the team's keys outlive it: Retain, or an adopted team (released, never deleted)."""
+    adopted = observed is not None and is_adopted(observed)
+    return deletion_policy_of(requested, observed) == "Retain" or adopted
 
 
 def behind(team: Mapping[str, Any], policy: str, generation: int | None) -> bool:

@@ -63,13 +63,16 @@ from litellm_operator.teams.plan import (
     MEMBER_DEFAULT,
     CreateTeam,
     DeleteTeam,
+    DeletionPolicy,
     DesiredTeam,
     ObservedTeam,
     TeamAction,
     TeamPlan,
     UpdateTeam,
-    deletion_policy_of,
+    deletion_team_ids,
     is_adopted,
+    keeps_keys,
+    looks_for_keys,
     observed_team,
     plan_team,
     plan_team_deletion,
@@ -229,24 +232,43 @@ class TeamReconciler:
 
         ``deletionPolicy: Delete`` holds only while the team is still granted to its namespace
         (:func:`still_granted`): a team its policy no longer grants there, or that a policy now
-        names for other namespaces' users, is released, never deleted by its tenant."""
+        names for other namespaces' users, is released, never deleted by its tenant. Without a
+        recorded ``status.teamId`` (the operator stopped before writing it) the ids the team may
+        have been created under are looked up: only a team whose markers name this resource is
+        deleted or released, with its keys; a foreign team of that id is left alone."""
         team = LiteLLMTeam.model_validate(body)
-        status = team.status
-        team_id = status.team_id if status is not None else None
-        if team_id is None:  # never reconciled: nothing of it in LiteLLM
-            return []
-        owner = Owner(team.metadata.namespace or "", team.metadata.name, team.metadata.uid or "")
-        record = await self.client.get_team(team_id)
-        observed = observed_team(record) if record is not None else None
+        meta = team.metadata
+        recorded = team.status.team_id if team.status is not None else None
         requested = team.spec.deletion_policy
         if not still_granted(body, policy, policies):
             requested = "Retain"
+        events: list[Event] = []
+        namespace = meta.namespace or ""
+        for team_id in deletion_team_ids(recorded, team.spec.team_id, namespace, meta.name):
+            events += await self.finalize_team(team, team_id, requested, recorded=bool(recorded))
+        return events
+
+    async def finalize_team(
+        self,
+        team: LiteLLMTeam,
+        team_id: str,
+        requested: DeletionPolicy | None,
+        *,
+        recorded: bool,
+    ) -> list[Event]:
+        """One LiteLLM team id of the deletion (:func:`deletion_team_ids`): its keys revoked (or
+        kept), then the team deleted or released, when its markers name this resource."""
+        meta, status = team.metadata, team.status
+        owner = Owner(meta.namespace or "", meta.name, meta.uid or "")
+        record = await self.client.get_team(team_id)
+        observed = observed_team(record) if record is not None else None
         actions = plan_team_deletion(owner, observed, requested)
         events: list[Event] = []
-        if self.keys is not None and (team.spec.keys or (status and status.keys)):
-            retain = deletion_policy_of(requested, observed) == "Retain" or (
-                observed is not None and is_adopted(observed)
-            )
+        declared = bool(team.spec.keys or (status and status.keys))
+        if self.keys is not None and looks_for_keys(
+            owner, observed, recorded=recorded, declared=declared
+        ):
+            retain = keeps_keys(requested, observed)
             events.extend(await self.keys.remove_all(key_owner(team, team_id), retain=retain))
         await self.apply(team_id, actions)
         if any(isinstance(a, DeleteTeam) for a in actions):
