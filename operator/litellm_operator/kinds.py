@@ -82,15 +82,14 @@ async def started(base: Base) -> AsyncIterator[tuple[Kind, ...]]:
                     if indexed.state.ready != "True" and awaits_team(indexed.body(), team_id):
                         await base.kube.nudge(namespace, name, f"team {team_id} created")
 
-        async def member_budget_changed(team_id: str, budget: float | None) -> None:
-            """The team's members on the team's budget that do not hold ``budget`` turn
-            non-Ready at once (one status write each); the event of that write reconciles each
-            one, as a policy's change does
+        async def member_budget_changed(team_id: str) -> None:
+            """The team's members whose budget is the team's turn non-Ready at once (one status
+            write each); the event of that write reconciles each one, as a policy's change does
             (:meth:`~litellm_operator.users.handlers.UserHandlers.follow_policy`)."""
             now = now_iso()
             for (namespace, name), store in list(members.bodies.items()):
                 for indexed in store:
-                    changes = team_budget_changed_status(indexed.body(), team_id, budget, now)
+                    changes = team_budget_changed_status(indexed.body(), team_id, now)
                     if changes is not None:
                         await base.kube.patch_user_status(namespace, name, changes)
 

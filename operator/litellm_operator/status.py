@@ -343,25 +343,15 @@ POLICY_PENDING = frozenset(
 a team's memberBudget): the event of that write reconciles the user."""
 
 
-def team_budget_applied(status: Mapping[str, Any], team_id: str) -> float | None:
-    """The member budget a user's last reconcile applied from ``team_id``'s memberBudget
-    (``status.teamBudgets``), ``None`` when none came from the team."""
-    entry = (status.get("teamBudgets") or {}).get(team_id) or {}
-    if entry.get("source") != "team" or entry.get("maxBudgetInTeam") is None:
-        return None
-    return float(entry["maxBudgetInTeam"])
-
-
 def team_budget_changed_status(
-    body: Mapping[str, Any], team_id: str, budget: float | None, now: str
+    body: Mapping[str, Any], team_id: str, now: str
 ) -> dict[str, Any] | None:
-    """The conditions of a member of ``team_id`` that does not hold the team's ``memberBudget``
-    (``budget``) as its last reconcile applied it (``status.teamBudgets``), until the user is
-    reconciled against it (the event of this write does that): not Ready on a stale budget.
+    """The conditions of a member of ``team_id`` whose ``memberBudget`` changed, until the user
+    is reconciled against it (the event of this write does that): not Ready on a stale budget.
 
-    ``None`` for a user not in the team, whose own maxBudgetInTeam wins over the team's, that
-    holds ``budget`` already, being deleted, whose current generation was never handled (its
-    own reconcile is coming), or that already says so (nothing to write)."""
+    ``None`` for a user not in the team, whose own maxBudgetInTeam wins over the team's, being
+    deleted, whose current generation was never handled (its own reconcile is coming), or that
+    already says so (nothing to write)."""
     meta = body.get("metadata") or {}
     status = body.get("status") or {}
     effective = status.get("effective") or {}
@@ -370,8 +360,6 @@ def team_budget_changed_status(
     if effective.get("maxBudgetInTeam") is not None:
         return None
     if status.get("observedGeneration") != meta.get("generation"):
-        return None
-    if team_budget_applied(status, team_id) == budget:
         return None
     message = f"team {team_id} changed its memberBudget; reconciling"
     before = ready_condition(status) or {}

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from litellm_operator.litellm import LiteLLMClient, TeamRecord
+from litellm_operator.litellm.models import UpdateTeamRequest
 from litellm_operator.models import GROUP, TEAM_PLURAL, VERSION
 from litellm_operator.users.plan import MEMBER_BUDGET
 from tests.e2e.conftest import RESYNC_SECONDS
@@ -241,4 +242,48 @@ async def test_many_joining_cost_no_team_read_each(teams: Teams) -> None:
         timeout=30,
         what="status.members 0",
     )
+    teams.delete("crew")
+
+
+async def test_a_stop_between_the_team_write_and_its_members_is_caught_up_at_start(
+    teams: Teams,
+) -> None:
+    """The operator stopped after writing a team's new memberBudget to LiteLLM and before its
+    members followed: once back, the member holds the new budget and says so, without waiting
+    for a resync (the operator restarts with a resync of 600 s)."""
+    teams.cluster.create_policy(teams.policy, policy(teams))
+    teams.create("crew", memberBudget=20)
+    teams.ready("crew")
+    team_id = teams.team_id("crew")
+    crew = f"c-{teams.namespace[-6:]}"
+    spec = {"policyRef": teams.policy, "groups": ["crew"]}
+    teams.cluster.create_user(teams.namespace, crew, spec)
+    teams.cluster.wait_ready(teams.namespace, crew)
+    await until_budgets(teams, {crew: 20.0})
+
+    operator = teams.operator
+    resync = operator.env["LITELLM_OPERATOR_RESYNC_SECONDS"]
+    operator.stop()
+    try:
+        # What the operator had written when it stopped: the team's new budget, in LiteLLM.
+        held = await teams.held("crew")
+        assert held is not None
+        metadata = {**held.metadata, MEMBER_BUDGET: "30.0"}
+        await teams.litellm.update_team(team_id, UpdateTeamRequest.of(metadata=metadata))
+        teams.patch("crew", memberBudget=30)
+        operator.env["LITELLM_OPERATOR_RESYNC_SECONDS"] = "600"
+        started = time.monotonic()
+        operator.start()
+        await until_budgets(teams, {crew: 30.0})
+        eventually(
+            lambda: team_budgets(teams, crew).get(team_id, {}).get("maxBudgetInTeam") == 30 or None,
+            timeout=15,
+            what="the member's status says 30",
+        )
+        print(f"\nthe member held the new budget {time.monotonic() - started:.1f} s after start")
+    finally:
+        operator.stop()
+        operator.env["LITELLM_OPERATOR_RESYNC_SECONDS"] = resync
+        operator.start()
+    teams.cluster.delete_user(teams.namespace, crew)
     teams.delete("crew")

@@ -23,13 +23,9 @@ async def recounts(
     async def nudge(namespace: str, name: str, why: str) -> None:
         nudged.append(f"{namespace}/{name}: {why}")
 
-    async def created(_: str) -> None: ...
+    async def nothing(_: str) -> None: ...
 
-    async def budget_changed(_: str, __: float | None) -> None: ...
-
-    team_handlers = TeamHandlers(
-        cast(Any, None), cast(Any, None), 60, created, nudge, budget_changed
-    )
+    team_handlers = TeamHandlers(cast(Any, None), cast(Any, None), 60, nothing, nudge, nothing)
     team_handlers.owners["ns.crew"] = ("ns", "crew")
     start = asyncio.get_running_loop().time()
     for at in joins:

@@ -79,7 +79,7 @@ class TeamHandlers:
         resync_seconds: float,
         created: Callable[[str], Awaitable[None]],
         nudge: Nudge,
-        member_budget_changed: Callable[[str, float | None], Awaitable[None]],
+        member_budget_changed: Callable[[str], Awaitable[None]],
     ):
         self.reconciler = reconciler
         self.metrics = metrics
@@ -224,8 +224,8 @@ class TeamHandlers:
             self.due.requeue(*key, result.requeue_after)
         if result.created is not None:
             await self.created(result.created)
-        if result.member_budget is not None:
-            await self.member_budget_changed(*result.member_budget)
+        if result.member_budget_changed is not None:
+            await self.member_budget_changed(result.member_budget_changed)
         outcome = result.outcome
         if isinstance(outcome, TeamFailed) and outcome.transient:
             return Retry(retry_delay(retry, result.retry_after), outcome.message)

@@ -13,9 +13,8 @@ operator wrote is dropped from the snapshot, so the next read of it is fresh (on
 were written since is read fresh too: its member count would be stale).
 
 The team's ``memberBudget`` is no team column: it is written as a marker in the team's metadata,
-which its members' reconciles read; a reconcile that changed it, and any reconcile of an event
-(a restart may have come between that write and the members' check), hands it over
-(:attr:`TeamResult.member_budget`) and the members not holding it follow.
+which its members' reconciles read; a reconcile that changed it says so
+(:attr:`TeamResult.member_budget_changed`) and the members follow.
 
 Keys (``spec.keys``) are the users' keys with the team as their owner
 (:data:`~litellm_operator.keys.owner.TEAM_OWNER`: ``team_id`` set, no user, Secrets labelled
@@ -87,10 +86,8 @@ class TeamResult:
     retry_after: float | None = None
     created: str | None = None
     """The id of the team this reconcile created in LiteLLM (its waiting members follow)."""
-    member_budget: tuple[str, float | None] | None = None
-    """The team's id and ``memberBudget``, for its members to be checked against: after this
-    reconcile wrote it, and after any reconcile of an event (a restart may have come between
-    the write and the members' check). Members on a stale budget follow; the others stay."""
+    member_budget_changed: str | None = None
+    """The id of the team whose ``memberBudget`` this reconcile wrote (its members follow)."""
     requeue_after: float | None = None
     """Seconds until a key's rotation or grace period is due."""
 
@@ -146,17 +143,14 @@ class TeamReconciler:
             message = f"LiteLLM team {desired.team_id!r} vanished after it was written"
             return failure(Reason.UNEXPECTED_RESPONSE, message, transient=True, applied=applied)
         created = any(isinstance(a, CreateTeam) for a in plan.actions)
-        budget_written = any(
+        budget = any(
             isinstance(a, UpdateTeam) and MEMBER_DEFAULT.wire in a.changed for a in plan.actions
         )
-        member_budget = getattr(desired.settings, MEMBER_DEFAULT.name)
         result = TeamResult(
             synced(applied, observed, wrote, plan),
             events_for(plan, desired),
             created=desired.team_id if created else None,
-            member_budget=(
-                (desired.team_id, member_budget) if budget_written or not from_snapshot else None
-            ),
+            member_budget_changed=desired.team_id if budget else None,
         )
         return await self.converge_keys(prepared, result)
 
