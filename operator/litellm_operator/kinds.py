@@ -27,7 +27,7 @@ from litellm_operator.runtime.config import OperatorConfig
 from litellm_operator.runtime.handling import Release, now_iso
 from litellm_operator.runtime.indices import ObjectIndices
 from litellm_operator.runtime.metrics import Metrics
-from litellm_operator.status import awaits_team, team_budget_changed_status
+from litellm_operator.status import awaits_team, member_of, team_budget_changed_status
 from litellm_operator.teams.handlers import TeamHandlers
 from litellm_operator.teams.reconciler import TeamReconciler
 from litellm_operator.users import context
@@ -82,6 +82,14 @@ async def started(base: Base) -> AsyncIterator[tuple[Kind, ...]]:
                     if indexed.state.ready != "True" and awaits_team(indexed.body(), team_id):
                         await base.kube.nudge(namespace, name, f"team {team_id} created")
 
+        async def team_gone(team_id: str) -> None:
+            """The LiteLLMUsers in a team whose LiteLLMTeam went are reconciled now (they report
+            the team gone, or stay as they are where it was only released)."""
+            for (namespace, name), store in list(members.bodies.items()):
+                for indexed in store:
+                    if member_of(indexed.body(), team_id):
+                        await base.kube.nudge(namespace, name, f"team {team_id} deleted")
+
         async def member_budget_changed(team_id: str) -> None:
             """The team's members whose budget is the team's turn non-Ready at once (one status
             write each); the event of that write reconciles each one, as a policy's change does
@@ -104,6 +112,7 @@ async def started(base: Base) -> AsyncIterator[tuple[Kind, ...]]:
             team_created,
             base.kube.nudge_team,
             member_budget_changed,
+            gone=team_gone,
         )
         secrets = SecretWatch(
             base.kube,

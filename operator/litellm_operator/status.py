@@ -377,6 +377,14 @@ def awaits_team(body: Mapping[str, Any], team_id: str) -> bool:
     return ready.get("reason") == Reason.TEAM_NOT_FOUND and team_id in teams
 
 
+def member_of(body: Mapping[str, Any], team_id: str) -> bool:
+    """Whether a LiteLLMUser that is not being deleted has ``team_id`` among its effective
+    teams: the team's deletion should reconcile it at once (to report the team gone)."""
+    if (body.get("metadata") or {}).get("deletionTimestamp"):
+        return False
+    return team_id in (((body.get("status") or {}).get("effective") or {}).get("teams") or [])
+
+
 def awaits_policy_reconcile(body: Mapping[str, Any]) -> bool:
     """Whether a user was marked as behind its policy (:func:`policy_changed_status`, or a
     reconcile the policy overtook) and nothing else will reconcile it: its spec is handled

@@ -336,6 +336,40 @@ async def test_a_member_waits_pending_for_its_team_then_joins(teams: Teams) -> N
     teams.delete("crew")
 
 
+async def test_a_deleted_team_s_members_report_it_at_once(teams: Teams) -> None:
+    """A LiteLLMTeam deleted (deletionPolicy Delete) takes its members' memberships with it in
+    LiteLLM, and its members report it at once (TeamNotFound), not at the next resync (the
+    operator runs with a resync of 600 s here)."""
+    role = {"group": "crew", "teams": [f"{teams.namespace}/crew"]}
+    teams.cluster.create_policy(teams.policy, {**POLICY, "roles": [role]})
+    teams.create("crew")
+    teams.ready("crew")
+    team_id = teams.team_id("crew")
+    user = f"g-{teams.namespace[-6:]}"
+    spec = {"policyRef": teams.policy, "groups": ["crew"]}
+    teams.cluster.create_user(teams.namespace, user, spec)
+    teams.cluster.wait_ready(teams.namespace, user, timeout=30)
+    operator = teams.operator
+    resync = operator.env["LITELLM_OPERATOR_RESYNC_SECONDS"]
+    operator.stop()
+    operator.env["LITELLM_OPERATOR_RESYNC_SECONDS"] = "600"
+    try:
+        operator.start()
+        teams.cluster.wait_ready(teams.namespace, user, timeout=30)
+        teams.delete("crew")
+        gone = teams.cluster.wait_reason(teams.namespace, user, "TeamNotFound", timeout=30)
+        assert gone["status"] == "False"
+        assert await teams.held("crew") is None
+        record = await teams.litellm.get_user(user)
+        assert record is not None
+        assert team_id not in record.teams
+    finally:
+        operator.stop()
+        operator.env["LITELLM_OPERATOR_RESYNC_SECONDS"] = resync
+        operator.start()
+    teams.cluster.delete_user(teams.namespace, user)
+
+
 async def test_a_policy_change_is_judged_on_its_teams(teams: Teams) -> None:
     """Lowering the ceiling under a team's budget stalls it (nothing written); the team's
     status names the policy generation it was judged against."""

@@ -10,7 +10,7 @@ import pytest
 from litellm_operator.fields import MANAGED_BY, MANAGER
 from litellm_operator.policies.teams import MemberBudget
 from litellm_operator.reasons import Reason
-from litellm_operator.status import POLICY_PENDING, team_budget_changed_status
+from litellm_operator.status import POLICY_PENDING, member_of, team_budget_changed_status
 from litellm_operator.users.plan import (
     MEMBER_BUDGET,
     AddToTeam,
@@ -203,3 +203,17 @@ def test_a_team_budget_change_turns_its_members_non_ready(
     assert ready["reason"] in POLICY_PENDING  # the event of this write reconciles the user
     again = {**body, "status": {**body["status"], **changes}}
     assert team_budget_changed_status(again, "t1", "2026-01-01T00:00:02Z") is None
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        pytest.param(member(["t1"]), True, id="member"),
+        pytest.param(member(["t1"], ready="False"), True, id="not-ready-member"),
+        pytest.param(member(["t2"]), False, id="other-team"),
+        pytest.param(member(["t1"], deleting=True), False, id="being-deleted"),
+        pytest.param({"metadata": {"name": "new"}}, False, id="never-reconciled"),
+    ],
+)
+def test_a_team_deletion_reconciles_its_members(body: dict[str, Any], expected: bool) -> None:
+    assert member_of(body, "t1") is expected

@@ -25,7 +25,9 @@ async def recounts(
 
     async def nothing(_: str) -> None: ...
 
-    team_handlers = TeamHandlers(cast(Any, None), cast(Any, None), 60, nothing, nudge, nothing)
+    team_handlers = TeamHandlers(
+        cast(Any, None), cast(Any, None), 60, nothing, nudge, nothing, gone=nothing
+    )
     team_handlers.owners["ns.crew"] = ("ns", "crew")
     start = asyncio.get_running_loop().time()
     for at in joins:

@@ -80,11 +80,15 @@ class TeamHandlers:
         created: Callable[[str], Awaitable[None]],
         nudge: Nudge,
         member_budget_changed: Callable[[str], Awaitable[None]],
+        *,
+        gone: Callable[[str], Awaitable[None]],
     ):
         self.reconciler = reconciler
         self.metrics = metrics
         self.resync_seconds = resync_seconds
         self.created = created
+        self.gone = gone
+        """Reconciles the members of a team this operator deleted or released."""
         """Told each team id the operator created: the users waiting for it are reconciled."""
         self.nudge = nudge
         self.member_budget_changed = member_budget_changed
@@ -187,6 +191,8 @@ class TeamHandlers:
             ) from exc
         for event in events:
             post(body, event)
+        if team_id is not None:
+            await self.gone(team_id)
 
     async def reconcile(
         self,
