@@ -137,8 +137,7 @@ class TeamReconciler:
         except LiteLLMError as exc:
             return from_error(exc, applied)
         except MalformedRequest as exc:
-            message = f"the operator built a request LiteLLM cannot take (a bug): {exc}"
-            return failure(Reason.MALFORMED_REQUEST, message, transient=False, applied=applied)
+            return malformed(exc, applied)
         if observed is None:  # deleted behind the operator's back right after the write
             message = f"LiteLLM team {desired.team_id!r} vanished after it was written"
             return failure(Reason.UNEXPECTED_RESPONSE, message, transient=True, applied=applied)
@@ -179,8 +178,7 @@ class TeamReconciler:
         except (SecretTaken, AliasTaken) as exc:
             return failure(Reason.CONFLICT, str(exc), transient=False, applied=applied)
         except MalformedRequest as exc:
-            message = f"the operator built a request LiteLLM cannot take (a bug): {exc}"
-            return failure(Reason.MALFORMED_REQUEST, message, transient=False, applied=applied)
+            return malformed(exc, applied)
         if not keys.settled:
             message = "keys did not settle: their Secrets or LiteLLM keys kept changing; retrying"
             return failure(Reason.PENDING, message, transient=True, applied=applied)
@@ -399,6 +397,12 @@ def failure(
     return TeamResult(
         TeamFailed(reason, message, transient, applied), events=[Event(kind, reason, message)]
     )
+
+
+def malformed(exc: MalformedRequest, applied: TeamApplied) -> TeamResult:
+    """A request the operator cannot build: its bug, stalled until fixed, never retried."""
+    message = f"the operator built a request LiteLLM cannot take (a bug): {exc}"
+    return failure(Reason.MALFORMED_REQUEST, message, transient=False, applied=applied)
 
 
 def from_error(exc: LiteLLMError, applied: TeamApplied) -> TeamResult:
