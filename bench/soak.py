@@ -92,6 +92,7 @@ FOREIGN_USERS = 5
 SETTLE_SECONDS = 600
 IDLE_SECONDS = 20.0
 QUIET_LIMIT_SECONDS = 180.0
+QUIET_END_SAMPLES = 5
 LOST = "lost-answers"
 FAULTS = ("litellm-paused", "apiserver-restart", "leader-killed", LOST)
 LITELLM_PAUSE_SECONDS = 60
@@ -789,15 +790,20 @@ def wait_idle(world: World, sampler: Sampler, limit: float) -> float | None:
 
 
 def quiet_end(sampler: Sampler, idle_after: float | None) -> dict[str, Any]:
-    sample = sampler.sample(with_apiserver=False)
+    """The leader at the end of a quiet phase: its RSS, and the fewest tasks, threads and
+    descriptors over :data:`QUIET_END_SAMPLES` samples a second apart (what stays: a periodic
+    task in flight, the resync's, is not counted as one that never ends)."""
+    samples = []
+    for _ in range(QUIET_END_SAMPLES):
+        samples.append(sampler.sample(with_apiserver=False))
+        time.sleep(1.0)
+    last = samples[-1]
     return {
         "minute": sampler.minute,
         "idle_after_seconds": idle_after,
-        "pid": sample["leader_pid"] or 0,
-        "rss_kib": sample["leader_rss_kib"] or 0,
-        "tasks": sample["tasks"] or 0,
-        "threads": sample["threads"] or 0,
-        "fds": sample["fds"] or 0,
+        "pid": last["leader_pid"] or 0,
+        "rss_kib": last["leader_rss_kib"] or 0,
+        **{what: min(s[what] or 0 for s in samples) for what in ("tasks", "threads", "fds")},
     }
 
 

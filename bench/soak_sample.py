@@ -126,32 +126,43 @@ def rounded(number: float | None, digits: int = 3) -> float | None:
 
 
 def flatness(quiet: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """The flatness verdicts over the ends of the quiet phases, per leading process (a new
-    process has its own baseline: its first quiet phase); a quiet phase that never became idle
-    (``idle_after_seconds`` ``None``) fails them."""
+    """The flatness verdicts over the ends of the quiet phases, per leading process; a quiet
+    phase that never became idle (``idle_after_seconds`` ``None``) fails them.
+
+    Resident memory: no quiet end more than :data:`FLAT_RSS_FRACTION` above its process's
+    reference, the run's first quiet end, or the process's own first where that is higher. A
+    standby that took over has only listed the objects and starts below the run's first; it
+    may warm up to it, not past it. Tasks, threads and descriptors: each process's last quiet
+    end at most its first."""
     ends = list(quiet)
     not_idle = [int(end["minute"]) for end in ends if end.get("idle_after_seconds", 0) is None]
     # A quiet phase the operator did not finish in time measures its backlog, not its growth.
     verdicts: dict[str, Any] = {"processes": [], "not_idle_minutes": not_idle, "ok": not not_idle}
+    if not ends:
+        return verdicts
+    run_first = ends[0]["rss_kib"]
+    verdicts["rss_run_first_mib"] = round(run_first / 1024, 1)
     by_pid: dict[int, list[Mapping[str, Any]]] = {}
     for end in ends:
         by_pid.setdefault(int(end["pid"]), []).append(end)
     for pid, own in by_pid.items():
-        first = own[0]
-        worst = max(own, key=lambda e: abs(e["rss_kib"] - first["rss_kib"]))
-        drift = (worst["rss_kib"] - first["rss_kib"]) / first["rss_kib"]
+        first, last = own[0], own[-1]
+        reference = max(run_first, first["rss_kib"])
+        highest = max(e["rss_kib"] for e in own)
+        above = (highest - reference) / reference
         back = {
             what: [e[what] for e in own if e[what] > first[what]]
             for what in ("tasks", "threads", "fds")
         }
-        last = own[-1]
         process = {
             "pid": pid,
             "quiet_phases": len(own),
             "rss_first_mib": round(first["rss_kib"] / 1024, 1),
             "rss_last_mib": round(last["rss_kib"] / 1024, 1),
-            "rss_worst_drift_percent": round(100 * drift, 1),
-            "rss_ok": abs(drift) <= FLAT_RSS_FRACTION,
+            "rss_highest_mib": round(highest / 1024, 1),
+            "rss_reference_mib": round(reference / 1024, 1),
+            "rss_above_reference_percent": round(100 * above, 1),
+            "rss_ok": above <= FLAT_RSS_FRACTION,
             "baseline": {k: first[k] for k in ("tasks", "threads", "fds")},
             "last": {k: last[k] for k in ("tasks", "threads", "fds")},
             "back_to_baseline": all(last[k] <= first[k] for k in ("tasks", "threads", "fds")),

@@ -502,3 +502,124 @@ async def test_kopf_done_with_a_deletion_frees_its_arrival() -> None:
     assert len(feed.arrivals) == 1
     settings.release("uid-a")
     assert len(feed.arrivals) == 0
+
+
+def streamed(source: Source, settings: kopf_watch.FedSettings) -> Any:
+    return kopf_watch.slimmed(source)(
+        settings=settings, resource=USERS, namespace="team-a", operator_pause_waiter=None
+    )
+
+
+def returning_feed(limit: int = 1) -> kopf_watch.Feed:
+    return kopf_watch.Feed(
+        ObjectIndices({"by_name": by_name}), returning=kopf_watch.ReplayGate(limit, 30.0)
+    )
+
+
+async def test_objects_kopf_was_done_with_come_back_through_their_gate() -> None:
+    feed = returning_feed(limit=1)
+    settings = kopf_watch.FedSettings(feeds=fed(feed))
+
+    async def process(**_: Any) -> None:
+        return None
+
+    released = kopf_watch.releasing(process)
+    source = Open(
+        [
+            *listing("a", "b"),
+            watching.Bookmark.LISTED,
+            {"type": "MODIFIED", "object": user("a", resourceVersion="5")},
+            {"type": "MODIFIED", "object": user("b", resourceVersion="6")},
+            {"type": "MODIFIED", "object": user("b", resourceVersion="7")},
+        ]
+    )
+    stream = streamed(source, settings)
+    listed = await take(stream, 3)
+    for event in listed[1:]:  # kopf processes the listing; nothing of a or b is left in its hands
+        await released(raw_event=event, settings=settings)
+    (back,) = await take(stream, 1)
+    assert back["object"]["metadata"]["resourceVersion"] == "5"
+    later = asyncio.ensure_future(take(stream, 1))
+    await asyncio.sleep(0.05)
+    assert not later.done(), "b waits while a holds the only returning slot"
+    assert list(feed.returning._out) == ["uid-a"]
+    await released(raw_event=back, settings=settings)
+    (handed,) = await later
+    assert handed["object"]["metadata"]["resourceVersion"] == "7", "b as its newest event"
+    await stream.aclose()
+
+
+async def test_the_echo_of_kopfs_patch_passes_a_full_gate() -> None:
+    feed = returning_feed(limit=1)
+    settings = kopf_watch.FedSettings(feeds=fed(feed))
+
+    async def process(*, raw_event: Any, **_: Any) -> str | None:
+        return "9" if raw_event["object"]["metadata"]["name"] == "a" else None
+
+    released = kopf_watch.releasing(process)
+    source = Open(
+        [
+            *listing("a", "b"),
+            watching.Bookmark.LISTED,
+            {"type": "MODIFIED", "object": user("b", resourceVersion="5")},
+            {"type": "MODIFIED", "object": user("a", resourceVersion="9")},
+        ]
+    )
+    stream = streamed(source, settings)
+    listed = await take(stream, 3)
+    for event in listed[1:]:  # a is patched by kopf (version 9), b is not
+        await released(raw_event=event, settings=settings)
+    assert feed.echoes.due("uid-a")
+    assert not feed.echoes.due("uid-b")
+    got = await take(stream, 2)
+    assert names(got) == ["MODIFIED b", "MODIFIED a"], "a's echo passes though b holds the slot"
+    assert not feed.echoes.due("uid-a"), "an echo is expected once"
+    assert list(feed.returning._out) == ["uid-b"]
+    await stream.aclose()
+
+
+async def test_a_returning_object_stays_while_a_newer_event_of_it_is_queued() -> None:
+    feed = returning_feed(limit=5)
+    settings = kopf_watch.FedSettings(feeds=fed(feed))
+    first, second = ({"type": "MODIFIED", "object": user(resourceVersion=v)} for v in ("2", "3"))
+
+    async def process(**_: Any) -> None:
+        return None
+
+    released = kopf_watch.releasing(process)
+    feed.returning.take("uid-alice")
+    settings.newest.passed(first)
+    settings.newest.passed(second)
+    await released(raw_event=first, settings=settings)
+    assert "uid-alice" in feed.returning, "its newer event is still to be processed"
+    await released(raw_event=second, settings=settings)
+    assert "uid-alice" not in feed.returning
+
+
+@pytest.mark.parametrize(
+    ("expected", "waited", "due"),
+    [
+        pytest.param(["a"], 0.0, {"a": True, "b": False}, id="expected"),
+        pytest.param(["a"], 0.06, {"a": False}, id="late"),
+        pytest.param([], 0.0, {"a": False}, id="not-expected"),
+    ],
+)
+async def test_echoes_are_due_until_late(
+    expected: list[str], waited: float, due: dict[str, bool]
+) -> None:
+    echoes = kopf_watch.Echoes(seconds=0.05)
+    for uid in expected:
+        echoes.expect(uid)
+    await asyncio.sleep(waited)
+    assert {uid: echoes.due(uid) for uid in due} == due
+
+
+async def test_late_echoes_are_forgotten() -> None:
+    echoes = kopf_watch.Echoes(seconds=0.02)
+    echoes.expect("a")
+    echoes.expect("b")
+    await asyncio.sleep(0.05)
+    echoes.expect("c")
+    assert len(echoes) == 1
+    echoes.arrived("c")
+    assert len(echoes) == 0

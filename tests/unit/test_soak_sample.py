@@ -101,6 +101,16 @@ def end(
         pytest.param(
             [end(1, 100_000), end(1, 100_000, idle_after=None)], False, id="never-became-idle"
         ),
+        pytest.param(
+            [end(1, 100_000), end(2, 80_000), end(2, 104_000)], True, id="standby-warms-to-the-run"
+        ),
+        pytest.param(
+            [end(1, 100_000), end(2, 80_000), end(2, 106_000)],
+            False,
+            id="standby-grows-past-the-run",
+        ),
+        pytest.param([end(1, 100_000), end(1, 70_000)], True, id="smaller-is-not-growth"),
+        pytest.param([], True, id="no-quiet-phase"),
     ],
 )
 def test_flatness(ends: list[dict[str, Any]], ok: bool) -> None:

@@ -8,9 +8,10 @@ handler normally (the status says why, and nothing retries in a hot loop).
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import functools
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -69,6 +70,18 @@ def first(store: Any) -> Any:
 def plain(body: Mapping[str, Any]) -> dict[str, Any]:
     """A detached copy of a kopf body, safe to keep in an index."""
     return copy.deepcopy(dict(body))
+
+
+async def each(calls: Iterable[Awaitable[Any]], at_once: int) -> None:
+    """Await ``calls`` (made as they are taken), at most ``at_once`` at a time: thousands of
+    requests at once only queue for the client's threads, each holding its coroutine."""
+    pending = iter(calls)
+
+    async def work() -> None:
+        for call in pending:
+            await call
+
+    await asyncio.gather(*(work() for _ in range(at_once)))
 
 
 async def listed_here(**_: Any) -> None:

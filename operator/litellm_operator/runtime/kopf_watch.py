@@ -38,6 +38,14 @@ hands (``Feed.arrivals``), each until a handler of its ends or it is deleted; me
 as its newest event, packed, and is already indexed. A watch that ends drops what waits: kopf
 lists again, and the listing hands it over.
 
+**Objects coming back.** A policy's rollout turns every user behind it non-Ready at once: a
+thousand status writes, whose events would reach kopf together, a worker each, though kopf was
+done with these objects. So an object kopf has been handed, but holds no more (nothing of it
+in a gate, no event of it queued or being processed, no echo of kopf's own patch of it due),
+comes back through a gate of its own (``Feed.returning``, :data:`RETURNS_IN_FLIGHT`), until
+kopf has processed its event (and its patch's echo, which passes at once) or a handler of it
+ends; meanwhile it waits as its newest event, packed, like a new one.
+
 **Superseded events.** kopf queues every event of an object and processes each in turn, though
 its handlers only look at the newest body (they compare it with the last-handled state). While
 a user is created or rolled out, the operator's own status writes come back as events that
@@ -58,6 +66,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -85,6 +94,14 @@ ARRIVALS_IN_FLIGHT = 100
 """New objects (a ``kubectl apply`` of a thousand users) in kopf's hands at once, each until a
 handler of its ends: three times the reconciles the operator runs at once, so they never wait
 for the gate, while the rest wait as one packed event each instead of a kopf worker each."""
+
+RETURNS_IN_FLIGHT = 100
+"""Objects kopf was done with, back with an event (a policy's rollout), in kopf's hands at once:
+as many as new objects, for the same reason."""
+
+ECHO_SECONDS = 10.0
+"""How long after kopf patched an object its next event still passes at once, as the echo kopf
+waits for (its consistency timeout, 5 s by default, is shorter)."""
 
 PACK_LEVEL = 1
 """zlib's fastest level: the listing is held only until it is handed over."""
@@ -135,6 +152,37 @@ class ReplayGate:
         if self._out.pop(uid, 0) is None:
             self._freed.set()
 
+    def __contains__(self, uid: object) -> bool:
+        return uid in self._out
+
+
+class Echoes:
+    """Objects kopf has just patched, until the event of that patch passes (or it is late)."""
+
+    def __init__(self, seconds: float = ECHO_SECONDS) -> None:
+        self.seconds = seconds
+        self._due: dict[str, float] = {}  # uid → when it is late; insertion-ordered
+
+    def expect(self, uid: str) -> None:
+        now = time.monotonic()
+        self._due.pop(uid, None)
+        self._due[uid] = now + self.seconds
+        while self._due:  # the oldest first: drop those that never came (a patch without change)
+            oldest = next(iter(self._due))
+            if self._due[oldest] > now:
+                break
+            del self._due[oldest]
+
+    def due(self, uid: str) -> bool:
+        """Whether ``uid``'s next event is taken as the echo of kopf's patch."""
+        return self._due.get(uid, 0.0) > time.monotonic()
+
+    def arrived(self, uid: str) -> None:
+        self._due.pop(uid, None)
+
+    def __len__(self) -> int:
+        return len(self._due)
+
 
 @dataclass
 class Feed:
@@ -145,6 +193,9 @@ class Feed:
     gate: ReplayGate = field(default_factory=ReplayGate)
     arrivals: ReplayGate = field(default_factory=lambda: ReplayGate(ARRIVALS_IN_FLIGHT))
     """New objects of the watch, in kopf's hands until a handler of theirs ends."""
+    returning: ReplayGate = field(default_factory=lambda: ReplayGate(RETURNS_IN_FLIGHT))
+    """Objects kopf was done with, back with an event, in its hands until it is processed."""
+    echoes: Echoes = field(default_factory=Echoes)
     seen: dict[str | None, set[str]] = field(default_factory=dict)
     """Per stream, the objects kopf has been handed (their events pass at once)."""
     listings: int = 0
@@ -195,6 +246,10 @@ class Newest:
         if found is not None and self._versions.get(found[0]) == found[1]:
             del self._versions[found[0]]
 
+    def pending(self, uid: str) -> bool:
+        """Whether an event of ``uid`` is queued in kopf or being processed."""
+        return uid in self._versions
+
     def __len__(self) -> int:
         return len(self._versions)
 
@@ -212,13 +267,22 @@ class FedSettings(kopf.OperatorSettings):
         release(self.feeds, uid, settled=True)
 
 
-def release(feeds: Feeds, uid: str, *, settled: bool) -> None:
-    """Object ``uid`` left kopf's hands: let the next listed object of ``feeds`` in; and the
-    next new one if ``settled`` (a handler of ``uid`` ended, or it is gone)."""
+def release(feeds: Feeds, uid: str, *, settled: bool, processed: bool = False) -> None:
+    """Object ``uid`` left kopf's hands: let the next listed object of ``feeds`` in; the next
+    returning one if ``processed`` (kopf has no event of it left) or ``settled``; and the next
+    new one if ``settled`` (a handler of ``uid`` ended, or it is gone)."""
     for feed in feeds.values():
         feed.gate.release(uid)
+        if settled or processed:
+            feed.returning.release(uid)
         if settled:
             feed.arrivals.release(uid)
+
+
+def expect_echo(feeds: Feeds, uid: str) -> None:
+    """kopf patched ``uid``: its next event is the echo kopf waits for, and passes at once."""
+    for feed in feeds.values():
+        feed.echoes.expect(uid)
 
 
 def feeds_of(settings: Any) -> Feeds:
@@ -243,7 +307,17 @@ def strip_managed_fields(event: Any) -> Any:
     return event
 
 
-async def fed(events: AsyncIterator[Any], feed: Feed, stream: str | None) -> AsyncIterator[Any]:
+Pending = Callable[[str], bool]
+"""Whether kopf has an event of an object (by uid) queued or being processed."""
+
+
+def never(_: str) -> bool:
+    return False
+
+
+async def fed(
+    events: AsyncIterator[Any], feed: Feed, stream: str | None, pending: Pending = never
+) -> AsyncIterator[Any]:
     """``events`` (one listing, ``Bookmark.LISTED``, then watch events) as kopf should see
     them: the listing indexed whole before it is handed over, then replayed through the gate;
     each watch event indexed before it is passed on."""
@@ -267,18 +341,18 @@ async def fed(events: AsyncIterator[Any], feed: Feed, stream: str | None) -> Asy
         _, packed = listed.pop(uid)
         await feed.gate.admit(uid)
         yield {"type": None, "object": unpack(packed)}
-    async with contextlib.aclosing(passed_on(events, feed, stream)) as passed:
+    async with contextlib.aclosing(passed_on(events, feed, stream, pending)) as passed:
         async for event in passed:
             yield event
 
 
 async def passed_on(
-    events: AsyncIterator[Any], feed: Feed | None, stream: str | None
+    events: AsyncIterator[Any], feed: Feed | None, stream: str | None, pending: Pending = never
 ) -> AsyncGenerator[Any, None]:
-    """``events`` without ``managedFields``; if fed, each indexed first, and the new objects
-    handed over as :func:`arriving` lets them in."""
+    """``events`` without ``managedFields``; if fed, each indexed first, and the objects kopf
+    does not hold handed over as :func:`arriving` lets them in."""
     if feed is not None:
-        async with contextlib.aclosing(arriving(events, feed, stream)) as handed:
+        async with contextlib.aclosing(arriving(events, feed, stream, pending)) as handed:
             async for event in handed:
                 yield event
         return
@@ -286,32 +360,40 @@ async def passed_on(
         yield strip_managed_fields(event)
 
 
+@dataclass
+class Line:
+    """Objects waiting for room in ``gate``, each as its newest event, packed; the first first."""
+
+    gate: ReplayGate
+    waiting: dict[str, bytes] = field(default_factory=dict)
+
+
 async def arriving(
-    events: AsyncIterator[Any], feed: Feed, stream: str | None
+    events: AsyncIterator[Any], feed: Feed, stream: str | None, pending: Pending = never
 ) -> AsyncGenerator[Any, None]:
-    """Watch events, each indexed as it comes. Those of objects kopf has been handed pass at
-    once (their handlers' own writes come back through here); a new object is handed over
-    when ``feed.arrivals`` has room, and meanwhile waits as its newest event, packed. Read
-    ahead of kopf, so the events kopf waits for never queue behind a waiting object."""
-    waiting: dict[str, bytes] = {}  # uid → its newest event; the first to wait first
+    """Watch events, each indexed as it comes. Those of objects kopf holds pass at once (their
+    handlers' own writes come back through here); a new object is handed over when
+    ``feed.arrivals`` has room, one kopf was done with when ``feed.returning`` has, and
+    meanwhile each waits as its newest event, packed. Read ahead of kopf, so the events kopf
+    waits for never queue behind a waiting object."""
+    lines = (Line(feed.arrivals), Line(feed.returning))
     source = aiter(events)
     reading: asyncio.Future[Any] = asyncio.ensure_future(anext(source))
     try:
         while True:
-            while waiting and feed.arrivals.has_room():
-                uid = next(iter(waiting))
-                handed = unpack(waiting.pop(uid))
-                feed.arrivals.take(uid)
-                feed.seen.setdefault(stream, set()).add(uid)
-                yield handed
-            room = asyncio.ensure_future(feed.arrivals.room()) if waiting else None
+            for line in lines:
+                while line.waiting and line.gate.has_room():
+                    uid = next(iter(line.waiting))
+                    handed = unpack(line.waiting.pop(uid))
+                    line.gate.take(uid)
+                    feed.seen.setdefault(stream, set()).add(uid)
+                    feed.echoes.arrived(uid)
+                    yield handed
+            rooms = {asyncio.ensure_future(line.gate.room()) for line in lines if line.waiting}
             try:
-                await asyncio.wait(
-                    {reading} if room is None else {reading, room},
-                    return_when=asyncio.FIRST_COMPLETED,
-                )
+                await asyncio.wait({reading, *rooms}, return_when=asyncio.FIRST_COMPLETED)
             finally:
-                if room is not None:
+                for room in rooms:
                     room.cancel()
             if not reading.done():
                 continue
@@ -323,7 +405,7 @@ async def arriving(
             strip_managed_fields(event)
             if isinstance(event, dict):
                 feed.indices.apply(stream, event)
-            event = hand_over(event, feed, stream, waiting)
+            event = hand_over(event, feed, stream, lines, pending)
             if event is not None:
                 yield event
     finally:
@@ -332,9 +414,23 @@ async def arriving(
             await reading
 
 
-def hand_over(event: Any, feed: Feed, stream: str | None, waiting: dict[str, bytes]) -> Any | None:
-    """``event`` if kopf is to see it now; ``None`` when its object, new to kopf, waits for
-    room among the arrivals (``waiting`` then holds it, in its place in line)."""
+def held(feed: Feed, uid: str, pending: Pending) -> bool:
+    """Whether kopf holds ``uid``: in a gate, an event of it queued or being processed, or the
+    echo of kopf's patch of it due."""
+    return (
+        uid in feed.gate
+        or uid in feed.arrivals
+        or uid in feed.returning
+        or pending(uid)
+        or feed.echoes.due(uid)
+    )
+
+
+def hand_over(
+    event: Any, feed: Feed, stream: str | None, lines: tuple[Line, Line], pending: Pending
+) -> Any | None:
+    """``event`` if kopf is to see it now; ``None`` when its object, new to kopf or no longer
+    held by it, waits for room in its gate (its line then holds it, in its place)."""
     body = event.get("object") if isinstance(event, dict) else None
     uid = uid_of(body) if isinstance(body, dict) else None
     if uid is None:
@@ -342,15 +438,25 @@ def hand_over(event: Any, feed: Feed, stream: str | None, waiting: dict[str, byt
     seen = feed.seen.setdefault(stream, set())
     if event.get("type") == "DELETED":
         seen.discard(uid)
-        waiting.pop(uid, None)  # never handed over: only the deletion is (the event handlers)
+        feed.echoes.arrived(uid)
+        for waiting in lines:
+            waiting.waiting.pop(uid, None)  # only the deletion is handed over (event handlers)
         return event
-    if uid in seen:
+    known = uid in seen
+    new, back = lines
+    line = back if known else new
+    if uid in line.waiting:
+        line.waiting[uid] = pack(event, PACK_LEVEL)
+        return None
+    if known and held(feed, uid, pending):
+        feed.echoes.arrived(uid)
         return event
-    if uid not in waiting and feed.arrivals.has_room():
-        feed.arrivals.take(uid)
+    if line.gate.has_room():
+        line.gate.take(uid)
         seen.add(uid)
+        feed.echoes.arrived(uid)
         return event
-    waiting[uid] = pack(event, PACK_LEVEL)
+    line.waiting[uid] = pack(event, PACK_LEVEL)
     return None
 
 
@@ -395,10 +501,11 @@ def slimmed(watch: Watch) -> Watch:
         newest = newest_of(settings)
         with watching_stream(feed, stream):
             async with contextlib.aclosing(source) as events:
+                pending = newest.pending if newest is not None else never
                 shown = (
-                    passed_on(events, feed, stream)
+                    passed_on(events, feed, stream, pending)
                     if feed is None or streamed
-                    else fed(events, feed, stream)
+                    else fed(events, feed, stream, pending)
                 )
                 async with contextlib.aclosing(cast(AsyncGenerator[Any, None], shown)) as passed:
                     async for event in passed:
@@ -415,12 +522,15 @@ def releasing(process: Process) -> Process:
     lets the gate know when an object is done."""
 
     async def process_resource_event(*, raw_event: Any, **kwargs: Any) -> Any:
-        newest = newest_of(kwargs.get("settings"))
+        settings = kwargs.get("settings")
+        newest = newest_of(settings)
+        patched: Any = None
         try:
             if newest is not None and newest.superseded(raw_event):
                 return None
             try:
-                return await process(raw_event=raw_event, **kwargs)
+                patched = await process(raw_event=raw_event, **kwargs)
+                return patched
             finally:
                 if newest is not None:
                     newest.processed(raw_event)
@@ -428,8 +538,12 @@ def releasing(process: Process) -> Process:
             body = raw_event.get("object") if isinstance(raw_event, dict) else None
             uid = uid_of(body) if isinstance(body, dict) else None
             if uid is not None:
+                feeds = feeds_of(settings)
                 gone = raw_event.get("type") == "DELETED"
-                release(feeds_of(kwargs.get("settings")), uid, settled=gone)
+                if isinstance(patched, str) and not gone:
+                    expect_echo(feeds, uid)
+                processed = newest is None or not newest.pending(uid)
+                release(feeds, uid, settled=gone, processed=processed)
 
     process_resource_event.__wrapped__ = process  # type: ignore[attr-defined]
     return process_resource_event

@@ -22,7 +22,7 @@ from litellm_operator.keys.reconciler import SecretsUnavailable
 from litellm_operator.litellm import LiteLLMError, LiteLLMUserRecord
 from litellm_operator.models import ProvisioningPolicy
 from litellm_operator.policies.rollouts import Members
-from litellm_operator.runtime.handling import first, now_iso
+from litellm_operator.runtime.handling import each, first, now_iso
 from litellm_operator.runtime.metrics import Metrics
 from litellm_operator.status import behind_policy, policy_changed_status, retry_due
 from litellm_operator.users.context import Runtime
@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 NOT_DRIFT = frozenset({"not-ready", "status"})
 """Resync findings that are not changes made in LiteLLM behind the operator's back."""
 YIELD_EVERY = 50
+FLIPS_AT_ONCE = 8
+"""A rollout's status writes in flight at once (more only wait for the Kubernetes client)."""
 
 
 class PolicyFollowers:
@@ -59,8 +61,8 @@ class PolicyFollowers:
         if self.runtime.reads is not None:  # their reads, in full batches, before their turn
             self.runtime.reads.prefetch(user_id for *_, user_id in flips if user_id)
 
-        await asyncio.gather(
-            *(kube.patch_user_status(ns, n, changes) for ns, n, changes, _ in flips)
+        await each(
+            (kube.patch_user_status(ns, n, changes) for ns, n, changes, _ in flips), FLIPS_AT_ONCE
         )
         log.info("policy %s: %d of %d user(s) to reconcile", name, len(flips), len(targets))
 
