@@ -8,6 +8,9 @@ a switchable relay and the fault proxy; two operators with leader election on, w
 adds a team membership), and a few LiteLLM users the operator must never touch. Then, minute
 by minute, in cycles of five:
 
+Before the schedule, once the users are Ready, each policy is edited once (the warm-up), so
+that the first quiet phase compares an operator that has done each kind of work once. Then:
+
 * minute 0: a policy edit (the budget of one policy, alternately), a namespace created with
   users, the one created a cycle earlier emptied and deleted (its watcher stops for good);
 * minutes 0-3: churn: 2% of the users created, 2% deleted, 5% edited (their alias);
@@ -93,6 +96,8 @@ SETTLE_SECONDS = 600
 IDLE_SECONDS = 20.0
 QUIET_LIMIT_SECONDS = 180.0
 QUIET_END_SAMPLES = 5
+WARM_UP_BUDGET = 10.5
+WARM_UP_LIMIT_SECONDS = 600.0
 LOST = "lost-answers"
 FAULTS = ("litellm-paused", "apiserver-restart", "leader-killed", LOST)
 LITELLM_PAUSE_SECONDS = 60
@@ -713,7 +718,9 @@ def soak(
         world.new_user(f"soak-{i % NAMESPACES:02d}")
     world.add_transient(0)
     settled = settle(world, sampler, timeout=max(SETTLE_SECONDS, args.users))
-    log(f"{len(world.declared)} users Ready after {settled:.0f} s; churn for {args.minutes} min")
+    log(f"{len(world.declared)} users Ready after {settled:.0f} s")
+    warmed = warm_up(world, sampler)
+    log(f"warmed up: idle after {warmed} s; churn for {args.minutes} min")
     faults = schedule(args.minutes)
     phases: list[dict[str, Any]] = []
     quiet_ends: list[dict[str, Any]] = []
@@ -766,6 +773,18 @@ def soak(
         }
     )
     return result
+
+
+def warm_up(world: World, sampler: Sampler) -> float | None:
+    """Each policy edited once, then wait until the operator is idle: the first quiet phase,
+    every later one's reference, is then an operator that has done each kind of the schedule's
+    work once, not one whose allocator is still reaching its working size (README, "Long
+    runs"). Seconds until idle (``None``: not within :data:`WARM_UP_LIMIT_SECONDS`)."""
+    sampler.phase = "warm-up"
+    for name in POLICIES:
+        world.set_policy(name, WARM_UP_BUDGET)
+    time.sleep(SAMPLE_SECONDS)  # the rollouts start
+    return wait_idle(world, sampler, WARM_UP_LIMIT_SECONDS)
 
 
 def wait_idle(world: World, sampler: Sampler, limit: float) -> float | None:

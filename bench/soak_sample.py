@@ -27,6 +27,8 @@ GAUGES = {
     "leader": P + "leader",
 }
 FLAT_RSS_FRACTION = 0.05
+COUNTS = ("tasks", "threads", "fds")
+"""What must be back to its baseline at the end of each quiet phase."""
 """RSS at the end of each quiet phase within 5% of the first quiet phase's (the issue's goal)."""
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -129,31 +131,29 @@ def flatness(quiet: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     """The flatness verdicts over the ends of the quiet phases, per leading process; a quiet
     phase that never became idle (``idle_after_seconds`` ``None``) fails them.
 
-    Resident memory: no quiet end more than :data:`FLAT_RSS_FRACTION` above its process's
-    reference, the run's first quiet end, or the process's own first where that is higher. A
-    standby that took over has only listed the objects and starts below the run's first; it
-    may warm up to it, not past it. Tasks, threads and descriptors: each process's last quiet
-    end at most its first."""
+    Each process's reference is the run's first quiet end, or the process's own first where
+    that is higher: a standby that took over has only listed the objects and starts below the
+    run's first; it may warm up to it, not past it. Resident memory: no quiet end more than
+    :data:`FLAT_RSS_FRACTION` above the reference; tasks, threads and descriptors: the last
+    quiet end at most the reference."""
     ends = list(quiet)
     not_idle = [int(end["minute"]) for end in ends if end.get("idle_after_seconds", 0) is None]
     # A quiet phase the operator did not finish in time measures its backlog, not its growth.
     verdicts: dict[str, Any] = {"processes": [], "not_idle_minutes": not_idle, "ok": not not_idle}
     if not ends:
         return verdicts
-    run_first = ends[0]["rss_kib"]
-    verdicts["rss_run_first_mib"] = round(run_first / 1024, 1)
+    run_first = ends[0]
+    verdicts["rss_run_first_mib"] = round(run_first["rss_kib"] / 1024, 1)
     by_pid: dict[int, list[Mapping[str, Any]]] = {}
     for end in ends:
         by_pid.setdefault(int(end["pid"]), []).append(end)
     for pid, own in by_pid.items():
         first, last = own[0], own[-1]
-        reference = max(run_first, first["rss_kib"])
+        baseline = {k: max(run_first[k], first[k]) for k in ("rss_kib", *COUNTS)}
+        reference = baseline["rss_kib"]
         highest = max(e["rss_kib"] for e in own)
         above = (highest - reference) / reference
-        back = {
-            what: [e[what] for e in own if e[what] > first[what]]
-            for what in ("tasks", "threads", "fds")
-        }
+        back = {what: [e[what] for e in own if e[what] > baseline[what]] for what in COUNTS}
         process = {
             "pid": pid,
             "quiet_phases": len(own),
@@ -163,9 +163,9 @@ def flatness(quiet: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
             "rss_reference_mib": round(reference / 1024, 1),
             "rss_above_reference_percent": round(100 * above, 1),
             "rss_ok": above <= FLAT_RSS_FRACTION,
-            "baseline": {k: first[k] for k in ("tasks", "threads", "fds")},
-            "last": {k: last[k] for k in ("tasks", "threads", "fds")},
-            "back_to_baseline": all(last[k] <= first[k] for k in ("tasks", "threads", "fds")),
+            "baseline": {k: baseline[k] for k in COUNTS},
+            "last": {k: last[k] for k in COUNTS},
+            "back_to_baseline": all(last[k] <= baseline[k] for k in COUNTS),
             "above_baseline": {k: v for k, v in back.items() if v},
         }
         verdicts["processes"].append(process)

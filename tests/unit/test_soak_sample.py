@@ -110,6 +110,16 @@ def end(
             id="standby-grows-past-the-run",
         ),
         pytest.param([end(1, 100_000), end(1, 70_000)], True, id="smaller-is-not-growth"),
+        pytest.param(
+            [end(1, 100_000, fds=42), end(2, 100_000, fds=41), end(2, 100_000, fds=42)],
+            True,
+            id="standby-fds-warm-to-the-run",
+        ),
+        pytest.param(
+            [end(1, 100_000, fds=42), end(2, 100_000, fds=41), end(2, 100_000, fds=43)],
+            False,
+            id="standby-fds-past-the-run",
+        ),
         pytest.param([], True, id="no-quiet-phase"),
     ],
 )
