@@ -197,7 +197,8 @@ class Feed:
     """Objects kopf was done with, back with an event, in its hands until it is processed."""
     echoes: Echoes = field(default_factory=Echoes)
     seen: dict[str | None, set[str]] = field(default_factory=dict)
-    """Per stream, the objects kopf has been handed (their events pass at once)."""
+    """Per stream, the objects kopf has been handed (their events pass at once while it holds
+    them, see :func:`held`; otherwise through ``returning``)."""
     listings: int = 0
     """Complete listings read: one per stream at start, then one per relist."""
     stopped: int = 0
