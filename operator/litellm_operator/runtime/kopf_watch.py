@@ -440,8 +440,8 @@ def hand_over(
     if event.get("type") == "DELETED":
         seen.discard(uid)
         feed.echoes.arrived(uid)
-        for waiting in lines:
-            waiting.waiting.pop(uid, None)  # only the deletion is handed over (event handlers)
+        for line in lines:
+            line.waiting.pop(uid, None)  # only the deletion is handed over (event handlers)
         return event
     known = uid in seen
     new, back = lines
