@@ -812,17 +812,17 @@ def quiet_end(sampler: Sampler, idle_after: float | None) -> dict[str, Any]:
     """The leader at the end of a quiet phase: its RSS, and the fewest tasks, threads and
     descriptors over :data:`QUIET_END_SAMPLES` samples a second apart (what stays: a periodic
     task in flight, the resync's, is not counted as one that never ends)."""
-    samples = []
-    for _ in range(QUIET_END_SAMPLES):
-        samples.append(sampler.sample(with_apiserver=False))
+    samples = [sampler.sample(with_apiserver=False)]
+    for _ in range(QUIET_END_SAMPLES - 1):
         time.sleep(1.0)
+        samples.append(sampler.sample(with_apiserver=False))
     last = samples[-1]
     return {
         "minute": sampler.minute,
         "idle_after_seconds": idle_after,
         "pid": last["leader_pid"] or 0,
         "rss_kib": last["leader_rss_kib"] or 0,
-        **{what: min(s[what] or 0 for s in samples) for what in ("tasks", "threads", "fds")},
+        **{what: min(s[what] or 0 for s in samples) for what in ss.COUNTS},
     }
 
 

@@ -27,9 +27,9 @@ GAUGES = {
     "leader": P + "leader",
 }
 FLAT_RSS_FRACTION = 0.05
+"""RSS at the end of each quiet phase within 5% of the first quiet phase's (the issue's goal)."""
 COUNTS = ("tasks", "threads", "fds")
 """What must be back to its baseline at the end of each quiet phase."""
-"""RSS at the end of each quiet phase within 5% of the first quiet phase's (the issue's goal)."""
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
