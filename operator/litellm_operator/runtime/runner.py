@@ -22,8 +22,8 @@ import secrets
 import signal
 import socket
 import threading
-from collections.abc import Callable
-from typing import Any, NoReturn
+from collections.abc import Callable, Iterable
+from typing import Any, NoReturn, cast
 
 import kopf
 from aiohttp import web
@@ -282,8 +282,30 @@ class StatusDiffBase(kopf.MultiDiffBaseStorage):
         legacy = kopf.AnnotationsDiffBaseStorage(prefix=GROUP, key="last-handled-configuration")
         super().__init__([self.status, legacy])
 
+    def build(
+        self, *, body: kopf.Body, extra_fields: Iterable[kopf.FieldSpec] | None = None
+    ) -> kopf.BodyEssence:
+        """kopf's essence, built from the body without its status when no handler reads a
+        status field: kopf deep-copies the whole body on every event only to drop the status
+        (the users' keys, conditions and kopf's own last-handled copy), which was most of what
+        it copied."""
+        fields = list(extra_fields or [])
+        if any(is_status_field(field) for field in fields):
+            return super().build(body=body, extra_fields=fields)
+        without_status = {key: value for key, value in body.items() if key != "status"}
+        return super().build(
+            body=kopf.Body(cast(kopf.RawBody, without_status)), extra_fields=fields
+        )
+
     def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
         self.status.store(body=body, patch=patch, essence=essence)
+
+
+def is_status_field(field: kopf.FieldSpec) -> bool:
+    """Whether a kopf field spec (``"status.x"``, ``["status", "x"]``) lies under ``status``."""
+    if isinstance(field, str):
+        return field.split(".", 1)[0] == "status"
+    return field is not None and next(iter(field), None) == "status"
 
 
 def configure_kopf(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
