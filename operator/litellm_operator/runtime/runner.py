@@ -31,6 +31,7 @@ from aiohttp import web
 from litellm_operator import kinds
 from litellm_operator.kube import Kube
 from litellm_operator.litellm import LiteLLMClient, LiteLLMError, versions
+from litellm_operator.litellm.aio import AiohttpTransport
 from litellm_operator.models import GROUP
 from litellm_operator.runtime import kopf_watch, preflight, vitals
 from litellm_operator.runtime.config import ALLOW_UNTESTED_LITELLM, OperatorConfig
@@ -102,6 +103,7 @@ async def serve(
                 config.master_key,
                 timeout=config.timeout_seconds,
                 max_concurrency=config.concurrency,
+                transport=AiohttpTransport(max_connections=config.concurrency),
                 observer=metrics.observe_request,
                 watch_version=True,
                 allow_untested=config.allow_untested_litellm,
