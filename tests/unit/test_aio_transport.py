@@ -8,8 +8,11 @@ import asyncio
 import gzip
 import json
 import socket
+import ssl
+import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 import pytest
@@ -158,3 +161,59 @@ async def test_waiting_for_a_pooled_connection_times_out_as_never_sent(
         release.set()
         assert (await first).status_code == 200
     assert [path for _, path, _, _ in server.seen] == ["/a"]
+
+
+@pytest.fixture(scope="module")
+def self_signed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key, made by openssl."""
+    where = tmp_path_factory.mktemp("tls")
+    cert, key = where / "cert.pem", where / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+@pytest.mark.parametrize(
+    ("trusted", "succeeds"),
+    [
+        pytest.param(True, True, id="trusted-through-SSL_CERT_FILE"),
+        pytest.param(False, False, id="unknown-issuer-refused-before-sending"),
+    ],
+)
+async def test_tls_is_trusted_as_httpx_trusts_it(
+    self_signed: tuple[Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    trusted: bool,
+    succeeds: bool,
+) -> None:
+    cert, key = self_signed
+    if trusted:
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    else:
+        monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    served = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    served.load_cert_chain(cert, key)
+
+    async def health(request: web.Request) -> web.Response:
+        return web.json_response({"ok": True})
+
+    app = web.Application()
+    app.router.add_get("/health", health)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=served)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        async with client_for(f"https://127.0.0.1:{port}") as client:
+            if succeeds:
+                assert (await client.get("/health")).json() == {"ok": True}
+            else:
+                with pytest.raises(httpx.ConnectError):
+                    await client.get("/health")
+    finally:
+        await runner.cleanup()

@@ -36,7 +36,11 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     def _opened(self) -> aiohttp.ClientSession:
         if self._session is None:
             connector = aiohttp.TCPConnector(
-                limit=self._max_connections, keepalive_timeout=KEEPALIVE_SECONDS
+                limit=self._max_connections,
+                keepalive_timeout=KEEPALIVE_SECONDS,
+                # httpx's own TLS defaults (certifi's roots, SSL_CERT_FILE / SSL_CERT_DIR),
+                # so an https LiteLLM is trusted exactly as before, whatever the image holds.
+                ssl=httpx.create_ssl_context(),
             )
             self._session = aiohttp.ClientSession(
                 connector=connector,
