@@ -10,7 +10,6 @@ are printed (``FAULT`` lines) and asserted against the README's "Failure behavio
 from __future__ import annotations
 
 import asyncio
-import base64
 import os
 import time
 import uuid
@@ -31,7 +30,7 @@ from litellm_operator.users.plan import OWNER_UID
 from tests.e2e.conftest import FAULT_NAMESPACE_PREFIX
 from tests.e2e.faults import FaultProxy, Rule
 from tests.e2e.operator_harness import Cluster, OperatorProcess, eventually, free_port
-from tests.fixtures.key_probes import works
+from tests.fixtures.key_probes import decoded_key, works
 from tests.fixtures.kube import CRD_DIR, KubeEnv, fresh_namespace
 from tests.fixtures.policies import ANY_IDENTITY
 
@@ -406,7 +405,7 @@ def key_in_secret(world: World, secret: str) -> str | None:
             return None
         raise
     data = found.data or {}
-    return base64.b64decode(data["api_key"]).decode() if "api_key" in data else None
+    return decoded_key(data)
 
 
 def key_works(endpoint: LiteLLMEndpoint, value: str) -> bool:

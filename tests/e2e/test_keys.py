@@ -19,7 +19,7 @@ from litellm_operator.litellm import LiteLLMClient
 from litellm_operator.models import GROUP, USER_PLURAL, VERSION
 from tests.e2e.conftest import RESYNC_SECONDS
 from tests.e2e.operator_harness import Cluster, OperatorProcess, eventually
-from tests.fixtures.key_probes import works
+from tests.fixtures.key_probes import decoded_key, works
 from tests.fixtures.policies import ANY_IDENTITY
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
@@ -71,7 +71,8 @@ class Keys:
         data = (secret or {}).get("data") or {}
         if "api_key" not in data:
             return None
-        value = base64.b64decode(data["api_key"]).decode()
+        value = decoded_key(data)
+        assert value is not None
         self.seen.add(value)
         return value
 

@@ -7,7 +7,6 @@ Secret holds the key that works."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import time
 import uuid
 from collections.abc import Iterator
@@ -27,7 +26,7 @@ from tests.e2e.conftest import FAULT_NAMESPACE_PREFIX
 from tests.e2e.faults import FaultProxy, Rule
 from tests.e2e.operator_harness import Cluster, OperatorProcess, condition_of, eventually
 from tests.e2e.test_faults import CONVERGE_SECONDS, fault_operator, proxy  # noqa: F401
-from tests.fixtures.key_probes import works
+from tests.fixtures.key_probes import decoded_key, works
 from tests.fixtures.kube import KubeEnv, fresh_namespace
 from tests.fixtures.policies import ANY_IDENTITY
 
@@ -219,7 +218,7 @@ def key_in_secret(world: TeamWorld, secret: str) -> str | None:
             return None
         raise
     data = found.data or {}
-    return base64.b64decode(data["api_key"]).decode() if "api_key" in data else None
+    return decoded_key(data)
 
 
 def working_key(
@@ -374,7 +373,9 @@ async def test_sigkill_while_issuing_or_rotating_a_team_key(
 def pending_key_in_secret(world: TeamWorld, secret: str) -> str:
     """The value a Secret holds while its key is being registered (before the status write)."""
     found = world.cluster.core.read_namespaced_secret(secret, world.namespace)
-    return base64.b64decode((found.data or {})[PENDING_KEY]).decode()
+    value = decoded_key(found.data or {}, PENDING_KEY)
+    assert value is not None, "the Secret holds a pending value"
+    return value
 
 
 APP_KEY = ({"name": "app"},)

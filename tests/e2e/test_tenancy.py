@@ -12,7 +12,6 @@ enumerates the spec's fields from the models and fails for any field without a c
 
 from __future__ import annotations
 
-import base64
 import json
 import time
 import uuid
@@ -39,7 +38,7 @@ from litellm_operator.models import API_VERSION
 from litellm_operator.users.plan import OWNER_UID
 from tests.e2e.conftest import RESYNC_SECONDS
 from tests.e2e.operator_harness import Cluster, OperatorProcess, eventually
-from tests.fixtures.key_probes import works
+from tests.fixtures.key_probes import decoded_key, works
 from tests.fixtures.kube import KubeEnv, fresh_namespace
 from tests.fixtures.policies import ANY_IDENTITY
 
@@ -456,7 +455,7 @@ def secret_data(admin: Admin, namespace: str, name: str) -> dict[str, str] | Non
 
 def key_value(admin: Admin, namespace: str, secret: str) -> str | None:
     data = secret_data(admin, namespace, secret) or {}
-    return base64.b64decode(data["api_key"]).decode() if "api_key" in data else None
+    return decoded_key(data)
 
 
 async def keys_held(admin: Admin, user_id: str) -> list[KeyRecord]:

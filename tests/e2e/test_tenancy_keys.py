@@ -7,7 +7,6 @@ admin's client, as a Pod of the tenant would mount them).
 
 from __future__ import annotations
 
-import base64
 import time
 from typing import Any
 
@@ -22,6 +21,7 @@ from tests.e2e.conftest import RESYNC_SECONDS
 from tests.e2e.operator_harness import eventually
 from tests.e2e.test_tenancy import Admin, Tenant, granted, held_for, ident
 from tests.fixtures.key_probes import (
+    decoded_key,
     for_inference_only,
     inference_statuses,
     management_statuses,
@@ -39,7 +39,7 @@ MODEL = "gpt-4o-mini"
 def key_in(cluster_admin: Admin, namespace: str, secret: str) -> str | None:
     """The key in a Secret of the tenant's, as its workload reads it."""
     data = tenancy.secret_data(cluster_admin, namespace, secret) or {}
-    return base64.b64decode(data["api_key"]).decode() if "api_key" in data else None
+    return decoded_key(data)
 
 
 def wait_key(cluster_admin: Admin, endpoint: LiteLLMEndpoint, namespace: str, secret: str) -> str:

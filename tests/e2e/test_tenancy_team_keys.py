@@ -29,6 +29,7 @@ from tests.e2e.operator_harness import condition_of, eventually
 from tests.e2e.test_tenancy import held_for
 from tests.e2e.test_tenancy_teams import Admin, TeamTenant, attacks_team
 from tests.fixtures.key_probes import (
+    decoded_key,
     for_inference_only,
     inference_statuses,
     management_statuses,
@@ -59,7 +60,7 @@ def secret_data(admin: Admin, namespace: str, name: str) -> dict[str, str] | Non
 
 def key_in(admin: Admin, namespace: str, secret: str) -> str | None:
     data = secret_data(admin, namespace, secret) or {}
-    return base64.b64decode(data["api_key"]).decode() if "api_key" in data else None
+    return decoded_key(data)
 
 
 def wait_key(admin: Admin, endpoint: LiteLLMEndpoint, namespace: str, secret: str) -> str:
