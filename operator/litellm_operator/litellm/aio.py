@@ -21,8 +21,8 @@ import aiohttp
 import httpx
 
 KEEPALIVE_SECONDS = 4.0
-"""Idle connections are dropped before LiteLLM's server drops them (uvicorn: 5 s), so a
-request is not written onto a connection the server is closing."""
+"""Idle connections are dropped before LiteLLM's server drops them (uvicorn's default: 5 s),
+so a request is not written onto a connection the server is closing."""
 
 
 class AiohttpTransport(httpx.AsyncBaseTransport):
