@@ -13,6 +13,7 @@ import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -59,8 +60,8 @@ async def serve() -> AsyncIterator[Callable[[Handler], Awaitable[Server]]]:
         await runner.cleanup()
 
 
-def client_for(url: str, **kwargs: object) -> httpx.AsyncClient:
-    return httpx.AsyncClient(base_url=url, transport=AiohttpTransport(max_connections=2), **kwargs)  # type: ignore[arg-type]
+def client_for(url: str, **kwargs: Any) -> httpx.AsyncClient:
+    return httpx.AsyncClient(base_url=url, transport=AiohttpTransport(max_connections=2), **kwargs)
 
 
 async def test_a_call_reaches_the_server_and_its_answer_comes_back(
