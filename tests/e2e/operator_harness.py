@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import select
 import signal
 import socket
@@ -31,6 +32,17 @@ from kubernetes.client.exceptions import ApiException
 from litellm_operator.models import API_VERSION, GROUP, POLICY_PLURAL, USER_PLURAL, VERSION
 
 T = TypeVar("T")
+
+# What a refused Kubernetes call leaves in the operator's log. The status code is matched as a
+# number of its own: a random port such as 55403 in the start-up line is not a refusal.
+PERMISSION_ERROR = re.compile(
+    r"forbidden|(?<!\d)403(?!\d)|not enough permissions|failed to post an event", re.IGNORECASE
+)
+
+
+def permission_errors(log: str) -> list[str]:
+    """The lines of an operator log that show a call refused for want of permission."""
+    return [line for line in log.splitlines() if PERMISSION_ERROR.search(line)]
 
 
 def free_port() -> int:

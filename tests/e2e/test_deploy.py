@@ -27,7 +27,13 @@ from kubernetes.client import ApiException
 from devenv.litellm import LiteLLMEndpoint
 from litellm_operator.litellm import LiteLLMClient, LiteLLMUserRecord
 from tests.e2e.conftest import RBAC_NAMESPACE_PREFIX
-from tests.e2e.operator_harness import Cluster, OperatorProcess, eventually, free_port
+from tests.e2e.operator_harness import (
+    Cluster,
+    OperatorProcess,
+    eventually,
+    free_port,
+    permission_errors,
+)
 from tests.fixtures.kube import REPO_ROOT, KubeEnv, fresh_namespace
 from tests.fixtures.policies import ANY_IDENTITY
 
@@ -46,7 +52,6 @@ RBAC_FILES = (
     "role.yaml",
     "rolebinding.yaml",
 )
-PERMISSION_ERRORS = ("forbidden", "403", "not enough permissions", "failed to post an event")
 
 GROUP = "litellm.platform.dev"
 EXPECTED_RULES = [
@@ -468,9 +473,5 @@ async def test_operator_lifecycle_as_the_service_account(
     assert sa_operator.healthz() == 200
     assert sa_operator.proc is not None
     assert sa_operator.proc.poll() is None, "the operator exited"
-    problems = [
-        line
-        for line in sa_operator.log_text().splitlines()
-        if any(word in line.lower() for word in PERMISSION_ERRORS)
-    ]
+    problems = permission_errors(sa_operator.log_text())
     assert not problems, "permission errors in the operator log:\n" + "\n".join(problems)
