@@ -9,9 +9,10 @@ handler normally (the status says why, and nothing retries in a hot loop).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import functools
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -82,6 +83,31 @@ async def each(calls: Iterable[Awaitable[Any]], at_once: int) -> None:
             await call
 
     await asyncio.gather(*(work() for _ in range(at_once)))
+
+
+class OneAtATime:
+    """One reconcile per object at a time. kopf runs an object's change handlers one after the
+    other, but a timer runs in a task of its own: without this, a team's resync could plan its
+    keys on what it observed while the change handler was rotating them, and rotate again."""
+
+    def __init__(self) -> None:
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._users: dict[tuple[str, str], int] = {}
+
+    @contextlib.asynccontextmanager
+    async def holding(self, key: tuple[str, str]) -> AsyncIterator[None]:
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        self._users[key] = self._users.get(key, 0) + 1
+        try:
+            async with lock:
+                yield
+        finally:
+            self._users[key] -= 1
+            if not self._users[key]:  # nobody holds or waits: forget the object
+                del self._users[key], self._locks[key]
+
+    def __len__(self) -> int:
+        return len(self._locks)
 
 
 async def listed_here(**_: Any) -> None:

@@ -28,6 +28,7 @@ from litellm_operator.policies.validated import PolicyModels
 from litellm_operator.reasons import Reason
 from litellm_operator.runtime.handling import (
     UNEXPECTED_ERROR_BACKOFF,
+    OneAtATime,
     Release,
     Retry,
     first,
@@ -58,6 +59,11 @@ RECOUNT_AT_MOST_AFTER = 10.0
 """The longest a recount waits while joins keep coming."""
 POLICIES = (GROUP, VERSION, POLICY_PLURAL)
 Nudge = Callable[[str, str, str], Awaitable[None]]
+
+
+def team_key(body: Mapping[str, Any]) -> tuple[str, str]:
+    meta = body.get("metadata") or {}
+    return (str(meta.get("namespace")), str(meta.get("name")))
 
 
 async def index_by_namespace(*, namespace: str | None, body: kopf.Body, **_: Any) -> dict[str, Any]:
@@ -104,6 +110,7 @@ class TeamHandlers:
         self.due = Requeues(nudge)
         self.known: set[tuple[str, str]] = set()
         """The teams this operator reconciles (the key Secrets' watch nudges only these)."""
+        self.one_at_a_time = OneAtATime()
 
     def knows(self, team: tuple[str, str]) -> bool:
         return team in self.known
@@ -164,8 +171,7 @@ class TeamHandlers:
         by_namespace: kopf.Index[str, Any] = kw["teams_by_namespace"]
         for store in by_namespace.values():
             for team in store:
-                meta = team.get("metadata") or {}
-                key = (str(meta.get("namespace")), str(meta.get("name")))
+                key = team_key(team)
                 if not behind(team, name, generation) or self.nudged.get(key, -1) == generation:
                     continue
                 self.nudged[key] = generation
@@ -175,15 +181,15 @@ class TeamHandlers:
         team_id = (body.get("status") or {}).get("teamId")
         if team_id is not None:
             self.owners.pop(team_id, None)
-        meta = body.get("metadata") or {}
-        self.known.discard((str(meta.get("namespace")), str(meta.get("name"))))
+        self.known.discard(team_key(body))
         policy_bodies: kopf.Index[str, Any] = kw["policy_bodies"]
         policy = first(policy_bodies.get(policy_ref_of(body.get("spec") or {})))
         every = [self.policies.of(first(store)) for store in policy_bodies.values()]
         try:
-            events = await self.reconciler.finalize(
-                dict(body), self.policies.of(policy), [p for p in every if p is not None]
-            )
+            async with self.one_at_a_time.holding(team_key(body)):
+                events = await self.reconciler.finalize(
+                    dict(body), self.policies.of(policy), [p for p in every if p is not None]
+                )
         except Exception as exc:
             kopf.warn(body, reason=Reason.DELETE_FAILED, message=str(exc))
             raise kopf.TemporaryError(
@@ -195,6 +201,22 @@ class TeamHandlers:
             await self.gone(team_id)
 
     async def reconcile(
+        self,
+        body: kopf.Body,
+        patch: kopf.Patch,
+        retry: int,
+        kw: Mapping[str, Any],
+        *,
+        from_snapshot: bool,
+    ) -> Retry | None:
+        """One reconcile of the team, never beside another of it (the resync timer runs in a
+        task of its own). A timer's ``body`` is kopf's live view: read once the lock is held,
+        it is the newest the operator has seen, so a resync that waited never applies a spec
+        the change handler has already moved past."""
+        async with self.one_at_a_time.holding(team_key(body)):
+            return await self.reconcile_now(body, patch, retry, kw, from_snapshot=from_snapshot)
+
+    async def reconcile_now(
         self,
         body: kopf.Body,
         patch: kopf.Patch,
@@ -223,8 +245,7 @@ class TeamHandlers:
             generation = (policy_body.get("metadata") or {}).get("generation")
         self.publish(body, patch, result, (ref, generation) if policy_body else None)
         self.record_owner(body, result)
-        meta = body.get("metadata") or {}
-        key = (str(meta.get("namespace")), str(meta.get("name")))
+        key = team_key(body)
         self.known.add(key)
         if result.requeue_after is not None:
             self.due.requeue(*key, result.requeue_after)
@@ -238,11 +259,10 @@ class TeamHandlers:
         return None
 
     def record_owner(self, body: kopf.Body, result: TeamResult) -> None:
-        meta = body.get("metadata") or {}
         outcome = result.outcome
         team_id = outcome.applied.team_id if outcome.applied is not None else None
         if team_id is not None and not isinstance(outcome, TeamFailed):
-            self.owners[team_id] = (str(meta.get("namespace")), str(meta.get("name")))
+            self.owners[team_id] = team_key(body)
 
     def publish(
         self,
