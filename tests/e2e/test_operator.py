@@ -101,6 +101,11 @@ class Scene:
             await asyncio.sleep(0.3)
         raise AssertionError(f"LiteLLM user {user_id} never matched; last: {record!r}")
 
+    def settled_events(self) -> float:
+        """LiteLLMUser events observed without kopf (runtime.kopf_watch.Settled)."""
+        metric = "litellm_operator_watch_events_total"
+        return self.operator.counter(metric, resource="litellmusers", outcome="settled")
+
     def writes(self) -> float:
         metric = "litellm_operator_litellm_requests_total"
         return sum(self.operator.counter(metric, endpoint=e) for e in WRITES)
@@ -162,6 +167,7 @@ async def test_policy_edit_reaches_every_user_of_the_policy(scene: Scene) -> Non
         scene.create_user(name)
     for name in names:
         scene.ready(name)
+    settled = scene.settled_events()
 
     started = time.monotonic()
     scene.cluster.patch_policy(scene.policy, {"defaults": {"maxBudget": 25, "tpmLimit": 5000}})
@@ -188,6 +194,9 @@ async def test_policy_edit_reaches_every_user_of_the_policy(scene: Scene) -> Non
         return said or None
 
     said = eventually(rolled_out, timeout=10, what="RolledOut event on the policy")
+    # The events of the users' own status writes were observed, not processed by kopf, and the
+    # policy's counts above still followed them.
+    assert scene.settled_events() > settled
     assert said == ["3 LiteLLMUser(s) use this policy; 3 reconciled against generation 2, 3 Ready"]
     for name in names:  # the rollout is said once, on the policy, not once per user
         updated = [e for e in scene.cluster.events(scene.namespace, name) if e[1] == "Updated"]

@@ -46,6 +46,15 @@ comes back through a gate of its own (``Feed.returning``, :data:`RETURNS_IN_FLIG
 kopf has processed its event (and its patch's echo, which passes at once) or a handler of it
 ends; meanwhile it waits as its newest event, packed, like a new one.
 
+**Settled echoes.** Once kopf has handled an object (its handlers done, its last-handled
+configuration stored), the event of its own status patch, and of the operator's other status
+writes, would only run kopf's event machinery to find nothing to do: the spec's generation,
+labels, annotations, finalizers and deletion are what kopf handled, and its stored
+configuration is what it stored (:class:`Settled`). For a kind that says how
+(:class:`Quiet`: its event handler has nothing to do for the object but ``observe`` it), such
+an event is not given to kopf: ``observe`` sees it instead. Any other event (a spec or
+metadata change, a handler still in progress, a listing, a deletion) goes to kopf as before.
+
 **Superseded events.** kopf queues every event of an object and processes each in turn, though
 its handlers only look at the newest body (they compare it with the last-handled state). While
 a user is created or rolled out, the operator's own status writes come back as events that
@@ -184,6 +193,74 @@ class Echoes:
         return len(self._due)
 
 
+Observe = Callable[[Mapping[str, Any], Mapping[str, Any]], None]
+"""A kind's look at an event kopf is not given: the object's body and kopf's indices."""
+
+
+@dataclass(frozen=True)
+class Quiet:
+    """Events of a kind that need not reach kopf once it has handled the object (see
+    :class:`Settled`): those for which ``quiet(body)`` holds, the kind's event handler having
+    nothing to do for them but what ``observe`` does."""
+
+    quiet: Callable[[Mapping[str, Any]], bool]
+    observe: Observe
+
+
+KOPF_STATUS = "kopf"
+LAST_HANDLED = "last-handled-configuration"
+PROGRESS = "progress"
+
+
+def handled_fingerprint(body: Mapping[str, Any]) -> int:
+    """What kopf's change detection and finalizer logic read of an object besides its stored
+    state: the spec's generation, labels, annotations, finalizers and deletion. A hash (the
+    interpreter's, keyed per process): one int per object, not a copy of its metadata."""
+    meta = body.get("metadata") or {}
+    return hash(
+        (
+            meta.get("generation"),
+            meta.get("deletionTimestamp"),
+            tuple(meta.get("finalizers") or ()),
+            tuple(sorted((meta.get("labels") or {}).items())),
+            tuple(sorted((meta.get("annotations") or {}).items())),
+        )
+    )
+
+
+class Settled:
+    """Per object, what kopf last finished handling: the fingerprint of the body its handlers
+    were done with and the last-handled configuration it stored then. An event that still
+    shows both, with no handler's progress in its status, is one kopf would find nothing
+    to do in (its diff against what it stored is empty)."""
+
+    def __init__(self) -> None:
+        self._handled: dict[str, int] = {}
+
+    def record(self, body: Mapping[str, Any], last_handled: str) -> None:
+        """kopf stores ``last_handled`` for ``body``: its handlers are done with it."""
+        uid = uid_of(body)
+        if uid is not None:
+            self._handled[uid] = hash((handled_fingerprint(body), last_handled))
+
+    def inert(self, body: Mapping[str, Any]) -> bool:
+        uid = uid_of(body)
+        handled = self._handled.get(uid) if uid is not None else None
+        if handled is None:
+            return False
+        state = (body.get("status") or {}).get(KOPF_STATUS) or {}
+        stored = state.get(LAST_HANDLED)
+        if PROGRESS in state or not isinstance(stored, str):
+            return False
+        return handled == hash((handled_fingerprint(body), stored))
+
+    def forget(self, uid: str) -> None:
+        self._handled.pop(uid, None)
+
+    def __len__(self) -> int:
+        return len(self._handled)
+
+
 @dataclass
 class Feed:
     """The indices a watched kind feeds, the gates its listings and its new objects pass
@@ -205,6 +282,14 @@ class Feed:
     """Streams that stopped for good (a namespace no longer watched), their entries dropped."""
     watchers: dict[str | None, int] = field(default_factory=dict)
     """Running ``continuous_watch`` calls per stream."""
+    quiet: Quiet | None = None
+    """The kind's events that need not reach kopf once it has handled the object."""
+    events: dict[str, int] = field(default_factory=dict)
+    """Events that reached kopf's processing, by what became of them: ``processed`` by kopf,
+    ``superseded`` by a newer one queued, ``settled`` (observed, not given to kopf)."""
+
+    def count(self, outcome: str) -> None:
+        self.events[outcome] = self.events.get(outcome, 0) + 1
 
 
 Feeds = Mapping[tuple[str, str], Feed]
@@ -262,6 +347,7 @@ class FedSettings(kopf.OperatorSettings):
 
     feeds: Feeds = field(default_factory=dict)
     newest: Newest = field(default_factory=Newest)
+    settled: Settled = field(default_factory=Settled)
 
     def release(self, uid: str) -> None:
         """A handler of object ``uid`` ended: let the next listed or new object in."""
@@ -289,6 +375,30 @@ def expect_echo(feeds: Feeds, uid: str) -> None:
 def feeds_of(settings: Any) -> Feeds:
     """The feeds kopf's ``settings`` carry (none unless they are :class:`FedSettings`)."""
     return settings.feeds if isinstance(settings, FedSettings) else {}
+
+
+def settled_of(settings: Any) -> Settled | None:
+    """What kopf has finished handling, as kopf's ``settings`` carry it (see :class:`Settled`)."""
+    return settings.settled if isinstance(settings, FedSettings) else None
+
+
+def feed_of(settings: Any, resource: Any) -> Feed | None:
+    """The feed of ``resource`` (one of kopf's resources) among ``settings``' feeds."""
+    key = (getattr(resource, "group", ""), getattr(resource, "plural", ""))
+    return feeds_of(settings).get(key)
+
+
+def settled_event(raw_event: Any, feed: Feed | None, settled: Settled | None) -> Quiet | None:
+    """How to observe ``raw_event`` instead of giving it to kopf, when kopf would find nothing
+    to do in it and its kind needs it only observed (see :class:`Quiet`); else ``None``."""
+    if feed is None or feed.quiet is None or settled is None:
+        return None
+    if not isinstance(raw_event, dict) or raw_event.get("type") != "MODIFIED":
+        return None
+    body = raw_event.get("object")
+    if isinstance(body, dict) and settled.inert(body) and feed.quiet.quiet(body):
+        return feed.quiet
+    return None
 
 
 def newest_of(settings: Any) -> Newest | None:
@@ -525,11 +635,22 @@ def releasing(process: Process) -> Process:
     async def process_resource_event(*, raw_event: Any, **kwargs: Any) -> Any:
         settings = kwargs.get("settings")
         newest = newest_of(settings)
+        feed = feed_of(settings, kwargs.get("resource"))
         patched: Any = None
         try:
             if newest is not None and newest.superseded(raw_event):
+                if feed is not None:
+                    feed.count("superseded")
                 return None
             try:
+                quiet = settled_event(raw_event, feed, settled_of(settings))
+                if feed is not None and quiet is not None:
+                    feed.count("settled")
+                    indexers = kwargs.get("indexers")
+                    quiet.observe(raw_event["object"], getattr(indexers, "indices", {}))
+                    return None
+                if feed is not None:
+                    feed.count("processed")
                 patched = await process(raw_event=raw_event, **kwargs)
                 return patched
             finally:
@@ -541,6 +662,9 @@ def releasing(process: Process) -> Process:
             if uid is not None:
                 feeds = feeds_of(settings)
                 gone = raw_event.get("type") == "DELETED"
+                settled = settled_of(settings)
+                if gone and settled is not None:
+                    settled.forget(uid)
                 if isinstance(patched, str) and not gone:
                     expect_echo(feeds, uid)
                 processed = newest is None or not newest.pending(uid)
@@ -548,6 +672,16 @@ def releasing(process: Process) -> Process:
 
     process_resource_event.__wrapped__ = process  # type: ignore[attr-defined]
     return process_resource_event
+
+
+def kopf_state_where_expected() -> bool:
+    """Whether kopf keeps its last-handled configuration and its handlers' progress in status
+    where :class:`Settled` reads them, and stores the configuration once handlers are done."""
+    return (
+        tuple(kopf.StatusDiffBaseStorage().field) == ("status", KOPF_STATUS, LAST_HANDLED)
+        and tuple(kopf.StatusProgressStorage().field) == ("status", KOPF_STATUS, PROGRESS)
+        and "diffbase_storage" in processing.process_changing_cause.__code__.co_names
+    )
 
 
 def installed() -> bool:
@@ -574,6 +708,7 @@ def install() -> bool:
         or "raw_event" not in inspect.signature(process).parameters
         or "process_resource_event" not in running.spawn_tasks.__code__.co_names
         or not hasattr(watching.Bookmark, "LISTED")
+        or not kopf_state_where_expected()
     ):
         log.warning("kopf's watch stream has changed: its listings are not indexed here")
         return False

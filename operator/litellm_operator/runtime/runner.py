@@ -22,7 +22,7 @@ import secrets
 import signal
 import socket
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NoReturn, cast
 
 import kopf
@@ -113,7 +113,7 @@ async def serve(
             trimming(),
         ):
             feeds = {
-                key: kopf_watch.Feed(indices)
+                key: kopf_watch.Feed(indices, quiet=kind.quiet.get(key))
                 for kind in operated
                 for key, indices in kind.feeds.items()
             }
@@ -279,8 +279,10 @@ class StatusDiffBase(kopf.MultiDiffBaseStorage):
     not taken for a change of every resource.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, settled: kopf_watch.Settled | None = None) -> None:
         self.status = kopf.StatusDiffBaseStorage()
+        self.settled = settled
+        """Told what kopf stores, once its handlers are done with a body (kopf_watch.Settled)."""
         legacy = kopf.AnnotationsDiffBaseStorage(prefix=GROUP, key="last-handled-configuration")
         super().__init__([self.status, legacy])
 
@@ -301,6 +303,18 @@ class StatusDiffBase(kopf.MultiDiffBaseStorage):
 
     def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
         self.status.store(body=body, patch=patch, essence=essence)
+        stored = resolved(patch, self.status.field)
+        if self.settled is not None and isinstance(stored, str):
+            self.settled.record(body, stored)
+
+
+def resolved(mapping: Any, path: Iterable[str]) -> Any:
+    """The value at ``path`` in nested mappings (``None`` where it stops)."""
+    for key in path:
+        if not isinstance(mapping, Mapping):
+            return None
+        mapping = mapping.get(key)
+    return mapping
 
 
 def is_status_field(field: kopf.FieldSpec) -> bool:
@@ -329,7 +343,7 @@ def apply_settings(settings: kopf.OperatorSettings) -> None:
     # costs one status write, where annotations cost a second write per change (and a first one
     # per object for kopf's "kopf-managed" marker).
     settings.persistence.progress_storage = kopf.StatusProgressStorage()
-    settings.persistence.diffbase_storage = StatusDiffBase()
+    settings.persistence.diffbase_storage = StatusDiffBase(kopf_watch.settled_of(settings))
     # kopf's own "Handler succeeded" events are noise; the operator posts its own.
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300

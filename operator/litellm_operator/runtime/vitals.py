@@ -54,13 +54,21 @@ class Vitals(Collector):
         stopped = self._family(
             CounterMetricFamily, "streams_stopped", "Watch streams stopped for good."
         )
+        events = CounterMetricFamily(
+            f"{NAMESPACE}_watch_events",
+            "Watch events that reached kopf's processing, by outcome: processed by kopf, "
+            "superseded by a newer one, settled (observed without kopf).",
+            labels=["resource", "outcome"],
+        )
         for (_, plural), feed in sorted(self.feeds.items()):
+            for outcome, count in sorted(feed.events.items()):
+                events.add_metric([plural, outcome], count)
             objects.add_metric([plural], len(feed.indices))
             listings.add_metric([plural], feed.listings)
             stopped.add_metric([plural], feed.stopped)
             for name, index in sorted(feed.indices.views.items()):
                 keys.add_metric([plural, name], len(index))
-        yield from (objects, keys, listings, stopped)
+        yield from (objects, keys, listings, stopped, events)
 
     def _tasks(self) -> set[asyncio.Task[object]]:
         if self.loop.is_closed():

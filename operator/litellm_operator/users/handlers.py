@@ -103,6 +103,18 @@ class UserHandlers:
         if type not in (None, "DELETED") and awaits_policy_reconcile(kw["body"]):
             await self.follow_policy(namespace or "", name, kw)
 
+    def quiet(self, body: Mapping[str, Any]) -> bool:
+        """Whether :meth:`event` has nothing to do for this body but :meth:`observe` it: no
+        rotation asked for, no policy's change to follow."""
+        return rotation_requested(body) is None and not awaits_policy_reconcile(body)
+
+    def observe(self, body: Mapping[str, Any], indices: Mapping[str, Any]) -> None:
+        """:meth:`event` for a quiet event kopf is not given (kopf_watch.Quiet)."""
+        meta = body.get("metadata") or {}
+        key = (meta.get("namespace"), meta.get("name"))
+        policy = policy_ref_of(body.get("spec") or {})
+        self.rollouts.user_seen(key, policy, indices["policy_bodies"])
+
     async def follow_policy(self, namespace: str, name: str, kw: Mapping[str, Any]) -> None:
         """Reconcile a user its policy left behind, in the event that says so (see
         :class:`PolicyHandlers`), its status patched with the event's: no nudge, and no
