@@ -126,6 +126,18 @@ def litellm_calls(operator: OperatorProcess) -> dict[str, int]:
     return calls
 
 
+def user_events(operator: OperatorProcess) -> dict[str, int]:
+    """What became of the LiteLLMUser watch events kopf's processing got so far, per outcome
+    (``litellm_operator_watch_events_total``: processed, superseded, settled)."""
+    events: dict[str, int] = {}
+    for line in operator.metrics().splitlines():
+        if line.startswith("litellm_operator_watch_events_total{") and USER_PLURAL in line:
+            spec, value = line.rsplit(" ", 1)
+            outcome = spec.split('outcome="', 1)[1].split('"', 1)[0]
+            events[outcome] = events.get(outcome, 0) + int(float(value))
+    return events
+
+
 def delta(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
     return {k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0)}
 
@@ -143,6 +155,7 @@ class Scenario:
     def __enter__(self) -> Scenario:
         self.requests = apiserver_requests(self.kubeconfig, GROUP)
         self.calls = litellm_calls(self.operator)
+        self.events = user_events(self.operator)
         self.cpu.start()
         self.started = time.perf_counter()
         return self
@@ -152,6 +165,7 @@ class Scenario:
         self.cpu_seconds = self.cpu.stop()
         self.k8s = difference(apiserver_requests(self.kubeconfig, GROUP), self.requests)
         self.litellm = delta(litellm_calls(self.operator), self.calls)
+        self.events = delta(user_events(self.operator), self.events)
 
     def report(self, n: int) -> dict[str, Any]:
         return {
@@ -164,6 +178,7 @@ class Scenario:
             "k8s_user_writes_per_user": round(writes(self.k8s, USER_PLURAL) / n, 2),
             "litellm_calls": self.litellm,
             "litellm_calls_per_user": round(sum(self.litellm.values()) / n, 2),
+            "kopf_events_per_user": {k: round(v / n, 2) for k, v in sorted(self.events.items())},
         }
 
 

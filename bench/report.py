@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,15 @@ README = ROOT / "README.md"
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 TIMES = "\u00d7"  # the multiplication sign
 DASH = "\u2013"  # the en dash
+
+
+def kopf_events(scenario: Mapping[str, Any]) -> str:
+    """The LiteLLMUser events per user, by what became of them (runs before it was counted,
+    and operators without the count, show a dash)."""
+    events = scenario.get("kopf_events_per_user")
+    if not events:
+        return DASH
+    return " / ".join(f"{events.get(k, 0):g}" for k in ("processed", "superseded", "settled"))
 
 
 def calls(counts: dict[str, int]) -> str:
@@ -102,8 +112,9 @@ def table(document: dict[str, Any]) -> str:
         *earlier_runs(document),
         "",
         "| N | scenario | operator | floor | ratio | LiteLLM calls | Kubernetes writes per user "
+        "| user events per user: kopf processed / superseded / settled "
         "| CPU s: operator / apiserver / LiteLLM | operator CPU s per 1,000 users |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for result in sorted(results, key=lambda r: (r["users"], r.get("round", 1))):
         n = result["users"]
@@ -123,6 +134,7 @@ def table(document: dict[str, Any]) -> str:
             lines.append(
                 f"| {n:,} | {label} | {s['seconds']:.1f} s | {floor} | {ratio} "
                 f"| {calls(s['litellm_calls'])} | {s['k8s_user_writes_per_user']:g} "
+                f"| {kopf_events(s)} "
                 f"| {cpu.get('operator', 0):g} / {cpu.get('kube-apiserver', 0):g} / "
                 f"{cpu.get('litellm', 0):g} | {s['operator_cpu_per_1000_users']:g} |"
             )

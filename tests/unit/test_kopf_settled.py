@@ -150,6 +150,47 @@ async def test_a_settled_event_is_observed_not_processed(
         assert len(settings.settled) == 0, "a deleted object is forgotten"
 
 
+@pytest.mark.parametrize(
+    ("echo_due", "event", "observed"),
+    [
+        pytest.param(True, handled(**{"status.kopf": None}), True, id="before-kopf-s-patch"),
+        pytest.param(False, handled(**{"status.kopf": None}), False, id="no-patch-pending"),
+        pytest.param(
+            True,
+            handled(**{"status.kopf": None, "metadata.generation": 3}),
+            False,
+            id="spec-changed-meanwhile",
+        ),
+        pytest.param(
+            True,
+            handled(**{"status.kopf": {"progress": {"reconcile": {"retries": 1}}}}),
+            False,
+            id="handler-in-progress",
+        ),
+    ],
+)
+async def test_an_event_older_than_kopf_s_patch_waits_for_its_echo(
+    echo_due: bool, event: dict[str, Any], observed: bool
+) -> None:
+    users = Users()
+    feed = kopf_watch.Feed(ObjectIndices({}), quiet=kopf_watch.Quiet(users.quiet, users.observe))
+    settings = kopf_watch.FedSettings(feeds=fed(feed))
+    settings.settled.record(handled(), STORED)
+    if echo_due:
+        feed.echoes.expect("uid-alice")
+    processed: list[Any] = []
+
+    async def process(*, raw_event: Any, **_: Any) -> None:
+        processed.append(raw_event)
+
+    raw = {"type": "MODIFIED", "object": event}
+    await kopf_watch.releasing(process)(
+        raw_event=raw, settings=settings, resource=USERS, indexers=Indexers()
+    )
+    assert bool(users.observed) is observed
+    assert bool(processed) is not observed
+
+
 async def test_a_kind_without_quiet_hooks_has_every_event_processed() -> None:
     feed = kopf_watch.Feed(ObjectIndices({}))
     settings = kopf_watch.FedSettings(feeds=fed(feed))

@@ -52,8 +52,11 @@ writes, would only run kopf's event machinery to find nothing to do: the spec's 
 labels, annotations, finalizers and deletion are what kopf handled, and its stored
 configuration is what it stored (:class:`Settled`). For a kind that says how
 (:class:`Quiet`: its event handler has nothing to do for the object but ``observe`` it), such
-an event is not given to kopf: ``observe`` sees it instead. Any other event (a spec or
-metadata change, a handler still in progress, a listing, a deletion) goes to kopf as before.
+an event is not given to kopf: ``observe`` sees it instead. So is an event queued before
+kopf's latest patch of the object (the operator's own status write while its handler ran)
+that shows the handled spec and metadata: the patch's echo, which kopf waits for, follows it.
+Any other event (a spec or metadata change, a handler still in progress, a listing, a
+deletion) goes to kopf as before.
 
 **Superseded events.** kopf queues every event of an object and processes each in turn, though
 its handlers only look at the newest body (they compare it with the last-handled state). While
@@ -212,6 +215,12 @@ LAST_HANDLED = "last-handled-configuration"
 PROGRESS = "progress"
 
 
+def kopf_state(body: Mapping[str, Any]) -> Mapping[str, Any]:
+    """What kopf keeps in the object's status (its last-handled configuration, progress)."""
+    state = (body.get("status") or {}).get(KOPF_STATUS)
+    return state if isinstance(state, Mapping) else {}
+
+
 def handled_fingerprint(body: Mapping[str, Any]) -> int:
     """What kopf's change detection and finalizer logic read of an object besides its stored
     state: the spec's generation, labels, annotations, finalizers and deletion. A hash (the
@@ -230,29 +239,41 @@ def handled_fingerprint(body: Mapping[str, Any]) -> int:
 
 class Settled:
     """Per object, what kopf last finished handling: the fingerprint of the body its handlers
-    were done with and the last-handled configuration it stored then. An event that still
-    shows both, with no handler's progress in its status, is one kopf would find nothing
-    to do in (its diff against what it stored is empty)."""
+    were done with and the last-handled configuration it stored then.
+
+    An event that still shows both, with no handler's progress in its status, is one kopf
+    would find nothing to do in (its diff against what it stored is empty): :meth:`inert`.
+    An event queued before kopf's latest patch of the object (the operator's own status write
+    during the handler, say) that shows the handled body's fingerprint is older than that
+    patch's echo, which brings the same body with the stored configuration; kopf would only
+    wait in it for that echo: :meth:`handled_alike`."""
 
     def __init__(self) -> None:
-        self._handled: dict[str, int] = {}
+        self._handled: dict[str, tuple[int, int]] = {}
 
     def record(self, body: Mapping[str, Any], last_handled: str) -> None:
         """kopf stores ``last_handled`` for ``body``: its handlers are done with it."""
         uid = uid_of(body)
         if uid is not None:
-            self._handled[uid] = hash((handled_fingerprint(body), last_handled))
+            self._handled[uid] = (handled_fingerprint(body), hash(last_handled))
 
     def inert(self, body: Mapping[str, Any]) -> bool:
+        handled = self._handled_for(body)
+        stored = kopf_state(body).get(LAST_HANDLED)
+        if handled is None or not isinstance(stored, str):
+            return False
+        return handled == (handled_fingerprint(body), hash(stored))
+
+    def handled_alike(self, body: Mapping[str, Any]) -> bool:
+        handled = self._handled_for(body)
+        return handled is not None and handled[0] == handled_fingerprint(body)
+
+    def _handled_for(self, body: Mapping[str, Any]) -> tuple[int, int] | None:
+        """What was recorded for the object, unless a handler of it is in progress."""
         uid = uid_of(body)
-        handled = self._handled.get(uid) if uid is not None else None
-        if handled is None:
-            return False
-        state = (body.get("status") or {}).get(KOPF_STATUS) or {}
-        stored = state.get(LAST_HANDLED)
-        if PROGRESS in state or not isinstance(stored, str):
-            return False
-        return handled == hash((handled_fingerprint(body), stored))
+        if uid is None or PROGRESS in kopf_state(body):
+            return None
+        return self._handled.get(uid)
 
     def forget(self, uid: str) -> None:
         self._handled.pop(uid, None)
@@ -396,7 +417,11 @@ def settled_event(raw_event: Any, feed: Feed | None, settled: Settled | None) ->
     if not isinstance(raw_event, dict) or raw_event.get("type") != "MODIFIED":
         return None
     body = raw_event.get("object")
-    if isinstance(body, dict) and settled.inert(body) and feed.quiet.quiet(body):
+    uid = uid_of(body) if isinstance(body, dict) else None
+    if body is None or uid is None:
+        return None
+    older_than_the_patch = feed.echoes.due(uid) and settled.handled_alike(body)
+    if (settled.inert(body) or older_than_the_patch) and feed.quiet.quiet(body):
         return feed.quiet
     return None
 
