@@ -10,11 +10,12 @@ from typing import Any, cast
 
 import kopf
 import pytest
+from kopf._cogs.clients import watching
 
 from litellm_operator.runtime import kopf_watch
 from litellm_operator.runtime.indices import ObjectIndices
 from litellm_operator.runtime.runner import StatusDiffBase
-from tests.unit.test_kopf_watch import USERS, fed
+from tests.unit.test_kopf_watch import USERS, Source, fed, listing, take
 
 STORED = '{"spec":{"policyRef":"default"}}'
 
@@ -220,3 +221,26 @@ def test_kopf_storing_a_configuration_records_it() -> None:
 
 def test_kopf_keeps_its_state_where_settled_reads_it() -> None:
     assert kopf_watch.kopf_state_where_expected()
+
+
+def stream(source: Source, feed: kopf_watch.Feed, settings: kopf_watch.FedSettings) -> Any:
+    return kopf_watch.slimmed(source)(
+        settings=settings, resource=USERS, namespace="team-a", operator_pause_waiter=None
+    )
+
+
+async def test_what_a_relist_or_a_stopped_stream_drops_is_forgotten() -> None:
+    feed = kopf_watch.Feed(ObjectIndices({}))
+    settings = kopf_watch.FedSettings(feeds=fed(feed))
+    for name in ("kept", "gone", "elsewhere"):
+        settings.settled.record(handled(**{"metadata.uid": f"uid-{name}"}), STORED)
+    feed.seen["team-b"] = {"uid-elsewhere"}
+    first = stream(Source([*listing("kept", "gone"), watching.Bookmark.LISTED]), feed, settings)
+    await take(first, 1)
+    relisted = stream(Source([*listing("kept"), watching.Bookmark.LISTED]), feed, settings)
+    await take(relisted, 1)
+    assert len(settings.settled) == 2, "deleted while the watch was down: forgotten"
+    await first.aclose()
+    assert len(settings.settled) == 2, "the stream still runs in its successor"
+    await relisted.aclose()  # the namespace is no longer watched
+    assert len(settings.settled) == 1, "only another stream's object is left"

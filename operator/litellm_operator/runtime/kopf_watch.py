@@ -79,7 +79,15 @@ import contextlib
 import inspect
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+)
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -452,11 +460,16 @@ def never(_: str) -> bool:
 
 
 async def fed(
-    events: AsyncIterator[Any], feed: Feed, stream: str | None, pending: Pending = never
+    events: AsyncIterator[Any],
+    feed: Feed,
+    stream: str | None,
+    pending: Pending = never,
+    settled: Settled | None = None,
 ) -> AsyncIterator[Any]:
     """``events`` (one listing, ``Bookmark.LISTED``, then watch events) as kopf should see
     them: the listing indexed whole before it is handed over, then replayed through the gate;
-    each watch event indexed before it is passed on."""
+    each watch event indexed before it is passed on. An object of the stream missing from a
+    new listing (deleted while the watch was down) is forgotten by ``settled`` too."""
     listed: dict[str, tuple[Entries, bytes]] = {}
     async for event in events:
         if event is watching.Bookmark.LISTED:
@@ -469,6 +482,7 @@ async def fed(
     else:
         return  # the listing was cut short: kopf lists again, and nothing was indexed from it
     feed.indices.replace_stream(stream, {uid: entries for uid, (entries, _) in listed.items()})
+    forget(settled, feed.seen.get(stream, set()) - listed.keys())
     feed.seen[stream] = set(listed)
     feed.listings += 1
     yield watching.Bookmark.LISTED
@@ -596,12 +610,21 @@ def hand_over(
     return None
 
 
+def forget(settled: Settled | None, uids: Iterable[str]) -> None:
+    if settled is not None:
+        for uid in uids:
+            settled.forget(uid)
+
+
 @contextlib.contextmanager
-def watching_stream(feed: Feed | None, stream: str | None) -> Iterator[None]:
+def watching_stream(
+    feed: Feed | None, stream: str | None, settled: Settled | None = None
+) -> Iterator[None]:
     """One ``continuous_watch`` of ``stream`` runs. kopf calls it again after a watch ends or
     a 410 Gone (a return); it is cancelled or closed only when the stream stops for good (its
     namespace is no longer watched, the operator stops): then, unless another watch of the
-    same stream has started meanwhile, what the stream indexed is dropped, or it would stay."""
+    same stream has started meanwhile, what the stream indexed (and ``settled`` recorded of
+    its objects) is dropped, or it would stay."""
     if feed is None:
         yield
         return
@@ -618,7 +641,7 @@ def watching_stream(feed: Feed | None, stream: str | None) -> Iterator[None]:
             feed.watchers[stream] = left
         elif stopped:
             feed.indices.replace_stream(stream, {})
-            feed.seen.pop(stream, None)
+            forget(settled, feed.seen.pop(stream, ()))
             feed.stopped += 1
 
 
@@ -635,13 +658,14 @@ def slimmed(watch: Watch) -> Watch:
         streamed = getattr(getattr(settings, "watching", None), "initial_streaming", False)
         stream = kwargs.get("namespace")
         newest = newest_of(settings)
-        with watching_stream(feed, stream):
+        settled = settled_of(settings)
+        with watching_stream(feed, stream, settled):
             async with contextlib.aclosing(source) as events:
                 pending = newest.pending if newest is not None else never
                 shown = (
                     passed_on(events, feed, stream, pending)
                     if feed is None or streamed
-                    else fed(events, feed, stream, pending)
+                    else fed(events, feed, stream, pending, settled)
                 )
                 async with contextlib.aclosing(cast(AsyncGenerator[Any, None], shown)) as passed:
                     async for event in passed:
