@@ -213,50 +213,39 @@ class TeamHandlers:
         task of its own). A timer's ``body`` is kopf's live view: read once the lock is held,
         it is the newest the operator has seen, so a resync that waited never applies a spec
         the change handler has already moved past."""
-        async with self.one_at_a_time.holding(team_key(body)):
-            return await self.reconcile_now(body, patch, retry, kw, from_snapshot=from_snapshot)
-
-    async def reconcile_now(
-        self,
-        body: kopf.Body,
-        patch: kopf.Patch,
-        retry: int,
-        kw: Mapping[str, Any],
-        *,
-        from_snapshot: bool,
-    ) -> Retry | None:
-        policy_bodies: kopf.Index[str, Any] = kw["policy_bodies"]
-        by_namespace: kopf.Index[str, Any] = kw["teams_by_namespace"]
-        ref = policy_ref_of(body.get("spec") or {})
-        policy_body = first(policy_bodies.get(ref))
-        every_policy = [self.policies.of(first(store)) for store in policy_bodies.values()]
-        siblings = list(by_namespace.get(body.get("metadata", {}).get("namespace") or "", []))
-        started = time.monotonic()
-        result = await self.reconciler.reconcile(
-            dict(body),
-            self.policies.of(policy_body),
-            [p for p in every_policy if p is not None],
-            siblings,
-            from_snapshot=from_snapshot,
-        )
-        self.metrics.reconcile_seconds.observe(time.monotonic() - started)
-        generation = None
-        if policy_body is not None:
-            generation = (policy_body.get("metadata") or {}).get("generation")
-        self.publish(body, patch, result, (ref, generation) if policy_body else None)
-        self.record_owner(body, result)
         key = team_key(body)
-        self.known.add(key)
-        if result.requeue_after is not None:
-            self.due.requeue(*key, result.requeue_after)
-        if result.created is not None:
-            await self.created(result.created)
-        if result.member_budget_changed is not None:
-            await self.member_budget_changed(result.member_budget_changed)
-        outcome = result.outcome
-        if isinstance(outcome, TeamFailed) and outcome.transient:
-            return Retry(retry_delay(retry, result.retry_after), outcome.message)
-        return None
+        async with self.one_at_a_time.holding(key):
+            policy_bodies: kopf.Index[str, Any] = kw["policy_bodies"]
+            by_namespace: kopf.Index[str, Any] = kw["teams_by_namespace"]
+            ref = policy_ref_of(body.get("spec") or {})
+            policy_body = first(policy_bodies.get(ref))
+            every_policy = [self.policies.of(first(store)) for store in policy_bodies.values()]
+            siblings = list(by_namespace.get(body.get("metadata", {}).get("namespace") or "", []))
+            started = time.monotonic()
+            result = await self.reconciler.reconcile(
+                dict(body),
+                self.policies.of(policy_body),
+                [p for p in every_policy if p is not None],
+                siblings,
+                from_snapshot=from_snapshot,
+            )
+            self.metrics.reconcile_seconds.observe(time.monotonic() - started)
+            generation = None
+            if policy_body is not None:
+                generation = (policy_body.get("metadata") or {}).get("generation")
+            self.publish(body, patch, result, (ref, generation) if policy_body else None)
+            self.record_owner(body, result)
+            self.known.add(key)
+            if result.requeue_after is not None:
+                self.due.requeue(*key, result.requeue_after)
+            if result.created is not None:
+                await self.created(result.created)
+            if result.member_budget_changed is not None:
+                await self.member_budget_changed(result.member_budget_changed)
+            outcome = result.outcome
+            if isinstance(outcome, TeamFailed) and outcome.transient:
+                return Retry(retry_delay(retry, result.retry_after), outcome.message)
+            return None
 
     def record_owner(self, body: kopf.Body, result: TeamResult) -> None:
         outcome = result.outcome
