@@ -79,6 +79,7 @@ import contextlib
 import inspect
 import logging
 import time
+from collections import Counter
 from collections.abc import (
     AsyncGenerator,
     AsyncIterator,
@@ -313,12 +314,9 @@ class Feed:
     """Running ``continuous_watch`` calls per stream."""
     quiet: Quiet | None = None
     """The kind's events that need not reach kopf once it has handled the object."""
-    events: dict[str, int] = field(default_factory=dict)
+    events: Counter[str] = field(default_factory=Counter)
     """Events that reached kopf's processing, by what became of them: ``processed`` by kopf,
     ``superseded`` by a newer one queued, ``settled`` (observed, not given to kopf)."""
-
-    def count(self, outcome: str) -> None:
-        self.events[outcome] = self.events.get(outcome, 0) + 1
 
 
 Feeds = Mapping[tuple[str, str], Feed]
@@ -653,8 +651,7 @@ def slimmed(watch: Watch) -> Watch:
         source = cast(AsyncGenerator[Any, None], watch(**kwargs))
         resource = kwargs.get("resource")
         settings = kwargs.get("settings")
-        feeds = feeds_of(settings)
-        feed = feeds.get((getattr(resource, "group", ""), getattr(resource, "plural", "")))
+        feed = feed_of(settings, resource)
         streamed = getattr(getattr(settings, "watching", None), "initial_streaming", False)
         stream = kwargs.get("namespace")
         newest = newest_of(settings)
@@ -689,17 +686,17 @@ def releasing(process: Process) -> Process:
         try:
             if newest is not None and newest.superseded(raw_event):
                 if feed is not None:
-                    feed.count("superseded")
+                    feed.events["superseded"] += 1
                 return None
             try:
                 quiet = settled_event(raw_event, feed, settled_of(settings))
                 if feed is not None and quiet is not None:
-                    feed.count("settled")
+                    feed.events["settled"] += 1
                     indexers = kwargs.get("indexers")
                     quiet.observe(raw_event["object"], getattr(indexers, "indices", {}))
                     return None
                 if feed is not None:
-                    feed.count("processed")
+                    feed.events["processed"] += 1
                 patched = await process(raw_event=raw_event, **kwargs)
                 return patched
             finally:
@@ -711,9 +708,8 @@ def releasing(process: Process) -> Process:
             if uid is not None:
                 feeds = feeds_of(settings)
                 gone = raw_event.get("type") == "DELETED"
-                settled = settled_of(settings)
-                if gone and settled is not None:
-                    settled.forget(uid)
+                if gone:
+                    forget(settled_of(settings), (uid,))
                 if isinstance(patched, str) and not gone:
                     expect_echo(feeds, uid)
                 processed = newest is None or not newest.pending(uid)
