@@ -115,27 +115,30 @@ def user_doc(namespace: str, name: str, policy: str) -> dict[str, Any]:
     }
 
 
+def by_label(
+    operator: OperatorProcess, counter: str, label: str, among: str = ""
+) -> dict[str, int]:
+    """A counter of the operator's so far, summed per value of ``label`` (only the samples
+    whose labels contain ``among``)."""
+    totals: dict[str, int] = {}
+    for line in operator.metrics().splitlines():
+        if line.startswith(counter + "{") and among in line:
+            spec, value = line.rsplit(" ", 1)
+            key = spec.split(f'{label}="', 1)[1].split('"', 1)[0]
+            totals[key] = totals.get(key, 0) + int(float(value))
+    return totals
+
+
 def litellm_calls(operator: OperatorProcess) -> dict[str, int]:
     """The operator's LiteLLM requests so far, per endpoint."""
-    calls: dict[str, int] = {}
-    for line in operator.metrics().splitlines():
-        if line.startswith("litellm_operator_litellm_requests_total{"):
-            spec, value = line.rsplit(" ", 1)
-            endpoint = spec.split('endpoint="', 1)[1].split('"', 1)[0]
-            calls[endpoint] = calls.get(endpoint, 0) + int(float(value))
-    return calls
+    return by_label(operator, "litellm_operator_litellm_requests_total", "endpoint")
 
 
 def user_events(operator: OperatorProcess) -> dict[str, int]:
     """What became of the LiteLLMUser watch events kopf's processing got so far, per outcome
     (``litellm_operator_watch_events_total``: processed, superseded, settled)."""
-    events: dict[str, int] = {}
-    for line in operator.metrics().splitlines():
-        if line.startswith("litellm_operator_watch_events_total{") and USER_PLURAL in line:
-            spec, value = line.rsplit(" ", 1)
-            outcome = spec.split('outcome="', 1)[1].split('"', 1)[0]
-            events[outcome] = events.get(outcome, 0) + int(float(value))
-    return events
+    counter = "litellm_operator_watch_events_total"
+    return by_label(operator, counter, "outcome", f'resource="{USER_PLURAL}"')
 
 
 def delta(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:

@@ -426,9 +426,8 @@ def settled_event(raw_event: Any, feed: Feed | None, settled: Settled | None) ->
     uid = uid_of(body) if isinstance(body, dict) else None
     if body is None or uid is None:
         return None
-    older_than_the_patch = feed.echoes.due(uid) and settled.handled_alike(body)
-    if (settled.inert(body) or older_than_the_patch) and feed.quiet.quiet(body):
-        return feed.quiet
+    if settled.inert(body) or (feed.echoes.due(uid) and settled.handled_alike(body)):
+        return feed.quiet if feed.quiet.quiet(body) else None
     return None
 
 
