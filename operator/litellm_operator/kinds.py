@@ -26,7 +26,7 @@ from litellm_operator.policies.rollouts import Members, Rollouts
 from litellm_operator.runtime.config import OperatorConfig
 from litellm_operator.runtime.handling import Release, now_iso
 from litellm_operator.runtime.indices import ObjectIndices
-from litellm_operator.runtime.kopf_watch import Quiet
+from litellm_operator.runtime.kopf_watch import Shortcuts
 from litellm_operator.runtime.metrics import Metrics
 from litellm_operator.status import awaits_team, member_of, team_budget_changed_status
 from litellm_operator.teams.handlers import TeamHandlers
@@ -46,8 +46,8 @@ class Kind:
     name: str
     register: Register
     feeds: Mapping[tuple[str, str], ObjectIndices] = field(default_factory=dict)
-    quiet: Mapping[tuple[str, str], Quiet] = field(default_factory=dict)
-    """Per fed kind, its events that need not reach kopf once kopf has handled the object."""
+    shortcuts: Mapping[tuple[str, str], Shortcuts] = field(default_factory=dict)
+    """Per fed kind, its events that need less than kopf's whole cycle."""
 
 
 @dataclass(frozen=True)
@@ -131,7 +131,7 @@ async def started(base: Base) -> AsyncIterator[tuple[Kind, ...]]:
                 "LiteLLMUser",
                 user_handlers.register,
                 {(GROUP, USER_PLURAL): users.users},
-                {(GROUP, USER_PLURAL): Quiet(user_handlers.quiet, user_handlers.observe)},
+                {(GROUP, USER_PLURAL): user_handlers.shortcuts()},
             ),
             Kind("LiteLLMTeam", teams.register),
             Kind("ProvisioningPolicy", policies),

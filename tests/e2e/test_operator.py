@@ -13,6 +13,7 @@ import pytest
 from litellm_operator.fields import MANAGED_BY
 from litellm_operator.litellm import LiteLLMClient, LiteLLMUserRecord, NewUserRequest
 from litellm_operator.models import GROUP, POLICY_PLURAL, VERSION
+from litellm_operator.runtime.runner import FINALIZER
 from litellm_operator.users.plan import OWNER_UID, POLICY_NAME
 from tests.e2e.conftest import RESYNC_SECONDS
 from tests.e2e.operator_harness import Cluster, Forwarder, OperatorProcess, eventually
@@ -101,10 +102,11 @@ class Scene:
             await asyncio.sleep(0.3)
         raise AssertionError(f"LiteLLM user {user_id} never matched; last: {record!r}")
 
-    def settled_events(self) -> float:
-        """LiteLLMUser events observed without kopf (runtime.kopf_watch.Settled)."""
+    def user_events(self, outcome: str) -> float:
+        """LiteLLMUser events by what became of them (runtime.kopf_watch: ``settled`` observed,
+        ``followed`` or ``finalized`` without kopf's cycle, ``processed`` by kopf)."""
         metric = "litellm_operator_watch_events_total"
-        return self.operator.counter(metric, resource="litellmusers", outcome="settled")
+        return self.operator.counter(metric, resource="litellmusers", outcome=outcome)
 
     def writes(self) -> float:
         metric = "litellm_operator_litellm_requests_total"
@@ -125,6 +127,7 @@ def scene(
 
 async def test_create_update_and_delete(scene: Scene) -> None:
     scene.create_policy()
+    finalized = scene.user_events("finalized")
     name = scene.ident("alice")
     created = scene.create_user(
         name, groups=["group:default/AI-Power-Users"], email=f"{name}@example.com"
@@ -147,6 +150,10 @@ async def test_create_update_and_delete(scene: Scene) -> None:
     assert record.metadata["cost-center"] == "platform"
     created_event = ("Normal", "Created", f"created LiteLLM user {name!r}")
     assert created_event in scene.cluster.events(scene.namespace, name)
+    # The finalizer was added without a cycle of kopf's, and kopf then created the user.
+    assert created["metadata"].get("finalizers") is None
+    assert scene.user_events("finalized") == finalized + 1
+    assert scene.ready(name)["metadata"]["finalizers"] == [FINALIZER]
 
     scene.patch_user(name, overrides={"maxBudget": 40})
     await scene.until(name, lambda r: r.max_budget == 40)
@@ -167,7 +174,7 @@ async def test_policy_edit_reaches_every_user_of_the_policy(scene: Scene) -> Non
         scene.create_user(name)
     for name in names:
         scene.ready(name)
-    settled = scene.settled_events()
+    settled, followed = scene.user_events("settled"), scene.user_events("followed")
 
     started = time.monotonic()
     scene.cluster.patch_policy(scene.policy, {"defaults": {"maxBudget": 25, "tpmLimit": 5000}})
@@ -194,9 +201,11 @@ async def test_policy_edit_reaches_every_user_of_the_policy(scene: Scene) -> Non
         return said or None
 
     said = eventually(rolled_out, timeout=10, what="RolledOut event on the policy")
-    # The events of the users' own status writes were observed, not processed by kopf, and the
-    # policy's counts above still followed them.
-    assert scene.settled_events() > settled
+    # Each user followed its policy without a cycle of kopf's; the events of the users' own
+    # status writes were observed, not processed by kopf; the policy's counts above still
+    # followed them.
+    assert scene.user_events("followed") >= followed + 3
+    assert scene.user_events("settled") > settled
     assert said == ["3 LiteLLMUser(s) use this policy; 3 reconciled against generation 2, 3 Ready"]
     for name in names:  # the rollout is said once, on the policy, not once per user
         updated = [e for e in scene.cluster.events(scene.namespace, name) if e[1] == "Updated"]

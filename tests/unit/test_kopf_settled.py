@@ -4,12 +4,15 @@ event reaches kopf as before."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from collections.abc import Mapping
 from typing import Any, cast
 
 import kopf
 import pytest
+from kopf._cogs.clients import api as kopf_api
+from kopf._cogs.clients import errors as kopf_errors
 from kopf._cogs.clients import watching
 
 from litellm_operator.runtime import kopf_watch
@@ -100,16 +103,33 @@ def test_an_object_never_handled_or_forgotten_is_never_inert() -> None:
 
 
 class Users:
-    """A kind's quiet hooks: quiet unless the body says ``busy``; what was observed."""
+    """A kind's shortcuts: quiet unless the body says ``busy``; following when it says
+    ``behind``; what was observed and followed."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, finalized: bool = False) -> None:
         self.observed: list[tuple[str, Any]] = []
+        self.followed: list[str] = []
+        self.finalized = finalized
 
     def quiet(self, body: Mapping[str, Any]) -> bool:
-        return "busy" not in (body.get("status") or {})
+        status = body.get("status") or {}
+        return "busy" not in status and "behind" not in status
 
     def observe(self, body: Mapping[str, Any], indices: Mapping[str, Any]) -> None:
         self.observed.append((body["metadata"]["resourceVersion"], indices.get("policies")))
+
+    def follows(self, body: Mapping[str, Any]) -> bool:
+        status = body.get("status") or {}
+        return "behind" in status and "busy" not in status
+
+    async def follow(self, body: Mapping[str, Any], indices: Mapping[str, Any], write: Any) -> None:
+        self.followed.append(body["metadata"]["resourceVersion"])
+        await write({"behind": None})
+
+    def shortcuts(self) -> kopf_watch.Shortcuts:
+        return kopf_watch.Shortcuts(
+            self.quiet, self.observe, self.follows, self.follow, finalized=self.finalized
+        )
 
 
 class Indexers:
@@ -131,7 +151,7 @@ async def test_a_settled_event_is_observed_not_processed(
     kind: str | None, event: dict[str, Any], observed: bool
 ) -> None:
     users = Users()
-    feed = kopf_watch.Feed(ObjectIndices({}), quiet=kopf_watch.Quiet(users.quiet, users.observe))
+    feed = kopf_watch.Feed(ObjectIndices({}), shortcuts=users.shortcuts())
     settings = kopf_watch.FedSettings(feeds=fed(feed))
     settings.settled.record(handled(), STORED)
     processed: list[Any] = []
@@ -174,7 +194,7 @@ async def test_an_event_older_than_kopf_s_patch_waits_for_its_echo(
     echo_due: bool, event: dict[str, Any], observed: bool
 ) -> None:
     users = Users()
-    feed = kopf_watch.Feed(ObjectIndices({}), quiet=kopf_watch.Quiet(users.quiet, users.observe))
+    feed = kopf_watch.Feed(ObjectIndices({}), shortcuts=users.shortcuts())
     settings = kopf_watch.FedSettings(feeds=fed(feed))
     settings.settled.record(handled(), STORED)
     if echo_due:
@@ -244,3 +264,209 @@ async def test_what_a_relist_or_a_stopped_stream_drops_is_forgotten() -> None:
     assert len(settings.settled) == 2, "the stream still runs in its successor"
     await relisted.aclose()  # the namespace is no longer watched
     assert len(settings.settled) == 1, "only another stream's object is left"
+
+
+FINALIZER = "litellm.platform.dev/finalizer"
+NEW = handled(**{"metadata.finalizers": None, "status": None})
+
+
+@pytest.mark.parametrize(
+    ("finalized", "kind", "event", "step"),
+    [
+        pytest.param(True, "ADDED", NEW, kopf_watch.FINALIZED, id="new"),
+        pytest.param(True, "MODIFIED", NEW, kopf_watch.FINALIZED, id="new-modified"),
+        pytest.param(
+            True,
+            "MODIFIED",
+            handled(**{"metadata.finalizers": None}),
+            kopf_watch.FINALIZED,
+            id="finalizer-removed-by-hand",
+        ),
+        pytest.param(
+            True,
+            "MODIFIED",
+            handled(**{"metadata.finalizers": ["other.example/finalizer"]}),
+            kopf_watch.FINALIZED,
+            id="beside-another-finalizer",
+        ),
+        pytest.param(False, "ADDED", NEW, None, id="kind-finalized-by-kopf"),
+        pytest.param(True, None, NEW, kopf_watch.FINALIZED, id="listed-new"),
+        pytest.param(
+            True, None, handled(**{"metadata.finalizers": None}), None, id="listed-handled-before"
+        ),
+        pytest.param(
+            True,
+            None,
+            handled(
+                **{
+                    "metadata.finalizers": None,
+                    "status": None,
+                    "metadata.annotations": {"x.io/last-handled-configuration": "{}"},
+                }
+            ),
+            None,
+            id="listed-handled-before-in-an-annotation",
+        ),
+        pytest.param(True, "DELETED", NEW, None, id="deleted"),
+        pytest.param(
+            True,
+            "ADDED",
+            handled(**{"metadata.finalizers": None, "status.busy": 1}),
+            None,
+            id="event-handler-has-work",
+        ),
+        pytest.param(
+            True,
+            "MODIFIED",
+            handled(**{"metadata.finalizers": None, "metadata.deletionTimestamp": "2026-12-07"}),
+            None,
+            id="being-deleted",
+        ),
+        pytest.param(True, "MODIFIED", handled(), kopf_watch.SETTLED, id="settled"),
+        pytest.param(
+            True, "MODIFIED", handled(**{"status.behind": 1}), kopf_watch.FOLLOWED, id="behind"
+        ),
+        pytest.param(
+            True,
+            "MODIFIED",
+            handled(**{"status.behind": 1, "status.busy": 1}),
+            None,
+            id="behind-and-busy",
+        ),
+        pytest.param(
+            True,
+            "MODIFIED",
+            handled(**{"status.behind": 1, "metadata.generation": 3}),
+            None,
+            id="behind-but-spec-changed",
+        ),
+        pytest.param(True, "ADDED", handled(**{"status.behind": 1}), None, id="behind-added"),
+    ],
+)
+def test_which_shortcut_an_event_takes(
+    finalized: bool, kind: str | None, event: dict[str, Any], step: str | None
+) -> None:
+    feed = kopf_watch.Feed(ObjectIndices({}), shortcuts=Users(finalized=finalized).shortcuts())
+    settled = recorded(handled())
+    raw = {"type": kind, "object": event}
+    assert kopf_watch.shortcut_for(raw, feed, settled, FINALIZER) == step
+
+
+RESOURCE = kopf.Resource(
+    "litellm.platform.dev",
+    "v1alpha1",
+    "litellmusers",
+    namespaced=True,
+    subresources=frozenset({"status"}),
+)
+
+
+class Api:
+    """Stands in for kopf's API client's ``patch``: records the calls, answers each with the
+    next resourceVersion, or raises ``error``."""
+
+    def __init__(self, error: Exception | None = None) -> None:
+        self.calls: list[tuple[str, Any]] = []
+        self.error = error
+
+    async def patch(self, url: str, *, payload: Any, **_: Any) -> dict[str, Any]:
+        self.calls.append((url, payload))
+        if self.error is not None:
+            raise self.error
+        return {"metadata": {"resourceVersion": str(10 + len(self.calls))}}
+
+
+async def run_released(
+    users: Users, raw: dict[str, Any], api: Api, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Any, list[Any], kopf_watch.Feed]:
+    monkeypatch.setattr(kopf_api, "patch", api.patch)
+    feed = kopf_watch.Feed(ObjectIndices({}), shortcuts=users.shortcuts())
+    settings = kopf_watch.FedSettings(feeds=fed(feed))
+    settings.persistence.finalizer = FINALIZER
+    settings.settled.record(handled(), STORED)
+    processed: list[Any] = []
+
+    async def process(*, raw_event: Any, **_: Any) -> str:
+        processed.append(raw_event)
+        return "99"
+
+    result = await kopf_watch.releasing(process)(
+        raw_event=raw,
+        settings=settings,
+        resource=RESOURCE,
+        indexers=Indexers(),
+        event_queue=asyncio.Queue(),
+    )
+    return result, processed, feed
+
+
+async def test_a_new_object_gets_kopf_s_finalizer_in_one_conditional_patch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    users, api = Users(finalized=True), Api()
+    new = handled(**{"metadata.finalizers": ["other.example/finalizer"], "status": None})
+    result, processed, feed = await run_released(
+        users, {"type": "ADDED", "object": new}, api, monkeypatch
+    )
+    assert processed == []
+    assert api.calls == [
+        (
+            "/apis/litellm.platform.dev/v1alpha1/namespaces/team-a/litellmusers/alice",
+            {
+                "metadata": {
+                    "finalizers": ["other.example/finalizer", FINALIZER],
+                    "resourceVersion": "10",
+                }
+            },
+        )
+    ]
+    assert result == "11", "kopf's worker waits for this patch's echo, as for its own"
+    assert feed.echoes.due("uid-alice")
+    assert users.observed == [("10", "the policy index")]
+    assert feed.events == {"finalized": 1}
+
+
+async def test_a_conflict_hands_the_new_object_to_kopf(monkeypatch: pytest.MonkeyPatch) -> None:
+    users = Users(finalized=True)
+    api = Api(kopf_errors.APIConflictError("changed", status=409, headers={}))
+    raw = {"type": "ADDED", "object": NEW}
+    result, processed, feed = await run_released(users, raw, api, monkeypatch)
+    assert len(api.calls) == 1
+    assert processed == [raw], "kopf's own cycle adds the finalizer (or finds it added)"
+    assert result == "99"
+    assert users.observed == [], "kopf's event handler observes it"
+    assert feed.events == {"processed": 1}
+
+
+async def test_a_user_behind_its_policy_is_followed_and_its_status_written(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    users, api = Users(), Api()
+    raw = {"type": "MODIFIED", "object": handled(**{"status.behind": 1})}
+    result, processed, feed = await run_released(users, raw, api, monkeypatch)
+    assert processed == []
+    assert users.followed == ["10"]
+    assert api.calls == [
+        (
+            "/apis/litellm.platform.dev/v1alpha1/namespaces/team-a/litellmusers/alice/status",
+            {"status": {"behind": None}},
+        )
+    ]
+    assert result == "11"
+    assert feed.echoes.due("uid-alice")
+    assert feed.events == {"followed": 1}
+
+
+async def test_a_follow_whose_object_is_gone_writes_nothing_and_expects_no_echo(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    users = Users()
+    api = Api(kopf_errors.APINotFoundError("gone", status=404, headers={}))
+    raw = {"type": "MODIFIED", "object": handled(**{"status.behind": 1})}
+    result, processed, feed = await run_released(users, raw, api, monkeypatch)
+    assert (result, processed) == (None, [])
+    assert not feed.echoes.due("uid-alice")
+
+
+def test_kopf_offers_what_the_shortcuts_use() -> None:
+    assert kopf_watch.shortcuts_supported(kopf_watch._ORIGINAL_PROCESS)

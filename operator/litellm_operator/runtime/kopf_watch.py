@@ -76,6 +76,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import inspect
 import logging
 import time
@@ -93,7 +94,8 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 import kopf
-from kopf._cogs.clients import watching
+from kopf._cogs.clients import api, errors, watching
+from kopf._core.engines import posting
 from kopf._core.reactor import processing, running
 
 from litellm_operator.runtime.indices import Entries, ObjectIndices, pack, uid_of, unpack
@@ -208,15 +210,36 @@ class Echoes:
 Observe = Callable[[Mapping[str, Any], Mapping[str, Any]], None]
 """A kind's look at an event kopf is not given: the object's body and kopf's indices."""
 
+WriteStatus = Callable[[Mapping[str, Any]], Awaitable[None]]
+"""Merge-patches these fields into the object's status (its echo then passes at once)."""
+
+Follow = Callable[[Mapping[str, Any], Mapping[str, Any], WriteStatus], Awaitable[None]]
+"""A kind's work for an event whose only job is to bring the object's status up to date: the
+body, kopf's indices, and how to write the status."""
+
+
+def never_follows(_: Mapping[str, Any]) -> bool:
+    return False
+
 
 @dataclass(frozen=True)
-class Quiet:
-    """Events of a kind that need not reach kopf once it has handled the object (see
-    :class:`Settled`): those for which ``quiet(body)`` holds, the kind's event handler having
-    nothing to do for them but what ``observe`` does."""
+class Shortcuts:
+    """The events of a kind that need less than kopf's whole cycle, and what is done instead.
+
+    * ``quiet(body)``: once kopf has handled the object (see :class:`Settled`), the kind's event
+      handler has nothing to do for this body but what ``observe`` does: kopf is not given it.
+    * ``follows(body)``: likewise, but the event handler's only work is ``follow`` (a user its
+      policy left behind): it runs here, and its status write is applied here.
+    * ``finalized``: kopf would add its finalizer to every object of the kind. A new object
+      (or one that lost it) whose body is ``quiet`` gets it here, in one merge patch, instead of
+      in a cycle of kopf's of its own; kopf then sees the object first with its finalizer.
+    """
 
     quiet: Callable[[Mapping[str, Any]], bool]
     observe: Observe
+    follows: Callable[[Mapping[str, Any]], bool] = never_follows
+    follow: Follow | None = None
+    finalized: bool = False
 
 
 KOPF_STATUS = "kopf"
@@ -312,11 +335,13 @@ class Feed:
     """Streams that stopped for good (a namespace no longer watched), their entries dropped."""
     watchers: dict[str | None, int] = field(default_factory=dict)
     """Running ``continuous_watch`` calls per stream."""
-    quiet: Quiet | None = None
-    """The kind's events that need not reach kopf once it has handled the object."""
+    shortcuts: Shortcuts | None = None
+    """The kind's events that need less than kopf's whole cycle."""
     events: Counter[str] = field(default_factory=Counter)
     """Events that reached kopf's processing, by what became of them: ``processed`` by kopf,
-    ``superseded`` by a newer one queued, ``settled`` (observed, not given to kopf)."""
+    ``superseded`` by a newer one queued; or, not given to kopf (:class:`Shortcuts`),
+    ``settled`` (observed), ``followed`` (its status brought up to date here) or
+    ``finalized`` (kopf's finalizer added here)."""
 
 
 Feeds = Mapping[tuple[str, str], Feed]
@@ -415,19 +440,137 @@ def feed_of(settings: Any, resource: Any) -> Feed | None:
     return feeds_of(settings).get(key)
 
 
-def settled_event(raw_event: Any, feed: Feed | None, settled: Settled | None) -> Quiet | None:
-    """How to observe ``raw_event`` instead of giving it to kopf, when kopf would find nothing
-    to do in it and its kind needs it only observed (see :class:`Quiet`); else ``None``."""
-    if feed is None or feed.quiet is None or settled is None:
-        return None
-    if not isinstance(raw_event, dict) or raw_event.get("type") != "MODIFIED":
+SETTLED, FOLLOWED, FINALIZED = "settled", "followed", "finalized"
+"""What :func:`shortcut_for` can find an event to need instead of kopf's cycle."""
+
+
+def shortcut_for(
+    raw_event: Any, feed: Feed | None, settled: Settled | None, finalizer: str | None
+) -> str | None:
+    """Which of its kind's :class:`Shortcuts` ``raw_event`` takes instead of kopf's cycle
+    (:data:`SETTLED`, :data:`FOLLOWED` or :data:`FINALIZED`); ``None`` when kopf must see it."""
+    shortcuts = feed.shortcuts if feed is not None else None
+    if shortcuts is None or not isinstance(raw_event, dict):
         return None
     body = raw_event.get("object")
     uid = uid_of(body) if isinstance(body, dict) else None
-    if body is None or uid is None:
+    if feed is None or body is None or uid is None:
+        return None
+    kind = raw_event.get("type")
+    unfinalized = finalizer is not None and lacks_finalizer(body, finalizer)
+    if shortcuts.finalized and unfinalized and kind != "DELETED":
+        # A listed object kopf has handled before is resumed by kopf (its resume handlers run
+        # only where kopf noticed it by the listing); a new one is only created.
+        if kind is None and not never_handled(body):
+            return None
+        return FINALIZED if shortcuts.quiet(body) else None
+    if kind != "MODIFIED" or settled is None:
         return None
     if settled.inert(body) or (feed.echoes.due(uid) and settled.handled_alike(body)):
-        return feed.quiet if feed.quiet.quiet(body) else None
+        if shortcuts.quiet(body):
+            return SETTLED
+        if shortcuts.follow is not None and shortcuts.follows(body):
+            return FOLLOWED
+    return None
+
+
+def lacks_finalizer(body: Mapping[str, Any], finalizer: str) -> bool:
+    """Whether kopf's first cycle for ``body`` would only add ``finalizer``: it is missing, and
+    the object is not being deleted."""
+    meta = body.get("metadata") or {}
+    return not meta.get("deletionTimestamp") and finalizer not in (meta.get("finalizers") or ())
+
+
+def never_handled(body: Mapping[str, Any]) -> bool:
+    """Whether kopf has stored nothing for ``body``: no state in its status, no last-handled
+    configuration in an annotation (where earlier versions kept it)."""
+    annotations = (body.get("metadata") or {}).get("annotations") or {}
+    stored = any(key.endswith(f"/{LAST_HANDLED}") for key in annotations)
+    return not kopf_state(body) and not stored
+
+
+MERGE_PATCH = {"Content-Type": "application/merge-patch+json"}
+
+
+async def add_finalizer(
+    body: Mapping[str, Any], finalizer: str, resource: Any, settings: Any
+) -> str | None:
+    """Add kopf's ``finalizer`` to ``body``'s object as kopf would, but in one merge patch,
+    conditional on the body's resourceVersion; the patched resourceVersion (``None`` if the
+    object is gone). A conflict (the object changed meanwhile) raises, as any API error."""
+    meta = body.get("metadata") or {}
+    payload = {
+        "metadata": {
+            "finalizers": [*(meta.get("finalizers") or ()), finalizer],
+            "resourceVersion": meta.get("resourceVersion"),
+        }
+    }
+    url = resource.get_url(namespace=meta.get("namespace"), name=meta.get("name"))
+    try:
+        patched = await api.patch(
+            url, headers=MERGE_PATCH, payload=payload, settings=settings, logger=log
+        )
+    except errors.APINotFoundError:
+        return None
+    return resource_version_of(patched)
+
+
+def status_writer(
+    body: Mapping[str, Any], resource: Any, settings: Any
+) -> tuple[WriteStatus, list[str]]:
+    """A :data:`WriteStatus` for ``body``'s object, and the resourceVersions its writes made."""
+    meta = body.get("metadata") or {}
+    url = resource.get_url(
+        namespace=meta.get("namespace"), name=meta.get("name"), subresource="status"
+    )
+    versions: list[str] = []
+
+    async def write(changes: Mapping[str, Any]) -> None:
+        if not changes:
+            return
+        try:
+            patched = await api.patch(
+                url,
+                headers=MERGE_PATCH,
+                payload={"status": dict(changes)},
+                settings=settings,
+                logger=log,
+            )
+        except errors.APINotFoundError:
+            return  # deleted meanwhile: its deletion's events follow
+        version = resource_version_of(patched)
+        if version is not None:
+            versions.append(version)
+
+    return write, versions
+
+
+def resource_version_of(body: Any) -> str | None:
+    version = ((body or {}).get("metadata") or {}).get("resourceVersion")
+    return version if isinstance(version, str) else None
+
+
+async def take_shortcut(
+    step: str, raw_event: dict[str, Any], shortcuts: Shortcuts, kwargs: Mapping[str, Any]
+) -> str | None:
+    """Do what :func:`shortcut_for` found ``raw_event`` to need; the resourceVersion of the
+    write made (whose echo kopf's worker then waits for, as for its own patch), if any."""
+    body = raw_event["object"]
+    settings, resource = kwargs.get("settings"), kwargs.get("resource")
+    indices = getattr(kwargs.get("indexers"), "indices", {})
+    if step == FINALIZED:
+        finalizer = settings.persistence.finalizer  # type: ignore[union-attr]
+        version = await add_finalizer(body, finalizer, resource, settings)
+        shortcuts.observe(body, indices)
+        return version
+    if step == FOLLOWED and shortcuts.follow is not None:
+        # kopf sets these for the object's worker in its own cycle (kopf.event reads them).
+        posting.event_queue_loop_var.set(asyncio.get_running_loop())
+        posting.event_queue_var.set(kwargs["event_queue"])
+        write, versions = status_writer(body, resource, settings)
+        await shortcuts.follow(body, indices, write)
+        return versions[-1] if versions else None
+    shortcuts.observe(body, indices)
     return None
 
 
@@ -674,8 +817,8 @@ def slimmed(watch: Watch) -> Watch:
 
 
 def releasing(process: Process) -> Process:
-    """kopf's ``process_resource_event`` that skips superseded events (:class:`Newest`) and
-    lets the gate know when an object is done."""
+    """kopf's ``process_resource_event`` that skips superseded events (:class:`Newest`), takes
+    its kind's shortcuts (:class:`Shortcuts`), and lets the gates know when an object is done."""
 
     async def process_resource_event(*, raw_event: Any, **kwargs: Any) -> Any:
         settings = kwargs.get("settings")
@@ -688,12 +831,16 @@ def releasing(process: Process) -> Process:
                     feed.events["superseded"] += 1
                 return None
             try:
-                quiet = settled_event(raw_event, feed, settled_of(settings))
-                if feed is not None and quiet is not None:
-                    feed.events["settled"] += 1
-                    indexers = kwargs.get("indexers")
-                    quiet.observe(raw_event["object"], getattr(indexers, "indices", {}))
-                    return None
+                finalizer = getattr(getattr(settings, "persistence", None), "finalizer", None)
+                step = shortcut_for(raw_event, feed, settled_of(settings), finalizer)
+                if feed is not None and feed.shortcuts is not None and step is not None:
+                    try:
+                        patched = await take_shortcut(step, raw_event, feed.shortcuts, kwargs)
+                        feed.events[step] += 1
+                        return patched
+                    except Exception as exc:
+                        # A conflict, say: kopf's own cycle does the same work, its own way.
+                        log.debug("%s: %s; handed to kopf", step, type(exc).__name__)
                 if feed is not None:
                     feed.events["processed"] += 1
                 patched = await process(raw_event=raw_event, **kwargs)
@@ -728,6 +875,24 @@ def kopf_state_where_expected() -> bool:
     )
 
 
+_PATCH_PARAMETERS = ("url", "settings", "payload", "headers", "logger")
+
+
+def shortcuts_supported(process: Process) -> bool:
+    """Whether kopf still offers what :func:`take_shortcut` uses of it: its API client's merge
+    patch, its event queue (``kopf.event`` reads it), and resource URLs of subresources."""
+    patch = inspect.signature(api.patch).parameters
+    return (
+        all(p in patch for p in _PATCH_PARAMETERS)
+        and issubclass(errors.APINotFoundError, errors.APIError)
+        and isinstance(posting.event_queue_var, contextvars.ContextVar)
+        and isinstance(posting.event_queue_loop_var, contextvars.ContextVar)
+        and "event_queue" in inspect.signature(process).parameters
+        and "subresource" in inspect.signature(kopf.Resource.get_url).parameters
+        and hasattr(kopf.OperatorSettings().persistence, "finalizer")
+    )
+
+
 def installed() -> bool:
     return (
         getattr(watching.continuous_watch, "__wrapped__", None) is _ORIGINAL_CONTINUOUS_WATCH
@@ -753,6 +918,7 @@ def install() -> bool:
         or "process_resource_event" not in running.spawn_tasks.__code__.co_names
         or not hasattr(watching.Bookmark, "LISTED")
         or not kopf_state_where_expected()
+        or not shortcuts_supported(process)
     ):
         log.warning("kopf's watch stream has changed: its listings are not indexed here")
         return False

@@ -113,7 +113,7 @@ async def serve(
             trimming(),
         ):
             feeds = {
-                key: kopf_watch.Feed(indices, quiet=kind.quiet.get(key))
+                key: kopf_watch.Feed(indices, shortcuts=kind.shortcuts.get(key))
                 for kind in operated
                 for key, indices in kind.feeds.items()
             }

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import kopf
 
@@ -38,6 +38,7 @@ from litellm_operator.runtime.handling import (
     retry_later,
     with_indices,
 )
+from litellm_operator.runtime.kopf_watch import Shortcuts, WriteStatus
 from litellm_operator.runtime.metrics import Metrics
 from litellm_operator.status import (
     Failed,
@@ -109,17 +110,44 @@ class UserHandlers:
         return rotation_requested(body) is None and not awaits_policy_reconcile(body)
 
     def observe(self, body: Mapping[str, Any], indices: Mapping[str, Any]) -> None:
-        """:meth:`event` for a quiet event kopf is not given (kopf_watch.Quiet)."""
+        """:meth:`event` for a quiet event kopf is not given (kopf_watch.Shortcuts)."""
         meta = body.get("metadata") or {}
         key = (meta.get("namespace"), meta.get("name"))
         policy = policy_ref_of(body.get("spec") or {})
         self.rollouts.user_seen(key, policy, indices["policy_bodies"])
 
-    async def follow_policy(self, namespace: str, name: str, kw: Mapping[str, Any]) -> None:
+    def follows(self, body: Mapping[str, Any]) -> bool:
+        """Whether :meth:`event`'s only work for this body is :meth:`follow_policy`."""
+        return rotation_requested(body) is None and awaits_policy_reconcile(body)
+
+    async def follow(
+        self, body: Mapping[str, Any], indices: Mapping[str, Any], write: WriteStatus
+    ) -> None:
+        """:meth:`event` for a body that :meth:`follows`, without kopf's cycle: the status is
+        written through ``write`` (kopf_watch.Shortcuts)."""
+        self.observe(body, indices)
+        meta = body.get("metadata") or {}
+        kw = {
+            **indices,
+            **self.runtime.users.views,
+            "body": kopf.Body(cast(kopf.RawBody, body)),
+            "patch": kopf.Patch(),
+        }
+        await self.follow_policy(meta.get("namespace") or "", meta.get("name") or "", kw, write)
+
+    def shortcuts(self) -> Shortcuts:
+        """The users' events that need less than kopf's whole cycle (kopf_watch.Shortcuts);
+        kopf adds its finalizer to every user (the ``finalize`` handler needs it)."""
+        return Shortcuts(self.quiet, self.observe, self.follows, self.follow, finalized=True)
+
+    async def follow_policy(
+        self, namespace: str, name: str, kw: Mapping[str, Any], write: WriteStatus | None = None
+    ) -> None:
         """Reconcile a user its policy left behind, in the event that says so (see
-        :class:`PolicyHandlers`), its status patched with the event's: no nudge, and no
-        second write. kopf runs one object's handlers one at a time, so this never overlaps
-        the user's own reconcile. A failure is retried through a nudge, by kopf's handler."""
+        :class:`PolicyHandlers`), its status patched with the event's (by kopf, or by
+        ``write``): no nudge, and no second write. kopf runs one object's handlers and events
+        one at a time, so this never overlaps the user's own reconcile. A failure is retried
+        through a nudge, by kopf's handler."""
         delay: float | None = None
         try:
             retry = await self.reconcile(
@@ -131,6 +159,8 @@ class UserHandlers:
                 announce=False,
             )
             delay = retry.delay if retry else None
+            if write is not None:
+                await write(dict(kw["patch"]).get("status") or {})
         except Exception as exc:  # kopf ignores an event handler's errors: retry it ourselves
             log.warning("user %s/%s not reconciled after a policy change: %s", namespace, name, exc)
             delay = UNEXPECTED_ERROR_BACKOFF
