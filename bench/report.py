@@ -23,13 +23,17 @@ TIMES = "\u00d7"  # the multiplication sign
 DASH = "\u2013"  # the en dash
 
 
+OUTCOMES = ("processed", "superseded", "settled", "followed", "finalized")
+"""What became of the LiteLLMUser events (``litellm_operator_watch_events_total``), in order."""
+
+
 def kopf_events(scenario: Mapping[str, Any]) -> str:
     """The LiteLLMUser events per user, by what became of them (runs before it was counted,
     and operators without the count, show a dash)."""
     events = scenario.get("kopf_events_per_user")
     if not events:
         return DASH
-    return " / ".join(f"{events.get(k, 0):g}" for k in ("processed", "superseded", "settled"))
+    return " / ".join(f"{events.get(k, 0):g}" for k in OUTCOMES)
 
 
 def calls(counts: dict[str, int]) -> str:
@@ -112,7 +116,7 @@ def table(document: dict[str, Any]) -> str:
         *earlier_runs(document),
         "",
         "| N | scenario | operator | floor | ratio | LiteLLM calls | Kubernetes writes per user "
-        "| user events per user: kopf processed / superseded / settled "
+        "| user events per user: kopf processed / superseded / settled / followed / finalized "
         "| CPU s: operator / apiserver / LiteLLM | operator CPU s per 1,000 users |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]

@@ -426,16 +426,46 @@ async def test_a_new_object_gets_kopf_s_finalizer_in_one_conditional_patch(
     assert feed.events == {"finalized": 1}
 
 
-async def test_a_conflict_hands_the_new_object_to_kopf(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_conflict_leaves_the_new_object_to_its_next_event(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The object changed since the event (a policy's rollout wrote its status, say): its newer
+    event follows and takes the shortcut. Not handing this one to kopf matters: kopf would keep
+    its finalizer as a patch still to apply, skip the handlers in its next cycle to apply it,
+    find it applied (by the newer event's shortcut), write nothing, and so never get the event
+    that would run the create handler."""
     users = Users(finalized=True)
     api = Api(kopf_errors.APIConflictError("changed", status=409, headers={}))
     raw = {"type": "ADDED", "object": NEW}
     result, processed, feed = await run_released(users, raw, api, monkeypatch)
     assert len(api.calls) == 1
-    assert processed == [raw], "kopf's own cycle adds the finalizer (or finds it added)"
+    assert (result, processed) == (None, [])
+    assert feed.events == {"superseded": 1}
+    newer = {"type": "MODIFIED", "object": NEW}
+    assert kopf_watch.shortcut_for(newer, feed, None, FINALIZER) == kopf_watch.FINALIZED
+
+
+async def test_another_error_hands_the_object_s_finalizer_to_kopf(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    users = Users(finalized=True)
+    api = Api(kopf_errors.APIForbiddenError("no", status=403, headers={}))
+    raw = {"type": "ADDED", "object": NEW}
+    result, processed, feed = await run_released(users, raw, api, monkeypatch)
+    assert processed == [raw], "kopf's own cycle adds the finalizer"
     assert result == "99"
     assert users.observed == [], "kopf's event handler observes it"
     assert feed.events == {"processed": 1}
+    newer = {"type": "MODIFIED", "object": NEW}
+    assert kopf_watch.shortcut_for(newer, feed, None, FINALIZER) is None, "kopf keeps it"
+    deleted = {"type": "DELETED", "object": NEW}
+    settings = kopf_watch.FedSettings(feeds=fed(feed))
+
+    async def process(**_: Any) -> None:
+        return None
+
+    await kopf_watch.releasing(process)(raw_event=deleted, settings=settings, resource=RESOURCE)
+    assert feed.finalized_by_kopf == set(), "forgotten with the object"
 
 
 async def test_a_user_behind_its_policy_is_followed_and_its_status_written(

@@ -46,17 +46,25 @@ comes back through a gate of its own (``Feed.returning``, :data:`RETURNS_IN_FLIG
 kopf has processed its event (and its patch's echo, which passes at once) or a handler of it
 ends; meanwhile it waits as its newest event, packed, like a new one.
 
-**Settled echoes.** Once kopf has handled an object (its handlers done, its last-handled
-configuration stored), the event of its own status patch, and of the operator's other status
-writes, would only run kopf's event machinery to find nothing to do: the spec's generation,
-labels, annotations, finalizers and deletion are what kopf handled, and its stored
+**Settled echoes and other shortcuts.** Once kopf has handled an object (its handlers done, its
+last-handled configuration stored), the event of its own status patch, and of the operator's
+other status writes, would only run kopf's event machinery to find nothing to do: the spec's
+generation, labels, annotations, finalizers and deletion are what kopf handled, and its stored
 configuration is what it stored (:class:`Settled`). For a kind that says how
-(:class:`Quiet`: its event handler has nothing to do for the object but ``observe`` it), such
-an event is not given to kopf: ``observe`` sees it instead. So is an event queued before
-kopf's latest patch of the object (the operator's own status write while its handler ran)
-that shows the handled spec and metadata: the patch's echo, which kopf waits for, follows it.
-Any other event (a spec or metadata change, a handler still in progress, a listing, a
-deletion) goes to kopf as before.
+(:class:`Shortcuts`), such an event is not given to kopf:
+
+* if the kind's event handler has nothing to do for it but ``observe`` it, ``observe`` sees it;
+* if that handler's only work is to bring the status up to date (``follow``: a user its policy
+  left behind), it is done here, and its status write applied here;
+* so is an event queued before kopf's latest patch of the object (the operator's own status
+  write while its handler ran) that shows the handled spec and metadata: the patch's echo,
+  which kopf waits for, follows it.
+
+And a new object of a kind whose every object kopf finalizes gets kopf's finalizer here, in one
+conditional merge patch, instead of in a cycle of kopf's own (a deep copy and a JSON diff of
+the body, besides the cycle); kopf first sees it with the finalizer, and creates it. Any other
+event (a spec or metadata change, a handler still in progress, a listed object kopf handled
+before, a deletion, an API error on a shortcut's write) goes to kopf as before.
 
 **Superseded events.** kopf queues every event of an object and processes each in turn, though
 its handlers only look at the newest body (they compare it with the last-handled state). While
@@ -69,7 +77,9 @@ processed: the newer one, already queued for the same worker, is.
 :func:`install` wraps kopf's ``continuous_watch`` (one listing and the watch after it) and
 ``process_resource_event``; it refuses (and kopf keeps its own functions) when kopf's internals
 no longer look as this module expects. This is a change to a library's internals, written here
-because kopf has no setting for it; it belongs upstream.
+because kopf has no setting for it; it belongs upstream. :func:`take_shortcut` writes through
+kopf's own API client (its session, credentials and retries); :func:`shortcuts_supported` is
+checked with the rest.
 """
 
 from __future__ import annotations
@@ -337,6 +347,10 @@ class Feed:
     """Running ``continuous_watch`` calls per stream."""
     shortcuts: Shortcuts | None = None
     """The kind's events that need less than kopf's whole cycle."""
+    finalized_by_kopf: set[str] = field(default_factory=set)
+    """Objects whose finalizer kopf adds itself: a shortcut's patch of theirs failed, and kopf's
+    cycle took over (it may hold the finalizer as a patch still to apply; see
+    :func:`shortcut_for`)."""
     events: Counter[str] = field(default_factory=Counter)
     """Events that reached kopf's processing, by what became of them: ``processed`` by kopf,
     ``superseded`` by a newer one queued; or, not given to kopf (:class:`Shortcuts`),
@@ -458,7 +472,9 @@ def shortcut_for(
         return None
     kind = raw_event.get("type")
     unfinalized = finalizer is not None and lacks_finalizer(body, finalizer)
-    if shortcuts.finalized and unfinalized and kind != "DELETED":
+    if shortcuts.finalized and unfinalized:
+        if kind == "DELETED" or uid in feed.finalized_by_kopf:
+            return None
         # A listed object kopf has handled before is resumed by kopf (its resume handlers run
         # only where kopf noticed it by the listing); a new one is only created.
         if kind is None and not never_handled(body):
@@ -622,7 +638,7 @@ async def fed(
     else:
         return  # the listing was cut short: kopf lists again, and nothing was indexed from it
     feed.indices.replace_stream(stream, {uid: entries for uid, (entries, _) in listed.items()})
-    forget(settled, feed.seen.get(stream, set()) - listed.keys())
+    forget(settled, feed.seen.get(stream, set()) - listed.keys(), feed)
     feed.seen[stream] = set(listed)
     feed.listings += 1
     yield watching.Bookmark.LISTED
@@ -750,10 +766,13 @@ def hand_over(
     return None
 
 
-def forget(settled: Settled | None, uids: Iterable[str]) -> None:
-    if settled is not None:
-        for uid in uids:
+def forget(settled: Settled | None, uids: Iterable[str], feed: Feed | None = None) -> None:
+    """Objects that are gone (or no longer watched): nothing of them is kept."""
+    for uid in uids:
+        if settled is not None:
             settled.forget(uid)
+        if feed is not None:
+            feed.finalized_by_kopf.discard(uid)
 
 
 @contextlib.contextmanager
@@ -781,7 +800,7 @@ def watching_stream(
             feed.watchers[stream] = left
         elif stopped:
             feed.indices.replace_stream(stream, {})
-            forget(settled, feed.seen.pop(stream, ()))
+            forget(settled, feed.seen.pop(stream, ()), feed)
             feed.stopped += 1
 
 
@@ -838,9 +857,15 @@ def releasing(process: Process) -> Process:
                         patched = await take_shortcut(step, raw_event, feed.shortcuts, kwargs)
                         feed.events[step] += 1
                         return patched
+                    except errors.APIConflictError:
+                        # The object changed since this event: its next event takes its turn.
+                        feed.events["superseded"] += 1
+                        return None
                     except Exception as exc:
-                        # A conflict, say: kopf's own cycle does the same work, its own way.
+                        # kopf's own cycle does the same work, and handles its own errors.
                         log.debug("%s: %s; handed to kopf", step, type(exc).__name__)
+                        if step == FINALIZED:  # kopf may keep its finalizer as a patch to apply
+                            feed.finalized_by_kopf.add(str(uid_of(raw_event["object"])))
                 if feed is not None:
                     feed.events["processed"] += 1
                 patched = await process(raw_event=raw_event, **kwargs)
@@ -855,7 +880,7 @@ def releasing(process: Process) -> Process:
                 feeds = feeds_of(settings)
                 gone = raw_event.get("type") == "DELETED"
                 if gone:
-                    forget(settled_of(settings), (uid,))
+                    forget(settled_of(settings), (uid,), feed_of(settings, kwargs.get("resource")))
                 if isinstance(patched, str) and not gone:
                     expect_echo(feeds, uid)
                 processed = newest is None or not newest.pending(uid)

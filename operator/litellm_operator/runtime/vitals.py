@@ -57,7 +57,8 @@ class Vitals(Collector):
         events = CounterMetricFamily(
             f"{NAMESPACE}_watch_events",
             "Watch events that reached kopf's processing, by outcome: processed by kopf, "
-            "superseded by a newer one, settled (observed without kopf).",
+            "superseded by a newer one; or without kopf's cycle: settled (observed), followed "
+            "(status brought up to date), finalized (kopf's finalizer added).",
             labels=["resource", "outcome"],
         )
         for (_, plural), feed in sorted(self.feeds.items()):
