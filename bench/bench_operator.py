@@ -503,7 +503,8 @@ def main() -> int:
             args.logs.mkdir(parents=True, exist_ok=True)
             for log in workdir.glob("operator-*.log"):
                 shutil.copy(log, args.logs)
-    judged = [r for r in results if r.get("operator", "this") == "this"]
+    # Judged: this operator's results of this run (those kept from an earlier run were then).
+    judged = [r for r in results if r.get("operator", "this") == "this" and r["users"] in sizes]
     document = {
         "machine": machine(),
         "goals": [{"name": g.name, "text": g.text, "limit": g.limit} for g in GOALS],
