@@ -508,6 +508,19 @@ def never_handled(body: Mapping[str, Any]) -> bool:
 MERGE_PATCH = {"Content-Type": "application/merge-patch+json"}
 
 
+async def merge_patch(url: str, payload: Mapping[str, Any], settings: Any) -> str | None:
+    """Merge-patch ``url`` through kopf's API client; the patched resourceVersion (``None`` if
+    the object is gone). Any other API error raises."""
+    try:
+        patched = await api.patch(
+            url, headers=MERGE_PATCH, payload=payload, settings=settings, logger=log
+        )
+    except errors.APINotFoundError:
+        return None  # deleted meanwhile: its deletion's events follow
+    version = ((patched or {}).get("metadata") or {}).get("resourceVersion")
+    return version if isinstance(version, str) else None
+
+
 async def add_finalizer(
     body: Mapping[str, Any], finalizer: str, resource: Any, settings: Any
 ) -> str | None:
@@ -522,13 +535,7 @@ async def add_finalizer(
         }
     }
     url = resource.get_url(namespace=meta.get("namespace"), name=meta.get("name"))
-    try:
-        patched = await api.patch(
-            url, headers=MERGE_PATCH, payload=payload, settings=settings, logger=log
-        )
-    except errors.APINotFoundError:
-        return None
-    return resource_version_of(patched)
+    return await merge_patch(url, payload, settings)
 
 
 def status_writer(
@@ -542,28 +549,12 @@ def status_writer(
     versions: list[str] = []
 
     async def write(changes: Mapping[str, Any]) -> None:
-        if not changes:
-            return
-        try:
-            patched = await api.patch(
-                url,
-                headers=MERGE_PATCH,
-                payload={"status": dict(changes)},
-                settings=settings,
-                logger=log,
-            )
-        except errors.APINotFoundError:
-            return  # deleted meanwhile: its deletion's events follow
-        version = resource_version_of(patched)
-        if version is not None:
-            versions.append(version)
+        if changes:
+            version = await merge_patch(url, {"status": dict(changes)}, settings)
+            if version is not None:
+                versions.append(version)
 
     return write, versions
-
-
-def resource_version_of(body: Any) -> str | None:
-    version = ((body or {}).get("metadata") or {}).get("resourceVersion")
-    return version if isinstance(version, str) else None
 
 
 async def take_shortcut(
