@@ -64,7 +64,10 @@ And a new object of a kind whose every object kopf finalizes gets kopf's finaliz
 conditional merge patch, instead of in a cycle of kopf's own (a deep copy and a JSON diff of
 the body, besides the cycle); kopf first sees it with the finalizer, and creates it. Any other
 event (a spec or metadata change, a handler still in progress, a listed object kopf handled
-before, a deletion, an API error on a shortcut's write) goes to kopf as before.
+before, a deletion, a shortcut whose write failed) goes to kopf as before; but an event whose
+finalizer patch meets a conflict is dropped, since the object's newer event follows (handed to
+kopf, it would leave kopf a pending patch that the newer event's shortcut makes a no-op, and
+kopf would then wait for an event that never comes before it runs the create handler).
 
 **Superseded events.** kopf queues every event of an object and processes each in turn, though
 its handlers only look at the newest body (they compare it with the last-handled state). While
