@@ -760,7 +760,7 @@ def hand_over(
     return None
 
 
-def forget(settled: Settled | None, uids: Iterable[str], feed: Feed | None = None) -> None:
+def forget(settled: Settled | None, uids: Iterable[str], feed: Feed | None) -> None:
     """Objects that are gone (or no longer watched): nothing of them is kept."""
     for uid in uids:
         if settled is not None:
@@ -874,7 +874,7 @@ def releasing(process: Process) -> Process:
                 feeds = feeds_of(settings)
                 gone = raw_event.get("type") == "DELETED"
                 if gone:
-                    forget(settled_of(settings), (uid,), feed_of(settings, kwargs.get("resource")))
+                    forget(settled_of(settings), (uid,), feed)
                 if isinstance(patched, str) and not gone:
                     expect_echo(feeds, uid)
                 processed = newest is None or not newest.pending(uid)
