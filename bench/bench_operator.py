@@ -137,7 +137,7 @@ def litellm_calls(operator: OperatorProcess) -> dict[str, int]:
 def user_events(operator: OperatorProcess) -> dict[str, int]:
     """What became of the LiteLLMUser watch events kopf's processing got so far, per outcome
     (``litellm_operator_watch_events_total``: processed, superseded, settled, followed,
-    finalized)."""
+    finalized, created)."""
     counter = "litellm_operator_watch_events_total"
     return by_label(operator, counter, "outcome", f'resource="{USER_PLURAL}"')
 

@@ -23,7 +23,7 @@ TIMES = "\u00d7"  # the multiplication sign
 DASH = "\u2013"  # the en dash
 
 
-OUTCOMES = ("processed", "superseded", "settled", "followed", "finalized")
+OUTCOMES = ("processed", "superseded", "settled", "followed", "finalized", "created")
 """What became of the LiteLLMUser events (``litellm_operator_watch_events_total``), in order."""
 
 
@@ -117,6 +117,7 @@ def table(document: dict[str, Any]) -> str:
         "",
         "| N | scenario | operator | floor | ratio | LiteLLM calls | Kubernetes writes per user "
         "| user events per user: kopf processed / superseded / settled / followed / finalized "
+        "/ created "
         "| CPU s: operator / apiserver / LiteLLM | operator CPU s per 1,000 users |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]

@@ -104,7 +104,7 @@ class Scene:
 
     def user_events(self, outcome: str) -> float:
         """LiteLLMUser events by what became of them (runtime.kopf_watch: ``settled`` observed,
-        ``followed`` or ``finalized`` without kopf's cycle, ``processed`` by kopf)."""
+        ``followed``, ``finalized`` or ``created`` without kopf's cycle, ``processed`` by kopf)."""
         metric = "litellm_operator_watch_events_total"
         return self.operator.counter(metric, resource="litellmusers", outcome=outcome)
 
@@ -127,7 +127,7 @@ def scene(
 
 async def test_create_update_and_delete(scene: Scene) -> None:
     scene.create_policy()
-    finalized = scene.user_events("finalized")
+    finalized, created_here = scene.user_events("finalized"), scene.user_events("created")
     name = scene.ident("alice")
     created = scene.create_user(
         name, groups=["group:default/AI-Power-Users"], email=f"{name}@example.com"
@@ -154,6 +154,10 @@ async def test_create_update_and_delete(scene: Scene) -> None:
     assert created["metadata"].get("finalizers") is None
     assert scene.user_events("finalized") == finalized + 1
     assert scene.ready(name)["metadata"]["finalizers"] == [FINALIZER]
+    # ...and the create handler ran without kopf's cycle, which stored what kopf would have:
+    # the update below reaches kopf's update handler only if kopf reads it as its own.
+    assert scene.user_events("created") == created_here + 1
+    assert "last-handled-configuration" in scene.ready(name)["status"]["kopf"]
 
     scene.patch_user(name, overrides={"maxBudget": 40})
     await scene.until(name, lambda r: r.max_budget == 40)

@@ -16,8 +16,9 @@ from kopf._cogs.clients import errors as kopf_errors
 from kopf._cogs.clients import watching
 
 from litellm_operator.runtime import kopf_watch
+from litellm_operator.runtime.handling import with_indices
 from litellm_operator.runtime.indices import ObjectIndices
-from litellm_operator.runtime.runner import StatusDiffBase
+from litellm_operator.runtime.runner import StatusDiffBase, apply_settings
 from tests.unit.test_kopf_watch import USERS, Source, fed, listing, take
 
 STORED = '{"spec":{"policyRef":"default"}}'
@@ -106,10 +107,13 @@ class Users:
     """A kind's shortcuts: quiet unless the body says ``busy``; following when it says
     ``behind``; what was observed and followed."""
 
-    def __init__(self, *, finalized: bool = False) -> None:
+    def __init__(self, *, finalized: bool = False, creates: bool = False) -> None:
         self.observed: list[tuple[str, Any]] = []
         self.followed: list[str] = []
+        self.created: list[str] = []
         self.finalized = finalized
+        self.creates = creates
+        self.create_error: Exception | None = None
 
     def quiet(self, body: Mapping[str, Any]) -> bool:
         status = body.get("status") or {}
@@ -126,9 +130,21 @@ class Users:
         self.followed.append(body["metadata"]["resourceVersion"])
         await write({"behind": None})
 
+    async def create(self, body: Mapping[str, Any], indices: Mapping[str, Any], patch: Any) -> None:
+        """Puts the user id in the status; then raises ``create_error``, if any."""
+        self.created.append(body["metadata"]["resourceVersion"])
+        patch.status["userId"] = body["metadata"]["name"]
+        if self.create_error is not None:
+            raise self.create_error
+
     def shortcuts(self) -> kopf_watch.Shortcuts:
         return kopf_watch.Shortcuts(
-            self.quiet, self.observe, self.follows, self.follow, finalized=self.finalized
+            self.quiet,
+            self.observe,
+            self.follows,
+            self.follow,
+            finalized=self.finalized,
+            create=self.create if self.creates else None,
         )
 
 
@@ -500,3 +516,259 @@ async def test_a_follow_whose_object_is_gone_writes_nothing_and_expects_no_echo(
 
 def test_kopf_offers_what_the_shortcuts_use() -> None:
     assert kopf_watch.shortcuts_supported(kopf_watch._ORIGINAL_PROCESS)
+
+
+FINALIZED_NEW = handled(**{"status": None})
+"""A new user with kopf's finalizer (the echo of the finalizer's patch), never handled."""
+
+
+NEW_ONE = {"answered": False, "known": False, "consistent": True}
+"""A new object as the create shortcut finds it: no answer kept for kopf, no handled body
+recorded, no patch's echo awaited."""
+
+
+@pytest.mark.parametrize(
+    ("kind", "event", "state", "step"),
+    [
+        pytest.param("MODIFIED", FINALIZED_NEW, NEW_ONE, kopf_watch.CREATED, id="finalized-new"),
+        pytest.param("ADDED", FINALIZED_NEW, NEW_ONE, kopf_watch.CREATED, id="added-finalized"),
+        pytest.param(None, FINALIZED_NEW, NEW_ONE, None, id="listed: kopf may resume it"),
+        pytest.param(
+            "MODIFIED",
+            FINALIZED_NEW,
+            {**NEW_ONE, "answered": True},
+            None,
+            id="answer-left-to-kopf",
+        ),
+        pytest.param(
+            "MODIFIED",
+            FINALIZED_NEW,
+            {**NEW_ONE, "known": True},
+            None,
+            id="older-than-a-handled-body: kopf waits for its echo",
+        ),
+        pytest.param(
+            "MODIFIED",
+            FINALIZED_NEW,
+            {**NEW_ONE, "known": True, "echo": True},
+            kopf_watch.SETTLED,
+            id="echo-of-a-write-the-create-made",
+        ),
+        pytest.param(
+            "MODIFIED",
+            FINALIZED_NEW,
+            {**NEW_ONE, "consistent": False},
+            None,
+            id="older-than-a-patch-of-kopf-s",
+        ),
+        pytest.param(
+            "MODIFIED",
+            handled(**{"status": {"kopf": {"progress": {"reconcile": {"retries": 1}}}}}),
+            NEW_ONE,
+            None,
+            id="kopf-retrying-it",
+        ),
+        pytest.param(
+            "MODIFIED",
+            handled(**{"status": None, "metadata.deletionTimestamp": "2026-12-07"}),
+            NEW_ONE,
+            None,
+            id="being-deleted",
+        ),
+        pytest.param(
+            "MODIFIED",
+            handled(**{"status": {"busy": 1}}),
+            NEW_ONE,
+            None,
+            id="event-handler-has-work",
+        ),
+        pytest.param(
+            "MODIFIED",
+            handled(
+                **{
+                    "status": None,
+                    "metadata.annotations": {"x.io/last-handled-configuration": "{}"},
+                }
+            ),
+            NEW_ONE,
+            None,
+            id="handled-before-in-an-annotation",
+        ),
+        pytest.param(
+            "MODIFIED", handled(), {**NEW_ONE, "known": True}, kopf_watch.SETTLED, id="handled"
+        ),
+    ],
+)
+def test_which_new_object_is_created_without_kopf(
+    kind: str | None, event: dict[str, Any], state: dict[str, bool], step: str | None
+) -> None:
+    feed = kopf_watch.Feed(ObjectIndices({}), shortcuts=Users(creates=True).shortcuts())
+    if state["answered"]:
+        feed.answers.keep(event, {}, None)
+    if state.get("echo"):
+        feed.echoes.expect("uid-alice")
+    settled = recorded(handled()) if state["known"] else kopf_watch.Settled()
+    raw = {"type": kind, "object": event}
+    found = kopf_watch.shortcut_for(raw, feed, settled, FINALIZER, state["consistent"])
+    assert found == step
+
+
+def test_a_kind_without_a_create_hook_leaves_new_objects_to_kopf() -> None:
+    feed = kopf_watch.Feed(ObjectIndices({}), shortcuts=Users().shortcuts())
+    raw = {"type": "MODIFIED", "object": FINALIZED_NEW}
+    assert kopf_watch.shortcut_for(raw, feed, None, FINALIZER) is None
+
+
+class Memories:
+    """kopf's memories of objects: ``recall`` hands out one :class:`Memory` per body."""
+
+    def __init__(self) -> None:
+        self.recalled: list[tuple[str, Any]] = []
+        self.memory = Memory()
+
+    async def recall(self, body: Mapping[str, Any], *, memobase: Any = None) -> Memory:
+        self.recalled.append((body["metadata"]["uid"], memobase))
+        return self.memory
+
+
+class Memory:
+    fully_handled_once = False
+
+
+async def run_created(
+    users: Users, api: Api, monkeypatch: pytest.MonkeyPatch, consistency_time: float | None = None
+) -> tuple[Any, list[Any], kopf_watch.FedSettings, Memories]:
+    """One event of a new user with kopf's finalizer through :func:`kopf_watch.releasing`, with
+    the operator's kopf settings; kopf's cycle (``process``) runs the user's handler through the
+    operator's wrapper, as kopf would."""
+    monkeypatch.setattr(kopf_api, "patch", api.patch)
+    feed = kopf_watch.Feed(ObjectIndices({}), shortcuts=users.shortcuts())
+    settings = kopf_watch.FedSettings(feeds=fed(feed))
+    apply_settings(settings)
+    released: list[str] = []
+    settings.release = released.append  # type: ignore[method-assign,assignment]
+    memories = Memories()
+    ran: list[Any] = []
+
+    async def handler(**kwargs: Any) -> None:
+        ran.append(kwargs["body"]["metadata"]["resourceVersion"])
+
+    wrapped = with_indices(ObjectIndices({}), lambda _: None)(handler, True)
+    processed: list[Any] = []
+
+    async def process(*, raw_event: Any, **kwargs: Any) -> str:
+        patch = kopf.Patch()
+        processed.append((raw_event, patch))
+        try:
+            await wrapped(body=kopf.Body(raw_event["object"]), patch=patch, **kwargs)
+        except Exception as exc:
+            processed.append(exc)
+        return "99"
+
+    result = await kopf_watch.releasing(process)(
+        raw_event={"type": "MODIFIED", "object": copy.deepcopy(FINALIZED_NEW)},
+        settings=settings,
+        resource=RESOURCE,
+        indexers=Indexers(),
+        registry=kopf.OperatorRegistry(),
+        memories=memories,
+        memobase="memo",
+        event_queue=asyncio.Queue(),
+        consistency_time=consistency_time,
+    )
+    return result, [ran, processed, released], settings, memories
+
+
+async def test_a_new_object_is_created_and_its_status_stored_as_kopf_would(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    users, api = Users(creates=True), Api()
+    result, (ran, processed, released), settings, memories = await run_created(
+        users, api, monkeypatch
+    )
+    assert (users.created, ran, processed) == (["10"], [], [])
+    wrapped = kopf.Body(cast(kopf.RawBody, FINALIZED_NEW))
+    essence = settings.persistence.diffbase_storage.build(body=wrapped)
+    expected = kopf.Patch()
+    kopf.StatusDiffBaseStorage().store(body=wrapped, patch=expected, essence=essence)
+    assert api.calls == [
+        (
+            "/apis/litellm.platform.dev/v1alpha1/namespaces/team-a/litellmusers/alice/status",
+            {"status": {"userId": "alice", "kopf": dict(expected)["status"]["kopf"]}},
+        )
+    ]
+    assert result == "11", "kopf's worker waits for the status write's echo"
+    feed = next(iter(settings.feeds.values()))
+    assert feed.events == {"created": 1}
+    assert feed.echoes.due("uid-alice")
+    assert users.observed == [("10", "the policy index")], "the event handler's part"
+    assert released == ["uid-alice"], "the next new object is let in, as the handler's wrapper does"
+    assert memories.recalled == [("uid-alice", "memo")]
+    assert memories.memory.fully_handled_once, "a relisting does not resume it"
+    written = api.calls[0][1]["status"]["kopf"]["last-handled-configuration"]
+    echo = handled(
+        **{"status.kopf.last-handled-configuration": written, "metadata.resourceVersion": "11"}
+    )
+    assert settings.settled.inert(echo), "its echo is settled"
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        pytest.param(kopf.TemporaryError("LiteLLM unavailable", delay=4), id="retry-later"),
+        pytest.param(RuntimeError("unexpected"), id="unexpected"),
+    ],
+)
+async def test_a_create_that_raises_is_answered_to_kopf_not_run_again(
+    error: Exception, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """kopf's cycle of the same event retries it as its own handler's failure, with the status
+    the handler wrote, without a second run (and a second round of LiteLLM calls)."""
+    users, api = Users(creates=True), Api()
+    users.create_error = error
+    result, (ran, processed, _), settings, _ = await run_created(users, api, monkeypatch)
+    assert (users.created, ran, api.calls) == (["10"], [], [])
+    (raw, patch), raised = processed
+    assert raw["object"]["metadata"]["resourceVersion"] == "10"
+    assert raised is error
+    assert dict(patch) == {"status": {"userId": "alice"}}
+    feed = next(iter(settings.feeds.values()))
+    assert feed.events == {"processed": 1}
+    assert len(feed.answers) == 0, "taken"
+    assert result == "99"
+
+
+async def test_a_create_whose_status_write_fails_is_answered_to_kopf_as_done(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    users = Users(creates=True)
+    api = Api(kopf_errors.APIForbiddenError("no", status=403, headers={}))
+    _, (ran, processed, _), _, _ = await run_created(users, api, monkeypatch)
+    assert (users.created, ran, len(api.calls)) == (["10"], [], 1)
+    [(_, patch)] = processed
+    assert dict(patch) == {"status": {"userId": "alice"}}, "kopf stores and writes it itself"
+
+
+def test_an_answer_kept_for_another_version_is_dropped() -> None:
+    answers = kopf_watch.Answers()
+    answers.keep(FINALIZED_NEW, {"status": {}}, None)
+    newer = handled(**{"status": None, "metadata.resourceVersion": "12"})
+    assert answers.take(newer) is None
+    assert answers.take(FINALIZED_NEW) is None, "dropped, not kept for later"
+    answers.keep(FINALIZED_NEW, {"status": {}}, None)
+    answers.forget("uid-alice")
+    assert len(answers) == 0
+
+
+def test_kopf_builds_and_remembers_as_the_create_shortcut_does() -> None:
+    assert kopf_watch.create_supported(kopf_watch._ORIGINAL_PROCESS)
+
+
+async def test_an_event_while_kopf_awaits_a_patch_s_echo_is_left_to_kopf(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """kopf's worker passes the time it waits for a patch's echo until: the event is older than
+    that patch (a status write the failed create made, say), and kopf's own wait decides."""
+    users, api = Users(creates=True), Api()
+    _, (ran, processed, _), _, _ = await run_created(users, api, monkeypatch, consistency_time=1.0)
+    assert (users.created, ran, api.calls, len(processed)) == ([], ["10"], [], 1)

@@ -20,6 +20,7 @@ from typing import Any
 import kopf
 
 from litellm_operator.reasons import Event
+from litellm_operator.runtime import kopf_watch
 from litellm_operator.runtime.indices import ObjectIndices
 from litellm_operator.status import TIMESTAMP
 
@@ -122,12 +123,16 @@ def with_indices(indices: ObjectIndices, release: Release) -> Callable[..., Hand
     """Wraps a handler so it receives the operator's ``indices`` among its kwargs, as kopf gives
     its own; with ``settles``, the object leaves the gates of the listing's replay and of new
     objects (``release``, see :mod:`litellm_operator.runtime.kopf_watch`) once the handler
-    ends, whatever kopf does with it afterwards (sleep out a retry delay, say)."""
+    ends, whatever kopf does with it afterwards (sleep out a retry delay, say), and a create
+    shortcut's answer for the event is given instead of running the handler again
+    (:func:`~litellm_operator.runtime.kopf_watch.answer_for`)."""
 
     def wrap(handler: Handler, settles: bool = False) -> Handler:
         @functools.wraps(handler)
         async def call(**kwargs: Any) -> Any:
             try:
+                if settles and kopf_watch.answer_for(kwargs):
+                    return None
                 return await handler(**kwargs, **indices.views)
             finally:
                 if settles:

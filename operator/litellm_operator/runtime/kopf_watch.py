@@ -90,6 +90,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import copy
+import dataclasses
 import inspect
 import logging
 import time
@@ -109,7 +111,7 @@ from typing import Any, cast
 import kopf
 from kopf._cogs.clients import api, errors, watching
 from kopf._core.engines import posting
-from kopf._core.reactor import processing, running
+from kopf._core.reactor import inventory, processing, running
 
 from litellm_operator.runtime.indices import Entries, ObjectIndices, pack, uid_of, unpack
 
@@ -231,6 +233,12 @@ Follow = Callable[[Mapping[str, Any], Mapping[str, Any], WriteStatus], Awaitable
 body, kopf's indices, and how to write the status."""
 
 
+Create = Callable[[Mapping[str, Any], Mapping[str, Any], kopf.Patch], Awaitable[None]]
+"""A kind's create handler for a new object, without kopf's cycle: the body, kopf's indices,
+and kopf's patch to fill; it raises as the handler would (:class:`kopf.TemporaryError` to be
+retried later)."""
+
+
 def never_follows(_: Mapping[str, Any]) -> bool:
     return False
 
@@ -246,6 +254,9 @@ class Shortcuts:
     * ``finalized``: kopf would add its finalizer to every object of the kind. A new object
       (or one that lost it) whose body is ``quiet`` gets it here, in one merge patch, instead of
       in a cycle of kopf's of its own; kopf then sees the object first with its finalizer.
+    * ``create``: the kind's create handler. A new object with kopf's finalizer, that kopf has
+      never handled and whose body is ``quiet``, is created here, and its status written with
+      the last-handled configuration kopf would store (see :func:`take_shortcut`).
     """
 
     quiet: Callable[[Mapping[str, Any]], bool]
@@ -253,6 +264,7 @@ class Shortcuts:
     follows: Callable[[Mapping[str, Any]], bool] = never_follows
     follow: Follow | None = None
     finalized: bool = False
+    create: Create | None = None
 
 
 KOPF_STATUS = "kopf"
@@ -323,8 +335,56 @@ class Settled:
     def forget(self, uid: str) -> None:
         self._handled.pop(uid, None)
 
+    def __contains__(self, uid: object) -> bool:
+        return uid in self._handled
+
     def __len__(self) -> int:
         return len(self._handled)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """How a shortcut's run of a create handler ended, for kopf's run of the same event."""
+
+    version: str | None
+    """The resourceVersion of the event it ran for."""
+    patch: Mapping[str, Any]
+    """What the handler put in kopf's patch."""
+    error: BaseException | None
+    """What the handler raised (kopf retries it as it would its own), if anything."""
+
+
+class Answers:
+    """Per object, the :class:`Answer` a create shortcut left to kopf: a handler that raised (a
+    retry for later), or a status write that failed. kopf's cycle of the same event then runs
+    the handler wrapper, which answers with it (:func:`answer_for`) instead of doing the work,
+    LiteLLM's calls among it, a second time; kopf keeps the retries, its back-off and its patch."""
+
+    def __init__(self) -> None:
+        self._answers: dict[str, Answer] = {}
+
+    def keep(self, body: Mapping[str, Any], patch: Mapping[str, Any], error: Any) -> None:
+        uid = uid_of(body)
+        if uid is not None:
+            version = (body.get("metadata") or {}).get("resourceVersion")
+            self._answers[uid] = Answer(version, copy.deepcopy(dict(patch)), error)
+
+    def take(self, body: Mapping[str, Any]) -> Answer | None:
+        """The answer kept for ``body``'s object, if it was for this very version (one kept for
+        an older one is dropped: its event was not the one kopf then ran)."""
+        uid = uid_of(body)
+        answer = self._answers.pop(uid, None) if uid is not None else None
+        version = (body.get("metadata") or {}).get("resourceVersion")
+        return answer if answer is not None and answer.version == version else None
+
+    def forget(self, uid: str) -> None:
+        self._answers.pop(uid, None)
+
+    def __contains__(self, uid: object) -> bool:
+        return uid in self._answers
+
+    def __len__(self) -> int:
+        return len(self._answers)
 
 
 @dataclass
@@ -354,11 +414,13 @@ class Feed:
     """Objects whose finalizer kopf adds itself: a shortcut's patch of theirs failed, and kopf's
     cycle took over (it may hold the finalizer as a patch still to apply; see
     :func:`shortcut_for`)."""
+    answers: Answers = field(default_factory=Answers)
+    """What create shortcuts left to kopf's cycle of the same event."""
     events: Counter[str] = field(default_factory=Counter)
     """Events that reached kopf's processing, by what became of them: ``processed`` by kopf,
     ``superseded`` by a newer one queued; or, not given to kopf (:class:`Shortcuts`),
-    ``settled`` (observed), ``followed`` (its status brought up to date here) or
-    ``finalized`` (kopf's finalizer added here)."""
+    ``settled`` (observed), ``followed`` (its status brought up to date here),
+    ``finalized`` (kopf's finalizer added here) or ``created`` (its create handler run here)."""
 
 
 Feeds = Mapping[tuple[str, str], Feed]
@@ -457,15 +519,21 @@ def feed_of(settings: Any, resource: Any) -> Feed | None:
     return feeds_of(settings).get(key)
 
 
-SETTLED, FOLLOWED, FINALIZED = "settled", "followed", "finalized"
+SETTLED, FOLLOWED, FINALIZED, CREATED = "settled", "followed", "finalized", "created"
 """What :func:`shortcut_for` can find an event to need instead of kopf's cycle."""
 
 
 def shortcut_for(
-    raw_event: Any, feed: Feed | None, settled: Settled | None, finalizer: str | None
+    raw_event: Any,
+    feed: Feed | None,
+    settled: Settled | None,
+    finalizer: str | None,
+    consistent: bool = True,
 ) -> str | None:
     """Which of its kind's :class:`Shortcuts` ``raw_event`` takes instead of kopf's cycle
-    (:data:`SETTLED`, :data:`FOLLOWED` or :data:`FINALIZED`); ``None`` when kopf must see it."""
+    (:data:`SETTLED`, :data:`FOLLOWED`, :data:`FINALIZED` or :data:`CREATED`); ``None`` when
+    kopf must see it. ``consistent``: kopf's worker awaits no patch's echo (else the event is
+    older than a patch of the object, and only kopf's wait for that echo may let it create)."""
     shortcuts = feed.shortcuts if feed is not None else None
     if shortcuts is None or not isinstance(raw_event, dict):
         return None
@@ -483,21 +551,40 @@ def shortcut_for(
         if kind is None and not never_handled(body):
             return None
         return FINALIZED if shortcuts.quiet(body) else None
-    if kind != "MODIFIED" or settled is None:
-        return None
-    if settled.inert(body) or (feed.echoes.due(uid) and settled.handled_alike(body)):
+    if kind == "MODIFIED" and settled is not None and is_settled(body, uid, feed, settled):
         if shortcuts.quiet(body):
             return SETTLED
         if shortcuts.follow is not None and shortcuts.follows(body):
             return FOLLOWED
+        return None
+    if shortcuts.create is not None and kind in ("ADDED", "MODIFIED") and never_handled(body):
+        # A listed one is left to kopf (it may resume it); so is one kopf took over, and an
+        # event older than a handled one (the echo of a status write the create made).
+        if finalizer is None or unfinalized or deleting(body):
+            return None
+        if uid in feed.finalized_by_kopf or uid in feed.answers:
+            return None
+        if not consistent or (settled is not None and uid in settled):
+            return None
+        return CREATED if shortcuts.quiet(body) else None
     return None
+
+
+def is_settled(body: Mapping[str, Any], uid: str, feed: Feed, settled: Settled) -> bool:
+    """Whether kopf has handled ``body`` as it is (:meth:`Settled.inert`), or it is older than
+    the echo of kopf's latest patch and shows the handled spec and metadata."""
+    return settled.inert(body) or (feed.echoes.due(uid) and settled.handled_alike(body))
 
 
 def lacks_finalizer(body: Mapping[str, Any], finalizer: str) -> bool:
     """Whether kopf's first cycle for ``body`` would only add ``finalizer``: it is missing, and
     the object is not being deleted."""
     meta = body.get("metadata") or {}
-    return not meta.get("deletionTimestamp") and finalizer not in (meta.get("finalizers") or ())
+    return not deleting(body) and finalizer not in (meta.get("finalizers") or ())
+
+
+def deleting(body: Mapping[str, Any]) -> bool:
+    return bool((body.get("metadata") or {}).get("deletionTimestamp"))
 
 
 def never_handled(body: Mapping[str, Any]) -> bool:
@@ -574,14 +661,100 @@ async def take_shortcut(
         shortcuts.observe(body, indices)
         return version
     if step == FOLLOWED and shortcuts.follow is not None:
-        # kopf sets these for the object's worker in its own cycle (kopf.event reads them).
-        posting.event_queue_loop_var.set(asyncio.get_running_loop())
-        posting.event_queue_var.set(kwargs["event_queue"])
+        post_events_to(kwargs)
         write, versions = status_writer(body, resource, settings)
         await shortcuts.follow(body, indices, write)
         return versions[-1] if versions else None
+    if step == CREATED and shortcuts.create is not None:
+        post_events_to(kwargs)
+        shortcuts.observe(body, indices)  # kopf runs the event handler before the others
+        try:
+            return await create(body, shortcuts.create, indices, kwargs)
+        finally:
+            if isinstance(settings, FedSettings):
+                settings.release(str(uid_of(body)))  # as the handler's wrapper would
     shortcuts.observe(body, indices)
     return None
+
+
+class HandedToKopf(Exception):
+    """A shortcut left its event to kopf's cycle (with an :class:`Answer` for its handler)."""
+
+
+def post_events_to(kwargs: Mapping[str, Any]) -> None:
+    """What kopf sets for the object's worker in its own cycle (``kopf.event`` reads it)."""
+    posting.event_queue_loop_var.set(asyncio.get_running_loop())
+    posting.event_queue_var.set(kwargs["event_queue"])
+
+
+async def create(
+    body: dict[str, Any], handler: Create, indices: Mapping[str, Any], kwargs: Mapping[str, Any]
+) -> str | None:
+    """kopf's create cycle for a new object, as kopf would run it for this event: the handler
+    fills a patch; once it returns, the last-handled configuration kopf would build from the
+    event's body is stored in the patch, kopf's memory of the object says it was handled (a
+    relisting then does not resume it), and the patch is merge-patched into the status; the
+    patched resourceVersion. A handler that raises, or a write that fails, leaves the event to
+    kopf with an :class:`Answer` (:class:`HandedToKopf`)."""
+    settings = kwargs["settings"]
+    wrapped = kopf.Body(cast(kopf.RawBody, body))
+    essence = essence_of(wrapped, kwargs)
+    patch = kopf.Patch()
+    feed = feed_of(settings, kwargs.get("resource"))
+    answers = feed.answers if feed is not None else Answers()
+    try:
+        await handler(body, indices, patch)
+    except Exception as exc:
+        answers.keep(body, patch, exc)
+        raise HandedToKopf("the create handler raised") from exc
+    answer = copy.deepcopy(dict(patch))
+    if set(patch) - {"status"}:
+        answers.keep(body, answer, None)
+        raise HandedToKopf("the handler patched more than the status")
+    settings.persistence.diffbase_storage.store(body=wrapped, patch=patch, essence=essence)
+    memory = await kwargs["memories"].recall(body, memobase=kwargs.get("memobase"))
+    memory.fully_handled_once = True
+    write, versions = status_writer(body, kwargs.get("resource"), settings)
+    try:
+        await write(patch["status"])
+    except Exception as exc:
+        answers.keep(body, answer, None)
+        raise HandedToKopf("the status write failed") from exc
+    return versions[-1] if versions else None
+
+
+def essence_of(body: kopf.Body, kwargs: Mapping[str, Any]) -> Any:
+    """What kopf's cycle of this event would store as the last-handled configuration (its
+    ``_detect_causes``: the essence with the fields handlers declared, without progress)."""
+    registry, resource = kwargs["registry"], kwargs.get("resource")
+    persistence = kwargs["settings"].persistence
+    extra_fields = (
+        registry._watching.get_extra_fields(resource=resource)
+        | registry._changing.get_extra_fields(resource=resource)
+        | registry._spawning.get_extra_fields(resource=resource)
+    )
+    essence = persistence.diffbase_storage.build(body=body, extra_fields=extra_fields)
+    return persistence.progress_storage.clear(essence=essence)
+
+
+def answer_for(kwargs: Mapping[str, Any]) -> bool:
+    """In a kind's handler run by kopf: if a create shortcut left an :class:`Answer` for this
+    event, put its patch in kopf's and raise its error, as the handler did; whether there was
+    one (then the handler is not run again)."""
+    feed = feed_of(kwargs.get("settings"), kwargs.get("resource"))
+    body = kwargs.get("body")
+    answer = feed.answers.take(body) if feed is not None and body is not None else None
+    if answer is None:
+        return False
+    patch = kwargs["patch"]
+    for key, value in answer.patch.items():
+        if isinstance(value, Mapping) and isinstance(patch.get(key), Mapping):
+            patch[key].update(value)
+        else:
+            patch[key] = value
+    if answer.error is not None:
+        raise answer.error
+    return True
 
 
 def newest_of(settings: Any) -> Newest | None:
@@ -767,6 +940,7 @@ def forget(settled: Settled | None, uids: Iterable[str], feed: Feed | None) -> N
             settled.forget(uid)
         if feed is not None:
             feed.finalized_by_kopf.discard(uid)
+            feed.answers.forget(uid)
 
 
 @contextlib.contextmanager
@@ -845,7 +1019,8 @@ def releasing(process: Process) -> Process:
                 return None
             try:
                 finalizer = getattr(getattr(settings, "persistence", None), "finalizer", None)
-                step = shortcut_for(raw_event, feed, settled_of(settings), finalizer)
+                consistent = kwargs.get("consistency_time") is None
+                step = shortcut_for(raw_event, feed, settled_of(settings), finalizer, consistent)
                 if feed is not None and feed.shortcuts is not None and step is not None:
                     try:
                         patched = await take_shortcut(step, raw_event, feed.shortcuts, kwargs)
@@ -856,7 +1031,8 @@ def releasing(process: Process) -> Process:
                         feed.events["superseded"] += 1
                         return None
                     except Exception as exc:
-                        # kopf's own cycle does the same work, and handles its own errors.
+                        # kopf's own cycle does the same work (or answers with what this did),
+                        # and handles its own errors.
                         log.debug("%s: %s; handed to kopf", step, type(exc).__name__)
                         if step == FINALIZED:  # kopf may keep its finalizer as a patch to apply
                             feed.finalized_by_kopf.add(str(uid_of(raw_event["object"])))
@@ -909,6 +1085,32 @@ def shortcuts_supported(process: Process) -> bool:
         and "event_queue" in inspect.signature(process).parameters
         and "subresource" in inspect.signature(kopf.Resource.get_url).parameters
         and hasattr(kopf.OperatorSettings().persistence, "finalizer")
+        and create_supported(process)
+    )
+
+
+_ESSENCE_NAMES = ("get_extra_fields", "diffbase_storage", "build", "progress_storage", "clear")
+
+
+def create_supported(process: Process) -> bool:
+    """Whether kopf still builds the last-handled configuration, and remembers an object as
+    handled, as :func:`create` does in its place."""
+    registry = kopf.OperatorRegistry()
+    memory_fields = {f.name for f in dataclasses.fields(inventory.ResourceMemory)}
+    process_parameters = inspect.signature(process).parameters
+    return (
+        all(name in processing._detect_causes.__code__.co_names for name in _ESSENCE_NAMES)
+        and all(
+            hasattr(getattr(registry, part), "get_extra_fields")
+            for part in ("_watching", "_changing", "_spawning")
+        )
+        and "fully_handled_once" in processing.process_changing_cause.__code__.co_names
+        and "fully_handled_once" in memory_fields
+        and "noticed_by_listing" in inspect.signature(inventory.ResourceMemories.recall).parameters
+        and all(
+            p in process_parameters
+            for p in ("registry", "memories", "memobase", "consistency_time")
+        )
     )
 
 

@@ -58,7 +58,8 @@ class Vitals(Collector):
             f"{NAMESPACE}_watch_events",
             "Watch events that reached kopf's processing, by outcome: processed by kopf, "
             "superseded by a newer one; or without kopf's cycle: settled (observed), followed "
-            "(status brought up to date), finalized (kopf's finalizer added).",
+            "(status brought up to date), finalized (kopf's finalizer added), created (the "
+            "create handler run, its status stored as kopf would).",
             labels=["resource", "outcome"],
         )
         for (_, plural), feed in sorted(self.feeds.items()):

@@ -135,10 +135,19 @@ class UserHandlers:
         }
         await self.follow_policy(meta.get("namespace") or "", meta.get("name") or "", kw, write)
 
+    async def create(
+        self, body: Mapping[str, Any], indices: Mapping[str, Any], patch: kopf.Patch
+    ) -> None:
+        """:meth:`changed` for a new user, without kopf's cycle (kopf_watch.Shortcuts)."""
+        kw = {**indices, **self.runtime.users.views}
+        await self.changed(body=kopf.Body(cast(kopf.RawBody, body)), patch=patch, retry=0, **kw)
+
     def shortcuts(self) -> Shortcuts:
         """The users' events that need less than kopf's whole cycle (kopf_watch.Shortcuts);
         kopf adds its finalizer to every user (the ``finalize`` handler needs it)."""
-        return Shortcuts(self.quiet, self.observe, self.follows, self.follow, finalized=True)
+        return Shortcuts(
+            self.quiet, self.observe, self.follows, self.follow, finalized=True, create=self.create
+        )
 
     async def follow_policy(
         self, namespace: str, name: str, kw: Mapping[str, Any], write: WriteStatus | None = None
