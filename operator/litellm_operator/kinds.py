@@ -24,7 +24,7 @@ from litellm_operator.models import GROUP, USER_PLURAL
 from litellm_operator.policies.handlers import PolicyHandlers
 from litellm_operator.policies.rollouts import Members, Rollouts
 from litellm_operator.runtime.config import OperatorConfig
-from litellm_operator.runtime.handling import Release, now_iso
+from litellm_operator.runtime.handling import Handover, now_iso
 from litellm_operator.runtime.indices import ObjectIndices
 from litellm_operator.runtime.kopf_watch import Shortcuts
 from litellm_operator.runtime.metrics import Metrics
@@ -35,7 +35,7 @@ from litellm_operator.users import context
 from litellm_operator.users.following import PolicyFollowers
 from litellm_operator.users.handlers import UserHandlers
 
-Register = Callable[[kopf.OperatorRegistry, Release], None]
+Register = Callable[[kopf.OperatorRegistry, Handover], None]
 
 
 @dataclass(frozen=True)
@@ -72,10 +72,10 @@ async def started(base: Base) -> AsyncIterator[tuple[Kind, ...]]:
         user_handlers = UserHandlers(users, rollouts)
         policy_handlers = PolicyHandlers(rollouts, PolicyFollowers(users, members))
 
-        def policies(registry: kopf.OperatorRegistry, _: Release) -> None:
+        def policies(registry: kopf.OperatorRegistry, _: Handover) -> None:
             policy_handlers.register(registry, base.config.resync_seconds)
 
-        def keys(registry: kopf.OperatorRegistry, _: Release) -> None:
+        def keys(registry: kopf.OperatorRegistry, _: Handover) -> None:
             secrets.register(registry)
 
         async def team_created(team_id: str) -> None:

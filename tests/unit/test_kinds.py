@@ -49,8 +49,22 @@ def handler_ids(registry: kopf.OperatorRegistry) -> dict[str, set[str]]:
     return {name: {str(h.id) for h in part.get_all_handlers()} for name, part in parts.items()}
 
 
+class Handover:
+    """Records what registering the kinds asks of the watch stream (nothing, it should be)."""
+
+    def __init__(self) -> None:
+        self.asked: list[Any] = []
+
+    def release(self, uid: str) -> None:
+        self.asked.append(uid)
+
+    def answer(self, kwargs: Mapping[str, Any]) -> bool:
+        self.asked.append(kwargs)
+        return False
+
+
 async def test_every_kind_registers_its_handlers_and_only_the_users_are_fed() -> None:
-    released: list[str] = []
+    handover = Handover()
     client = LiteLLMClient(CONFIG["LITELLM_URL"], "sk-unit")
     base = kinds.Base(load_config(CONFIG), client, RecordingKube(), Metrics())
     registry = kopf.OperatorRegistry()
@@ -64,7 +78,7 @@ async def test_every_kind_registers_its_handlers_and_only_the_users_are_fed() ->
         feeds = [key for kind in operated for key in kind.feeds]
         assert feeds == [(GROUP, USER_PLURAL)]
         for kind in operated:
-            kind.register(registry, released.append)
+            kind.register(registry, handover)
     assert handler_ids(registry) == {
         "activities": {
             "prefetch-litellm-users",
@@ -79,7 +93,7 @@ async def test_every_kind_registers_its_handlers_and_only_the_users_are_fed() ->
         "spawning": {"resync", "team-resync"},
         "changing": {"reconcile", "resume", "finalize", "propagate"},
     }
-    assert released == [], "registering releases nothing"
+    assert handover.asked == [], "registering releases or answers nothing"
 
 
 async def test_the_key_secrets_watch_nudges_only_this_operator_s_owners() -> None:

@@ -653,14 +653,16 @@ async def run_created(
     async def handler(**kwargs: Any) -> None:
         ran.append(kwargs["body"]["metadata"]["resourceVersion"])
 
-    wrapped = with_indices(ObjectIndices({}), lambda _: None)(handler, True)
+    wrapped = with_indices(ObjectIndices({}), settings)(handler, True)
     processed: list[Any] = []
 
-    async def process(*, raw_event: Any, **kwargs: Any) -> str:
+    async def process(*, raw_event: Any, resource: Any, **_: Any) -> str:
+        """kopf's cycle: its change handlers get no settings, only the cause's kwargs."""
         patch = kopf.Patch()
         processed.append((raw_event, patch))
+        body = kopf.Body(raw_event["object"])
         try:
-            await wrapped(body=kopf.Body(raw_event["object"]), patch=patch, **kwargs)
+            await wrapped(body=body, patch=patch, resource=resource, uid=body.metadata.uid)
         except Exception as exc:
             processed.append(exc)
         return "99"

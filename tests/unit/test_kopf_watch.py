@@ -357,7 +357,7 @@ async def test_a_settling_handler_gets_the_indices_and_releases_its_object() -> 
         return "done"
 
     settings = kopf_watch.FedSettings(feeds=fed(kopf_watch.Feed(indices, gate)))
-    wrap = with_indices(indices, settings.release)
+    wrap = with_indices(indices, settings)
     await gate.admit("uid-a")
     assert await wrap(handler)(uid="uid-a") == "done"
     assert len(gate) == 1, "a handler that does not settle leaves the object out"

@@ -15,12 +15,11 @@ import functools
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import kopf
 
 from litellm_operator.reasons import Event
-from litellm_operator.runtime import kopf_watch
 from litellm_operator.runtime.indices import ObjectIndices
 from litellm_operator.status import TIMESTAMP
 
@@ -116,27 +115,37 @@ async def listed_here(**_: Any) -> None:
 
 
 Handler = Callable[..., Awaitable[Any]]
-Release = Callable[[str], None]
 
 
-def with_indices(indices: ObjectIndices, release: Release) -> Callable[..., Handler]:
+class Handover(Protocol):
+    """What the watch stream (:mod:`litellm_operator.runtime.kopf_watch`) is told by, and
+    tells, a kind's handlers."""
+
+    def release(self, uid: str) -> None:
+        """A handler of object ``uid`` ended: let the next listed or new object in."""
+
+    def answer(self, kwargs: Mapping[str, Any]) -> bool:
+        """If a create shortcut ran the handler for this event already, put what it did in
+        kopf's patch (raising what it raised); whether it had."""
+
+
+def with_indices(indices: ObjectIndices, handover: Handover) -> Callable[..., Handler]:
     """Wraps a handler so it receives the operator's ``indices`` among its kwargs, as kopf gives
     its own; with ``settles``, the object leaves the gates of the listing's replay and of new
-    objects (``release``, see :mod:`litellm_operator.runtime.kopf_watch`) once the handler
-    ends, whatever kopf does with it afterwards (sleep out a retry delay, say), and a create
-    shortcut's answer for the event is given instead of running the handler again
-    (:func:`~litellm_operator.runtime.kopf_watch.answer_for`)."""
+    objects (``handover.release``) once the handler ends, whatever kopf does with it
+    afterwards (sleep out a retry delay, say), and the handler is not run again for an event
+    a create shortcut ran it for (``handover.answer``)."""
 
     def wrap(handler: Handler, settles: bool = False) -> Handler:
         @functools.wraps(handler)
         async def call(**kwargs: Any) -> Any:
             try:
-                if settles and kopf_watch.answer_for(kwargs):
+                if settles and handover.answer(kwargs):
                     return None
                 return await handler(**kwargs, **indices.views)
             finally:
                 if settles:
-                    release(str(kwargs.get("uid") or ""))
+                    handover.release(str(kwargs.get("uid") or ""))
 
         return call
 

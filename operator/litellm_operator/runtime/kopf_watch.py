@@ -484,6 +484,10 @@ class FedSettings(kopf.OperatorSettings):
         """A handler of object ``uid`` ended: let the next listed or new object in."""
         release(self.feeds, uid, settled=True)
 
+    def answer(self, kwargs: Mapping[str, Any]) -> bool:
+        """:func:`answer_for` a handler's kwargs (kopf gives handlers no settings)."""
+        return answer_for(self, kwargs)
+
 
 def release(feeds: Feeds, uid: str, *, settled: bool, processed: bool = False) -> None:
     """Object ``uid`` left kopf's hands: let the next listed object of ``feeds`` in; the next
@@ -737,11 +741,11 @@ def essence_of(body: kopf.Body, kwargs: Mapping[str, Any]) -> Any:
     return persistence.progress_storage.clear(essence=essence)
 
 
-def answer_for(kwargs: Mapping[str, Any]) -> bool:
-    """In a kind's handler run by kopf: if a create shortcut left an :class:`Answer` for this
-    event, put its patch in kopf's and raise its error, as the handler did; whether there was
-    one (then the handler is not run again)."""
-    feed = feed_of(kwargs.get("settings"), kwargs.get("resource"))
+def answer_for(settings: Any, kwargs: Mapping[str, Any]) -> bool:
+    """In a kind's handler run by kopf (``kwargs``): if a create shortcut left an
+    :class:`Answer` for this event, put its patch in kopf's and raise its error, as the handler
+    did; whether there was one (then the handler is not run again)."""
+    feed = feed_of(settings, kwargs.get("resource"))
     body = kwargs.get("body")
     answer = feed.answers.take(body) if feed is not None and body is not None else None
     if answer is None:

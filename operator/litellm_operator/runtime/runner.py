@@ -121,7 +121,7 @@ async def serve(
             vital_signs.feeds = feeds
             registry = kopf.OperatorRegistry()
             for kind in operated:
-                kind.register(registry, settings.release)
+                kind.register(registry, settings)
             configure_kopf(registry, config)
             if isinstance(stop_flag, asyncio.Event):
                 flag = stop_flag

@@ -28,8 +28,8 @@ from litellm_operator.policies.validated import PolicyModels
 from litellm_operator.reasons import Reason
 from litellm_operator.runtime.handling import (
     UNEXPECTED_ERROR_BACKOFF,
+    Handover,
     OneAtATime,
-    Release,
     Retry,
     first,
     now_iso,
@@ -280,7 +280,7 @@ class TeamHandlers:
             kind = "changed" if outcome.wrote else "in_sync"
         self.metrics.team_reconciles.labels(result=kind, reason=str(after.get("reason"))).inc()
 
-    def register(self, registry: kopf.OperatorRegistry, _: Release) -> None:
+    def register(self, registry: kopf.OperatorRegistry, _: Handover) -> None:
         backoff = UNEXPECTED_ERROR_BACKOFF
         kopf.index(*TEAMS, registry=registry, id="teams_by_namespace")(index_by_namespace)
         kopf.on.create(*TEAMS, registry=registry, id="reconcile", backoff=backoff)(self.changed)

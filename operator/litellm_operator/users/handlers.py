@@ -28,7 +28,7 @@ from litellm_operator.policies.rollouts import Rollouts
 from litellm_operator.reasons import Reason
 from litellm_operator.runtime.handling import (
     UNEXPECTED_ERROR_BACKOFF,
-    Release,
+    Handover,
     Retry,
     first,
     listed_here,
@@ -255,9 +255,10 @@ class UserHandlers:
 
         return record
 
-    def register(self, registry: kopf.OperatorRegistry, release: Release) -> None:
-        """Wire the users' handlers to ``registry``; ``release`` lets a listed user out of the
-        replay gate once its handler ends (:mod:`litellm_operator.runtime.kopf_watch`)."""
+    def register(self, registry: kopf.OperatorRegistry, handover: Handover) -> None:
+        """Wire the users' handlers to ``registry``; ``handover`` lets a listed user out of the
+        replay gate once its handler ends, and answers for a create shortcut's run
+        (:mod:`litellm_operator.runtime.kopf_watch`)."""
         users = (GROUP, VERSION, USER_PLURAL)
         # Not an index anyone reads: with it, kopf's readiness (no handler runs before every
         # watched kind is listed) waits for the LiteLLMUser listings too, which is when
@@ -265,7 +266,7 @@ class UserHandlers:
         # Its label matches no user, so kopf does not run it on each user event (a cost the
         # README's Performance section measures); the readiness only needs it registered.
         kopf.index(*users, registry=registry, id="users_listed", labels=UNINDEXED)(listed_here)
-        indexed = with_indices(self.runtime.users, release)
+        indexed = with_indices(self.runtime.users, handover)
         backoff = UNEXPECTED_ERROR_BACKOFF
         changed, resumed = indexed(self.changed, True), indexed(self.resumed, True)
         kopf.on.create(*users, registry=registry, id="reconcile", backoff=backoff)(changed)
