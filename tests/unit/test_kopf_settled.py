@@ -11,6 +11,7 @@ from typing import Any, cast
 
 import kopf
 import pytest
+from kopf._cogs.aiokits import aiotoggles
 from kopf._cogs.clients import api as kopf_api
 from kopf._cogs.clients import errors as kopf_errors
 from kopf._cogs.clients import watching
@@ -774,3 +775,42 @@ async def test_an_event_while_kopf_awaits_a_patch_s_echo_is_left_to_kopf(
     users, api = Users(creates=True), Api()
     _, (ran, processed, _), _, _ = await run_created(users, api, monkeypatch, consistency_time=1.0)
     assert (users.created, ran, api.calls, len(processed)) == ([], ["10"], [], 1)
+
+
+async def test_a_shortcut_before_the_operator_is_ready_waits_for_it_and_holds_it_back_no_more(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """kopf makes a readiness toggle per new object while the operator is not ready, and drops
+    it when it processes the object's event: an event taken without kopf must drop it too (or
+    kopf's readiness never comes, and with it none of kopf's handlers run), and, as kopf does,
+    run no handler before every watched kind is listed and indexed."""
+    monkeypatch.setattr(kopf_api, "patch", Api().patch)
+    users = Users(finalized=True)
+    feed = kopf_watch.Feed(ObjectIndices({}), shortcuts=users.shortcuts())
+    settings = kopf_watch.FedSettings(feeds=fed(feed))
+    settings.persistence.finalizer = FINALIZER
+    operator_indexed = aiotoggles.ToggleSet(all)
+    this_object = await operator_indexed.make_toggle(name="alice")
+    policies_listed = await operator_indexed.make_toggle(name="policies")
+
+    async def process(**_: Any) -> None:
+        raise AssertionError("taken without kopf")
+
+    taken: asyncio.Future[Any] = asyncio.ensure_future(
+        kopf_watch.releasing(process)(
+            raw_event={"type": "ADDED", "object": NEW},
+            settings=settings,
+            resource=RESOURCE,
+            indexers=Indexers(),
+            event_queue=asyncio.Queue(),
+            operator_indexed=operator_indexed,
+            resource_indexed=this_object,
+        )
+    )
+    await asyncio.sleep(0.05)
+    assert this_object not in operator_indexed._toggles, "no longer holds readiness back"
+    assert not taken.done(), "no handler before the operator is ready"
+    assert users.observed == []
+    await policies_listed.turn_to(True)
+    assert await asyncio.wait_for(taken, 5) == "11"
+    assert feed.events == {"finalized": 1}

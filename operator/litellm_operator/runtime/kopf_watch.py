@@ -1017,6 +1017,7 @@ def releasing(process: Process) -> Process:
         feed = feed_of(settings, kwargs.get("resource"))
         patched: Any = None
         try:
+            await indexed(kwargs)
             if newest is not None and newest.superseded(raw_event):
                 if feed is not None:
                     feed.events["superseded"] += 1
@@ -1026,6 +1027,7 @@ def releasing(process: Process) -> Process:
                 consistent = kwargs.get("consistency_time") is None
                 step = shortcut_for(raw_event, feed, settled_of(settings), finalizer, consistent)
                 if feed is not None and feed.shortcuts is not None and step is not None:
+                    await ready(kwargs)
                     try:
                         patched = await take_shortcut(step, raw_event, feed.shortcuts, kwargs)
                         feed.events[step] += 1
@@ -1064,6 +1066,24 @@ def releasing(process: Process) -> Process:
     return process_resource_event
 
 
+async def indexed(kwargs: Mapping[str, Any]) -> None:
+    """What kopf's processing of an event does first, before the operator is ready: the object
+    no longer holds its readiness back (kopf makes a toggle per new object while it is not
+    ready; an event not given to kopf must drop it, or kopf's readiness never comes)."""
+    operator_indexed = kwargs.get("operator_indexed")
+    resource_indexed = kwargs.get("resource_indexed")
+    if operator_indexed is not None and resource_indexed is not None:
+        await operator_indexed.drop_toggle(resource_indexed)
+
+
+async def ready(kwargs: Mapping[str, Any]) -> None:
+    """As kopf does before it runs any handler: wait until every watched kind is listed and
+    indexed (kopf's indices, which the shortcuts' handlers read, are then whole)."""
+    operator_indexed = kwargs.get("operator_indexed")
+    if operator_indexed is not None:
+        await operator_indexed.wait_for(True)
+
+
 def kopf_state_where_expected() -> bool:
     """Whether kopf keeps its last-handled configuration and its handlers' progress in status
     where :class:`Settled` reads them, and stores the configuration once handlers are done."""
@@ -1093,6 +1113,14 @@ def shortcuts_supported(process: Process) -> bool:
     )
 
 
+_PROCESS_PARAMETERS = (
+    "registry",
+    "memories",
+    "memobase",
+    "consistency_time",
+    "operator_indexed",
+    "resource_indexed",
+)
 _ESSENCE_NAMES = ("get_extra_fields", "diffbase_storage", "build", "progress_storage", "clear")
 
 
@@ -1111,10 +1139,8 @@ def create_supported(process: Process) -> bool:
         and "fully_handled_once" in processing.process_changing_cause.__code__.co_names
         and "fully_handled_once" in memory_fields
         and "noticed_by_listing" in inspect.signature(inventory.ResourceMemories.recall).parameters
-        and all(
-            p in process_parameters
-            for p in ("registry", "memories", "memobase", "consistency_time")
-        )
+        and all(p in process_parameters for p in _PROCESS_PARAMETERS)
+        and {"drop_toggle", "wait_for"} <= set(processing.process_resource_event.__code__.co_names)
     )
 
 
