@@ -62,12 +62,21 @@ configuration is what it stored (:class:`Settled`). For a kind that says how
 
 And a new object of a kind whose every object kopf finalizes gets kopf's finalizer here, in one
 conditional merge patch, instead of in a cycle of kopf's own (a deep copy and a JSON diff of
-the body, besides the cycle); kopf first sees it with the finalizer, and creates it. Any other
-event (a spec or metadata change, a handler still in progress, a listed object kopf handled
-before, a deletion, a shortcut whose write failed) goes to kopf as before; but an event whose
-finalizer patch meets a conflict is dropped, since the object's newer event follows (handed to
-kopf, it would leave kopf a pending patch that the newer event's shortcut makes a no-op, and
-kopf would then wait for an event that never comes before it runs the create handler).
+the body, besides the cycle). Its next event, the object with the finalizer, is created here
+(``create``, the kind's create handler) as kopf's cycle would create it: the handler fills a
+patch, the last-handled configuration kopf would build from that event is stored in it, kopf's
+memory of the object says it was handled, and the status is merge-patched; kopf then finds the
+object handled. A handler that raises, or a status write that fails, leaves the event to kopf's
+cycle with an :class:`Answer`: kopf's run of the handler answers with what this run did (its
+patch, its error), so kopf keeps the retries and their back-off and LiteLLM is not called twice.
+Any other event (a spec or metadata change, a handler still in progress, a listed object kopf
+handled before, a deletion, an event older than a patch whose echo is awaited) goes to kopf as
+before; but an event whose finalizer patch meets a conflict is dropped, since the object's newer
+event follows (handed to kopf, it would leave kopf a pending patch that the newer event's
+shortcut makes a no-op, and kopf would then wait for an event that never comes before it runs
+the create handler). Before the operator is ready, an event taken here drops its object's
+readiness toggle, as kopf's processing does first, and a shortcut waits for the readiness, as
+kopf's handlers do (:func:`indexed`, :func:`ready`).
 
 **Superseded events.** kopf queues every event of an object and processes each in turn, though
 its handlers only look at the newest body (they compare it with the last-handled state). While
@@ -711,7 +720,10 @@ async def create(
     except Exception as exc:
         answers.keep(body, patch, exc)
         raise HandedToKopf("the create handler raised") from exc
-    answer = copy.deepcopy(dict(patch))
+    # What the handler patched, before kopf's configuration joins it (kept only on a failure).
+    answer = {
+        key: dict(value) if isinstance(value, Mapping) else value for key, value in patch.items()
+    }
     if set(patch) - {"status"}:
         answers.keep(body, answer, None)
         raise HandedToKopf("the handler patched more than the status")
