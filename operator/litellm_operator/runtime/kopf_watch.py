@@ -115,7 +115,7 @@ from collections.abc import (
     Mapping,
 )
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, Generic, TypeVar, cast
 
 import kopf
 from kopf._cogs.clients import api, errors, watching
@@ -125,6 +125,7 @@ from kopf._core.reactor import inventory, processing, running
 from litellm_operator.runtime.indices import Entries, ObjectIndices, pack, uid_of, unpack
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 Watch = Callable[..., AsyncIterator[Any]]
 Process = Callable[..., Awaitable[Any]]
@@ -303,7 +304,23 @@ def handled_fingerprint(body: Mapping[str, Any]) -> int:
     )
 
 
-class Settled:
+class ByObject(Generic[T]):
+    """Something kept per object (by uid), forgotten with the object."""
+
+    def __init__(self) -> None:
+        self._items: dict[str, T] = {}
+
+    def forget(self, uid: str) -> None:
+        self._items.pop(uid, None)
+
+    def __contains__(self, uid: object) -> bool:
+        return uid in self._items
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class Settled(ByObject[tuple[int, int]]):
     """Per object, what kopf last finished handling: the fingerprint of the body its handlers
     were done with and the last-handled configuration it stored then.
 
@@ -314,14 +331,11 @@ class Settled:
     patch's echo, which brings the same body with the stored configuration; kopf would only
     wait in it for that echo: :meth:`handled_alike`."""
 
-    def __init__(self) -> None:
-        self._handled: dict[str, tuple[int, int]] = {}
-
     def record(self, body: Mapping[str, Any], last_handled: str) -> None:
         """kopf stores ``last_handled`` for ``body``: its handlers are done with it."""
         uid = uid_of(body)
         if uid is not None:
-            self._handled[uid] = (handled_fingerprint(body), hash(last_handled))
+            self._items[uid] = (handled_fingerprint(body), hash(last_handled))
 
     def inert(self, body: Mapping[str, Any]) -> bool:
         handled = self._handled_for(body)
@@ -339,16 +353,7 @@ class Settled:
         uid = uid_of(body)
         if uid is None or PROGRESS in kopf_state(body):
             return None
-        return self._handled.get(uid)
-
-    def forget(self, uid: str) -> None:
-        self._handled.pop(uid, None)
-
-    def __contains__(self, uid: object) -> bool:
-        return uid in self._handled
-
-    def __len__(self) -> int:
-        return len(self._handled)
+        return self._items.get(uid)
 
 
 @dataclass(frozen=True)
@@ -363,37 +368,25 @@ class Answer:
     """What the handler raised (kopf retries it as it would its own), if anything."""
 
 
-class Answers:
+class Answers(ByObject[Answer]):
     """Per object, the :class:`Answer` a create shortcut left to kopf: a handler that raised (a
     retry for later), or a status write that failed. kopf's cycle of the same event then runs
     the handler wrapper, which answers with it (:func:`answer_for`) instead of doing the work,
     LiteLLM's calls among it, a second time; kopf keeps the retries, its back-off and its patch."""
 
-    def __init__(self) -> None:
-        self._answers: dict[str, Answer] = {}
-
     def keep(self, body: Mapping[str, Any], patch: Mapping[str, Any], error: Any) -> None:
         uid = uid_of(body)
         if uid is not None:
             version = (body.get("metadata") or {}).get("resourceVersion")
-            self._answers[uid] = Answer(version, copy.deepcopy(dict(patch)), error)
+            self._items[uid] = Answer(version, copy.deepcopy(dict(patch)), error)
 
     def take(self, body: Mapping[str, Any]) -> Answer | None:
         """The answer kept for ``body``'s object, if it was for this very version (one kept for
         an older one is dropped: its event was not the one kopf then ran)."""
         uid = uid_of(body)
-        answer = self._answers.pop(uid, None) if uid is not None else None
+        answer = self._items.pop(uid, None) if uid is not None else None
         version = (body.get("metadata") or {}).get("resourceVersion")
         return answer if answer is not None and answer.version == version else None
-
-    def forget(self, uid: str) -> None:
-        self._answers.pop(uid, None)
-
-    def __contains__(self, uid: object) -> bool:
-        return uid in self._answers
-
-    def __len__(self) -> int:
-        return len(self._answers)
 
 
 @dataclass
