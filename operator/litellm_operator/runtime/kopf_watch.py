@@ -374,7 +374,9 @@ class Answers(ByObject[Answer]):
     the handler wrapper, which answers with it (:func:`answer_for`) instead of doing the work,
     LiteLLM's calls among it, a second time; kopf keeps the retries, its back-off and its patch."""
 
-    def keep(self, body: Mapping[str, Any], patch: Mapping[str, Any], error: Any) -> None:
+    def keep(
+        self, body: Mapping[str, Any], patch: Mapping[str, Any], error: BaseException | None
+    ) -> None:
         uid = uid_of(body)
         if uid is not None:
             version = (body.get("metadata") or {}).get("resourceVersion")
