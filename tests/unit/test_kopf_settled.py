@@ -417,6 +417,36 @@ async def run_released(
     return result, processed, feed
 
 
+async def test_the_shortcuts_writes_in_flight_are_bounded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """kopf's client opens a connection per request in flight: the shortcuts keep at most
+    KUBE_WRITES_IN_FLIGHT of theirs in flight, however many objects write at once."""
+    in_flight, most = 0, 0
+    release = asyncio.Event()
+
+    async def patch(url: str, **_: Any) -> dict[str, Any]:
+        nonlocal in_flight, most
+        in_flight += 1
+        most = max(most, in_flight)
+        await release.wait()
+        in_flight -= 1
+        return {"metadata": {"resourceVersion": "7"}}
+
+    monkeypatch.setattr(kopf_api, "patch", patch)
+    settings = kopf_watch.FedSettings()
+    writes = [
+        asyncio.create_task(kopf_watch.merge_patch(f"/u/{i}", {}, settings))
+        for i in range(kopf_watch.KUBE_WRITES_IN_FLIGHT * 3)
+    ]
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert most == kopf_watch.KUBE_WRITES_IN_FLIGHT
+    release.set()
+    assert await asyncio.gather(*writes) == ["7"] * len(writes)
+    assert most == kopf_watch.KUBE_WRITES_IN_FLIGHT
+
+
 async def test_a_new_object_gets_kopf_s_finalizer_in_one_conditional_patch(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -147,6 +147,12 @@ RETURNS_IN_FLIGHT = 100
 """Objects kopf was done with, back with an event (a policy's rollout), in kopf's hands at once:
 as many as new objects, for the same reason."""
 
+KUBE_WRITES_IN_FLIGHT = 8
+"""The shortcuts' writes through kopf's API client in flight at once. kopf's client sets no
+bound on its connections to the API server and opens one (with its TLS handshake and buffers)
+for each request in flight beyond those idle in its pool: a thousand new users at once kept
+about 50 open (the README's Performance section)."""
+
 ECHO_SECONDS = 10.0
 """How long after kopf patched an object its next event still passes at once, as the echo kopf
 waits for (its consistency timeout, 5 s by default, is shorter)."""
@@ -483,6 +489,10 @@ class FedSettings(kopf.OperatorSettings):
     feeds: Feeds = field(default_factory=dict)
     newest: Newest = field(default_factory=Newest)
     settled: Settled = field(default_factory=Settled)
+    writes: asyncio.Semaphore = field(
+        default_factory=lambda: asyncio.Semaphore(KUBE_WRITES_IN_FLIGHT)
+    )
+    """Bounds the shortcuts' writes in flight (:data:`KUBE_WRITES_IN_FLIGHT`)."""
 
     def release(self, uid: str) -> None:
         """A handler of object ``uid`` ended: let the next listed or new object in."""
@@ -608,11 +618,16 @@ MERGE_PATCH = {"Content-Type": "application/merge-patch+json"}
 
 async def merge_patch(url: str, payload: Mapping[str, Any], settings: Any) -> str | None:
     """Merge-patch ``url`` through kopf's API client; the patched resourceVersion (``None`` if
-    the object is gone). Any other API error raises."""
+    the object is gone). Any other API error raises. At most :data:`KUBE_WRITES_IN_FLIGHT`
+    are in flight at once for one operator (its :class:`FedSettings`)."""
+    bound: contextlib.AbstractAsyncContextManager[Any] = (
+        settings.writes if isinstance(settings, FedSettings) else contextlib.nullcontext()
+    )
     try:
-        patched = await api.patch(
-            url, headers=MERGE_PATCH, payload=payload, settings=settings, logger=log
-        )
+        async with bound:
+            patched = await api.patch(
+                url, headers=MERGE_PATCH, payload=payload, settings=settings, logger=log
+            )
     except errors.APINotFoundError:
         return None  # deleted meanwhile: its deletion's events follow
     version = ((patched or {}).get("metadata") or {}).get("resourceVersion")
