@@ -13,18 +13,24 @@
   it is how a policy edit, or drift found by the periodic resync, reaches the users concerned,
   through the same handler (and the same retries and status) as any other change.
 
-The kubernetes client is synchronous; calls run in a worker thread.
+The kubernetes client is synchronous; calls run in a worker thread. Secrets go through the
+client's transport, authentication and errors (:meth:`Kube._core`), but not through its typed
+``CoreV1Api``: importing that loads a model class for every core kind, a fifth of the
+operator's resident memory at rest (the README's Performance section), for the one kind the
+operator reads as plain JSON anyway.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import kubernetes
@@ -33,6 +39,12 @@ from pydantic import SecretStr
 from litellm_operator.models import GROUP, POLICY_PLURAL, TEAM_PLURAL, USER_PLURAL, VERSION
 
 log = logging.getLogger(__name__)
+
+SECRETS = "/api/v1/namespaces/{namespace}/secrets"
+SECRET = "/api/v1/namespaces/{namespace}/secrets/{name}"
+ALL_SECRETS = "/api/v1/secrets"
+STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
+"""What the typed client sent for a dict patch of a built-in kind: ``None`` deletes a key."""
 
 NUDGE_ANNOTATION = f"reconcile.{GROUP}/requested"
 """Outside the ``{GROUP}/`` prefix on purpose: kopf ignores its own storage prefix in diffs."""
@@ -71,6 +83,10 @@ def unread(call: Callable[..., Any], *args: Any) -> None:
         response.release_conn()
 
 
+class WatchEnded(RuntimeError):
+    """The API server ended a watch with an error event (its Status code, if any)."""
+
+
 class ResourceGone(LookupError):
     """The resource a write was meant for has been deleted meanwhile."""
 
@@ -81,7 +97,41 @@ class Kube:
             api_client = kubernetes.client.ApiClient(load_configuration())
         self.api_client = api_client
         self.custom = kubernetes.client.CustomObjectsApi(api_client)
-        self.core = kubernetes.client.CoreV1Api(api_client)
+
+    def _core(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str],
+        *,
+        query: Mapping[str, str | int | bool] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+        preload: bool = True,
+    ) -> Any:
+        """Blocking: one request to the core API (``path`` under ``/api/v1``); its JSON answer
+        as plain data, or with ``preload=False`` the open response (a watch). Any answer but a
+        2xx raises :class:`kubernetes.client.ApiException`, as the typed client does."""
+        request = self.api_client.param_serialize(
+            method=method,
+            resource_path=path,
+            path_params=dict(params),
+            query_params=list((query or {}).items()),
+            header_params={"Accept": "application/json", "Content-Type": content_type},
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+        response = self.api_client.call_api(*request)
+        if preload or not 200 <= response.status <= 299:
+            response.read()
+        if not 200 <= response.status <= 299:
+            text = response.data.decode("utf-8", errors="replace") if response.data else None
+            raise kubernetes.client.ApiException.from_response(
+                http_resp=response, body=text, data=None
+            )
+        if not preload:
+            return response.response
+        return json.loads(response.data) if response.data else None
 
     async def record_user_id(
         self, namespace: str, name: str, user_id: str, status: Mapping[str, Any]
@@ -151,9 +201,9 @@ class Kube:
     async def list_secrets(self, namespace: str, selector: str) -> list[KeySecret]:
         """The Secrets of ``namespace`` that match the label ``selector`` (the operator's)."""
         found = await asyncio.to_thread(
-            self.core.list_namespaced_secret, namespace, label_selector=selector
+            self._core, "GET", SECRETS, {"namespace": namespace}, query={"labelSelector": selector}
         )
-        return [key_secret(item) for item in found.items]
+        return [key_secret(item) for item in (found or {}).get("items") or ()]
 
     async def create_secret(
         self,
@@ -178,8 +228,7 @@ class Kube:
             },
             "data": encoded(data),
         }
-        create: Any = self.core.create_namespaced_secret  # accepts a dict as well as a V1Secret
-        await asyncio.to_thread(create, namespace, body)
+        await asyncio.to_thread(self._core, "POST", SECRETS, {"namespace": namespace}, body=body)
 
     async def patch_secret(
         self,
@@ -202,11 +251,28 @@ class Kube:
         body: dict[str, Any] = {"metadata": meta}
         if data:
             body["data"] = encoded(data)
-        await asyncio.to_thread(self.core.patch_namespaced_secret, name, namespace, body)
+        await asyncio.to_thread(
+            partial(
+                self._core,
+                "PATCH",
+                SECRET,
+                {"namespace": namespace, "name": name},
+                body=body,
+                content_type=STRATEGIC_MERGE_PATCH,
+            )
+        )
 
     async def delete_secret(self, namespace: str, name: str) -> bool:
         """Delete a Secret; ``False`` if it was already gone."""
-        return await self._ignoring_404(self.core.delete_namespaced_secret, name, namespace)
+        try:
+            await asyncio.to_thread(
+                self._core, "DELETE", SECRET, {"namespace": namespace, "name": name}
+            )
+        except kubernetes.client.ApiException as exc:
+            if exc.status != 404:
+                raise
+            return False
+        return True
 
     def watch_secrets(
         self,
@@ -222,12 +288,12 @@ class Kube:
             watch = kubernetes.watch.Watch()
             try:
                 for event in watch.stream(
-                    self.core.list_secret_for_all_namespaces,
-                    label_selector=selector,
-                    timeout_seconds=window,
+                    self._watch_all_secrets, label_selector=selector, timeout_seconds=window
                 ):
                     if stop.is_set():
                         break
+                    if event["type"] == "ERROR":  # a Status, not a Secret: watch again
+                        raise WatchEnded(str((event["object"] or {}).get("code", "")))
                     deliver(str(event["type"]), key_secret(event["object"]))
             except Exception as exc:  # a watch that broke is simply started again
                 status = getattr(exc, "status", "")  # never the message: it may hold data
@@ -238,6 +304,17 @@ class Kube:
             finally:
                 watch.stop()
 
+    def _watch_all_secrets(self, **kwargs: Any) -> object:
+        """The call ``kubernetes.watch.Watch.stream`` reads events from; with no model type to
+        decode into, it hands each event's object over as it came (a dict)."""
+        query = {"labelSelector": kwargs["label_selector"], "watch": True}
+        query.update(
+            {"timeoutSeconds": kwargs["timeout_seconds"]} if "timeout_seconds" in kwargs else {}
+        )
+        if kwargs.get("resource_version"):
+            query["resourceVersion"] = kwargs["resource_version"]
+        return self._core("GET", ALL_SECRETS, {}, query=query, preload=False)
+
     def server_version(self) -> tuple[int, int]:
         """The API server's (major, minor) version, as ``/version`` reports it."""
         info = kubernetes.client.VersionApi(self.api_client).get_code(_request_timeout=10)
@@ -247,19 +324,21 @@ class Kube:
         self.api_client.close()
 
 
-def key_secret(item: Any) -> KeySecret:
-    meta = item.metadata
+def key_secret(item: Mapping[str, Any]) -> KeySecret:
+    """A Secret as the API server sends it (JSON), its values decoded into ``SecretStr``."""
+    meta = item.get("metadata") or {}
     data = {
         k: SecretStr(base64.b64decode(v).decode(errors="replace"))
-        for k, v in (item.data or {}).items()
+        for k, v in (item.get("data") or {}).items()
     }
+    owners = meta.get("ownerReferences") or ()
     return KeySecret(
-        name=meta.name,
-        namespace=meta.namespace or "",
-        labels=dict(meta.labels or {}),
-        annotations=dict(meta.annotations or {}),
+        name=str(meta.get("name") or ""),
+        namespace=str(meta.get("namespace") or ""),
+        labels=dict(meta.get("labels") or {}),
+        annotations=dict(meta.get("annotations") or {}),
         data=data,
-        controller_uid=next((o.uid for o in meta.owner_references or () if o.controller), None),
+        controller_uid=next((o.get("uid") for o in owners if o.get("controller")), None),
     )
 
 
