@@ -28,7 +28,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -81,6 +81,17 @@ def unread(call: Callable[..., Any], *args: Any) -> None:
         response.read()
     finally:
         response.release_conn()
+
+
+async def unless_gone(request: Awaitable[Any]) -> bool:
+    """Await a request to one object; ``False`` if the API server answered 404 (it is gone)."""
+    try:
+        await request
+    except kubernetes.client.ApiException as exc:
+        if exc.status != 404:
+            raise
+        return False
+    return True
 
 
 class WatchEnded(RuntimeError):
@@ -166,13 +177,7 @@ class Kube:
 
     @staticmethod
     async def _ignoring_404(call: Any, *args: Any) -> bool:
-        try:
-            await asyncio.to_thread(unread, call, *args)
-        except kubernetes.client.ApiException as exc:
-            if exc.status != 404:
-                raise
-            return False
-        return True
+        return await unless_gone(asyncio.to_thread(unread, call, *args))
 
     async def nudge(self, namespace: str, name: str, why: str) -> None:
         """Ask kopf to reconcile the user again; ``why`` is kept in the annotation."""
@@ -184,19 +189,9 @@ class Kube:
 
     async def _nudge(self, plural: str, namespace: str, name: str, why: str) -> None:
         body: dict[str, Any] = {"metadata": {"annotations": {NUDGE_ANNOTATION: why}}}
-        try:
-            await asyncio.to_thread(
-                self.custom.patch_namespaced_custom_object,
-                GROUP,
-                VERSION,
-                namespace,
-                plural,
-                name,
-                body,
-            )
-        except kubernetes.client.ApiException as exc:
-            if exc.status != 404:  # deleted meanwhile: nothing left to reconcile
-                raise
+        patch = self.custom.patch_namespaced_custom_object
+        # Deleted meanwhile: nothing left to reconcile.
+        await unless_gone(asyncio.to_thread(patch, GROUP, VERSION, namespace, plural, name, body))
 
     async def list_secrets(self, namespace: str, selector: str) -> list[KeySecret]:
         """The Secrets of ``namespace`` that match the label ``selector`` (the operator's)."""
@@ -264,15 +259,8 @@ class Kube:
 
     async def delete_secret(self, namespace: str, name: str) -> bool:
         """Delete a Secret; ``False`` if it was already gone."""
-        try:
-            await asyncio.to_thread(
-                self._core, "DELETE", SECRET, {"namespace": namespace, "name": name}
-            )
-        except kubernetes.client.ApiException as exc:
-            if exc.status != 404:
-                raise
-            return False
-        return True
+        params = {"namespace": namespace, "name": name}
+        return await unless_gone(asyncio.to_thread(self._core, "DELETE", SECRET, params))
 
     def watch_secrets(
         self,
