@@ -30,7 +30,6 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any
 
 import kubernetes
@@ -247,14 +246,12 @@ class Kube:
         if data:
             body["data"] = encoded(data)
         await asyncio.to_thread(
-            partial(
-                self._core,
-                "PATCH",
-                SECRET,
-                {"namespace": namespace, "name": name},
-                body=body,
-                content_type=STRATEGIC_MERGE_PATCH,
-            )
+            self._core,
+            "PATCH",
+            SECRET,
+            {"namespace": namespace, "name": name},
+            body=body,
+            content_type=STRATEGIC_MERGE_PATCH,
         )
 
     async def delete_secret(self, namespace: str, name: str) -> bool:
@@ -296,9 +293,8 @@ class Kube:
         """The call ``kubernetes.watch.Watch.stream`` reads events from; with no model type to
         decode into, it hands each event's object over as it came (a dict)."""
         query = {"labelSelector": kwargs["label_selector"], "watch": True}
-        query.update(
-            {"timeoutSeconds": kwargs["timeout_seconds"]} if "timeout_seconds" in kwargs else {}
-        )
+        if "timeout_seconds" in kwargs:
+            query["timeoutSeconds"] = kwargs["timeout_seconds"]
         if kwargs.get("resource_version"):
             query["resourceVersion"] = kwargs["resource_version"]
         return self._core("GET", ALL_SECRETS, {}, query=query, preload=False)
