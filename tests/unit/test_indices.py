@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from litellm_operator.runtime.indices import ObjectIndices, uid_of
+from litellm_operator.runtime.indices import ObjectIndices, single, uid_of
 from litellm_operator.users.indices import DEFAULT_POLICY_REF, USER_INDICES, Claim
 
 
@@ -126,6 +126,20 @@ def test_views_read_as_kopf_indices() -> None:
     assert "a" in store
     found.apply("ns", event("ADDED", obj("2", "b", "p")))
     assert sorted(view["p"]) == ["a", "b"], "views are live"
+
+
+def test_single_reads_the_one_value_per_key_of_either_kind_of_index() -> None:
+    found = indices()
+    found.apply("ns", event("ADDED", obj("1", "a", "p", owner="o")))
+    ours = found.views["by_owner"]
+    kopfs: dict[str, list[str]] = {"o": ["a"], "empty": []}
+    for index in (ours, kopfs):
+        read = single(index)
+        assert read("o") == "a"
+        assert read("absent") is None
+    assert single(kopfs)("empty") is None
+    found.apply("ns", event("DELETED", obj("1", "a", "p", owner="o")))
+    assert single(ours)("o") is None, "the operator's index is read live"
 
 
 @pytest.mark.parametrize(

@@ -18,6 +18,7 @@ import kopf
 from litellm_operator.kube import Kube
 from litellm_operator.reasons import Reason
 from litellm_operator.runtime.handling import first, now_iso
+from litellm_operator.runtime.indices import single
 from litellm_operator.status import (
     POLICY_OWNED_KEYS,
     policy_rollout,
@@ -108,7 +109,8 @@ class Rollouts:
             return
         meta = policy.get("metadata") or {}
         generation = meta.get("generation")
-        users = [first(user_bodies.get(key)) for key in list(users_by_policy.get(name, []))]
+        user_of = single(user_bodies)
+        users = [user_of(key) for key in list(users_by_policy.get(name, []))]
         rollout = policy_rollout(name, generation, [u.state for u in users if u is not None])
         identity = (name, str(meta.get("uid", "")))
         previous = self._written.get(identity) or dict(policy.get("status") or {})

@@ -68,6 +68,15 @@ class Index(Mapping[Hashable, Store]):
     def __contains__(self, key: object) -> bool:
         return key in self._keys
 
+    def one(self, key: Hashable) -> Any:
+        """The value one object gave ``key`` (``None`` if none did), without building a
+        :class:`Store`: a policy's rollout and resync read one per user of the policy."""
+        values = self._keys.get(key)
+        if values:
+            for value in values.values():
+                return value
+        return None
+
     def _put(self, key: Hashable, uid: str, value: Any) -> None:
         self._keys.setdefault(key, {})[uid] = value
 
@@ -145,6 +154,14 @@ class ObjectIndices:
             self.remove(uid)
         else:
             self.put(stream, uid, self.entries(body))
+
+
+def single(index: Mapping[Hashable, Collection[Any]]) -> Callable[[Hashable], Any]:
+    """Reads the one value an index keeps per key (``None`` when none): :meth:`Index.one` for
+    the operator's indices, the first of the collection for any other mapping (kopf's)."""
+    if isinstance(index, Index):
+        return index.one
+    return lambda key: next(iter(index.get(key) or ()), None)
 
 
 def uid_of(body: Body) -> str | None:

@@ -22,7 +22,8 @@ from litellm_operator.keys.reconciler import SecretsUnavailable
 from litellm_operator.litellm import LiteLLMError, LiteLLMUserRecord
 from litellm_operator.models import ProvisioningPolicy
 from litellm_operator.policies.rollouts import Members
-from litellm_operator.runtime.handling import each, first, now_iso
+from litellm_operator.runtime.handling import each, now_iso
+from litellm_operator.runtime.indices import single
 from litellm_operator.runtime.metrics import Metrics
 from litellm_operator.status import behind_policy, policy_changed_status, retry_due
 from litellm_operator.users.context import Runtime
@@ -47,13 +48,13 @@ class PolicyFollowers:
     async def propagate(self, name: str, generation: int | None) -> None:
         """Turn the policy's users that are behind it non-Ready at once (one status write each):
         the event of that write reconciles each one (:meth:`UserHandlers.follow_policy`)."""
-        user_bodies = self.user_bodies
+        user_of = single(self.user_bodies)
         targets = list(self.users_by_policy.get(name, []))
         kube = self.runtime.kube
         now = now_iso()
         flips: list[tuple[str, str, dict[str, Any], str | None]] = []
         for namespace, user_name in targets:
-            indexed = first(user_bodies.get((namespace, user_name)))
+            indexed = user_of((namespace, user_name))
             status = (indexed.body().get("status") or {}) if indexed is not None else {}
             changes = policy_changed_status(status, name, generation, now)
             if changes is not None:
@@ -77,7 +78,7 @@ class PolicyFollowers:
     async def check(self, name: str, body: kopf.Body) -> None:
         """Compare the policy's users with one ``/user/list`` snapshot; nudge the drifted."""
         runtime = self.runtime
-        user_bodies = self.user_bodies
+        user_of = single(self.user_bodies)
         targets = list(self.users_by_policy.get(name, []))
         try:
             snapshot = await runtime.directory.snapshot()
@@ -98,7 +99,7 @@ class PolicyFollowers:
         for count, (ns, user_name) in enumerate(targets):
             if count % YIELD_EVERY == 0:
                 await asyncio.sleep(0)  # a long pure loop: let other work, and a stop, in
-            indexed = first(user_bodies.get((ns, user_name)))
+            indexed = user_of((ns, user_name))
             if indexed is None:
                 continue
             user = indexed.body()
@@ -123,7 +124,7 @@ class PolicyFollowers:
                     runtime.metrics.drift_corrections.labels(field=found).inc()
             why = f"resync at {now_iso()}: {', '.join(differences)}"
             await runtime.kube.nudge(ns, user_name, why)
-        count_ready(user_bodies, runtime.metrics)
+        count_ready(self.user_bodies, runtime.metrics)
         if drifted:
             log.info("resync of policy %s: %d user(s) drifted", name, drifted)
 
@@ -167,14 +168,10 @@ class PolicyFollowers:
 
 def count_ready(user_bodies: Mapping[Any, Any], metrics: Metrics) -> None:
     counts = {"True": 0, "False": 0, "Unknown": 0}
+    user_of = single(user_bodies)
     for key in list(user_bodies):
-        state = readiness(user_bodies, key)
+        indexed = user_of(key)
+        state = str((indexed.state.ready if indexed is not None else None) or "Unknown")
         counts[state if state in counts else "Unknown"] += 1
     for state, count in counts.items():
         metrics.users.labels(ready=state).set(count)
-
-
-def readiness(user_bodies: Mapping[Any, Any], key: Any) -> str:
-    """The status of a user's Ready condition, from the resync index ("Unknown" if none)."""
-    indexed = first(user_bodies.get(key))
-    return str((indexed.state.ready if indexed is not None else None) or "Unknown")
