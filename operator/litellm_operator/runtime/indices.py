@@ -156,7 +156,7 @@ class ObjectIndices:
             self.put(stream, uid, self.entries(body))
 
 
-def single(index: Mapping[Hashable, Collection[Any]]) -> Callable[[Hashable], Any]:
+def single(index: Mapping[Any, Any]) -> Callable[[Hashable], Any]:
     """Reads the one value an index keeps per key (``None`` when none): :meth:`Index.one` for
     the operator's indices, the first of the collection for any other mapping (kopf's)."""
     if isinstance(index, Index):

@@ -16,6 +16,7 @@ status 3 (the pod restarts as a standby, as controller-runtime does); one that i
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import secrets
@@ -119,6 +120,7 @@ async def serve(
             }
             settings = kopf_watch.FedSettings(feeds=feeds)
             vital_signs.feeds = feeds
+            kube.patch_status = functools.partial(kopf_watch.patch_found, settings=settings)
             registry = kopf.OperatorRegistry()
             for kind in operated:
                 kind.register(registry, settings)
