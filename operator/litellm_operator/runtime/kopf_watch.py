@@ -104,6 +104,7 @@ import dataclasses
 import inspect
 import logging
 import time
+from asyncio import FIRST_COMPLETED
 from collections import Counter
 from collections.abc import (
     AsyncGenerator,
@@ -891,7 +892,7 @@ async def arriving(
     waits for never queue behind a waiting object."""
     lines = (Line(feed.arrivals), Line(feed.returning))
     source = aiter(events)
-    reading: asyncio.Future[Any] = asyncio.ensure_future(anext(source))
+    reading: asyncio.Future[Any] | None = None
     try:
         while True:
             for line in lines:
@@ -904,17 +905,22 @@ async def arriving(
                     yield handed
             rooms = {asyncio.ensure_future(line.gate.room()) for line in lines if line.waiting}
             try:
-                await asyncio.wait({reading, *rooms}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for room in rooms:
-                    room.cancel()
-            if not reading.done():
-                continue
-            try:
-                event = reading.result()
+                if rooms or reading is not None:
+                    # The next event races a gate's room: read in a task of its own.
+                    reading = reading or asyncio.ensure_future(anext(source))
+                    try:
+                        await asyncio.wait({reading, *rooms}, return_when=FIRST_COMPLETED)
+                    finally:
+                        for room in rooms:
+                            room.cancel()
+                    if not reading.done():
+                        continue
+                    read, reading = reading, None
+                    event = read.result()
+                else:  # nothing waits for room: no task, no wait, per event
+                    event = await anext(source)
             except StopAsyncIteration:
                 return
-            reading = asyncio.ensure_future(anext(source))
             strip_managed_fields(event)
             if isinstance(event, dict):
                 feed.indices.apply(stream, event)
@@ -922,9 +928,10 @@ async def arriving(
             if event is not None:
                 yield event
     finally:
-        reading.cancel()
-        with contextlib.suppress(BaseException):
-            await reading
+        if reading is not None:
+            reading.cancel()
+            with contextlib.suppress(BaseException):
+                await reading
 
 
 def held(feed: Feed, uid: str, pending: Pending) -> bool:
