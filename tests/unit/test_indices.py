@@ -68,6 +68,32 @@ def event(kind: str, body: dict[str, Any]) -> dict[str, Any]:
             id="deleted",
         ),
         pytest.param(
+            [
+                event("ADDED", obj("1", "a", "p")),
+                event("ADDED", obj("2", "b", "p")),
+                event("ADDED", obj("3", "c", "p")),
+                event("DELETED", obj("2", "b", "p")),
+                event("DELETED", obj("1", "a", "p")),
+            ],
+            {"by_policy": {"p": ["c"]}, "by_owner": {}},
+            id="many-objects-one-key-back-to-one",
+        ),
+        pytest.param(
+            [
+                event("ADDED", obj("1", "a", "p")),
+                event("ADDED", obj("2", "b", "p")),
+                event("MODIFIED", obj("1", "a", "q")),
+                event("ADDED", obj("3", "c", "q")),
+            ],
+            {"by_policy": {"p": ["b"], "q": ["a", "c"]}, "by_owner": {}},
+            id="one-of-two-moves-to-a-key-of-its-own-then-shares-it",
+        ),
+        pytest.param(
+            [event("ADDED", obj("1", "a", "p")), event("MODIFIED", obj("1", "a2", "p"))],
+            {"by_policy": {"p": ["a2"]}, "by_owner": {}},
+            id="one-object-s-value-replaced",
+        ),
+        pytest.param(
             [event("DELETED", obj("9", "z", "p"))],
             {"by_policy": {}, "by_owner": {}},
             id="deleted-unknown",
@@ -126,6 +152,8 @@ def test_views_read_as_kopf_indices() -> None:
     assert "a" in store
     found.apply("ns", event("ADDED", obj("2", "b", "p")))
     assert sorted(view["p"]) == ["a", "b"], "views are live"
+    many = view["p"]
+    assert (len(many), "b" in many, "z" in many) == (2, True, False)
 
 
 def test_single_reads_the_one_value_per_key_of_either_kind_of_index() -> None:

@@ -24,28 +24,38 @@ from typing import Any
 
 Body = Mapping[str, Any]
 IndexFunction = Callable[[Body], Mapping[Hashable, Any] | None]
-Entries = dict[str, dict[Hashable, Any]]
-"""What one object contributes: index name → {key: value}."""
+Entries = tuple[tuple[str, Hashable, Any], ...]
+"""What one object contributes: (index name, key, value) for each entry. Kept per object for
+as long as it exists, so tuples: a dict of dicts took four dicts per object."""
 Stream = str | None
 """A watch stream: the namespace it watches, ``None`` cluster-wide."""
+
+
+Held = tuple[str, Any] | dict[str, Any]
+"""What an index holds for one key: ``(uid, value)`` when one object gave it (nearly every key
+of a name or an id), ``{uid: value}`` when several did (a policy's users)."""
+
+
+def held_values(held: Held) -> list[Any]:
+    return [held[1]] if isinstance(held, tuple) else list(held.values())
 
 
 class Store(Collection[Any]):
     """The values an index holds for one key, one per object (a read-only view)."""
 
-    __slots__ = ("_values",)
+    __slots__ = ("_held",)
 
-    def __init__(self, values: dict[str, Any]) -> None:
-        self._values = values
+    def __init__(self, held: Held) -> None:
+        self._held = held
 
     def __iter__(self) -> Iterator[Any]:
-        return iter(list(self._values.values()))
+        return iter(held_values(self._held))
 
     def __len__(self) -> int:
-        return len(self._values)
+        return 1 if isinstance(self._held, tuple) else len(self._held)
 
     def __contains__(self, value: object) -> bool:
-        return value in self._values.values()
+        return value in held_values(self._held)
 
 
 class Index(Mapping[Hashable, Store]):
@@ -54,7 +64,7 @@ class Index(Mapping[Hashable, Store]):
     __slots__ = ("_keys",)
 
     def __init__(self) -> None:
-        self._keys: dict[Hashable, dict[str, Any]] = {}
+        self._keys: dict[Hashable, Held] = {}
 
     def __getitem__(self, key: Hashable) -> Store:
         return Store(self._keys[key])
@@ -71,21 +81,36 @@ class Index(Mapping[Hashable, Store]):
     def one(self, key: Hashable) -> Any:
         """The value one object gave ``key`` (``None`` if none did), without building a
         :class:`Store`: a policy's rollout and resync read one per user of the policy."""
-        values = self._keys.get(key)
-        if values:
-            for value in values.values():
+        held = self._keys.get(key)
+        if isinstance(held, tuple):
+            return held[1]
+        if held:
+            for value in held.values():
                 return value
         return None
 
     def _put(self, key: Hashable, uid: str, value: Any) -> None:
-        self._keys.setdefault(key, {})[uid] = value
+        keys = self._keys
+        held = keys.get(key)
+        if held is None or (isinstance(held, tuple) and held[0] == uid):
+            keys[key] = (uid, value)
+        elif isinstance(held, tuple):
+            keys[key] = {held[0]: held[1], uid: value}
+        else:
+            held[uid] = value
 
     def _drop(self, key: Hashable, uid: str) -> None:
-        values = self._keys.get(key)
-        if values is not None:
-            values.pop(uid, None)
-            if not values:
-                del self._keys[key]
+        keys = self._keys
+        held = keys.get(key)
+        if isinstance(held, tuple):
+            if held[0] == uid:
+                del keys[key]
+        elif held is not None:
+            held.pop(uid, None)
+            if len(held) == 1:
+                keys[key] = next(iter(held.items()))
+            elif not held:
+                del keys[key]
 
 
 class ObjectIndices:
@@ -106,20 +131,18 @@ class ObjectIndices:
 
     def entries(self, body: Body) -> Entries:
         """What ``body`` contributes to every index (pure)."""
-        found: Entries = {}
-        for name, function in self._functions.items():
-            contributed = function(body)
-            if contributed:
-                found[name] = dict(contributed)
-        return found
+        return tuple(
+            (name, key, value)
+            for name, function in self._functions.items()
+            for key, value in (function(body) or {}).items()
+        )
 
     def put(self, stream: Stream, uid: str, entries: Entries) -> None:
         """Object ``uid`` (from ``stream``) now contributes ``entries``, and nothing else."""
         self.remove(uid)
-        for name, pairs in entries.items():
-            index = self._indices[name]
-            for key, value in pairs.items():
-                index._put(key, uid, value)
+        indices = self._indices
+        for name, key, value in entries:
+            indices[name]._put(key, uid, value)
         self._objects[uid] = (stream, entries)
 
     def remove(self, uid: str) -> None:
@@ -127,10 +150,9 @@ class ObjectIndices:
         known = self._objects.pop(uid, None)
         if known is None:
             return
-        for name, pairs in known[1].items():
-            index = self._indices[name]
-            for key in pairs:
-                index._drop(key, uid)
+        indices = self._indices
+        for name, key, _ in known[1]:
+            indices[name]._drop(key, uid)
 
     def replace_stream(self, stream: Stream, listed: Mapping[str, Entries]) -> None:
         """A complete listing of ``stream``: its objects are exactly ``listed`` (uid → entries)."""

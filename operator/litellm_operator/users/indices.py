@@ -18,7 +18,7 @@ from litellm_operator.runtime.indices import IndexFunction, ObjectIndices, pack,
 from litellm_operator.status import UserState
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class Claim:
     """A LiteLLMUser that recorded a user id in its status; the oldest claim wins."""
 
