@@ -13,11 +13,13 @@
   it is how a policy edit, or drift found by the periodic resync, reaches the users concerned,
   through the same handler (and the same retries and status) as any other change.
 
-The kubernetes client is synchronous; calls run in a worker thread. Secrets go through the
-client's transport, authentication and errors (:meth:`Kube._core`), but not through its typed
-``CoreV1Api``: importing that loads a model class for every core kind, a fifth of the
-operator's resident memory at rest (the README's Performance section), for the one kind the
-operator reads as plain JSON anyway.
+The kubernetes client is synchronous; calls run in a worker thread. The status writes do not
+once the operator runs: it sets :attr:`Kube.patch_status` to kopf's asynchronous client (a
+write per user in a create and in a policy edit, otherwise each a thread hop and the client's
+request building). Secrets go through the client's transport, authentication and errors
+(:meth:`Kube._core`), but not through its typed ``CoreV1Api``: importing that loads a model
+class for every core kind, a fifth of the operator's resident memory at rest (the README's
+Performance section), for the one kind the operator reads as plain JSON anyway.
 """
 
 from __future__ import annotations

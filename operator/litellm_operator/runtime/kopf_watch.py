@@ -621,13 +621,7 @@ async def merge_patch(url: str, payload: Mapping[str, Any], settings: Any) -> st
     """Merge-patch ``url`` through kopf's API client; the patched resourceVersion (``None`` if
     the object is gone). Any other API error raises. At most :data:`KUBE_WRITES_IN_FLIGHT`
     are in flight at once for one operator (its :class:`FedSettings`)."""
-    try:
-        async with _bound(settings):
-            patched = await api.patch(
-                url, headers=MERGE_PATCH, payload=payload, settings=settings, logger=log
-            )
-    except errors.APINotFoundError:
-        return None  # deleted meanwhile: its deletion's events follow
+    patched = await _patched(url, payload, settings)
     version = ((patched or {}).get("metadata") or {}).get("resourceVersion")
     return version if isinstance(version, str) else None
 
@@ -635,18 +629,21 @@ async def merge_patch(url: str, payload: Mapping[str, Any], settings: Any) -> st
 async def patch_found(url: str, payload: Mapping[str, Any], settings: Any) -> bool:
     """:func:`merge_patch`, ``False`` if the object is gone (a :data:`~litellm_operator.kube.
     PatchStatus` once ``settings`` is bound)."""
+    return await _patched(url, payload, settings) is not None
+
+
+async def _patched(url: str, payload: Mapping[str, Any], settings: Any) -> Mapping[str, Any] | None:
+    bound: contextlib.AbstractAsyncContextManager[Any] = (
+        settings.writes if isinstance(settings, FedSettings) else contextlib.nullcontext()
+    )
     try:
-        async with _bound(settings):
-            await api.patch(
+        async with bound:
+            patched = await api.patch(
                 url, headers=MERGE_PATCH, payload=payload, settings=settings, logger=log
             )
     except errors.APINotFoundError:
-        return False
-    return True
-
-
-def _bound(settings: Any) -> contextlib.AbstractAsyncContextManager[Any]:
-    return settings.writes if isinstance(settings, FedSettings) else contextlib.nullcontext()
+        return None  # deleted meanwhile: its deletion's events follow
+    return patched if isinstance(patched, Mapping) else {}
 
 
 async def add_finalizer(
